@@ -1,0 +1,34 @@
+# Two commands matter: `make demo` and `make test`. Both bootstrap everything they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint externals clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Apache Kafka (Maven Central), kcat (Debian), the Go client program: fetched once, cached under ~/.cache/strom.
+externals: $(STAMP)
+	bash tools/setup.sh
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: $(STAMP) externals
+	$(PY) -m pytest
+
+bench: $(STAMP) externals
+	$(PY) -m pip install --quiet -e '.[bench]'
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench tools examples
+	$(VENV)/bin/mypy src
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

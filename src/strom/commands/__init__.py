@@ -1,0 +1,1 @@
+"""Subcommands of the `strom` CLI; each module exposes `register(subparsers)`."""

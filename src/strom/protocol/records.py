@@ -1,0 +1,861 @@
+"""Kafka RecordBatch v2: a zero-copy view, validation, in-place offset assignment, and a builder.
+
+The byte layout is specified in docs/formats.md ("RecordBatch") and mirrors Apache Kafka's
+`DefaultRecordBatch` / `DefaultRecord`. A segment file and a Fetch payload are both plain concatenations of
+batches, so everything here works on `bytes`, `bytearray` or `memoryview` without copying.
+
+The hot paths (produce validation, offset assignment, recovery) touch only the 61-byte header and one CRC-32C
+pass over each batch; they never decode records. Record iteration and the builder are for consumers, the
+cleaner, tests and control markers.
+
+Magic 0 and 1 (the pre-0.11 message formats) are refused with `UnsupportedMagicError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+from crc32c import crc32c
+
+from strom.protocol.compression import Compression, compress, decompress
+from strom.protocol.errors import (
+    CrcMismatchError,
+    InvalidBatchLengthError,
+    InvalidRecordError,
+    TruncatedBatchError,
+    UnsupportedMagicError,
+)
+
+__all__ = [
+    "HEADER_SIZE",
+    "LOG_OVERHEAD",
+    "BatchBuilder",
+    "Compression",
+    "ControlRecord",
+    "ControlRecordType",
+    "Record",
+    "RecordBatch",
+    "RecordSpan",
+    "TimestampType",
+    "assign_offsets",
+    "build_control_batch",
+    "iter_batches",
+    "read_control_record",
+    "rebuild_batch",
+    "set_base_offset",
+    "set_partition_leader_epoch",
+    "validate_batches",
+]
+
+# baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta, baseTimestamp,
+# maxTimestamp, producerId, producerEpoch, baseSequence, recordsCount
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+HEADER_SIZE = _HEADER.size  # 61
+LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted by batchLength
+_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # 49
+_MAGIC_POS = 16
+_CRC_POS = 17
+_ATTRIBUTES_POS = 21  # the CRC covers from here to the end of the batch
+CURRENT_MAGIC = 2
+
+_I64 = struct.Struct(">q")
+_I32 = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+_U32 = struct.Struct(">I")
+_LENGTH_PREFIX = struct.Struct(">qi")
+
+_TIMESTAMP_TYPE_BIT = 0x08
+_TRANSACTIONAL_BIT = 0x10
+_CONTROL_BIT = 0x20
+_DELETE_HORIZON_BIT = 0x40
+
+NO_TIMESTAMP = -1
+
+
+class TimestampType(enum.IntEnum):
+    """Attribute bit 3: who set the record timestamps."""
+
+    CREATE_TIME = 0
+    LOG_APPEND_TIME = 1
+
+
+class ControlRecordType(enum.IntEnum):
+    """Key `type` of a control record (types 2-6 belong to KRaft's metadata log)."""
+
+    ABORT = 0
+    COMMIT = 1
+
+
+class Record(NamedTuple):
+    """One record of a batch, with absolute offset and timestamp. A None value is a tombstone."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+
+class RecordSpan(NamedTuple):
+    """Where one record sits in a batch's (decompressed) records block; the cleaner's unit of work.
+
+    `start:end` is the whole encoded record, `body` is the position just after its timestampDelta, so a
+    record can be copied verbatim or re-stamped with a new timestamp delta without re-encoding the rest.
+    """
+
+    start: int
+    body: int
+    end: int
+    offset_delta: int
+    timestamp_delta: int
+    key: bytes | None
+    is_tombstone: bool
+
+
+class ControlRecord(NamedTuple):
+    """A decoded control record: the marker type and, for ABORT/COMMIT, the coordinator epoch."""
+
+    type: int
+    coordinator_epoch: int
+
+
+class RecordBatch:
+    """A read-only view of one RecordBatch v2 over a buffer; no bytes are copied.
+
+    Invariants: the view spans exactly `size_in_bytes` bytes, and the magic byte is 2 (both checked on
+    construction, with TruncatedBatchError / InvalidBatchLengthError / UnsupportedMagicError). The CRC is
+    checked only by `validate()`, since readers of already-validated segment bytes should not pay for it.
+    Header fields are decoded on access, so patches made through `set_base_offset` on the same underlying
+    buffer are seen.
+    """
+
+    __slots__ = ("_view",)
+
+    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
+        view = memoryview(buf)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        available = len(view)
+        if available < _MAGIC_POS + 1:
+            raise TruncatedBatchError(
+                f"record batch truncated: {available} bytes available, the header needs {HEADER_SIZE}"
+            )
+        magic = view[_MAGIC_POS]
+        if magic != CURRENT_MAGIC:
+            raise UnsupportedMagicError(
+                f"record batch has magic {magic}; strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2), "
+                "upgrade the client or set its message format to v2"
+            )
+        (batch_length,) = _I32.unpack_from(view, 8)
+        if batch_length < _MIN_BATCH_LENGTH:
+            raise InvalidBatchLengthError(
+                f"record batch length {batch_length} is below the v2 minimum of {_MIN_BATCH_LENGTH}"
+            )
+        size = batch_length + LOG_OVERHEAD
+        if available < size:
+            raise TruncatedBatchError(
+                f"record batch truncated: batch length {batch_length} needs {size} bytes, "
+                f"only {available} available"
+            )
+        self._view = view[:size] if available != size else view
+
+    # -- header fields -------------------------------------------------------------------------------
+
+    @property
+    def buffer(self) -> memoryview:
+        """The batch's bytes, exactly `size_in_bytes` long."""
+        return self._view
+
+    @property
+    def base_offset(self) -> int:
+        return int(_I64.unpack_from(self._view, 0)[0])
+
+    @property
+    def batch_length(self) -> int:
+        return int(_I32.unpack_from(self._view, 8)[0])
+
+    @property
+    def size_in_bytes(self) -> int:
+        return len(self._view)
+
+    @property
+    def partition_leader_epoch(self) -> int:
+        return int(_I32.unpack_from(self._view, 12)[0])
+
+    @property
+    def magic(self) -> int:
+        return int(self._view[_MAGIC_POS])
+
+    @property
+    def crc(self) -> int:
+        return int(_U32.unpack_from(self._view, _CRC_POS)[0])
+
+    @property
+    def attributes(self) -> int:
+        return int(_I16.unpack_from(self._view, _ATTRIBUTES_POS)[0])
+
+    @property
+    def compression(self) -> Compression:
+        return Compression.from_attributes(self.attributes)
+
+    @property
+    def timestamp_type(self) -> TimestampType:
+        return TimestampType((self.attributes & _TIMESTAMP_TYPE_BIT) >> 3)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & _TRANSACTIONAL_BIT)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & _CONTROL_BIT)
+
+    @property
+    def has_delete_horizon(self) -> bool:
+        return bool(self.attributes & _DELETE_HORIZON_BIT)
+
+    @property
+    def last_offset_delta(self) -> int:
+        return int(_I32.unpack_from(self._view, 23)[0])
+
+    @property
+    def base_timestamp(self) -> int:
+        return int(_I64.unpack_from(self._view, 27)[0])
+
+    @property
+    def max_timestamp(self) -> int:
+        return int(_I64.unpack_from(self._view, 35)[0])
+
+    @property
+    def producer_id(self) -> int:
+        return int(_I64.unpack_from(self._view, 43)[0])
+
+    @property
+    def producer_epoch(self) -> int:
+        return int(_I16.unpack_from(self._view, 51)[0])
+
+    @property
+    def base_sequence(self) -> int:
+        return int(_I32.unpack_from(self._view, 53)[0])
+
+    @property
+    def last_sequence(self) -> int:
+        """Sequence of the last record (wrapping at 2**31 as Kafka does), or -1 without a producer id."""
+        base = self.base_sequence
+        if base < 0:
+            return -1
+        return (base + self.last_offset_delta) % (1 << 31)
+
+    @property
+    def record_count(self) -> int:
+        return int(_I32.unpack_from(self._view, 57)[0])
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta + 1
+
+    @property
+    def delete_horizon_ms(self) -> int | None:
+        """The delete horizon stamped by the cleaner (KIP-534), or None when the bit is not set."""
+        return self.base_timestamp if self.has_delete_horizon else None
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordBatch(base_offset={self.base_offset}, last_offset={self.last_offset}, "
+            f"records={self.record_count}, size={self.size_in_bytes}, "
+            f"compression={self.compression.name.lower()})"
+        )
+
+    # -- validation ----------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check CRC-32C, codec and header consistency; raise a specific CorruptRecordError if bad.
+
+        Magic and length were checked on construction. Records are not decoded.
+        """
+        _check_header(self._view, 0, _HEADER.unpack_from(self._view, 0), from_producer=False)
+
+    # -- records -------------------------------------------------------------------------------------
+
+    def records_data(self) -> bytes:
+        """The records block, decompressed if the batch is compressed."""
+        block = self._view[HEADER_SIZE:]
+        codec = self.compression
+        if codec is Compression.NONE:
+            return bytes(block)
+        return decompress(codec, block)
+
+    def records(self) -> Iterator[Record]:
+        """Decode every record (decompressing first if needed); raises InvalidRecordError if malformed."""
+        base_offset = self.base_offset
+        base_timestamp = self.base_timestamp
+        append_time = self.max_timestamp if self.timestamp_type is TimestampType.LOG_APPEND_TIME else None
+        data = self.records_data()
+        count = self.record_count
+        for span, value, headers in _parse_records(data, count, full=True):
+            timestamp = append_time if append_time is not None else base_timestamp + span.timestamp_delta
+            yield Record(base_offset + span.offset_delta, timestamp, span.key, value, headers)
+
+    def record_spans(self) -> tuple[bytes, list[RecordSpan]]:
+        """The records block and the span of every record in it, skipping values and headers.
+
+        Used by the cleaner: it needs each record's key, offset and tombstone flag, and the byte range to
+        copy when the record survives.
+        """
+        data = self.records_data()
+        spans = [span for span, _, _ in _parse_records(data, self.record_count, full=False)]
+        return data, spans
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode a zigzag varint at `pos`; return (value, next position). IndexError if it runs off the end."""
+    byte = data[pos]
+    if byte < 0x80:
+        return (byte >> 1) ^ -(byte & 1), pos + 1
+    result = byte & 0x7F
+    shift = 7
+    pos += 1
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise InvalidRecordError(f"varint at byte {pos} is longer than 10 bytes")
+
+
+def _parse_records(
+    data: bytes, count: int, *, full: bool
+) -> Iterator[tuple[RecordSpan, bytes | None, tuple[tuple[str, bytes | None], ...]]]:
+    """Walk `count` records in `data`. With full=False values and headers are skipped, not copied."""
+    if count < 0:
+        raise InvalidRecordError(f"record batch has a negative record count {count}")
+    size = len(data)
+    pos = 0
+    read = _read_varint
+    index = 0
+    try:
+        for index in range(count):
+            start = pos
+            length, pos = read(data, pos)
+            end = pos + length
+            if length < 6 or end > size:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} has length {length}; "
+                    f"{size - pos} bytes remain in the records block"
+                )
+            pos += 1  # attributes, unused
+            timestamp_delta, pos = read(data, pos)
+            body = pos
+            offset_delta, pos = read(data, pos)
+            key_length, pos = read(data, pos)
+            if key_length < -1 or pos + key_length > end:
+                raise InvalidRecordError(f"record {index} at byte {start} has key length {key_length}")
+            key = None if key_length < 0 else data[pos : pos + key_length]
+            pos += max(key_length, 0)
+            value_length, pos = read(data, pos)
+            if value_length < -1 or pos + value_length > end:
+                raise InvalidRecordError(f"record {index} at byte {start} has value length {value_length}")
+            span = RecordSpan(start, body, end, offset_delta, timestamp_delta, key, value_length < 0)
+            if not full:
+                pos = end
+                yield span, None, ()
+                continue
+            value = None if value_length < 0 else data[pos : pos + value_length]
+            pos += max(value_length, 0)
+            header_count, pos = read(data, pos)
+            if header_count < 0:
+                raise InvalidRecordError(f"record {index} at byte {start} has header count {header_count}")
+            headers = []
+            for _ in range(header_count):
+                hkey_length, pos = read(data, pos)
+                if hkey_length < 0 or pos + hkey_length > end:
+                    raise InvalidRecordError(
+                        f"record {index} at byte {start} has header key length {hkey_length}"
+                    )
+                hkey = data[pos : pos + hkey_length].decode("utf-8")
+                pos += hkey_length
+                hvalue_length, pos = read(data, pos)
+                if hvalue_length < -1 or pos + hvalue_length > end:
+                    raise InvalidRecordError(
+                        f"record {index} at byte {start} has header value length {hvalue_length}"
+                    )
+                hvalue = None if hvalue_length < 0 else data[pos : pos + hvalue_length]
+                pos += max(hvalue_length, 0)
+                headers.append((hkey, hvalue))
+            if pos != end:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} declares length {length} but its fields end "
+                    f"{pos - end:+d} bytes from there"
+                )
+            yield span, value, tuple(headers)
+    except IndexError:
+        raise InvalidRecordError(
+            f"record {index} runs past the end of the {size}-byte records block"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidRecordError(f"record {index} has a header key that is not UTF-8") from None
+    if pos != size:
+        raise InvalidRecordError(
+            f"record batch declares {count} records but {size - pos} bytes follow the last of them"
+        )
+
+
+# -- batch walking and validation --------------------------------------------------------------------
+
+
+def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_producer: bool) -> int:
+    """Validate the batch at `pos` whose unpacked header is `header`; return its size in bytes."""
+    (base_offset, batch_length, _, magic, crc, attributes, last_offset_delta, _, _, _, _, _, count) = header
+    if magic != CURRENT_MAGIC:
+        raise UnsupportedMagicError(
+            f"record batch at offset {base_offset} has magic {magic}; strom accepts only magic 2 "
+            "(Kafka 0.11+ RecordBatch v2)"
+        )
+    if batch_length < _MIN_BATCH_LENGTH:
+        raise InvalidBatchLengthError(
+            f"record batch length {batch_length} is below the v2 minimum of {_MIN_BATCH_LENGTH}"
+        )
+    size = batch_length + LOG_OVERHEAD
+    if pos + size > len(view):
+        raise TruncatedBatchError(
+            f"record batch truncated: batch length {batch_length} needs {size} bytes, "
+            f"only {len(view) - pos} available"
+        )
+    actual = crc32c(view[pos + _ATTRIBUTES_POS : pos + size])
+    if actual != crc:
+        raise CrcMismatchError(
+            f"record batch at offset {base_offset} has CRC-32C 0x{crc:08x} in its header but its "
+            f"bytes compute to 0x{actual:08x}"
+        )
+    Compression.from_attributes(attributes)
+    if count < 0 or last_offset_delta < 0:
+        raise InvalidRecordError(
+            f"record batch has record count {count} and last offset delta {last_offset_delta}; "
+            "neither may be negative"
+        )
+    if from_producer and (count == 0 or last_offset_delta != count - 1):
+        raise InvalidRecordError(
+            f"produced record batch has {count} records but last offset delta {last_offset_delta}; "
+            "a producer's batch must hold at least one record with contiguous offset deltas"
+        )
+    return size
+
+
+def validate_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool = True) -> list[RecordBatch]:
+    """Validate a concatenation of batches (a Produce payload) and return a view of each.
+
+    Checks per batch: magic 2, length, no truncation, CRC-32C, codec id, and (for producer input) at least
+    one record with contiguous offset deltas. No record is decoded and nothing is decompressed. An empty
+    buffer is an InvalidRecordError: a produce request must carry at least one batch.
+    """
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    total = len(view)
+    if total == 0:
+        raise InvalidRecordError("no record batch in a 0-byte records buffer")
+    batches = []
+    pos = 0
+    unpack = _HEADER.unpack_from
+    while pos < total:
+        if total - pos < HEADER_SIZE:
+            if total - pos > _MAGIC_POS and view[pos + _MAGIC_POS] != CURRENT_MAGIC:
+                raise UnsupportedMagicError(
+                    f"record batch at byte {pos} has magic {view[pos + _MAGIC_POS]}; "
+                    "strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2)"
+                )
+            raise TruncatedBatchError(
+                f"record batch at byte {pos} truncated: {total - pos} bytes left, the header needs "
+                f"{HEADER_SIZE}"
+            )
+        size = _check_header(view, pos, unpack(view, pos), from_producer=from_producer)
+        batches.append(RecordBatch(view[pos : pos + size]))
+        pos += size
+    return batches
+
+
+def iter_batches(
+    buf: bytes | bytearray | memoryview, *, allow_truncated_tail: bool = False
+) -> Iterator[RecordBatch]:
+    """Walk a concatenation of batches, yielding a view of each; CRCs are not checked (call validate()).
+
+    A buffer that ends inside a batch raises TruncatedBatchError, unless `allow_truncated_tail` is set:
+    then iteration simply stops there, which is what a Fetch reader wants (brokers may cut the last batch).
+    Other header damage (bad magic or length) always raises.
+    """
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    total = len(view)
+    pos = 0
+    while pos < total:
+        try:
+            batch = RecordBatch(view[pos:])
+        except TruncatedBatchError:
+            if allow_truncated_tail:
+                return
+            raise
+        yield batch
+        pos += batch.size_in_bytes
+
+
+def set_base_offset(buf: bytearray | memoryview, offset: int, position: int = 0) -> None:
+    """Patch the baseOffset of the batch at `position` in place. The CRC does not cover it."""
+    _I64.pack_into(buf, position, offset)
+
+
+def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int, position: int = 0) -> None:
+    """Patch the partitionLeaderEpoch of the batch at `position` in place. The CRC does not cover it."""
+    _I32.pack_into(buf, position + 12, epoch)
+
+
+def assign_offsets(buf: bytearray | memoryview, first_offset: int, partition_leader_epoch: int) -> int:
+    """Assign consecutive offsets and the leader epoch to every batch in `buf`; return the next offset.
+
+    The batches must have been validated already. Only the 12 header bytes not covered by the CRC are
+    written, so the CRC stays valid.
+    """
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    total = len(view)
+    pos = 0
+    offset = first_offset
+    while pos < total:
+        (batch_length,) = _I32.unpack_from(view, pos + 8)
+        (last_offset_delta,) = _I32.unpack_from(view, pos + 23)
+        _I64.pack_into(view, pos, offset)
+        _I32.pack_into(view, pos + 12, partition_leader_epoch)
+        offset += last_offset_delta + 1
+        pos += batch_length + LOG_OVERHEAD
+    return offset
+
+
+# -- building ---------------------------------------------------------------------------------------
+
+
+_SMALL_VARINTS = [bytes([z]) for z in range(0x80)]
+
+
+def _write_varint(value: int) -> bytes:
+    """Zigzag-encode a signed 64-bit integer as a protobuf varint."""
+    z = (value << 1) ^ (value >> 63)
+    if z < 0x80:
+        return _SMALL_VARINTS[z]
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _encode_record(
+    offset_delta: int,
+    timestamp_delta: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes | None]],
+) -> bytes:
+    parts = [b"\x00", _write_varint(timestamp_delta), _write_varint(offset_delta)]
+    for field in (key, value):
+        if field is None:
+            parts.append(_write_varint(-1))
+        else:
+            parts.append(_write_varint(len(field)))
+            parts.append(bytes(field))
+    header_list = list(headers)
+    parts.append(_write_varint(len(header_list)))
+    for hkey, hvalue in header_list:
+        encoded = hkey.encode("utf-8")
+        parts.append(_write_varint(len(encoded)))
+        parts.append(encoded)
+        if hvalue is None:
+            parts.append(_write_varint(-1))
+        else:
+            parts.append(_write_varint(len(hvalue)))
+            parts.append(bytes(hvalue))
+    body = b"".join(parts)
+    return _write_varint(len(body)) + body
+
+
+def _attributes(
+    compression: Compression,
+    timestamp_type: TimestampType,
+    is_transactional: bool,
+    is_control: bool,
+    has_delete_horizon: bool,
+) -> int:
+    return (
+        int(compression)
+        | (_TIMESTAMP_TYPE_BIT if timestamp_type is TimestampType.LOG_APPEND_TIME else 0)
+        | (_TRANSACTIONAL_BIT if is_transactional else 0)
+        | (_CONTROL_BIT if is_control else 0)
+        | (_DELETE_HORIZON_BIT if has_delete_horizon else 0)
+    )
+
+
+def _assemble(
+    *,
+    base_offset: int,
+    partition_leader_epoch: int,
+    attributes: int,
+    last_offset_delta: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+    record_count: int,
+    records_block: bytes,
+) -> bytes:
+    """Lay out a batch around an (already compressed) records block and compute its CRC."""
+    batch = bytearray(HEADER_SIZE + len(records_block))
+    _HEADER.pack_into(
+        batch,
+        0,
+        base_offset,
+        len(batch) - LOG_OVERHEAD,
+        partition_leader_epoch,
+        CURRENT_MAGIC,
+        0,
+        attributes,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        record_count,
+    )
+    batch[HEADER_SIZE:] = records_block
+    _U32.pack_into(batch, _CRC_POS, crc32c(memoryview(batch)[_ATTRIBUTES_POS:]))
+    return bytes(batch)
+
+
+class BatchBuilder:
+    """Accumulates records and encodes them as one RecordBatch v2 (used by tests, the cleaner, markers).
+
+    Offsets default to consecutive deltas from 0; an explicit `offset_delta` lets a caller reproduce the
+    gaps of a compacted batch. The base timestamp is the first record's timestamp, or the delete horizon
+    when one is given (KIP-534); record timestamps are stored relative to it either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_offset: int = 0,
+        compression: Compression = Compression.NONE,
+        timestamp_type: TimestampType = TimestampType.CREATE_TIME,
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+        base_sequence: int = -1,
+        is_transactional: bool = False,
+        is_control: bool = False,
+        partition_leader_epoch: int = -1,
+        delete_horizon_ms: int | None = None,
+        log_append_time: int | None = None,
+    ) -> None:
+        self.base_offset = base_offset
+        self.compression = compression
+        self.timestamp_type = timestamp_type
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.base_sequence = base_sequence
+        self.is_transactional = is_transactional
+        self.is_control = is_control
+        self.partition_leader_epoch = partition_leader_epoch
+        self.delete_horizon_ms = delete_horizon_ms
+        self.log_append_time = log_append_time
+        self._records: list[tuple[int, int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]]
+        self._records = []
+        self._next_delta = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def append(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        offset_delta: int | None = None,
+    ) -> int:
+        """Add a record; return its absolute offset. Offset deltas must increase."""
+        delta = self._next_delta if offset_delta is None else offset_delta
+        if delta < self._next_delta:
+            raise ValueError(
+                f"offset delta {delta} does not follow the previous one ({self._next_delta - 1})"
+            )
+        self._records.append((delta, timestamp, key, value, tuple(headers)))
+        self._next_delta = delta + 1
+        return self.base_offset + delta
+
+    def build(self, *, last_offset_delta: int | None = None, max_timestamp: int | None = None) -> bytes:
+        """Encode the batch. `last_offset_delta` may exceed the last record's (compacted batches)."""
+        records = self._records
+        if records:
+            first_timestamp = records[0][1]
+            newest = max(r[1] for r in records)
+        else:
+            first_timestamp = newest = NO_TIMESTAMP if max_timestamp is None else max_timestamp
+        if self.timestamp_type is TimestampType.LOG_APPEND_TIME and self.log_append_time is not None:
+            newest = self.log_append_time
+        if max_timestamp is not None:
+            newest = max_timestamp
+        base_timestamp = first_timestamp if self.delete_horizon_ms is None else self.delete_horizon_ms
+        last_delta = records[-1][0] if records else 0
+        if last_offset_delta is not None:
+            if last_offset_delta < last_delta:
+                raise ValueError(
+                    f"last offset delta {last_offset_delta} is below the last record's {last_delta}"
+                )
+            last_delta = last_offset_delta
+        block = b"".join(
+            _encode_record(delta, timestamp - base_timestamp, key, value, headers)
+            for delta, timestamp, key, value, headers in records
+        )
+        codec = self.compression if records else Compression.NONE
+        if codec is not Compression.NONE:
+            block = compress(codec, block)
+        return _assemble(
+            base_offset=self.base_offset,
+            partition_leader_epoch=self.partition_leader_epoch,
+            attributes=_attributes(
+                codec,
+                self.timestamp_type,
+                self.is_transactional,
+                self.is_control,
+                self.delete_horizon_ms is not None,
+            ),
+            last_offset_delta=last_delta,
+            base_timestamp=base_timestamp,
+            max_timestamp=newest,
+            producer_id=self.producer_id,
+            producer_epoch=self.producer_epoch,
+            base_sequence=self.base_sequence,
+            record_count=len(records),
+            records_block=block,
+        )
+
+
+_CONTROL_KEY = struct.Struct(">hh")
+_CONTROL_VALUE = struct.Struct(">hi")
+
+
+def build_control_batch(
+    kind: ControlRecordType,
+    *,
+    producer_id: int,
+    producer_epoch: int,
+    timestamp: int,
+    coordinator_epoch: int = 0,
+    base_offset: int = 0,
+    partition_leader_epoch: int = -1,
+) -> bytes:
+    """A transaction marker: a transactional control batch with one COMMIT or ABORT record."""
+    builder = BatchBuilder(
+        base_offset=base_offset,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        is_transactional=True,
+        is_control=True,
+        partition_leader_epoch=partition_leader_epoch,
+    )
+    builder.append(_CONTROL_KEY.pack(0, int(kind)), _CONTROL_VALUE.pack(0, coordinator_epoch), timestamp)
+    return builder.build()
+
+
+def read_control_record(record: Record) -> ControlRecord:
+    """Decode a control record's key (and, for ABORT/COMMIT, its value)."""
+    key = record.key
+    if key is None or len(key) < _CONTROL_KEY.size:
+        raise InvalidRecordError(
+            f"control record at offset {record.offset} has a {0 if key is None else len(key)}-byte key; "
+            f"at least {_CONTROL_KEY.size} are required"
+        )
+    _, kind = _CONTROL_KEY.unpack_from(key)
+    coordinator_epoch = -1
+    if kind in (ControlRecordType.ABORT, ControlRecordType.COMMIT):
+        value = record.value
+        if value is None or len(value) < _CONTROL_VALUE.size:
+            raise InvalidRecordError(
+                f"transaction marker at offset {record.offset} has a value shorter than "
+                f"{_CONTROL_VALUE.size} bytes"
+            )
+        _, coordinator_epoch = _CONTROL_VALUE.unpack_from(value)
+    return ControlRecord(kind, coordinator_epoch)
+
+
+# -- rewriting (the cleaner) ------------------------------------------------------------------------
+
+
+def rebuild_batch(
+    batch: RecordBatch,
+    data: bytes,
+    kept: Sequence[RecordSpan],
+    *,
+    delete_horizon_ms: int | None = None,
+) -> bytes:
+    """A copy of `batch` holding only the `kept` records, with every header field that identifies the
+    batch (base offset, last offset delta, producer id/epoch/sequence, flags, max timestamp) preserved.
+
+    `data` and `kept` come from `batch.record_spans()`. Surviving records are copied byte for byte; only
+    when a new delete horizon moves the base timestamp are their timestamp deltas re-encoded. An emptied
+    batch is written uncompressed, header only, as Kafka does. The batch is recompressed with its codec.
+    """
+    header = _HEADER.unpack_from(batch.buffer, 0)
+    (base_offset, _, leader_epoch, _, _, attributes, last_delta, base_ts, max_ts, pid, epoch, seq, _) = header
+    old_base_ts = base_ts
+    if delete_horizon_ms is not None:
+        attributes |= _DELETE_HORIZON_BIT
+        base_ts = delete_horizon_ms
+    if not kept:
+        codec = Compression.NONE
+        block = b""
+        # Kafka's empty batch carries the max timestamp as its base timestamp, unless a horizon is stamped.
+        if not attributes & _DELETE_HORIZON_BIT:
+            base_ts = max_ts
+    else:
+        codec = Compression.from_attributes(attributes)
+        if base_ts == old_base_ts:
+            block = b"".join([data[s.start : s.end] for s in kept])
+        else:
+            shift = old_base_ts - base_ts
+            parts = []
+            for s in kept:
+                body = _write_varint(s.timestamp_delta + shift) + data[s.body : s.end]
+                parts.append(_write_varint(len(body) + 1))
+                parts.append(b"\x00")
+                parts.append(body)
+            block = b"".join(parts)
+        if codec is not Compression.NONE:
+            block = compress(codec, block)
+    attributes = (attributes & ~0x07) | int(codec)
+    return _assemble(
+        base_offset=base_offset,
+        partition_leader_epoch=leader_epoch,
+        attributes=attributes,
+        last_offset_delta=last_delta,
+        base_timestamp=base_ts,
+        max_timestamp=max_ts,
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=seq,
+        record_count=len(kept),
+        records_block=block,
+    )

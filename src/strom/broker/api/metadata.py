@@ -1,0 +1,120 @@
+"""Metadata (3): brokers, cluster id, controller, and topics with their partitions.
+
+One node leads every partition with leader epoch 0 and is its own controller (Java Admin sends
+CreateTopics/DeleteTopics to the controller named here). Topic ids are the registry's persisted UUIDs.
+Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.config import ConfigError
+from strom.broker.dispatch import RequestContext, Response
+from strom.broker.server import Broker
+from strom.broker.topics import InvalidTopicError, TopicInfo, validate_topic_name
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC = 17
+UNKNOWN_TOPIC_ID = 100
+# No authorizer: every topic operation is allowed (READ..ALTER_CONFIGS bits of AclOperation).
+TOPIC_OPERATIONS_ALL = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS_ALL = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12, 13))
+OPERATIONS_OMITTED = -(2**31)
+
+
+def describe_topic(broker: Broker, topic: TopicInfo, operations: bool) -> dict[str, Any]:
+    node = broker.node_id
+    return {
+        "error_code": 0,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.internal,
+        "partitions": [
+            {
+                "error_code": 0,
+                "partition_index": index,
+                "leader_id": node,
+                "leader_epoch": 0,
+                "replica_nodes": [node],
+                "isr_nodes": [node],
+                "offline_replicas": [],
+            }
+            for index in range(topic.partitions)
+        ],
+        "topic_authorized_operations": TOPIC_OPERATIONS_ALL if operations else OPERATIONS_OMITTED,
+    }
+
+
+def _missing(name: str | None, error: int, topic_id: Any = None) -> dict[str, Any]:
+    return {
+        "error_code": error,
+        "name": name,
+        "topic_id": topic_id,
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": OPERATIONS_OMITTED,
+    }
+
+
+def _lookup(ctx: RequestContext, name: str, auto_create: bool, operations: bool) -> dict[str, Any]:
+    broker = ctx.broker
+    topic = broker.topics.get(name)
+    if topic is not None:
+        return describe_topic(broker, topic, operations)
+    try:
+        validate_topic_name(name)
+    except InvalidTopicError:
+        return _missing(name, INVALID_TOPIC)
+    if not (auto_create and broker.config.bool("auto.create.topics.enable")):
+        return _missing(name, UNKNOWN_TOPIC_OR_PARTITION)
+    try:
+        topic = broker.create_topic(name, broker.config.int("num.partitions"), {})
+    except (InvalidTopicError, ConfigError):
+        return _missing(name, INVALID_TOPIC)
+    return describe_topic(broker, topic, operations)
+
+
+async def handle(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    version = ctx.api_version
+    operations = bool(getattr(request, "include_topic_authorized_operations", False))
+    auto_create = bool(getattr(request, "allow_auto_topic_creation", True))
+    requested = request.topics
+    if requested is None or (version == 0 and not requested):
+        topics = [describe_topic(broker, t, operations) for t in broker.topics.all()]
+    else:
+        topics = []
+        for entry in requested:
+            name = entry.name
+            topic_id = getattr(entry, "topic_id", None)
+            if name is None and topic_id is not None:
+                found = broker.topics.by_id(topic_id)
+                if found is None:
+                    topics.append(_missing(None, UNKNOWN_TOPIC_ID, topic_id))
+                else:
+                    topics.append(describe_topic(broker, found, operations))
+                continue
+            topics.append(_lookup(ctx, name or "", auto_create, operations))
+    include_cluster_ops = bool(getattr(request, "include_cluster_authorized_operations", False))
+    return {
+        "throttle_time": 0,
+        "brokers": [
+            {
+                "node_id": broker.node_id,
+                "host": broker.advertised_host,
+                "port": broker.advertised_port,
+                "rack": None,
+            }
+        ],
+        "cluster_id": broker.topics.cluster_id,
+        "controller_id": broker.node_id,
+        "topics": topics,
+        "cluster_authorized_operations": CLUSTER_OPERATIONS_ALL
+        if include_cluster_ops
+        else OPERATIONS_OMITTED,
+    }
+
+
+def install(broker: Broker) -> None:
+    broker.dispatcher.register(3, 0, 12, handle)

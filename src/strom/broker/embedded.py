@@ -1,0 +1,128 @@
+"""Run a broker inside the current process, for tests and applications: `with EmbeddedBroker() as b: ...`.
+
+The broker gets its own event loop on a daemon thread, so it works from synchronous code and from code that
+runs its own asyncio loop, and binds a free port on 127.0.0.1. Without `data_dir` it uses a temporary
+directory removed on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from strom.broker.config import BrokerConfig
+from strom.broker.server import Broker
+
+_START_TIMEOUT_S = 30.0
+
+
+class EmbeddedBroker:
+    """An in-process broker on a free port.
+
+    Config keys are Kafka's with dots replaced by underscores (`num_partitions=3`), or a mapping with the
+    dotted keys as the single positional-or-keyword `config`. Unknown keys raise ConfigError at construction.
+    `stop()` then `start()` restarts it on the same data directory and port, as a process restart would.
+    """
+
+    def __init__(
+        self, data_dir: str | Path | None = None, config: Mapping[str, Any] | None = None, **kw: Any
+    ):
+        values: dict[str, Any] = dict(config or {})
+        values.update({key.replace("_", "."): value for key, value in kw.items()})
+        self.config = BrokerConfig(values, strict=True)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="strom-broker-")
+            data_dir = self._tmp.name
+        self.data_dir = Path(data_dir)
+        self._port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.broker: Broker | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """ "127.0.0.1:PORT" of the running broker."""
+        if self.broker is None:
+            raise RuntimeError("the embedded broker is not running")
+        return f"{self.broker.advertised_host}:{self.broker.advertised_port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def start(self) -> EmbeddedBroker:
+        """Start the broker and return once it accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the embedded broker is already running")
+        loop = asyncio.new_event_loop()
+        broker = Broker(self.data_dir, self.config, "127.0.0.1", self._port)
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(broker.start())
+            except BaseException as exc:
+                ready.set_exception(exc)
+                loop.close()
+                return
+            ready.set_result(None)
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="strom-embedded-broker", daemon=True)
+        self._thread.start()
+        try:
+            ready.result(_START_TIMEOUT_S)
+        except BaseException:
+            self._thread.join(_START_TIMEOUT_S)
+            self._thread = None
+            raise
+        self._loop, self.broker = loop, broker
+        self._port = broker.listen_port
+        return self
+
+    def stop(self) -> None:
+        """Stop the broker cleanly (flush, clean-shutdown marker); the data directory is kept."""
+        if self._loop is None or self._thread is None or self.broker is None:
+            return
+        loop, broker = self._loop, self.broker
+        try:
+            asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(_START_TIMEOUT_S)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(_START_TIMEOUT_S)
+            self._loop = self._thread = self.broker = None
+
+    def close(self) -> None:
+        """Stop, and remove the data directory if it is a temporary one."""
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `fn(broker, *args)` on the broker's loop and return its result (for tests and tools)."""
+        if self._loop is None or self.broker is None:
+            raise RuntimeError("the embedded broker is not running")
+        broker = self.broker
+
+        async def run() -> Any:
+            return fn(broker, *args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(_START_TIMEOUT_S)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

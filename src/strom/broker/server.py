@@ -1,0 +1,239 @@
+"""The broker: one asyncio Kafka-protocol listener over a data directory of partition logs.
+
+Per connection, requests are read, handled and answered strictly one at a time in arrival order: Kafka's own
+model, and what clients rely on (Java rejects a mismatched correlation id; an idempotent producer's pipelined
+Produce requests must be appended in the order sent). Clients pipeline by sending ahead; the stream reader
+buffers what they send.
+
+Failures of one connection (garbage, oversized or truncated frames, unknown api keys or versions, a handler
+bug) close that connection only; the listener and every other connection carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from strom.broker.config import BrokerConfig
+from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
+from strom.broker.topics import TopicInfo, TopicRegistry
+from strom.broker.waiters import AppendWaiters
+from strom.protocol.codec import (
+    API_VERSIONS_KEY,
+    MalformedRequest,
+    UnsupportedRequest,
+    api_versions_fallback,
+    decode_request,
+    encode_response,
+    response_header,
+)
+from strom.protocol.framing import FrameError, header_prefix, read_frame, size_prefix
+
+log = logging.getLogger("strom.broker")
+
+# Await drain only when this much is queued in the transport: keeps small responses free of a yield.
+_WRITE_HIGH_WATER = 1 << 20
+
+Callback = Callable[[], Awaitable[None] | None]
+
+
+async def _call(fn: Callback) -> None:
+    result = fn()
+    if inspect.isawaitable(result):
+        await result
+
+
+class Broker:
+    """A single-node Kafka broker bound to one data directory.
+
+    Invariants: the topic registry and the partition logs agree (a topic is registered only after its
+    partition logs exist, and its logs are removed only after it is unregistered); every append happens on
+    the event loop thread; retention and compaction run on one background thread through the LogManager.
+    Survives: any bytes a client sends (its connection is closed), a handler exception (logged, connection
+    closed), SIGTERM or `stop()` (logs flushed and closed with a clean-shutdown marker).
+    """
+
+    def __init__(
+        self, data_dir: Path, config: BrokerConfig, host: str = "127.0.0.1", port: int = 9092
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.listen_host = host
+        self.listen_port = port
+        self.node_id = config.int("node.id")
+        self.advertised_host = host
+        self.advertised_port = port
+        self.dispatcher = Dispatcher()
+        self.waiters = AppendWaiters()
+        self.topics: TopicRegistry
+        self.logs: Any = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._tickers: list[asyncio.Task[None]] = []
+        self._ticker_specs: list[tuple[float, Callback]] = []
+        self._stop_callbacks: list[Callback] = []
+        self._maintenance: threading.Thread | None = None
+        self._maintenance_stop = threading.Event()
+        self._next_producer_id = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the data directory, install the API handlers and start accepting connections."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.topics = TopicRegistry(self.data_dir, self.node_id)
+        self._open_logs()
+        install_all(self)
+        self._server = await asyncio.start_server(
+            self._accept, self.listen_host, self.listen_port, reuse_address=True, limit=1 << 20
+        )
+        sock = self._server.sockets[0]
+        self.listen_port = sock.getsockname()[1]
+        self._set_advertised()
+        for interval, fn in self._ticker_specs:
+            self._tickers.append(asyncio.create_task(self._tick(interval, fn)))
+        self._start_maintenance()
+
+    def _set_advertised(self) -> None:
+        listeners = self.config.raw("advertised.listeners")
+        host, port = self.listen_host, self.listen_port
+        if listeners:
+            first = listeners.split(",")[0].split("://")[-1]
+            adv_host, _, adv_port = first.rpartition(":")
+            host, port = adv_host or host, int(adv_port) if adv_port else port
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        self.advertised_host, self.advertised_port = host, port
+
+    async def stop(self) -> None:
+        """Stop accepting, end every connection, run stop callbacks, then flush and close the logs."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections) + self._tickers:
+            task.cancel()
+        await asyncio.gather(*self._connections, *self._tickers, return_exceptions=True)
+        self._tickers.clear()
+        for fn in self._stop_callbacks:
+            try:
+                await _call(fn)
+            except Exception:
+                log.exception("stop callback failed")
+        self._stop_maintenance()
+        self._close_logs()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def add_ticker(self, interval_s: float, fn: Callback) -> None:
+        """Run `fn` every `interval_s` seconds on the event loop while the broker runs."""
+        self._ticker_specs.append((interval_s, fn))
+        if self._server is not None:
+            self._tickers.append(asyncio.create_task(self._tick(interval_s, fn)))
+
+    def on_stop(self, fn: Callback) -> None:
+        """Run `fn` at shutdown, before the logs are closed."""
+        self._stop_callbacks.append(fn)
+
+    async def _tick(self, interval: float, fn: Callback) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await _call(fn)
+            except Exception:
+                log.exception("ticker %r failed", fn)
+
+    # --- logs and topics --------------------------------------------------------------------------------
+
+    def _open_logs(self) -> None:
+        """Open the partition logs (implemented once strom.log's LogManager is available)."""
+
+    def _close_logs(self) -> None:
+        """Flush and close the logs, writing the clean-shutdown marker."""
+
+    def _start_maintenance(self) -> None:
+        pass
+
+    def _stop_maintenance(self) -> None:
+        pass
+
+    def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str], internal: bool = False
+    ) -> TopicInfo:
+        """Create a topic's partition logs, then register it (the registry is the commit point)."""
+        return self.topics.create(name, partitions, configs, internal)
+
+    def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
+        """An internal topic, created on first use with `partitions` partitions and the given configs."""
+        topic = self.topics.get(name)
+        if topic is None:
+            topic = self.create_topic(name, partitions, configs, internal=True)
+        return topic
+
+    # --- connections ----------------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            pass  # stop() ends connections by cancelling them; the task then ends normally
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        client_host = str(peer[0]) if peer else ""
+        max_bytes = self.config.int("socket.request.max.bytes")
+        transport = writer.transport
+        try:
+            while True:
+                frame = await read_frame(reader, max_bytes)
+                if frame is None:
+                    return
+                out = await self._handle(frame, client_host)
+                if out:
+                    writer.writelines(out)
+                    if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                        await writer.drain()
+        except (FrameError, MalformedRequest, UnsupportedRequest) as exc:
+            log.info("closing connection from %s: %s", client_host, exc)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("closing connection from %s after an internal error", client_host)
+
+    async def _handle(self, frame: bytes, client_host: str) -> list[bytes | memoryview] | None:
+        api_key, api_version, correlation_id = header_prefix(frame)
+        spec = self.dispatcher.spec(api_key)
+        if api_key == API_VERSIONS_KEY and (spec is None or api_version > spec.max_version):
+            return [api_versions_fallback(correlation_id, self.dispatcher.advertised())]
+        if spec is None or not spec.min_version <= api_version <= spec.max_version:
+            raise UnsupportedRequest(api_key, api_version)
+        request = decode_request(frame)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, request.client_id, client_host)
+        response = await spec.handler(ctx, request.body)
+        if response is None:
+            return None
+        if isinstance(response, RawResponse):
+            header = response_header(api_key, api_version, correlation_id)
+            size = len(header) + sum(len(part) for part in response.parts)
+            return [size_prefix(size), header, *response.parts]
+        return [encode_response(api_key, api_version, correlation_id, response)]
+
+    # --- producer ids -----------------------------------------------------------------------------------
+
+    def allocate_producer_id(self) -> int:
+        """A producer id never handed out before by this data directory."""
+        pid = self._next_producer_id
+        self._next_producer_id += 1
+        return pid

@@ -1,0 +1,288 @@
+"""Request decoding and response encoding for the broker, built on kio behind a small interface.
+
+Why a wrapper: kio's schema classes differ per API version, so handlers would otherwise be written once per
+version. Here a handler describes its response as plain Python values (ints for error codes, milliseconds for
+durations and timestamps, dicts for nested structs) and `build` turns them into the dataclass of whichever
+version the client asked for, dropping fields that version lacks and defaulting the ones it omits. kio stays
+swappable: nothing outside this module imports it for (de)serialisation.
+
+The request header is parsed here rather than by kio because KIP-482 requires skipping unknown tagged fields,
+which kio rejects; clients are most likely to add tags to the header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import struct
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any, NamedTuple
+
+from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
+from kio.schema.errors import ErrorCode
+from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import SerialError
+from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta
+
+from strom.protocol.framing import size_prefix
+
+_HEADER_V1 = struct.Struct(">hhih")
+_INT32 = struct.Struct(">i")
+_UTC = datetime.UTC
+API_VERSIONS_KEY = 18
+UNSUPPORTED_VERSION = 35
+
+
+class UnsupportedRequest(Exception):
+    """The api key or version is not one this codec can decode."""
+
+    def __init__(self, api_key: int, api_version: int) -> None:
+        super().__init__(f"unsupported request: api_key={api_key} version={api_version}")
+        self.api_key = api_key
+        self.api_version = api_version
+
+
+class MalformedRequest(Exception):
+    """The frame does not decode as the request its header names (truncated, bad lengths, trailing bytes)."""
+
+
+class Request(NamedTuple):
+    """A decoded request: the header fields plus the kio body dataclass."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body: Any
+
+
+def _read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 28:
+            raise MalformedRequest("truncated or overlong unsigned varint in request header")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _parse_header(frame: bytes, flexible: bool) -> tuple[int, int, int, str | None, int]:
+    """Header v1, or v2 (v1 plus tagged fields, all of which are skipped): fields and the body offset."""
+    if len(frame) < _HEADER_V1.size:
+        raise MalformedRequest("request shorter than its header")
+    api_key, api_version, correlation_id, client_len = _HEADER_V1.unpack_from(frame, 0)
+    pos = _HEADER_V1.size
+    client_id: str | None = None
+    if client_len >= 0:
+        end = pos + client_len
+        if end > len(frame):
+            raise MalformedRequest("client_id runs past the end of the request")
+        try:
+            client_id = frame[pos:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedRequest("client_id is not valid UTF-8") from exc
+        pos = end
+    elif client_len != -1:
+        raise MalformedRequest(f"negative client_id length {client_len}")
+    if flexible:
+        count, pos = _read_uvarint(frame, pos)
+        for _ in range(count):
+            _tag, pos = _read_uvarint(frame, pos)
+            size, pos = _read_uvarint(frame, pos)
+            pos += size
+            if pos > len(frame):
+                raise MalformedRequest("tagged field runs past the end of the request header")
+    return api_key, api_version, correlation_id, client_id, pos
+
+
+@cache
+def request_class(api_key: int, api_version: int) -> type[Any]:
+    """The kio request dataclass for (key, version); UnsupportedRequest when kio has none."""
+    try:
+        return load_request_schema(api_key, api_version)
+    except (UnknownAPIKey, UnknownEntity):
+        raise UnsupportedRequest(api_key, api_version) from None
+
+
+@cache
+def response_class(api_key: int, api_version: int) -> type[Any]:
+    """The kio response dataclass for (key, version)."""
+    return load_response_schema(api_key, api_version)
+
+
+_READERS: dict[type[Any], Callable[[bytes, int], tuple[Any, int]]] = {}
+_WRITERS: dict[type[Any], Callable[[io.BytesIO, Any], None]] = {}
+
+
+def _reader(cls: type[Any]) -> Callable[[bytes, int], tuple[Any, int]]:
+    reader = _READERS.get(cls)
+    if reader is None:
+        reader = _READERS[cls] = entity_reader(cls)
+    return reader
+
+
+def _writer(cls: type[Any]) -> Callable[[io.BytesIO, Any], None]:
+    writer = _WRITERS.get(cls)
+    if writer is None:
+        writer = _WRITERS[cls] = entity_writer(cls)
+    return writer
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode a request frame (without its size prefix).
+
+    Raises UnsupportedRequest for an api key or version kio cannot parse, MalformedRequest for a body that
+    does not decode (truncated, bad lengths or varints, invalid UTF-8, unknown tagged fields in the body).
+    """
+    if len(frame) < 4:
+        raise MalformedRequest("request shorter than its header")
+    api_key, api_version = struct.unpack_from(">hh", frame, 0)
+    cls = request_class(api_key, api_version)
+    _, _, correlation_id, client_id, pos = _parse_header(frame, cls.__flexible__)
+    try:
+        body, _used = _reader(cls)(frame, pos)
+    except (SerialError, ValueError, KeyError, OverflowError, TypeError) as exc:
+        raise MalformedRequest(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
+    # Trailing bytes are ignored, as Kafka's own parser does: librdkafka 2.16 appends three bytes to
+    # Metadata v12 requests, and Kafka answers them.
+    return Request(api_key, api_version, correlation_id, client_id, body)
+
+
+# --- building responses from plain values -------------------------------------------------------------
+
+_Converter = Callable[[Any], Any]
+
+
+def _ms_to_timedelta(value: Any) -> Any:
+    return datetime.timedelta(milliseconds=value) if isinstance(value, int) else value
+
+
+def _ms_to_datetime(value: Any) -> Any:
+    if isinstance(value, int):
+        return datetime.datetime.fromtimestamp(value / 1000, tz=_UTC)
+    return value
+
+
+def _error_code(value: Any) -> Any:
+    return value if isinstance(value, ErrorCode) else ErrorCode(value)
+
+
+def _uuid(value: Any) -> Any:
+    return uuid.UUID(bytes=value) if isinstance(value, bytes) else value
+
+
+def _converter_for(hint: Any) -> _Converter | None:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            inner = _converter_for(args[0])
+            if inner is None:
+                return None
+            return lambda v: None if v is None else inner(v)
+        return None
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if dataclasses.is_dataclass(item):
+            item_cls = typing.cast(type[Any], item)
+            return lambda v: tuple(build(item_cls, x) if isinstance(x, Mapping) else x for x in v)
+        return lambda v: tuple(v)
+    if isinstance(hint, type):
+        if issubclass(hint, ErrorCode):
+            return _error_code
+        if issubclass(hint, (i32Timedelta, i64Timedelta)):
+            return _ms_to_timedelta
+        if issubclass(hint, (TZAware, datetime.datetime)):
+            return _ms_to_datetime
+        if issubclass(hint, uuid.UUID):
+            return _uuid
+        if dataclasses.is_dataclass(hint):
+            struct_cls = hint
+            return lambda v: build(struct_cls, v) if isinstance(v, Mapping) else v
+    return None
+
+
+_PLANS: dict[type[Any], tuple[tuple[str, _Converter | None, bool], ...]] = {}
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, _Converter | None, bool], ...]:
+    cached = _PLANS.get(cls)
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        plan.append((f.name, _converter_for(hints[f.name]), required))
+    _PLANS[cls] = tuple(plan)
+    return _PLANS[cls]
+
+
+def build(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """Instantiate kio dataclass `cls` from plain values, ignoring keys this version does not have.
+
+    A required field missing from `values` is a programming error and raises KeyError naming it.
+    """
+    kwargs: dict[str, Any] = {}
+    for name, convert, required in _plan(cls):
+        if name in values:
+            value = values[name]
+            kwargs[name] = convert(value) if convert is not None else value
+        elif required:
+            raise KeyError(f"{cls.__module__}.{cls.__qualname__} needs field {name!r}")
+    return cls(**kwargs)
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, values: Mapping[str, Any]) -> bytes:
+    """A complete size-prefixed response frame for the given request, from plain values (see `build`)."""
+    cls = response_class(api_key, api_version)
+    return encode_entity(build(cls, values), correlation_id)
+
+
+def encode_entity(body: Any, correlation_id: int) -> bytes:
+    """A complete size-prefixed response frame for a kio response dataclass."""
+    cls = type(body)
+    header_cls = cls.__header_schema__
+    buf = io.BytesIO()
+    buf.write(b"\0\0\0\0")
+    _writer(header_cls)(buf, header_cls(correlation_id=correlation_id))
+    _writer(cls)(buf, body)
+    frame = buf.getbuffer()
+    frame[0:4] = size_prefix(len(frame) - 4)
+    del frame
+    return buf.getvalue()
+
+
+def response_header(api_key: int, api_version: int, correlation_id: int) -> bytes:
+    """The response header bytes (v0 or v1, as the response class dictates), without a size prefix."""
+    header_cls = response_class(api_key, api_version).__header_schema__
+    buf = io.BytesIO()
+    _writer(header_cls)(buf, header_cls(correlation_id=correlation_id))
+    return buf.getvalue()
+
+
+def api_versions_fallback(correlation_id: int, ranges: Mapping[int, tuple[int, int]]) -> bytes:
+    """ApiVersions v0 body with UNSUPPORTED_VERSION: the answer to an ApiVersions version we cannot parse.
+
+    Clients read it with the v0 layout whatever they sent (KIP-511) and retry with the advertised maximum.
+    """
+    values = {
+        "error_code": UNSUPPORTED_VERSION,
+        "api_keys": [
+            {"api_key": key, "min_version": lo, "max_version": hi} for key, (lo, hi) in sorted(ranges.items())
+        ],
+    }
+    return encode_response(API_VERSIONS_KEY, 0, correlation_id, values)
+
+
+def int32(value: int) -> bytes:
+    """Big-endian int32, for hand-built response sections."""
+    return _INT32.pack(value)

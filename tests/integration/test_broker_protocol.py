@@ -1,0 +1,160 @@
+"""The broker's protocol layer: ApiVersions negotiation, pipelining, Metadata, and hostile input."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from strom.broker import EmbeddedBroker
+from tests.integration.broker_wire import WireClient, decode_response, request_frame
+
+NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(num_partitions=2, socket_request_max_bytes=1_000_000) as b:
+        yield b
+
+
+def test_api_versions_v0_lists_every_advertised_api(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(18, 0, {})
+    assert resp.error_code == 0
+    ranges = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+    assert ranges[18] == (0, 4)
+    assert ranges[3] == (0, 12)
+
+
+def test_api_versions_v3_with_bad_software_name_is_invalid_request(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(18, 3, {"client_software_name": "-bad name-", "client_software_version": "1.0"})
+    assert resp.error_code == 42
+
+
+def test_unsupported_api_versions_version_gets_v0_fallback(broker: EmbeddedBroker) -> None:
+    # A version from the future: the body cannot be parsed, so the answer is v0 with UNSUPPORTED_VERSION.
+    header = struct.pack(">hhih", 18, 99, 77, 1) + b"x" + b"\x00garbage"
+    with WireClient(broker.bootstrap_servers) as client:
+        client.send(struct.pack(">i", len(header)) + header)
+        resp = decode_response(18, 0, client.read_frame(), 77)
+        assert resp.error_code == 35
+        assert 18 in {k.api_key for k in resp.api_keys}
+        # The connection stays usable for the retry at a supported version.
+        assert (
+            client.call(18, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code == 0
+        )
+
+
+def test_pipelined_requests_are_answered_in_order(broker: EmbeddedBroker) -> None:
+    frames = []
+    for corr in range(1, 41):
+        if corr % 2:
+            frames.append(request_frame(18, 2, corr, {}))
+        else:
+            frames.append(request_frame(3, 9, corr, {"topics": None, **NO_OPS}))
+    with WireClient(broker.bootstrap_servers) as client:
+        client.send(b"".join(frames))
+        seen = [struct.unpack_from(">i", client.read_frame())[0] for _ in frames]
+    assert seen == list(range(1, 41))
+
+
+def _assert_broker_still_serves(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        assert client.call(18, 0, {}).error_code == 0
+
+
+def test_oversized_length_prefix_closes_the_connection_without_reading_a_body(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        client.send(struct.pack(">i", 2**31 - 1))  # 2 GiB announced, nothing sent: must not wait for it
+        assert client.is_closed_by_peer()
+    _assert_broker_still_serves(broker)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        struct.pack(">i", -5),  # negative length
+        struct.pack(">i", 3) + b"abc",  # shorter than any header
+        struct.pack(">i", 64) + os.urandom(64),  # garbage
+        struct.pack(">i", 12) + struct.pack(">hhih", 999, 0, 1, -1) + b"\0\0",  # unknown api key
+        struct.pack(">i", 12) + struct.pack(">hhih", 3, 99, 1, -1) + b"\0\0",  # unknown Metadata version
+        request_frame(3, 9, 5, {"topics": [{"name": "a" * 50}], **NO_OPS})[
+            :-20
+        ],  # truncated: the announced length is larger than what follows, then the client goes quiet
+    ],
+    ids=["negative-length", "too-short", "garbage", "unknown-api-key", "unknown-version", "truncated"],
+)
+def test_hostile_frames_close_only_their_connection(broker: EmbeddedBroker, data: bytes) -> None:
+    with (
+        WireClient(broker.bootstrap_servers, timeout=5) as bystander,
+        WireClient(broker.bootstrap_servers) as bad,
+    ):
+        bad.send(data)
+        if data.startswith(request_frame(3, 9, 5, {"topics": [], **NO_OPS})[:4]):
+            pass
+        bad.sock.shutdown(1)  # half-close: a truncated frame then ends in EOF mid-frame
+        assert bad.is_closed_by_peer()
+        assert bystander.call(18, 0, {}).error_code == 0
+
+
+def test_length_prefix_inside_the_limit_is_read_and_decoded(broker: EmbeddedBroker) -> None:
+    # A Metadata request for a long list of topic names, well under socket.request.max.bytes, is answered.
+    names = [{"name": f"no-such-topic-{i}"} for i in range(200)]
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(
+            3,
+            9,
+            {
+                "topics": names,
+                "allow_auto_topic_creation": False,
+                **NO_OPS,
+            },
+        )
+    assert [t.error_code for t in resp.topics] == [3] * 200
+
+
+def test_metadata_names_the_broker_as_controller_and_auto_creates_topics(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(
+            3,
+            12,
+            {
+                "topics": [{"name": "auto-made", "topic_id": None}],
+                **NO_OPS,
+            },
+        )
+    assert resp.controller_id == 0
+    assert [(b.node_id, b.port) for b in resp.brokers] == [(0, broker.port)]
+    (topic,) = resp.topics
+    assert topic.error_code == 0 and topic.name == "auto-made"
+    assert len(topic.partitions) == 2
+    assert topic.topic_id is not None
+
+
+def test_metadata_rejects_invalid_topic_names(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(3, 9, {"topics": [{"name": "bad/name"}], **NO_OPS})
+    assert resp.topics[0].error_code == 17
+
+
+def test_cluster_id_and_topic_ids_survive_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def snapshot(b: EmbeddedBroker) -> tuple[str, dict[str, object]]:
+        with WireClient(b.bootstrap_servers) as client:
+            resp = client.call(3, 12, {"topics": None, **NO_OPS})
+        return resp.cluster_id, {t.name: t.topic_id for t in resp.topics}
+
+    b = EmbeddedBroker(data_dir=tmp_path)
+    with b:
+        md = AdminClient({"bootstrap.servers": b.bootstrap_servers}).list_topics("kept", timeout=10)
+        assert md.topics["kept"].error is None
+        before = snapshot(b)
+        b.stop()
+        b.start()
+        after = snapshot(b)
+    assert before == after
+    assert "kept" in after[1]

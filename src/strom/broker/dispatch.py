@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from strom.broker.server import Broker
 
 # One module per API family, in strom.broker.api.
-API_MODULES: tuple[str, ...] = ("apiversions", "metadata")
+API_MODULES: tuple[str, ...] = ("apiversions", "metadata", "idempotence")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from strom.broker.config import BrokerConfig
 from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
+from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.protocol.codec import (
@@ -71,6 +72,7 @@ class Broker:
         self.dispatcher = Dispatcher()
         self.waiters = AppendWaiters()
         self.topics: TopicRegistry
+        self.producer_ids: ProducerIdAllocator
         self.logs: Any = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -79,7 +81,6 @@ class Broker:
         self._stop_callbacks: list[Callback] = []
         self._maintenance: threading.Thread | None = None
         self._maintenance_stop = threading.Event()
-        self._next_producer_id = 0
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class Broker:
         """Open the data directory, install the API handlers and start accepting connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.topics = TopicRegistry(self.data_dir, self.node_id)
+        self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
         install_all(self)
         self._server = await asyncio.start_server(
@@ -229,11 +231,3 @@ class Broker:
             size = len(header) + sum(len(part) for part in response.parts)
             return [size_prefix(size), header, *response.parts]
         return [encode_response(api_key, api_version, correlation_id, response)]
-
-    # --- producer ids -----------------------------------------------------------------------------------
-
-    def allocate_producer_id(self) -> int:
-        """A producer id never handed out before by this data directory."""
-        pid = self._next_producer_id
-        self._next_producer_id += 1
-        return pid

@@ -1,0 +1,408 @@
+"""The stream thread: one group consumer, one producer, the tasks of the partitions assigned to this instance.
+
+Loop: poll a batch -> route each record to its task -> restore step for tasks still restoring -> global table
+updates -> wall-clock punctuation -> every commit.interval.ms: flush tasks (caches, changelog writes), flush
+the producer, commit the consumed offsets, write checkpoints. This order is at-least-once: an offset is
+committed only after every output and changelog record caused by the records before it has been acknowledged.
+
+Rebalances use librdkafka's eager `range` assignment (partition i of co-partitioned topics lands on one
+member). On revoke every task is committed and suspended; on assign, suspended tasks that come back resume as
+they are (no other member could have written their changelogs in between), the rest are closed, and new tasks
+restore from their changelog (checkpoint + delta) with their input partitions paused until restore completes.
+Restore work is done in bounded steps from the loop, never inside a rebalance callback, so
+max.poll.interval.ms is kept however large the state is.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from strom.streams.runtime.checkpoint import CheckpointCorruptError, read_checkpoint, write_checkpoint
+from strom.streams.runtime.collector import KafkaRecordCollector
+from strom.streams.runtime.config import StreamsConfig
+from strom.streams.runtime.global_state import GlobalStateUpdater
+from strom.streams.runtime.restore import ChangelogReader, StateRestoreListener
+from strom.streams.runtime.tasks import AssignedTask, TaskFactory
+
+log = logging.getLogger(__name__)
+
+_FLUSH_TIMEOUT_S = 60.0
+_POLL_BATCH = 10000
+
+
+class StreamThread(threading.Thread):
+    """Runs the consume-process-commit loop of one Streams instance until `shutdown()` or a fatal error.
+
+    Invariants: `_route` maps exactly the input partitions of running tasks to their task; a partition of a
+    task that is restoring is paused on the consumer; offsets committed for a task never exceed the records it
+    processed and whose outputs the producer acknowledged. A fatal error (deserialisation with log_and_fail, a
+    failed send, a broker error) stops the loop and is reported through `on_error` after the tasks are closed
+    without commit.
+    """
+
+    def __init__(
+        self,
+        config: StreamsConfig,
+        tasks: TaskFactory,
+        restore_listener: StateRestoreListener,
+        on_running: Callable[[], None],
+        on_rebalancing: Callable[[], None],
+        on_error: Callable[[BaseException], None],
+        name_suffix: str,
+    ) -> None:
+        super().__init__(name=f"{config.client_id}-StreamThread-1", daemon=True)
+        self._config = config
+        self._factory = tasks
+        self._restore_listener = restore_listener
+        self._on_running = on_running
+        self._on_rebalancing = on_rebalancing
+        self._on_error = on_error
+        self._suffix = name_suffix
+        self._stopping = threading.Event()
+        self._tasks: dict[Any, AssignedTask] = {}
+        self._suspended: dict[Any, AssignedTask] = {}
+        self._route: dict[tuple[str, int], Callable[..., None]] = {}
+        self._multi: dict[tuple[str, int], list[Any]] = {}
+        self._consumer: Consumer | None = None
+        self._collector: KafkaRecordCollector | None = None
+        self._reader: ChangelogReader | None = None
+        self._global: GlobalStateUpdater | None = None
+        self._reported_running = False
+
+    def shutdown(self) -> None:
+        """Ask the loop to commit, close its tasks and leave the group; returns at once (join() to wait)."""
+        self._stopping.set()
+
+    # ---- lifecycle
+
+    def run(self) -> None:
+        failure: BaseException | None = None
+        try:
+            self._start_clients()
+            self._loop()
+            self._commit()
+        except BaseException as exc:
+            failure = exc
+            log.error("stream thread %s stops on a fatal error: %s", self.name, exc)
+        finally:
+            self._close(clean=failure is None)
+        if failure is not None:
+            self._on_error(failure)
+
+    def _start_clients(self) -> None:
+        config = self._config
+        self._collector = KafkaRecordCollector(config.producer(self._suffix))
+        self._reader = ChangelogReader(
+            config.restore_consumer(f"{self._suffix}-restore"),
+            self._restore_listener,
+            config.restore_batch_records,
+        )
+        global_task = self._factory.build_global_task(self._collector)
+        if global_task is not None:
+            self._global = GlobalStateUpdater(
+                config.restore_consumer(f"{self._suffix}-global"),
+                global_task,
+                self._factory.global_topics,
+                self._factory.global_dir,
+                self._restore_listener,
+                config.restore_batch_records,
+                persistent=all(store.persistent for store in global_task.stores.values()),
+            )
+            self._global.bootstrap(self._stopping)
+        self._consumer = Consumer(config.main_consumer(self._suffix))
+        self._consumer.subscribe(
+            sorted(self._factory.subscribed_topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _close(self, clean: bool) -> None:
+        tasks = list(self._tasks.values()) + list(self._suspended.values())
+        self._tasks.clear()
+        self._suspended.clear()
+        self._route.clear()
+        for task in tasks:
+            self._close_task(task, clean)
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the consumer failed: %s", exc)
+        if self._reader is not None:
+            self._reader.close()
+        if self._global is not None:
+            self._global.close(clean)
+        if self._collector is not None:
+            self._collector.close(_FLUSH_TIMEOUT_S if clean else 0)
+
+    # ---- the loop
+
+    def _loop(self) -> None:
+        assert self._consumer is not None and self._reader is not None and self._collector is not None
+        consumer, reader, collector = self._consumer, self._reader, self._collector
+        poll_s = self._config.poll_ms / 1000.0
+        interval_s = self._config.commit_interval_ms / 1000.0
+        next_commit = time.monotonic() + interval_s
+        while not self._stopping.is_set():
+            restoring = not reader.idle
+            messages = consumer.consume(num_messages=_POLL_BATCH, timeout=0 if restoring else poll_s)
+            if messages:
+                self._process(messages)
+            if restoring:
+                reader.step(poll_s)
+                self._resume_restored()
+            if self._global is not None:
+                self._global.poll()
+            now = time.monotonic()
+            wall_ms = int(time.time() * 1000)
+            for task in self._tasks.values():
+                if task.running:
+                    task.task.punctuate(wall_ms)
+            collector.serve()
+            if now >= next_commit:
+                self._commit()
+                next_commit = time.monotonic() + interval_s
+
+    def _process(self, messages: list[Any]) -> None:
+        route = self._route
+        multi = self._multi
+        for m in messages:
+            if m.error() is not None:
+                self._consumer_error(m)
+                continue
+            topic = m.topic()
+            partition = m.partition()
+            target = route.get((topic, partition))
+            if target is None:
+                continue  # fetched before its partition was revoked; never committed, so not lost
+            target(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1], m.headers())
+        if multi:
+            self._process_buffered()
+
+    def _process_buffered(self) -> None:
+        """Feed tasks with several input partitions in timestamp order (Kafka's PartitionGroup rule)."""
+        for task in self._tasks.values():
+            if not task.buffers:
+                continue
+            lists = [buf for buf in task.buffers.values() if buf]
+            if not lists:
+                continue
+            process = task.task.process
+            for record in heapq.merge(*lists, key=_timestamp_of):
+                process(*record)
+            for buf in lists:
+                buf.clear()
+
+    def _consumer_error(self, message: Any) -> None:
+        err = message.error()
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.retriable() or err.code() in _TRANSIENT:
+            log.warning("consumer: %s", err.str())
+            return
+        raise KafkaException(err)
+
+    # ---- commit
+
+    def _commit(self) -> None:
+        """Flush tasks, then the producer, then commit offsets, then write checkpoints (at-least-once
+        order)."""
+        assert self._consumer is not None and self._collector is not None
+        offsets: dict[tuple[str, int], int] = {}
+        running = [task for task in self._tasks.values() if task.running]
+        for task in running:
+            offsets.update(task.task.commit())
+        if self._global is not None:
+            self._global.flush()
+        self._collector.flush(_FLUSH_TIMEOUT_S)
+        if offsets:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+            )
+        for task in running:
+            self._write_checkpoint(task)
+        if self._global is not None:
+            self._global.checkpoint()
+
+    def _write_checkpoint(self, task: AssignedTask) -> None:
+        assert self._reader is not None
+        if not task.checkpointed_changelogs:
+            return
+        offsets = dict(task.checkpoint)
+        for topic, partition in task.checkpointed_changelogs:
+            _, end = self._reader.offsets(topic, partition)
+            if end > 0:
+                offsets[(topic, partition)] = end - 1
+        if offsets != task.checkpoint:
+            write_checkpoint(task.directory, offsets)
+            task.checkpoint = offsets
+
+    # ---- rebalance callbacks (run inside consume())
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_rebalancing()
+        self._reported_running = False
+        if self._tasks:
+            self._commit()
+        assert self._reader is not None
+        for task_id, task in list(self._tasks.items()):
+            if task.running:
+                self._suspended[task_id] = task
+            else:
+                self._reader.remove_owner(task)
+                self._close_task(task, clean=False)
+        self._tasks.clear()
+        self._route.clear()
+        self._multi.clear()
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group moved on without us (session timeout): offsets cannot be committed; close without
+        commit."""
+        log.warning(
+            "lost %d partitions (group session expired): closing their tasks without commit", len(partitions)
+        )
+        self._on_rebalancing()
+        self._reported_running = False
+        assert self._reader is not None
+        for task in list(self._tasks.values()) + list(self._suspended.values()):
+            self._reader.remove_owner(task)
+            self._close_task(task, clean=False)
+        self._tasks.clear()
+        self._suspended.clear()
+        self._route.clear()
+        self._multi.clear()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._reader is not None and self._collector is not None
+        by_task = self._factory.group_by_task((tp.topic, tp.partition) for tp in partitions)
+        for task_id in [t for t in self._suspended if t not in by_task]:
+            self._close_task(self._suspended.pop(task_id), clean=True)
+        paused: list[TopicPartition] = []
+        for task_id, task_partitions in by_task.items():
+            task = self._suspended.pop(task_id, None)
+            if task is None:
+                task = self._factory.build_task(task_id, self._collector)
+                self._start_restore(task)
+            task.input_partitions = task_partitions
+            self._tasks[task_id] = task
+            if task.running:
+                self._install_route(task)
+            else:
+                paused.extend(TopicPartition(t, p) for t, p in task_partitions)
+        consumer.assign(partitions)
+        if paused:
+            consumer.pause(paused)
+        log.info(
+            "assigned %d partitions, %d tasks (%d restoring)",
+            len(partitions),
+            len(by_task),
+            sum(1 for t in self._tasks.values() if not t.running),
+        )
+        self._report_running_if_ready()
+
+    # ---- tasks
+
+    def _start_restore(self, task: AssignedTask) -> None:
+        assert self._reader is not None
+        try:
+            checkpoint = read_checkpoint(task.directory)
+        except CheckpointCorruptError as exc:
+            log.warning("ignoring corrupt checkpoint of task %s: %s", task.task_id, exc)
+            checkpoint = {}
+        task.checkpoint = {}
+        for store_name, (topic, partition) in task.changelogs.items():
+            persistent = (topic, partition) in task.checkpointed_changelogs
+            start = checkpoint.get((topic, partition)) if persistent else None
+            if start is not None:
+                task.checkpoint[(topic, partition)] = start
+            self._reader.add(
+                task,
+                store_name,
+                topic,
+                partition,
+                start,
+                _restore_into(task, store_name),
+                _wipe(task, store_name),
+            )
+        task.running = not self._reader.is_restoring(task)
+
+    def _resume_restored(self) -> None:
+        assert self._reader is not None and self._consumer is not None
+        resumed: list[TopicPartition] = []
+        for task in self._tasks.values():
+            if not task.running and not self._reader.is_restoring(task):
+                task.running = True
+                self._install_route(task)
+                resumed.extend(TopicPartition(t, p) for t, p in task.input_partitions)
+        if resumed:
+            self._consumer.resume(resumed)
+            self._report_running_if_ready()
+
+    def _install_route(self, task: AssignedTask) -> None:
+        if len(task.input_partitions) == 1:
+            self._route[task.input_partitions[0]] = task.task.process
+            return
+        task.buffers = {tp: [] for tp in task.input_partitions}
+        for tp in task.input_partitions:
+            buf = task.buffers[tp]
+            self._route[tp] = _buffering(buf)
+            self._multi[tp] = buf
+
+    def _report_running_if_ready(self) -> None:
+        if not self._reported_running and all(task.running for task in self._tasks.values()):
+            self._reported_running = True
+            self._on_running()
+
+    def _close_task(self, task: AssignedTask, clean: bool) -> None:
+        try:
+            task.task.close()
+        except Exception as exc:  # closing must not hide the error that got us here
+            log.warning("closing task %s failed: %s", task.task_id, exc)
+        finally:
+            task.release()
+        if not clean:
+            log.info("task %s closed without commit", task.task_id)
+
+    @property
+    def task_ids(self) -> list[Any]:
+        return sorted(self._tasks, key=str)
+
+
+_TRANSIENT = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+
+
+def _timestamp_of(record: tuple[Any, ...]) -> int:
+    return int(record[5])
+
+
+def _buffering(buf: list[tuple[Any, ...]]) -> Callable[..., None]:
+    def append(*record: Any) -> None:
+        buf.append(record)
+
+    return append
+
+
+def _restore_into(
+    task: AssignedTask, store_name: str
+) -> Callable[[list[tuple[bytes, bytes | None, int]]], None]:
+    restore = task.task.restore
+
+    def apply(batch: list[tuple[bytes, bytes | None, int]]) -> None:
+        restore(store_name, batch)
+
+    return apply
+
+
+def _wipe(task: AssignedTask, store_name: str) -> Callable[[], None]:
+    def wipe() -> None:
+        task.task.wipe_store(store_name)
+
+    return wipe

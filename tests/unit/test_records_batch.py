@@ -31,6 +31,7 @@ from strom.protocol.records import (
     read_control_record,
     rebuild_batch,
     set_base_offset,
+    set_log_append_time,
     set_partition_leader_epoch,
     validate_batches,
 )
@@ -300,6 +301,18 @@ def test_log_append_time_gives_every_record_the_batch_time() -> None:
     batch = RecordBatch(builder.build())
     assert batch.timestamp_type is TimestampType.LOG_APPEND_TIME
     assert [r.timestamp for r in batch.records()] == [5000, 5000]
+
+
+def test_set_log_append_time_restamps_every_batch_and_keeps_it_valid() -> None:
+    first = _build([(b"a", b"1", 10, []), (b"b", b"2", 20, [])], Compression.SNAPPY)
+    buf = bytearray(first + first)
+    set_log_append_time(buf, 777, position=len(first))
+    one, two = validate_batches(buf)
+    assert one.timestamp_type is TimestampType.CREATE_TIME
+    assert [r.timestamp for r in one.records()] == [10, 20]
+    assert two.timestamp_type is TimestampType.LOG_APPEND_TIME
+    assert two.max_timestamp == 777 and two.base_timestamp == 10
+    assert [r.timestamp for r in two.records()] == [777, 777]
 
 
 def test_last_sequence_wraps_like_kafka() -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "read_control_record",
     "rebuild_batch",
     "set_base_offset",
+    "set_log_append_time",
     "set_partition_leader_epoch",
     "validate_batches",
 ]
@@ -520,6 +521,24 @@ def set_base_offset(buf: bytearray | memoryview, offset: int, position: int = 0)
 def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int, position: int = 0) -> None:
     """Patch the partitionLeaderEpoch of the batch at `position` in place. The CRC does not cover it."""
     _I32.pack_into(buf, position + 12, epoch)
+
+
+def set_log_append_time(buf: bytearray | memoryview, timestamp: int, position: int = 0) -> None:
+    """Stamp the batch at `position` for message.timestamp.type=LogAppendTime, as Kafka's broker does.
+
+    Sets attribute bit 3 and maxTimestamp (readers then give every record this timestamp); baseTimestamp
+    and the record deltas are left alone. Both fields are under the CRC, so it is recomputed: one pass
+    over the batch.
+    """
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    (batch_length,) = _I32.unpack_from(view, position + 8)
+    (attributes,) = _I16.unpack_from(view, position + _ATTRIBUTES_POS)
+    _I16.pack_into(view, position + _ATTRIBUTES_POS, attributes | _TIMESTAMP_TYPE_BIT)
+    _I64.pack_into(view, position + 35, timestamp)
+    end = position + batch_length + LOG_OVERHEAD
+    _U32.pack_into(view, position + _CRC_POS, crc32c(view[position + _ATTRIBUTES_POS : end]))
 
 
 def assign_offsets(buf: bytearray | memoryview, first_offset: int, partition_leader_epoch: int) -> int:

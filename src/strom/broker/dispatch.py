@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from strom.broker.fetch_response import Part
+
 if TYPE_CHECKING:
     from strom.broker.server import Broker
 
@@ -57,9 +59,12 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class RawResponse:
-    """A response body already encoded by the handler (Fetch), sent after the response header as-is."""
+    """A response body already encoded by the handler (Fetch), sent after the response header as-is.
 
-    parts: list[bytes | memoryview]
+    Parts are bytes, or file regions (a `strom.log` LogSlice) that the server sends with sendfile.
+    """
+
+    parts: list[Part]
 
 
 Response = Mapping[str, Any] | RawResponse

@@ -21,6 +21,7 @@ from typing import Any
 
 from strom.broker.config import BrokerConfig
 from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
+from strom.broker.fetch_response import FileRegion, Part, part_size
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
@@ -41,6 +42,20 @@ log = logging.getLogger("strom.broker")
 _WRITE_HIGH_WATER = 1 << 20
 
 Callback = Callable[[], Awaitable[None] | None]
+
+
+class _SendfileSource:
+    """What loop.sendfile needs of a file: its descriptor. Its seek() is ignored, because the descriptor
+    is shared with the log (appends use O_APPEND and reads use pread, so no one relies on its position)."""
+
+    def __init__(self, region: FileRegion) -> None:
+        self._region = region
+
+    def fileno(self) -> int:
+        return self._region.fileno()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return offset
 
 
 async def _call(fn: Callback) -> None:
@@ -194,7 +209,6 @@ class Broker:
         peer = writer.get_extra_info("peername")
         client_host = str(peer[0]) if peer else ""
         max_bytes = self.config.int("socket.request.max.bytes")
-        transport = writer.transport
         try:
             while True:
                 frame = await read_frame(reader, max_bytes)
@@ -202,9 +216,7 @@ class Broker:
                     return
                 out = await self._handle(frame, client_host)
                 if out:
-                    writer.writelines(out)
-                    if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-                        await writer.drain()
+                    await self._send(writer, out)
         except (FrameError, MalformedRequest, UnsupportedRequest) as exc:
             log.info("closing connection from %s: %s", client_host, exc)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -214,7 +226,27 @@ class Broker:
         except Exception:
             log.exception("closing connection from %s after an internal error", client_host)
 
-    async def _handle(self, frame: bytes, client_host: str) -> list[bytes | memoryview] | None:
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, parts: list[Part]) -> None:
+        """Write a response; file regions go out with sendfile after the bytes before them are flushed."""
+        transport = writer.transport
+        pending: list[bytes | memoryview] = []
+        for part in parts:
+            if isinstance(part, (bytes, memoryview)):
+                pending.append(part)
+                continue
+            if pending:
+                writer.writelines(pending)
+                pending = []
+            await asyncio.get_running_loop().sendfile(
+                transport, _SendfileSource(part), part.position, part.size
+            )
+        if pending:
+            writer.writelines(pending)
+        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+            await writer.drain()
+
+    async def _handle(self, frame: bytes, client_host: str) -> list[Part] | None:
         api_key, api_version, correlation_id = header_prefix(frame)
         spec = self.dispatcher.spec(api_key)
         if api_key == API_VERSIONS_KEY and (spec is None or api_version > spec.max_version):
@@ -228,6 +260,6 @@ class Broker:
             return None
         if isinstance(response, RawResponse):
             header = response_header(api_key, api_version, correlation_id)
-            size = len(header) + sum(len(part) for part in response.parts)
+            size = len(header) + sum(part_size(part) for part in response.parts)
             return [size_prefix(size), header, *response.parts]
         return [encode_response(api_key, api_version, correlation_id, response)]

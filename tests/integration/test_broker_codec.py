@@ -1,0 +1,91 @@
+"""The broker's wire encoding checked against an independent decoder (kio's generated schemas)."""
+
+from __future__ import annotations
+
+import pytest
+from kio.index import load_response_schema
+from kio.serial import entity_reader
+
+from strom.broker.fetch_response import PartitionResult, encode_fetch_response, part_size
+from strom.protocol.codec import api_versions_fallback, build, decode_request, encode_response
+from strom.protocol.records import BatchBuilder
+from tests.integration.broker_wire import decode_response, request_frame
+
+
+class _Region:
+    """A file region stand-in holding its bytes, to check the layout around sendfile parts."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.position, self.size = data, 0, len(data)
+
+    def fileno(self) -> int:
+        raise AssertionError("not sent here")
+
+
+def _flatten(parts: list) -> bytes:  # type: ignore[type-arg]
+    return b"".join(p.data if isinstance(p, _Region) else bytes(p) for p in parts)
+
+
+@pytest.mark.parametrize("version", range(4, 13))
+def test_fetch_response_matches_the_schema_of_every_version(version: int) -> None:
+    builder = BatchBuilder()
+    builder.append(key=b"k", value=b"v" * 100, timestamp=1_700_000_000_000)
+    batch = builder.build()
+    topics = [
+        (
+            "orders",
+            [
+                PartitionResult(0, 0, 10, 10, 0, _Region(batch)),
+                PartitionResult(1, 1, 5, 5, 2, None),
+                PartitionResult(2, 0, 7, 7, 0, b""),
+            ],
+        ),
+        ("ünïcode-topic", [PartitionResult(3, 0, 1, 1, 0, batch)]),
+    ]
+    parts = encode_fetch_response(version, 0, topics)
+    body = _flatten(parts)
+    assert sum(part_size(p) for p in parts) == len(body)
+    cls = load_response_schema(1, version)
+    decoded, used = entity_reader(cls)(body, 0)
+    assert used == len(body)
+    (orders, other) = decoded.responses
+    assert orders.topic == "orders" and other.topic == "ünïcode-topic"
+    p0, p1, p2 = orders.partitions
+    assert (p0.partition_index, p0.error_code, p0.high_watermark, bytes(p0.records)) == (0, 0, 10, batch)
+    assert (p1.error_code, p1.records) == (1, b"")
+    assert p2.records == b""
+    if version >= 5:
+        assert p1.log_start_offset == 2
+    assert bytes(other.partitions[0].records) == batch
+
+
+def test_build_drops_fields_a_version_lacks_and_converts_plain_values() -> None:
+    values = {"throttle_time": 5, "error_code": 0, "producer_id": 7, "producer_epoch": 0}
+    for version in range(5):
+        frame = encode_response(22, version, 99, values)
+        resp = decode_response(22, version, frame[4:], 99)
+        assert resp.producer_id == 7
+        assert resp.throttle_time.total_seconds() == 0.005
+
+
+def test_build_refuses_to_invent_required_fields() -> None:
+    with pytest.raises(KeyError, match="producer_id"):
+        build(load_response_schema(22, 4), {"error_code": 0})
+
+
+def test_api_versions_fallback_is_a_v0_body_with_unsupported_version() -> None:
+    frame = api_versions_fallback(12, {18: (0, 4), 3: (0, 12)})
+    resp = decode_response(18, 0, frame[4:], 12)
+    assert resp.error_code == 35
+    assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(3, 0, 12), (18, 0, 4)]
+
+
+def test_request_header_tagged_fields_are_skipped() -> None:
+    frame = request_frame(18, 3, 4, {"client_software_name": "x", "client_software_version": "1"})[4:]
+    # Header v2 ends with an empty tagged-field section right after client_id "t"; add an unknown tag 7.
+    head_len = 2 + 2 + 4 + 2 + 1
+    assert frame[head_len] == 0
+    patched = frame[:head_len] + bytes([1, 7, 2, 0xAA, 0xBB]) + frame[head_len + 1 :]
+    request = decode_request(patched)
+    assert request.correlation_id == 4
+    assert request.body.client_software_name == "x"

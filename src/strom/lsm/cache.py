@@ -1,0 +1,58 @@
+"""Block cache: an LRU of decoded blocks, bounded by the bytes of their contents.
+
+Keyed by ``(table number, block index)``; table numbers are never reused within a database, so an entry can
+never describe another file's block. Lookups take no lock (a dict probe under the GIL); inserts and evictions
+are serialised. A lookup racing an eviction simply misses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+
+from .block import DecodedBlock
+
+
+class BlockCache:
+    """LRU cache of decoded blocks. Invariant: ``used`` <= ``capacity`` after every insert returns."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(0, capacity)
+        self.used = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[int, int], DecodedBlock] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> DecodedBlock | None:
+        """The cached block or None; a hit becomes the most recently used entry."""
+        block = self._entries.get(key)
+        if block is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        with contextlib.suppress(KeyError):
+            self._entries.move_to_end(key)
+        return block
+
+    def put(self, key: tuple[int, int], block: DecodedBlock) -> None:
+        """Insert a block, evicting least recently used blocks to stay within capacity."""
+        charge = len(block[0])
+        if charge > self.capacity:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.used -= len(old[0])
+            self._entries[key] = block
+            self.used += charge
+            while self.used > self.capacity:
+                _, evicted = self._entries.popitem(last=False)
+                self.used -= len(evicted[0])
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
+            self.used = 0

@@ -1,0 +1,873 @@
+"""DB: the public key-value store. Writes go WAL -> memtable; full memtables are flushed to level-0 tables and
+compacted in the background; reads merge the memtables with the current Version.
+
+Threads: callers (any number), one flush thread, one compaction thread. Writers are serialised by
+``_write_lock``; gets take no lock (they read ``_state``, a tuple swapped atomically). ``_cv`` guards the
+state tuple, file numbers, the MANIFEST and background bookkeeping; it is never held while merging or writing
+table data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
+from .block import COMPRESSION_BY_NAME
+from .cache import BlockCache
+from .compaction import Compaction, CompactionPolicy, full_compaction, input_sources, merge, pick
+from .errors import (
+    BackgroundError,
+    CorruptionError,
+    DatabaseClosedError,
+    DatabaseLockedError,
+    LSMError,
+    NotADatabaseError,
+)
+from .iterator import merged_scan
+from .manifest import (
+    CURRENT,
+    ManifestState,
+    ManifestWriter,
+    VersionEdit,
+    fsync_dir,
+    load_manifest,
+    log_name,
+    manifest_name,
+    read_current,
+    table_name,
+)
+from .memtable import MemTable
+from .options import Options
+from .sstable import MISSING, Table, TableInfo, write_tables
+from .version import FileMeta, Version
+from .wal import LogReader, LogWriter
+
+LOCK = "LOCK"
+_LOG_RE = re.compile(r"(\d{6,})\.log\Z")
+_TABLE_RE = re.compile(r"(\d{6,})\.sst\Z")
+_MANIFEST_FILE_RE = re.compile(r"MANIFEST-(\d{6,})\Z")
+_SNAPSHOT_COPY_LIMIT = 4096  # a snapshot copies a memtable this small instead of sealing it
+_MANIFEST_ROLL_SIZE = 4 * 1024 * 1024
+_WAIT_SLICE = 1.0  # seconds between re-checks of a background error while waiting
+
+# (live memtable, sealed memtables newest first, version)
+_State = tuple[MemTable, tuple[MemTable, ...], Version]
+
+
+@dataclass
+class Statistics:
+    """Counters since the DB was opened. ``write_amplification`` = bytes written to disk / user bytes
+    written."""
+
+    user_bytes_written: int
+    wal_bytes_written: int
+    flush_bytes_written: int
+    compaction_bytes_written: int
+    manifest_bytes_written: int
+    bytes_read: int
+    compaction_bytes_read: int
+    flushes: int
+    compactions: int
+    trivial_moves: int
+    write_stalls: int
+    stall_seconds: float
+    block_cache_hits: int
+    block_cache_misses: int
+    files_per_level: list[int]
+    bytes_per_level: list[int]
+
+    @property
+    def bytes_written(self) -> int:
+        return (
+            self.wal_bytes_written
+            + self.flush_bytes_written
+            + self.compaction_bytes_written
+            + self.manifest_bytes_written
+        )
+
+    @property
+    def write_amplification(self) -> float:
+        return self.bytes_written / self.user_bytes_written if self.user_bytes_written else 0.0
+
+
+def _check_range(start: object, end: object) -> tuple[bytes | None, bytes | None]:
+    s = None if start is None else check_bytes(start, "start")
+    e = None if end is None else check_bytes(end, "end")
+    return s, e
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key starting with ``prefix`` (None if there is none)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+def _validate_location(path: str) -> bool:
+    """Check ``path`` without modifying it; return True if a database exists there."""
+    if not os.path.exists(path):
+        return False
+    if not os.path.isdir(path):
+        raise NotADatabaseError(f"{path} exists and is not a directory")
+    number = read_current(path)
+    if number is None:
+        leftovers = [
+            n
+            for n in os.listdir(path)
+            if n != LOCK and not _MANIFEST_FILE_RE.match(n) and n != CURRENT + ".tmp"
+        ]
+        if leftovers:
+            raise NotADatabaseError(
+                f"{path} is not a strom.lsm database (no CURRENT file; it holds {sorted(leftovers)[:5]})"
+            )
+        return False
+    load_manifest(path, number)  # raises NotADatabaseError / IncompatibleVersionError / CorruptionError
+    return True
+
+
+class _Lock:
+    """The LOCK file, held with ``flock`` for as long as the DB is open."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise DatabaseLockedError(
+                f"{path} is locked by another open DB (another process, or another DB object in this one)"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class DB:
+    """An ordered, durable key-value store (bytes -> bytes) built as an LSM tree.
+
+    Invariants kept: a write is in the WAL (handed to the OS; fsynced in ``sync`` mode) before it is applied
+    and acknowledged; a batch is applied wholly or not at all, in the WAL and after recovery; a table is
+    fsynced and its MANIFEST edit is fsynced before any reader sees it, and a WAL or table file is deleted
+    only after a synced MANIFEST edit no longer needs it; levels >= 1 never overlap. Failures survived: kill
+    -9 at any point (recovery replays the WAL, point-in-time at the first torn or corrupt record), a torn
+    MANIFEST tail, a second opener (DatabaseLockedError). A corrupt table block raises CorruptionError, never
+    a wrong value.
+    """
+
+    def __init__(self, path: str, options: Options) -> None:
+        """Use :meth:`DB.open`."""
+        self.path = path
+        self.options = options
+        self._closed = True
+        exists = _validate_location(path)
+        if not exists:
+            if not options.create_if_missing:
+                raise NotADatabaseError(f"{path} does not hold a database and create_if_missing is False")
+            os.makedirs(path, exist_ok=True)
+        self._lock = _Lock(path)
+        try:
+            self._setup(exists)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # ------------------------------------------------------------------ opening and recovery
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> DB:
+        """Open (or create) the database at ``path``. See :class:`strom.lsm.options.Options` for the
+        options."""
+        return cls(os.fspath(path), Options.from_kwargs(options))
+
+    def _setup(self, exists: bool) -> None:
+        opts = self.options
+        self._policy = CompactionPolicy(
+            opts.compaction_style,
+            opts.level0_file_trigger,
+            opts.level1_size,
+            opts.level_size_ratio,
+            opts.num_levels,
+            opts.tiered_size_ratio,
+            opts.tiered_max_size_amplification,
+        )
+        self._compression = COMPRESSION_BY_NAME[opts.compression]
+        self._cache = BlockCache(opts.block_cache_size) if opts.block_cache_size else None
+        self._read_stats = [0]
+        self._counters = dict.fromkeys(
+            (
+                "flush_bytes_written",
+                "compaction_bytes_written",
+                "manifest_bytes_written",
+                "compaction_bytes_read",
+                "flushes",
+                "compactions",
+                "trivial_moves",
+                "write_stalls",
+                "wal_bytes_closed",
+                "user_bytes_flushed",
+            ),
+            0,
+        )
+        self._stall_seconds = 0.0
+        self._write_lock = threading.Lock()
+        self._cv = threading.Condition(threading.Lock())
+        self._compaction_lock = threading.Lock()
+        self._bg_error: BaseException | None = None
+        self._closing = False
+        self._pointers: dict[int, bytes] = {}
+        self._manual_compactions = 0
+
+        if exists:
+            number = read_current(self.path)
+            assert number is not None
+            mstate = load_manifest(self.path, number)
+        else:
+            mstate = ManifestState(manifest_number=1, next_file=2)
+        self._mstate = mstate
+        levels: list[list[FileMeta]] = [[] for _ in range(opts.num_levels)]
+        for level, meta in mstate.files.values():
+            while level >= len(levels):
+                levels.append([])
+            meta.table = self._open_table(meta.number)
+            levels[level].append(meta)
+        version = Version(levels)
+        version.check_invariants()
+
+        names = os.listdir(self.path)
+        numbers = [
+            int(m.group(1)) for n in names if (m := re.match(r"(\d{6,})\.", n) or _MANIFEST_FILE_RE.match(n))
+        ]
+        self._next_file = max([mstate.next_file, *(n + 1 for n in numbers)])
+        self._seq = mstate.last_seq
+        old_logs = sorted(int(m.group(1)) for n in names if (m := _LOG_RE.match(n)))
+        recovered = self._replay_logs([n for n in old_logs if n >= mstate.log_number])
+
+        if recovered is not None and recovered.data:
+            flushed = self._write_memtables([recovered])
+            if flushed is not None:
+                version = Version([[*version.levels[0], flushed], *version.levels[1:]])
+                mstate.files[flushed.number] = (0, flushed)
+        self._seq = max(self._seq, recovered.max_seq if recovered is not None else 0)
+        wal_number = self._new_file_number() if opts.wal != "off" else 0
+        mstate.manifest_number = self._new_file_number()
+        mstate.log_number = wal_number
+        mstate.last_seq = self._seq
+        mstate.next_file = self._next_file
+        self._wal = LogWriter(os.path.join(self.path, log_name(wal_number))) if wal_number else None
+        if self._wal is not None:
+            fsync_dir(self.path)
+        self._manifest = ManifestWriter(self.path, mstate)
+        self._counters["manifest_bytes_written"] += self._manifest.size
+        # The new MANIFEST is durable: anything it does not reference is garbage.
+        live_tables = set(mstate.files)
+        for name in names:
+            m = _TABLE_RE.match(name)
+            lg = _LOG_RE.match(name)
+            mf = _MANIFEST_FILE_RE.match(name)
+            if (
+                (m and int(m.group(1)) not in live_tables)
+                or (lg and int(lg.group(1)) != wal_number)
+                or (mf and int(mf.group(1)) != mstate.manifest_number)
+                or name == CURRENT + ".tmp"
+            ):
+                os.unlink(os.path.join(self.path, name))
+        self._mem = MemTable(wal_number, self._seq + 1)
+        self._state: _State = (self._mem, (), version)
+        self._closed = False
+        self._flush_thread = threading.Thread(
+            target=self._flush_loop, name=f"lsm-flush:{self.path}", daemon=True
+        )
+        self._compact_thread = threading.Thread(
+            target=self._compact_loop, name=f"lsm-compact:{self.path}", daemon=True
+        )
+        self._flush_thread.start()
+        self._compact_thread.start()
+        with self._cv:
+            self._cv.notify_all()
+
+    def _replay_logs(self, numbers: list[int]) -> MemTable | None:
+        """Rebuild the unflushed writes from the WALs, stopping at the first torn or corrupt record."""
+        if not numbers:
+            return None
+        mem = MemTable(0, self._seq + 1)
+        expected: int | None = None
+        for number in numbers:
+            reader = LogReader(os.path.join(self.path, log_name(number)))
+            for record in reader:
+                try:
+                    seq, ops = decode_batch(record)
+                except CorruptionError:
+                    reader.error = "undecodable write batch"
+                    break
+                if expected is not None and seq != expected:
+                    if seq < expected:
+                        continue  # already applied (cannot happen with our writer; tolerated)
+                    return mem  # a gap: later records cannot be applied on top of a hole
+                mem.apply(ops, seq + len(ops) - 1)
+                expected = seq + len(ops)
+            if reader.error is not None:
+                # Point-in-time recovery: nothing after the first bad record is trusted, in this or later
+                # logs.
+                return mem
+        return mem
+
+    def _open_table(self, number: int) -> Table:
+        path = os.path.join(self.path, table_name(number))
+        if not os.path.exists(path):
+            raise CorruptionError(f"{self.path}: the MANIFEST lists {table_name(number)}, which is missing")
+        return Table(path, number, self._cache, self._read_stats)
+
+    def _new_file_number(self) -> int:
+        n = self._next_file
+        self._next_file += 1
+        return n
+
+    # ------------------------------------------------------------------ writes
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError(f"database {self.path} is closed")
+        if self._bg_error is not None:
+            raise BackgroundError(
+                f"database {self.path} stopped accepting writes after a background failure; reopen it"
+            ) from self._bg_error
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+        if type(key) is not bytes:
+            key = check_bytes(key, "key")
+        if type(value) is not bytes:
+            value = check_bytes(value, "value")
+        with self._write_lock:
+            if self._closed or self._bg_error is not None:
+                self._check_writable()
+            seq = self._seq + 1
+            wal = self._wal
+            if wal is not None:
+                try:
+                    end = wal.add_record(encode_put(seq, key, value))
+                except OSError as exc:
+                    self._fail(exc)
+                    raise
+            self._seq = seq
+            mem = self._mem
+            data = mem.data
+            if key not in data:
+                mem.pending.append(key)
+            data[key] = value
+            mem.max_seq = seq
+            n = mem.user_bytes = mem.user_bytes + len(key) + len(value)
+            if n >= self.options.memtable_size:
+                self._rotate()
+        if wal is not None and self.options.wal == "sync":
+            self._sync_wal(wal, end)
+
+    def delete(self, key: bytes) -> None:
+        """Remove ``key`` (a no-op if it is absent)."""
+        if type(key) is not bytes:
+            key = check_bytes(key, "key")
+        self._write([(key, None)])
+
+    def write(self, batch: WriteBatch) -> None:
+        """Apply every entry of ``batch`` atomically: after a crash either all of it is present or none."""
+        if not isinstance(batch, WriteBatch):
+            raise TypeError(f"batch must be a WriteBatch, not {type(batch).__name__}")
+        if batch.ops:
+            self._write(batch.ops)
+
+    def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        with self._write_lock:
+            self._check_writable()
+            seq = self._seq + 1
+            wal = self._wal
+            if wal is not None:
+                try:
+                    end = wal.add_record(encode_batch(seq, ops))
+                except OSError as exc:
+                    self._fail(exc)
+                    raise
+            self._seq = seq + len(ops) - 1
+            mem = self._mem
+            mem.apply(ops, self._seq)
+            if mem.user_bytes >= self.options.memtable_size:
+                self._rotate()
+        if wal is not None and self.options.wal == "sync":
+            self._sync_wal(wal, end)
+
+    def _sync_wal(self, wal: LogWriter, end: int) -> None:
+        try:
+            wal.sync_to(end)
+        except OSError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        """Record a fatal error: the DB refuses writes from now on (fsync errors are not retried)."""
+        with self._cv:
+            if self._bg_error is None:
+                self._bg_error = exc
+            self._cv.notify_all()
+
+    def _rotate(self) -> None:
+        """Seal the live memtable and start a new one with a new WAL. Caller holds ``_write_lock``."""
+        with self._cv:
+            started = None
+            while (
+                len(self._state[1]) >= self.options.max_immutable_memtables
+                or len(self._state[2].levels[0]) >= self.options.level0_stop_trigger
+            ) and self._bg_error is None:
+                if started is None:
+                    started = time.monotonic()
+                    self._counters["write_stalls"] += 1
+                self._cv.wait(_WAIT_SLICE)
+            if started is not None:
+                self._stall_seconds += time.monotonic() - started
+            if self._bg_error is not None:
+                self._check_writable()
+            old = self._mem
+            wal_number = 0
+            if self._wal is not None:
+                wal_number = self._new_file_number()
+                new_wal = LogWriter(os.path.join(self.path, log_name(wal_number)))
+                fsync_dir(self.path)
+                self._counters["wal_bytes_closed"] += self._wal.written
+                self._wal.close(sync=self.options.wal == "sync")
+                self._wal = new_wal
+            self._mem = MemTable(wal_number, self._seq + 1)
+            _mem, imms, version = self._state
+            self._state = (self._mem, (old, *imms), version)
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key``, or ``default`` if it is absent."""
+        if type(key) is not bytes:
+            key = check_bytes(key, "key")
+        if self._closed:
+            raise DatabaseClosedError(f"database {self.path} is closed")
+        mem, imms, version = self._state
+        v = mem.data.get(key, MISSING)
+        if v is MISSING:
+            for m in imms:
+                v = m.data.get(key, MISSING)
+                if v is not MISSING:
+                    break
+            else:
+                v = version.get(key)
+        if v is None or v is MISSING:
+            return default
+        return v  # type: ignore[return-value]
+
+    def __getitem__(self, key: bytes) -> bytes:
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` pairs with ``start <= key < end`` (None = unbounded), ascending or descending.
+
+        The iterator sees the database as it was when ``scan`` was called; later writes do not show up.
+        """
+        s, e = _check_range(start, end)
+        with self._write_lock:
+            if self._closed:
+                raise DatabaseClosedError(f"database {self.path} is closed")
+            mem, imms, version = self._state
+            live = mem.range_items(s, e, reverse)
+        return merged_scan([live], imms, version, s, e, reverse)
+
+    def prefix(self, prefix: bytes, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs whose key starts with ``prefix``, in key order (or reversed)."""
+        p = check_bytes(prefix, "prefix")
+        return self.scan(p, _prefix_end(p), reverse)
+
+    def snapshot(self) -> Snapshot:
+        """A read-only view of the database as it is now, unaffected by later writes."""
+        with self._write_lock:
+            if self._closed:
+                raise DatabaseClosedError(f"database {self.path} is closed")
+            mem = self._mem
+            if len(mem) <= _SNAPSHOT_COPY_LIMIT:
+                _, imms, version = self._state
+                return Snapshot(self, (mem.frozen_copy(), *imms), version)
+            self._rotate()
+            _, imms, version = self._state
+            return Snapshot(self, imms, version)
+
+    # ------------------------------------------------------------------ flush
+
+    def flush(self) -> None:
+        """Write the memtable to a table file and wait until it is durable in the MANIFEST."""
+        with self._write_lock:
+            self._check_writable()
+            if self._mem.data:
+                self._rotate()
+            target = self._state[1]
+        self._wait(lambda: not any(m in self._state[1] for m in target), "flush")
+
+    def _wait(self, done: Any, what: str) -> None:
+        with self._cv:
+            while not done():
+                if self._bg_error is not None:
+                    raise BackgroundError(f"{what} failed in the background") from self._bg_error
+                if self._closing:
+                    raise DatabaseClosedError(f"database {self.path} closed during {what}")
+                self._cv.wait(_WAIT_SLICE)
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._state[1] and not self._closing and self._bg_error is None:
+                    self._cv.wait()
+                if self._bg_error is not None or (self._closing and not self._state[1]):
+                    return
+                imms = self._state[1]
+            try:
+                self._flush(imms)
+            except BaseException as exc:
+                self._fail(exc)
+                return
+
+    def _write_memtables(self, mems: list[MemTable]) -> FileMeta | None:
+        """Write ``mems`` (newest first) as one level-0 table; return its metadata (None if nothing to
+        write)."""
+        if len(mems) == 1:
+            items = mems[0].sorted_items()
+        else:
+            merged: dict[bytes, bytes | None] = {}
+            for m in reversed(mems):
+                merged.update(m.data)
+            items = sorted(merged.items())
+        if not items:
+            return None
+        with self._cv:
+            number = self._new_file_number()
+        infos = self._write_tables(items, [number], float("inf"))
+        fsync_dir(self.path)
+        self._counters["flush_bytes_written"] += infos[0].size
+        self._counters["flushes"] += 1
+        return self._meta(infos[0], mems[-1].min_seq, mems[0].max_seq)
+
+    def _write_tables(self, items: Any, numbers: Any, target: float) -> list[TableInfo]:
+        opts = self.options
+        return write_tables(
+            items,
+            ((n, os.path.join(self.path, table_name(n))) for n in numbers),
+            block_size=opts.block_size,
+            bloom_bits_per_key=opts.bloom_bits_per_key,
+            compression=self._compression,
+            target_file_size=target,  # type: ignore[arg-type]
+        )
+
+    def _meta(self, info: TableInfo, min_seq: int, max_seq: int) -> FileMeta:
+        meta = FileMeta(
+            info.number,
+            info.size,
+            info.entries,
+            info.tombstones,
+            info.smallest,
+            info.largest,
+            min_seq,
+            max_seq,
+        )
+        meta.table = self._open_table(info.number)
+        return meta
+
+    def _flush(self, imms: tuple[MemTable, ...]) -> None:
+        meta = self._write_memtables(list(imms))
+        with self._cv:
+            mem, current_imms, version = self._state
+            remaining = tuple(m for m in current_imms if all(m is not f for f in imms))
+            edit = VersionEdit(last_seq=imms[0].max_seq, next_file=self._next_file)
+            if self._wal is not None:
+                edit.log_number = min(m.wal_number for m in (*remaining, mem))
+            if meta is not None:
+                edit.added.append((0, meta))
+                version = Version([[*version.levels[0], meta], *version.levels[1:]])
+            self._log_edit(edit, version)
+            self._counters["user_bytes_flushed"] += sum(m.user_bytes for m in imms)
+            self._state = (mem, remaining, version)
+            self._cv.notify_all()
+            obsolete = [n for n in (m.wal_number for m in imms) if n and n < (edit.log_number or 0)]
+        for n in obsolete:
+            self._unlink(log_name(n))
+
+    def _log_edit(self, edit: VersionEdit, version: Version) -> None:
+        """Make ``edit`` durable (rolling the MANIFEST when it is large). Caller holds ``_cv``."""
+        if self.options.paranoid_checks:
+            version.check_invariants()
+        self._mstate.apply(edit)
+        if self._manifest.size > _MANIFEST_ROLL_SIZE:
+            old = self._manifest
+            self._mstate.manifest_number = self._new_file_number()
+            self._mstate.next_file = self._next_file
+            self._manifest = ManifestWriter(self.path, self._mstate)
+            self._counters["manifest_bytes_written"] += self._manifest.size
+            old.close()
+            self._unlink(manifest_name(old.number))
+        else:
+            self._counters["manifest_bytes_written"] += self._manifest.log(edit)
+
+    def _unlink(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, name))
+
+    # ------------------------------------------------------------------ compaction
+
+    def _compact_loop(self) -> None:
+        while True:
+            with self._cv:
+                while True:
+                    if self._closing or self._bg_error is not None:
+                        return
+                    plan = pick(self._state[2], self._policy, self._pointers)
+                    if plan is not None:
+                        break
+                    self._cv.wait()
+            try:
+                with self._compaction_lock:
+                    # Re-plan under the lock: a manual compaction may have changed the version meanwhile.
+                    plan = pick(self._state[2], self._policy, self._pointers)
+                    if plan is not None:
+                        self._run_compaction(plan)
+            except BaseException as exc:
+                self._fail(exc)
+                return
+
+    def _run_compaction(self, plan: Compaction) -> None:
+        inputs = plan.all_inputs()
+        edit = VersionEdit(deleted=[(lvl, f.number) for lvl, f in inputs])
+        if plan.trivial_move:
+            ((_, f),) = inputs
+            edit.added.append((plan.output_level, f))
+            self._counters["trivial_moves"] += 1
+        else:
+            read = sum(f.size for _, f in inputs)
+            entries = merge(input_sources(plan), plan.drop_tombstones)
+            target = float("inf") if plan.output_level == 0 else self.options.target_file_size
+            infos = self._write_tables(entries, self._number_source(), target)
+            fsync_dir(self.path)
+            min_seq = min(f.min_seq for _, f in inputs)
+            max_seq = max(f.max_seq for _, f in inputs)
+            for info in infos:
+                edit.added.append((plan.output_level, self._meta(info, min_seq, max_seq)))
+            self._counters["compaction_bytes_read"] += read
+            self._counters["compaction_bytes_written"] += sum(i.size for i in infos)
+            self._counters["compactions"] += 1
+        with self._cv:
+            mem, imms, version = self._state
+            deleted = {f.number for _, f in inputs}
+            levels = [[f for f in lv if f.number not in deleted] for lv in version.levels]
+            for lvl, f in edit.added:
+                while lvl >= len(levels):
+                    levels.append([])
+                levels[lvl].append(f)
+            new_version = Version(levels)
+            edit.next_file = self._next_file
+            self._log_edit(edit, new_version)
+            self._state = (mem, imms, new_version)
+            self._cv.notify_all()
+        if not plan.trivial_move:
+            for _, f in inputs:
+                self._unlink(table_name(f.number))
+
+    def _number_source(self) -> Iterator[int]:
+        while True:
+            with self._cv:
+                n = self._new_file_number()
+            yield n
+
+    def compact_range(self, start: bytes | None = None, end: bytes | None = None) -> None:
+        """Flush, then merge every file holding keys in ``[start, end]`` down to the bottom level.
+
+        Tombstones and overwritten values in the range are discarded (if nothing lies beneath). Blocks until
+        done.
+        """
+        s, e = _check_range(start, end)
+        self.flush()
+        with self._compaction_lock:
+            self._check_writable()
+            plan = full_compaction(self._state[2], self._policy, s, e)
+            if plan is not None:
+                try:
+                    self._run_compaction(plan)
+                except BaseException as exc:
+                    self._fail(exc)
+                    raise
+        with self._cv:
+            self._cv.notify_all()
+
+    def wait_for_compactions(self, timeout: float = 600.0) -> None:
+        """Block until no compaction is due (for tests and benchmarks that want a settled tree)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._compaction_lock, self._cv:
+                if self._bg_error is not None:
+                    raise BackgroundError("a background compaction failed") from self._bg_error
+                if not self._state[1] and pick(self._state[2], self._policy, dict(self._pointers)) is None:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"compactions of {self.path} still pending after {timeout} s")
+            with self._cv:
+                self._cv.notify_all()
+                self._cv.wait(0.05)
+
+    # ------------------------------------------------------------------ introspection
+
+    def check_invariants(self) -> None:
+        """Raise CorruptionError if the current version violates a level invariant."""
+        self._state[2].check_invariants()
+
+    def levels(self) -> list[list[tuple[int, bytes, bytes]]]:
+        """Per level, ``(file number, smallest key, largest key)`` of each file (for tests and tools)."""
+        return [[(f.number, f.smallest, f.largest) for f in lv] for lv in self._state[2].levels]
+
+    def stats(self) -> Statistics:
+        """A copy of the counters."""
+        c = self._counters
+        mem, imms, version = self._state
+        wal_now = self._wal.written if self._wal is not None else 0
+        user = c["user_bytes_flushed"] + mem.user_bytes + sum(m.user_bytes for m in imms)
+        return Statistics(
+            user_bytes_written=user,
+            wal_bytes_written=c["wal_bytes_closed"] + wal_now,
+            flush_bytes_written=c["flush_bytes_written"],
+            compaction_bytes_written=c["compaction_bytes_written"],
+            manifest_bytes_written=c["manifest_bytes_written"],
+            bytes_read=self._read_stats[0] + c["compaction_bytes_read"],
+            compaction_bytes_read=c["compaction_bytes_read"],
+            flushes=c["flushes"],
+            compactions=c["compactions"],
+            trivial_moves=c["trivial_moves"],
+            write_stalls=c["write_stalls"],
+            stall_seconds=self._stall_seconds,
+            block_cache_hits=self._cache.hits if self._cache else 0,
+            block_cache_misses=self._cache.misses if self._cache else 0,
+            files_per_level=[len(lv) for lv in version.levels],
+            bytes_per_level=[sum(f.size for f in lv) for lv in version.levels],
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Flush the memtable, stop the background threads and release the LOCK. Idempotent."""
+        if self._closed:
+            return
+        error: BaseException | None = None
+        with self._write_lock:
+            if self._closed:
+                return
+            try:
+                if self._bg_error is None and self._mem.data:
+                    self._rotate()
+            except LSMError as exc:
+                error = exc
+        if error is None and self._bg_error is None:
+            try:
+                self._wait(lambda: not self._state[1], "close")
+            except LSMError as exc:
+                error = exc
+        with self._write_lock:
+            with self._cv:
+                self._closing = True
+                self._cv.notify_all()
+            self._flush_thread.join()
+            self._compact_thread.join()
+            with self._compaction_lock:
+                pass
+            if self._wal is not None:
+                self._wal.close(sync=True)
+            self._manifest.close()
+            self._closed = True
+            self._lock.release()
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> DB:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DB({self.path!r}, {'closed' if self._closed else 'open'})"
+
+
+class Snapshot:
+    """A read-only, consistent view: the memtables and files as they were when it was taken.
+
+    It holds its files open, so compactions that delete them do not disturb it (the space is freed when the
+    snapshot is dropped).
+    """
+
+    def __init__(self, db: DB, mems: tuple[MemTable, ...], version: Version) -> None:
+        self._db = db
+        self._mems = mems
+        self._version = version
+
+    def _check(self) -> None:
+        if self._db._closed:
+            raise DatabaseClosedError(f"database {self._db.path} is closed")
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key`` in the snapshot, or ``default``."""
+        key = check_bytes(key, "key")
+        self._check()
+        for m in self._mems:
+            v = m.data.get(key, MISSING)
+            if v is not MISSING:
+                break
+        else:
+            v = self._version.get(key)
+        if v is None or v is MISSING:
+            return default
+        return v  # type: ignore[return-value]
+
+    def scan(
+        self, start: bytes | None = None, end: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Like :meth:`DB.scan`, over the snapshot."""
+        s, e = _check_range(start, end)
+        self._check()
+        return merged_scan([], self._mems, self._version, s, e, reverse)
+
+    def prefix(self, prefix: bytes, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Like :meth:`DB.prefix`, over the snapshot."""
+        p = check_bytes(prefix, "prefix")
+        return self.scan(p, _prefix_end(p), reverse)
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Drop the snapshot's references so its files can be freed."""
+        self._mems = ()
+        self._version = Version([[]])

@@ -1,0 +1,228 @@
+"""MANIFEST and CURRENT: the durable record of which table files are live and where the WAL starts.
+
+The MANIFEST uses the WAL's framing (:mod:`strom.lsm.wal`). Its first record describes the whole database
+(format marker, counters, every live file); each later record is a VersionEdit. ``CURRENT`` names the live
+MANIFEST and is replaced atomically: write ``CURRENT.tmp``, fsync it, rename it over ``CURRENT``, fsync the
+directory. A torn final MANIFEST record was never acknowledged and is ignored.
+
+Edit fields (tag varint, then the field): 1 format (``b"strom.lsm"`` length-prefixed, version varint),
+2 log number, 3 next file number, 4 last sequence, 6 deleted file (level, number), 7 new file (level, number,
+size, entries, tombstones, min seq, max seq, smallest key, largest key), all integers as varints and keys
+length-prefixed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from .coding import decode_bytes, decode_varint, encode_bytes, varint
+from .errors import CorruptionError, IncompatibleVersionError, NotADatabaseError
+from .version import FileMeta
+from .wal import LogReader, LogWriter
+
+FORMAT_MAGIC = b"strom.lsm"
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+_MANIFEST_RE = re.compile(r"MANIFEST-(\d{6,})\n\Z")
+
+TAG_FORMAT, TAG_LOG, TAG_NEXT_FILE, TAG_LAST_SEQ, TAG_DELETED, TAG_NEW = 1, 2, 3, 4, 6, 7
+
+
+def manifest_name(number: int) -> str:
+    return f"MANIFEST-{number:06d}"
+
+
+def table_name(number: int) -> str:
+    return f"{number:06d}.sst"
+
+
+def log_name(number: int) -> str:
+    return f"{number:06d}.log"
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory so that entries created, renamed or removed in it are durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class VersionEdit:
+    """A change to the live state; every field is optional."""
+
+    log_number: int | None = None
+    next_file: int | None = None
+    last_seq: int | None = None
+    deleted: list[tuple[int, int]] = field(default_factory=list)
+    added: list[tuple[int, FileMeta]] = field(default_factory=list)
+    format_marker: bool = False
+
+    def encode(self) -> bytes:
+        out = bytearray()
+        if self.format_marker:
+            out += varint(TAG_FORMAT) + encode_bytes(FORMAT_MAGIC) + varint(FORMAT_VERSION)
+        for tag, value in (
+            (TAG_LOG, self.log_number),
+            (TAG_NEXT_FILE, self.next_file),
+            (TAG_LAST_SEQ, self.last_seq),
+        ):
+            if value is not None:
+                out += varint(tag) + varint(value)
+        for level, number in self.deleted:
+            out += varint(TAG_DELETED) + varint(level) + varint(number)
+        for level, f in self.added:
+            out += varint(TAG_NEW) + varint(level) + varint(f.number) + varint(f.size) + varint(f.entries)
+            out += varint(f.tombstones) + varint(f.min_seq) + varint(f.max_seq)
+            out += encode_bytes(f.smallest) + encode_bytes(f.largest)
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> VersionEdit:
+        edit = cls()
+        pos = 0
+        while pos < len(data):
+            tag, pos = decode_varint(data, pos)
+            if tag == TAG_FORMAT:
+                magic, pos = decode_bytes(data, pos)
+                version, pos = decode_varint(data, pos)
+                if magic != FORMAT_MAGIC:
+                    raise NotADatabaseError(f"MANIFEST format marker is {magic!r}, not {FORMAT_MAGIC!r}")
+                if version != FORMAT_VERSION:
+                    raise IncompatibleVersionError(
+                        f"database format version {version}; "
+                        f"this strom.lsm reads version {FORMAT_VERSION} only"
+                    )
+                edit.format_marker = True
+            elif tag in (TAG_LOG, TAG_NEXT_FILE, TAG_LAST_SEQ):
+                value, pos = decode_varint(data, pos)
+                if tag == TAG_LOG:
+                    edit.log_number = value
+                elif tag == TAG_NEXT_FILE:
+                    edit.next_file = value
+                else:
+                    edit.last_seq = value
+            elif tag == TAG_DELETED:
+                level, pos = decode_varint(data, pos)
+                number, pos = decode_varint(data, pos)
+                edit.deleted.append((level, number))
+            elif tag == TAG_NEW:
+                ints = []
+                for _ in range(7):
+                    v, pos = decode_varint(data, pos)
+                    ints.append(v)
+                smallest, pos = decode_bytes(data, pos)
+                largest, pos = decode_bytes(data, pos)
+                level, number, size, entries, tombstones, min_seq, max_seq = ints
+                edit.added.append(
+                    (level, FileMeta(number, size, entries, tombstones, smallest, largest, min_seq, max_seq))
+                )
+            else:
+                raise CorruptionError(f"unknown MANIFEST edit tag {tag}")
+        return edit
+
+
+@dataclass
+class ManifestState:
+    """The database state a MANIFEST describes."""
+
+    manifest_number: int
+    log_number: int = 0
+    next_file: int = 1
+    last_seq: int = 0
+    files: dict[int, tuple[int, FileMeta]] = field(default_factory=dict)  # number -> (level, meta)
+
+    def apply(self, edit: VersionEdit) -> None:
+        if edit.log_number is not None:
+            self.log_number = edit.log_number
+        if edit.next_file is not None:
+            self.next_file = edit.next_file
+        if edit.last_seq is not None:
+            self.last_seq = edit.last_seq
+        for _level, number in edit.deleted:
+            self.files.pop(number, None)
+        for level, f in edit.added:
+            self.files[f.number] = (level, f)
+
+    def snapshot_edit(self) -> VersionEdit:
+        return VersionEdit(
+            log_number=self.log_number,
+            next_file=self.next_file,
+            last_seq=self.last_seq,
+            added=sorted(self.files.values(), key=lambda lf: lf[1].number),
+            format_marker=True,
+        )
+
+
+def read_current(path: str) -> int | None:
+    """Number of the MANIFEST that ``CURRENT`` names, or None if there is no CURRENT file."""
+    try:
+        with open(os.path.join(path, CURRENT), "rb") as f:
+            raw = f.read(256)
+    except FileNotFoundError:
+        return None
+    m = _MANIFEST_RE.match(raw.decode("latin-1"))
+    if m is None:
+        raise NotADatabaseError(f"{path}: CURRENT does not name a MANIFEST ({raw[:40]!r})")
+    return int(m.group(1))
+
+
+def load_manifest(path: str, number: int) -> ManifestState:
+    """Replay MANIFEST ``number`` of the database at ``path``. Reads only; modifies nothing."""
+    mpath = os.path.join(path, manifest_name(number))
+    if not os.path.exists(mpath):
+        raise CorruptionError(f"{path}: CURRENT names {manifest_name(number)}, which does not exist")
+    state = ManifestState(manifest_number=number)
+    reader = LogReader(mpath)
+    first = True
+    for record in reader:
+        edit = VersionEdit.decode(record)
+        if first and not edit.format_marker:
+            raise NotADatabaseError(f"{mpath}: first record has no strom.lsm format marker")
+        first = False
+        state.apply(edit)
+    if first:
+        raise CorruptionError(f"{mpath}: no readable record ({reader.error or 'empty file'})")
+    return state
+
+
+class ManifestWriter:
+    """The live MANIFEST. Invariant: every edit returned from ``log`` is fsynced before the caller publishes
+    it."""
+
+    def __init__(self, path: str, state: ManifestState) -> None:
+        """Start a new MANIFEST holding ``state`` and atomically point CURRENT at it."""
+        self.dir = path
+        self.number = state.manifest_number
+        self.path = os.path.join(path, manifest_name(self.number))
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self._writer = LogWriter(self.path)
+        self._writer.add_record(state.snapshot_edit().encode())
+        self._writer.sync()
+        tmp = os.path.join(path, CURRENT + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(f"{manifest_name(self.number)}\n".encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(path, CURRENT))
+        fsync_dir(path)
+
+    @property
+    def size(self) -> int:
+        return self._writer.written
+
+    def log(self, edit: VersionEdit) -> int:
+        """Append ``edit`` durably; returns the bytes written."""
+        data = edit.encode()
+        before = self._writer.written
+        self._writer.add_record(data)
+        self._writer.sync()
+        return self._writer.written - before
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,318 @@
+"""SSTable: an immutable sorted file of data blocks, a bloom filter, a properties block, an index and a
+footer.
+
+File layout (docs/lsm-format.md, "SSTable")::
+
+    data block 0 | ... | data block n-1 | filter block | properties block | index block | footer (52 bytes)
+
+Every block carries the 5-byte trailer of :mod:`strom.lsm.block`. The index block is a block whose keys are
+the last key of each data block and whose values are ``offset (u64) | stored size (u32)`` handles. The footer
+is ``filter, properties and index handles | format version (u32) | masked crc32c of the preceding 44 bytes
+(u32) | magic (u64)``. Each key appears at most once per table (its newest version at the time the table was
+written); which table is newer is recorded in the MANIFEST, so tables need no per-entry sequence numbers.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from crc32c import crc32c
+
+from . import block as blk
+from .bloom import build_filter
+from .cache import BlockCache
+from .checksum import masked_crc
+from .coding import decode_bytes, decode_varint, encode_bytes, varint
+from .errors import CorruptionError
+
+TABLE_MAGIC = 0x5354524F4D4C534D  # "STROMLSM"
+TABLE_FORMAT_VERSION = 1
+_FOOTER = struct.Struct("<QIQIQIIIQ")
+FOOTER_SIZE = _FOOTER.size
+_HANDLE = struct.Struct("<QI")
+MISSING: object = object()  # "this table has no entry for the key" (None means a tombstone)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What the MANIFEST records about a table file."""
+
+    number: int
+    size: int
+    entries: int
+    tombstones: int
+    smallest: bytes
+    largest: bytes
+
+
+def _encode_props(entries: int, tombstones: int, smallest: bytes, largest: bytes) -> bytes:
+    return varint(entries) + varint(tombstones) + encode_bytes(smallest) + encode_bytes(largest)
+
+
+def write_tables(
+    items: Iterable[tuple[bytes, bytes | None]],
+    new_file: Iterable[tuple[int, str]],
+    *,
+    block_size: int,
+    bloom_bits_per_key: int,
+    compression: int,
+    target_file_size: int,
+) -> list[TableInfo]:
+    """Write sorted, unique ``items`` into one or more tables, each closed near ``target_file_size``.
+
+    ``new_file`` yields ``(file number, path)`` pairs for the outputs. Every output is fsynced before this
+    returns; the caller fsyncs the directory. An empty input writes no file.
+    """
+    outputs: list[TableInfo] = []
+    files = iter(new_file)
+    out: _TableFile | None = None
+    keys: list[bytes] = []
+    vals: list[bytes | None] = []
+    size = 0
+    for k, v in items:
+        keys.append(k)
+        vals.append(v)
+        size += len(k) + 8 + (len(v) if v is not None else 0)
+        if size >= block_size:
+            if out is None:
+                out = _TableFile(*next(files), bloom_bits_per_key, compression)
+            out.add_block(keys, vals)
+            keys = []
+            vals = []
+            size = 0
+            if out.offset >= target_file_size:
+                outputs.append(out.finish())
+                out = None
+    if keys:
+        if out is None:
+            out = _TableFile(*next(files), bloom_bits_per_key, compression)
+        out.add_block(keys, vals)
+    if out is not None:
+        outputs.append(out.finish())
+    return outputs
+
+
+class _TableFile:
+    """One table being written: blocks are appended as they fill; ``finish`` writes the tail and fsyncs."""
+
+    def __init__(self, number: int, path: str, bloom_bits: int, compression: int) -> None:
+        self.number = number
+        self.path = path
+        self._f = open(path, "wb")  # noqa: SIM115 - closed in finish()
+        self._bloom_bits = bloom_bits
+        self._compression = compression
+        self.offset = 0
+        self._index_keys: list[bytes] = []
+        self._handles: list[bytes | None] = []
+        self._all_keys: list[bytes] = []
+        self._entries = 0
+        self._tombstones = 0
+        self._smallest = b""
+
+    def add_block(self, keys: list[bytes], vals: list[bytes | None]) -> None:
+        if not self._entries:
+            self._smallest = keys[0]
+        self._entries += len(keys)
+        self._tombstones += vals.count(None)
+        self._all_keys.extend(keys)
+        stored = blk.seal(blk.encode_block(keys, vals), self.offset, self._compression)
+        self._f.write(stored)
+        self._index_keys.append(keys[-1])
+        self._handles.append(_HANDLE.pack(self.offset, len(stored)))
+        self.offset += len(stored)
+
+    def _write_raw(self, contents: bytes) -> tuple[int, int]:
+        stored = blk.seal(contents, self.offset, blk.NO_COMPRESSION)
+        self._f.write(stored)
+        handle = (self.offset, len(stored))
+        self.offset += len(stored)
+        return handle
+
+    def finish(self) -> TableInfo:
+        largest = self._index_keys[-1]
+        filt = build_filter(self._all_keys, len(self._all_keys), self._bloom_bits)
+        f_off, f_size = self._write_raw(filt)
+        props = _encode_props(self._entries, self._tombstones, self._smallest, largest)
+        p_off, p_size = self._write_raw(props)
+        i_off, i_size = self._write_raw(blk.encode_block(self._index_keys, self._handles))
+        head = _FOOTER.pack(f_off, f_size, p_off, p_size, i_off, i_size, TABLE_FORMAT_VERSION, 0, 0)[:40]
+        footer = _FOOTER.pack(
+            f_off, f_size, p_off, p_size, i_off, i_size, TABLE_FORMAT_VERSION, masked_crc(head), TABLE_MAGIC
+        )
+        self._f.write(footer)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return TableInfo(
+            self.number, self.offset + FOOTER_SIZE, self._entries, self._tombstones, self._smallest, largest
+        )
+
+
+class Table:
+    """An open, immutable table: footer, index and filter are held in memory, data blocks read on demand.
+
+    Invariants: every block handed out has passed its checksum (or came from the cache, which only holds
+    verified blocks); a corrupt block raises CorruptionError naming the file and offset. The file is
+    memory-mapped; after it is unlinked (compacted away) readers that still hold this object keep reading it
+    safely.
+    """
+
+    def __init__(
+        self, path: str, number: int, cache: BlockCache | None, stats: list[int] | None = None
+    ) -> None:
+        self.path = path
+        self.number = number
+        self._cache = cache
+        self._stats = stats
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self.size = os.fstat(fd).st_size
+            if self.size < FOOTER_SIZE:
+                raise CorruptionError(f"{path}: {self.size} bytes is too short for a table footer")
+            self._map = mmap.mmap(fd, self.size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        try:
+            self._open()
+        except CorruptionError:
+            self._map.close()
+            raise
+        except (struct.error, ValueError, IndexError) as exc:
+            self._map.close()
+            raise CorruptionError(f"{path}: malformed table: {exc}") from exc
+
+    def _open(self) -> None:
+        m = self._map
+        f_off, f_size, p_off, p_size, i_off, i_size, version, crc, magic = _FOOTER.unpack_from(
+            m, self.size - FOOTER_SIZE
+        )
+        if magic != TABLE_MAGIC:
+            raise CorruptionError(f"{self.path}: bad table magic {magic:#x}")
+        if masked_crc(m[self.size - FOOTER_SIZE : self.size - FOOTER_SIZE + 40]) != crc:
+            raise CorruptionError(f"{self.path}: footer checksum mismatch")
+        if version != TABLE_FORMAT_VERSION:
+            raise CorruptionError(
+                f"{self.path}: table format version {version} is not {TABLE_FORMAT_VERSION}"
+            )
+        self.filter = self._read_raw(f_off, f_size)
+        props = self._read_raw(p_off, p_size)
+        self.entries, pos = decode_varint(props, 0)
+        self.tombstones, pos = decode_varint(props, pos)
+        self.smallest, pos = decode_bytes(props, pos)
+        self.largest, pos = decode_bytes(props, pos)
+        ibuf, ik, iv, n = blk.decode_block(self._read_raw(i_off, i_size))
+        self.index_keys = [ibuf[ik[i] : ik[i + 1]] for i in range(n)]
+        self.handles = [_HANDLE.unpack_from(ibuf, iv[i] & blk.OFFSET_MASK) for i in range(n)]
+        self.nblocks = n
+        if self.filter:
+            self._nbits = (len(self.filter) - 1) * 8
+            self._k = self.filter[-1]
+            if self._k > 30:
+                self.filter = b""
+
+    def _read_raw(self, off: int, size: int) -> bytes:
+        if off + size > self.size - FOOTER_SIZE:
+            raise CorruptionError(f"{self.path}: block handle ({off}, {size}) points past the data")
+        return blk.unseal(self._map[off : off + size], off, self.path)
+
+    def block(self, i: int) -> blk.DecodedBlock:
+        """Data block ``i``, verified and decoded (from the cache when possible)."""
+        cache = self._cache
+        key = (self.number, i)
+        if cache is not None:
+            b = cache.get(key)
+            if b is not None:
+                return b
+        off, size = self.handles[i]
+        if self._stats is not None:
+            self._stats[0] += size
+        b = blk.decode_block(self._read_raw(off, size))
+        if cache is not None:
+            cache.put(key, b)
+        return b
+
+    def get(self, key: bytes) -> object:
+        """The value (bytes), None for a tombstone, or MISSING when the table has no entry for ``key``."""
+        filt = self.filter
+        if filt:
+            nbits = self._nbits
+            h = crc32c(key)
+            d = ((h >> 17) | (h << 15)) & 0xFFFFFFFF
+            for _ in range(self._k):
+                b = h % nbits
+                if not filt[b >> 3] >> (b & 7) & 1:
+                    return MISSING
+                h = (h + d) & 0xFFFFFFFF
+        i = bisect_left(self.index_keys, key)
+        if i == self.nblocks:
+            return MISSING
+        buf, K, V, n = self.block(i)
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if buf[K[mid] : K[mid + 1]] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n and buf[K[lo] : K[lo + 1]] == key:
+            ve = V[lo + 1]
+            if ve & 0x80000000:
+                return None
+            return buf[V[lo] & 0x7FFFFFFF : ve]
+        return MISSING
+
+    def iterate(
+        self, start: bytes | None, end: bytes | None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes | None]]:
+        """Entries with ``start <= key < end`` (None = unbounded) in key order, or reversed; tombstones
+        included."""
+        index = self.index_keys
+        if not reverse:
+            b = 0 if start is None else bisect_left(index, start)
+            while b < self.nblocks:
+                decoded = self.block(b)
+                items = blk.block_items(decoded)
+                if start is not None and items[0][0] < start:
+                    items = items[blk.lower_bound(decoded, start) :]
+                if end is not None and index[b] >= end:
+                    for item in items:
+                        if item[0] >= end:
+                            return
+                        yield item
+                    return
+                yield from items
+                b += 1
+        else:
+            b = self.nblocks - 1 if end is None else min(bisect_left(index, end), self.nblocks - 1)
+            while b >= 0:
+                decoded = self.block(b)
+                items = blk.block_items(decoded)
+                if end is not None and items[-1][0] >= end:
+                    items = items[: blk.lower_bound(decoded, end)]
+                items.reverse()
+                if start is None or (b > 0 and index[b - 1] >= start):
+                    yield from items
+                else:
+                    for item in items:
+                        if item[0] < start:
+                            return
+                        yield item
+                b -= 1
+
+    def overlaps(self, start: bytes | None, end: bytes | None) -> bool:
+        """Whether the table may hold keys in ``[start, end)``."""
+        return (end is None or self.smallest < end) and (start is None or self.largest >= start)
+
+    def verify(self) -> None:
+        """Read and checksum every block (raises CorruptionError on the first bad one)."""
+        for off, size in self.handles:
+            blk.decode_block(self._read_raw(off, size))
+
+    def close(self) -> None:
+        """Unmap the file. Only the owner calls this, once no reader can still use the table."""
+        self._map.close()

@@ -1,0 +1,117 @@
+"""Version: the immutable set of live table files, arranged in levels, that a read sees.
+
+Level 0 holds tables flushed from memtables (and, in size-tiered mode, every sorted run); they may overlap and
+are ordered newest first by the highest sequence number they contain. Each level >= 1 is one sorted run:
+its files are ordered by key and do not overlap. A read consults level 0 newest first, then one file per
+level.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from .errors import CorruptionError
+from .sstable import MISSING, Table
+
+
+@dataclass(eq=False)
+class FileMeta:
+    """A live table and what the MANIFEST says about it. ``table`` is set once the file is opened."""
+
+    number: int
+    size: int
+    entries: int
+    tombstones: int
+    smallest: bytes
+    largest: bytes
+    min_seq: int
+    max_seq: int
+    table: Table | None = field(default=None, repr=False)
+
+
+class Version:
+    """An immutable arrangement of files in levels.
+
+    Invariants (checked by :meth:`check_invariants`): level 0 is ordered by ``max_seq`` descending and the
+    sequence ranges of its files do not interleave; every level >= 1 is sorted by key with
+    ``files[i].largest < files[i + 1].smallest``; each file's ``smallest <= largest``; no file appears twice.
+    """
+
+    __slots__ = ("_largest", "levels")
+
+    def __init__(self, levels: list[list[FileMeta]]) -> None:
+        levels = [list(lv) for lv in levels]
+        levels[0].sort(key=lambda f: f.max_seq, reverse=True)
+        for lv in levels[1:]:
+            lv.sort(key=lambda f: f.smallest)
+        self.levels = levels
+        self._largest = [[f.largest for f in lv] for lv in levels]
+
+    def get(self, key: bytes) -> object:
+        """The newest value for ``key`` (bytes), None if its newest entry is a tombstone, else MISSING."""
+        for f in self.levels[0]:
+            if f.smallest <= key <= f.largest:
+                r = f.table.get(key)  # type: ignore[union-attr]
+                if r is not MISSING:
+                    return r
+        largest = self._largest
+        levels = self.levels
+        for lvl in range(1, len(levels)):
+            files = levels[lvl]
+            if files:
+                i = bisect_left(largest[lvl], key)
+                if i < len(files) and files[i].smallest <= key:
+                    r = files[i].table.get(key)  # type: ignore[union-attr]
+                    if r is not MISSING:
+                        return r
+        return MISSING
+
+    def files(self) -> list[tuple[int, FileMeta]]:
+        """Every ``(level, file)`` pair."""
+        return [(lvl, f) for lvl, lv in enumerate(self.levels) for f in lv]
+
+    def level_bytes(self, level: int) -> int:
+        """Total size of the files in ``level``."""
+        return sum(f.size for f in self.levels[level])
+
+    def overlapping(self, level: int, start: bytes | None, end: bytes | None) -> list[FileMeta]:
+        """Files of ``level`` whose key range meets ``[start, end]`` (inclusive; None = unbounded)."""
+        return [
+            f
+            for f in self.levels[level]
+            if (end is None or f.smallest <= end) and (start is None or f.largest >= start)
+        ]
+
+    def deepest_nonempty(self) -> int:
+        """Deepest level holding a file (0 if the version is empty)."""
+        for lvl in range(len(self.levels) - 1, 0, -1):
+            if self.levels[lvl]:
+                return lvl
+        return 0
+
+    def check_invariants(self) -> None:
+        """Raise CorruptionError describing the first violated level invariant."""
+        seen: set[int] = set()
+        for lvl, f in self.files():
+            if f.number in seen:
+                raise CorruptionError(f"file {f.number} appears twice in the version")
+            seen.add(f.number)
+            if f.smallest > f.largest:
+                raise CorruptionError(f"file {f.number} at level {lvl}: smallest key > largest key")
+        l0 = self.levels[0]
+        for a, b in itertools.pairwise(l0):
+            if a.min_seq <= b.max_seq:
+                raise CorruptionError(
+                    f"level 0 files {a.number} (seq {a.min_seq}..{a.max_seq}) and {b.number} "
+                    f"(seq {b.min_seq}..{b.max_seq}) are not ordered newest first by disjoint sequence ranges"
+                )
+        for lvl in range(1, len(self.levels)):
+            lv = self.levels[lvl]
+            for a, b in itertools.pairwise(lv):
+                if not a.largest < b.smallest:
+                    raise CorruptionError(
+                        f"level {lvl} files {a.number} and {b.number} overlap: "
+                        f"{a.largest!r} >= {b.smallest!r}"
+                    )

@@ -1,0 +1,206 @@
+"""Write-ahead log and MANIFEST framing: LevelDB's log format (32 KiB blocks, 7-byte checksummed headers).
+
+Layout (docs/lsm-format.md, "Log framing"): the file is a sequence of 32 KiB blocks. Each physical record is
+``masked crc32c (u32 LE) | length (u16 LE) | type (u8) | payload``; the CRC covers the type byte and the
+payload. A record never starts in the last 6 bytes of a block (they are zero-filled); a payload that does not
+fit in the rest of the block is split into FIRST / MIDDLE... / LAST fragments. The fixed block size lets a
+reader skip to the next block boundary; we stop at the first bad record instead (point-in-time recovery).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Iterator
+
+from .checksum import crc32c, mask
+
+BLOCK_SIZE = 32768
+HEADER_SIZE = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+_HEADER = struct.Struct("<IHB")
+_CRC_OF_TYPE = {t: crc32c(bytes((t,))) for t in (FULL, FIRST, MIDDLE, LAST)}
+_CRC_FULL = _CRC_OF_TYPE[FULL]
+_ZEROS = bytes(HEADER_SIZE)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is handed to the OS (a regular file may accept a short write)."""
+    written = os.write(fd, data)
+    while written < len(data):
+        written += os.write(fd, memoryview(data)[written:])
+
+
+class LogWriter:
+    """Appends framed records to one log file.
+
+    Invariants: ``written`` is the file size handed to the OS; ``synced`` <= ``written`` is the prefix known
+    to be on stable storage. Each ``add_record`` reaches the OS before it returns, so a killed process loses
+    nothing that was acknowledged; ``sync_to`` gives durability against power loss, and concurrent callers
+    share one ``fdatasync`` (group commit). A failed ``fdatasync`` raises and the writer refuses further use,
+    because Linux may have dropped the dirty pages (fsyncgate): the owner must treat it as fatal.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        size = os.fstat(self._fd).st_size
+        self.written = size
+        self.synced = size
+        self._block_off = size % BLOCK_SIZE
+        self._sync_lock = threading.Lock()
+        self._failed: BaseException | None = None
+
+    def add_record(self, payload: bytes) -> int:
+        """Append one logical record; return the file offset just past it. Callers serialise appends."""
+        n = len(payload)
+        off = self._block_off
+        if off + HEADER_SIZE + n <= BLOCK_SIZE:
+            c = crc32c(payload, _CRC_FULL)
+            c = (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+            data = _HEADER.pack(c, n, FULL) + payload
+            _write_all(self._fd, data)
+            off += HEADER_SIZE + n
+            self._block_off = off if off < BLOCK_SIZE else 0
+            self.written += HEADER_SIZE + n
+            return self.written
+        return self._add_fragmented(payload)
+
+    def _add_fragmented(self, payload: bytes) -> int:
+        out = bytearray()
+        off = self._block_off
+        pos = 0
+        n = len(payload)
+        first = True
+        while True:
+            left = BLOCK_SIZE - off
+            if left < HEADER_SIZE:
+                out += _ZEROS[:left]
+                off = 0
+                left = BLOCK_SIZE
+            avail = left - HEADER_SIZE
+            frag = payload[pos : pos + avail]
+            end = pos + len(frag) >= n
+            if first and end:
+                rtype = FULL
+            elif first:
+                rtype = FIRST
+            elif end:
+                rtype = LAST
+            else:
+                rtype = MIDDLE
+            out += _HEADER.pack(mask(crc32c(frag, _CRC_OF_TYPE[rtype])), len(frag), rtype)
+            out += frag
+            off += HEADER_SIZE + len(frag)
+            pos += len(frag)
+            first = False
+            if end:
+                break
+        _write_all(self._fd, bytes(out))
+        self._block_off = off % BLOCK_SIZE
+        self.written += len(out)
+        return self.written
+
+    def sync_to(self, offset: int) -> None:
+        """Make the file durable at least up to ``offset``; one fdatasync serves every waiting caller."""
+        if self.synced >= offset:
+            return
+        with self._sync_lock:
+            if self.synced >= offset:
+                return
+            if self._failed is not None:
+                raise OSError(f"log {self.path} is unusable after a failed fdatasync") from self._failed
+            target = self.written
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                self._failed = exc
+                raise
+            self.synced = target
+
+    def sync(self) -> None:
+        """fdatasync everything written so far."""
+        self.sync_to(self.written)
+
+    def close(self, sync: bool = True) -> None:
+        """Close the file, first syncing it when ``sync`` (so waiters in ``sync_to`` are satisfied)."""
+        with self._sync_lock:
+            if self._fd < 0:
+                return
+            try:
+                if sync and self.synced < self.written:
+                    os.fdatasync(self._fd)
+                    self.synced = self.written
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class LogReader:
+    """Reads the records of one log file, stopping at the first torn or corrupt record.
+
+    After iteration, ``error`` describes why reading stopped early (None when the file ended cleanly) and
+    ``valid_bytes`` is the offset just past the last good record. A torn tail and mid-file corruption look the
+    same, so both end the log (RocksDB's point-in-time recovery).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as f:
+            self._data = f.read()
+        self.error: str | None = None
+        self.valid_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        data = self._data
+        size = len(data)
+        pos = 0
+        pending: list[bytes] = []
+        record_start = 0
+        while pos < size:
+            left = BLOCK_SIZE - pos % BLOCK_SIZE
+            if left < HEADER_SIZE:
+                pos += left
+                continue
+            if pos + HEADER_SIZE > size:
+                self.error = f"truncated record header at offset {pos}"
+                return
+            crc, length, rtype = _HEADER.unpack_from(data, pos)
+            if rtype not in _CRC_OF_TYPE:
+                if rtype == 0 and crc == 0 and length == 0 and not any(data[pos:]):
+                    self.error = f"zero-filled tail at offset {pos}"
+                else:
+                    self.error = f"bad record type {rtype} at offset {pos}"
+                return
+            start = pos + HEADER_SIZE
+            end = start + length
+            if end > size or length > left - HEADER_SIZE:
+                self.error = f"record at offset {pos} of {length} bytes runs past its block or the file"
+                return
+            frag = data[start:end]
+            if mask(crc32c(frag, _CRC_OF_TYPE[rtype])) != crc:
+                self.error = f"checksum mismatch in record at offset {pos}"
+                return
+            if rtype in (FULL, FIRST):
+                if pending:
+                    self.error = f"fragmented record interrupted at offset {pos}"
+                    return
+                record_start = pos
+            elif not pending:
+                self.error = f"fragment without a FIRST record at offset {pos}"
+                return
+            pos = end
+            if rtype == FULL:
+                self.valid_bytes = pos
+                yield frag
+            elif rtype == LAST:
+                pending.append(frag)
+                self.valid_bytes = pos
+                yield b"".join(pending)
+                pending = []
+            else:
+                pending.append(frag)
+        if pending:
+            self.error = f"incomplete fragmented record starting at offset {record_start}"

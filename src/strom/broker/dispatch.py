@@ -14,6 +14,7 @@ Registration contract (for every API family module in `strom.broker.api`):
       e.g. `__consumer_offsets` with `{"cleanup.policy": "compact", "segment.bytes": ...}`; its partition
       count is fixed at creation (later changes of `offsets.topic.num.partitions` do not apply).
     * `broker.partition(topic, index)`: the `strom.log` partition, to append record batches and read them.
+    * `broker.on_topic_deleted(fn)`: `fn(topic_name)` runs after DeleteTopics removed a topic.
     * `broker.node_id`, `broker.advertised_host`, `broker.advertised_port`: for FindCoordinator.
     * `broker.config`: a `BrokerConfig` (`broker.config.int("group.min.session.timeout.ms")`).
 - A handler is `async def handler(ctx: RequestContext, request) -> Mapping | RawResponse | None` where
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from strom.broker.server import Broker
 
 # One module per API family, in strom.broker.api.
-API_MODULES: tuple[str, ...] = ("apiversions", "metadata", "idempotence")
+API_MODULES: tuple[str, ...] = ("apiversions", "metadata", "idempotence", "admin")
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class Broker:
         self._tickers: list[asyncio.Task[None]] = []
         self._ticker_specs: list[tuple[float, Callback]] = []
         self._stop_callbacks: list[Callback] = []
+        self._topic_deleted_callbacks: list[Callable[[str], None]] = []
         self._maintenance: threading.Thread | None = None
         self._maintenance_stop = threading.Event()
 
@@ -178,11 +179,41 @@ class Broker:
     def _stop_maintenance(self) -> None:
         pass
 
+    def validate_topic_configs(self, overrides: dict[str, str]) -> None:
+        """Refuse overrides the log would reject (ConfigError naming the key), before anything changes."""
+        self.topic_log_config(overrides)
+
+    def topic_log_config(self, overrides: dict[str, str]) -> Any:
+        """The effective topic config (overrides over broker defaults), as the log's config object."""
+        return self.config.topic_config(overrides)
+
     def create_topic(
         self, name: str, partitions: int, configs: dict[str, str], internal: bool = False
     ) -> TopicInfo:
         """Create a topic's partition logs, then register it (the registry is the commit point)."""
         return self.topics.create(name, partitions, configs, internal)
+
+    def delete_topic(self, name: str) -> None:
+        """Unregister a topic, then remove its partition logs; tell listeners (offsets of the topic go)."""
+        self.topics.delete(name)
+        for fn in self._topic_deleted_callbacks:
+            fn(name)
+
+    def add_partitions(self, name: str, count: int) -> None:
+        """Grow a topic to `count` partitions: new logs first, then the registry."""
+        self.topics.set_partitions(name, count)
+
+    def alter_topic_configs(self, name: str, overrides: dict[str, str]) -> None:
+        """Persist a topic's new overrides and apply them to its open partition logs at once."""
+        self.topics.set_configs(name, overrides)
+
+    def on_topic_deleted(self, fn: Callable[[str], None]) -> None:
+        """Call `fn(topic)` after a topic is deleted (the group coordinator drops its committed offsets)."""
+        self._topic_deleted_callbacks.append(fn)
+
+    def partition(self, topic: str, index: int) -> Any:
+        """The open partition log, or None if the topic or partition does not exist."""
+        return None
 
     def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
         """An internal topic, created on first use with `partitions` partitions and the given configs."""

@@ -1,0 +1,374 @@
+"""Topic and config administration: CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+AlterConfigs, IncrementalAlterConfigs and DescribeCluster.
+
+All of them act on one node that is its own controller, so replication factors other than 1 (or -1, "the
+broker default") and replica assignments naming other brokers are refused. Topic configs are validated
+before anything changes, persisted in the topic registry, and pushed to the topic's open partition logs at
+once (retention, compaction and segment settings apply live).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL, OPERATIONS_OMITTED
+from strom.broker.config import (
+    BROKER_KEYS,
+    TOPIC_KEYS,
+    ConfigError,
+    ConfigSource,
+    normalize_topic_configs,
+)
+from strom.broker.dispatch import RequestContext, Response
+from strom.broker.server import Broker
+from strom.broker.topics import InvalidTopicError, TopicExistsError, TopicInfo
+
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_REPLICA_ASSIGNMENT = 39
+INVALID_CONFIG = 40
+INVALID_REQUEST = 42
+TOPIC_DELETION_DISABLED = 73
+UNSUPPORTED_ENDPOINT_TYPE = 119
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def _error(code: int, message: str | None = None) -> dict[str, Any]:
+    return {"error_code": code, "error_message": message}
+
+
+def _check_replication(broker: Broker, replication_factor: int, assignments: Any, partitions: int) -> None:
+    """Refuse layouts one node cannot host (a replication factor above 1, replicas on other brokers)."""
+    if replication_factor not in (-1, 1):
+        raise _AdminError(
+            INVALID_REPLICATION_FACTOR,
+            f"replication factor {replication_factor} is larger than the 1 available broker",
+        )
+    for assignment in assignments or ():
+        if list(assignment.broker_ids) != [broker.node_id]:
+            raise _AdminError(
+                INVALID_REPLICA_ASSIGNMENT,
+                f"replica assignment {list(assignment.broker_ids)} names brokers other than {broker.node_id}",
+            )
+    if assignments and len(assignments) != partitions:
+        raise _AdminError(INVALID_REPLICA_ASSIGNMENT, "replica assignments must cover every new partition")
+
+
+class _AdminError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _config_entries(
+    broker: Broker, topic: TopicInfo | None, keys: Any, synonyms: bool
+) -> list[dict[str, Any]]:
+    """DescribeConfigs entries for a topic (or, with topic None, the broker), filtered by `keys`."""
+    entries = []
+    if topic is None:
+        for name, value, source in broker.config.describe():
+            if keys is not None and name not in keys:
+                continue
+            key = BROKER_KEYS[name]
+            entries.append(
+                {
+                    "name": name,
+                    "value": value,
+                    "read_only": True,
+                    "config_source": int(source),
+                    "is_default": source is ConfigSource.DEFAULT_CONFIG,
+                    "is_sensitive": key.sensitive,
+                    "synonyms": [{"name": name, "value": value, "source": int(source)}] if synonyms else [],
+                    "config_type": int(key.type),
+                    "documentation": None,
+                }
+            )
+        return entries
+    for name, key in sorted(TOPIC_KEYS.items()):
+        if keys is not None and name not in keys:
+            continue
+        chain = []
+        if name in topic.configs:
+            chain.append((name, topic.configs[name], ConfigSource.TOPIC_CONFIG))
+        if key.broker_synonym is not None and broker.config.is_explicit(key.broker_synonym):
+            chain.append(
+                (key.broker_synonym, broker.config.raw(key.broker_synonym), ConfigSource.STATIC_BROKER_CONFIG)
+            )
+        chain.append((name, broker.config.topic_default(name), ConfigSource.DEFAULT_CONFIG))
+        _, value, source = chain[0]
+        entries.append(
+            {
+                "name": name,
+                "value": value,
+                "read_only": False,
+                "config_source": int(source),
+                "is_default": source is ConfigSource.DEFAULT_CONFIG,
+                "is_sensitive": False,
+                "synonyms": [{"name": n, "value": v, "source": int(s)} for n, v, s in chain]
+                if synonyms
+                else [],
+                "config_type": int(key.type),
+                "documentation": None,
+            }
+        )
+    return entries
+
+
+# --- CreateTopics (19) -----------------------------------------------------------------------------------
+
+
+async def create_topics(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    counts = Counter(t.name for t in request.topics)
+    results = []
+    for entry in request.topics:
+        result: dict[str, Any] = {
+            "name": entry.name,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": [],
+        }
+        try:
+            if counts[entry.name] > 1:
+                raise _AdminError(
+                    INVALID_REQUEST, f"topic {entry.name!r} appears more than once in the request"
+                )
+            partitions = entry.num_partitions
+            if partitions == -1:
+                partitions = len(entry.assignments) or broker.config.int("num.partitions")
+            if partitions < 1:
+                raise _AdminError(
+                    INVALID_PARTITIONS, f"number of partitions must be at least 1, got {partitions}"
+                )
+            _check_replication(broker, entry.replication_factor, entry.assignments, partitions)
+            configs = {c.name: c.value for c in entry.configs if c.value is not None}
+            configs = broker.topics.check_new(entry.name, partitions, configs)
+            broker.validate_topic_configs(configs)
+            if not request.validate_only:
+                topic = broker.create_topic(entry.name, partitions, configs)
+            else:
+                topic = TopicInfo(entry.name, uuid.UUID(int=0), partitions, configs)
+        except _AdminError as exc:
+            results.append({**result, **_error(exc.code, str(exc))})
+            continue
+        except (InvalidTopicError, TopicExistsError) as exc:
+            results.append({**result, **_error(exc.error_code, str(exc))})
+            continue
+        except ConfigError as exc:
+            results.append({**result, **_error(INVALID_CONFIG, str(exc))})
+            continue
+        configs_out = [
+            {k: e[k] for k in ("name", "value", "read_only", "config_source", "is_sensitive")}
+            for e in _config_entries(broker, topic, None, False)
+        ]
+        results.append(
+            {
+                **result,
+                **_error(NONE),
+                "topic_id": topic.topic_id,
+                "num_partitions": partitions,
+                "replication_factor": 1,
+                "configs": configs_out,
+            }
+        )
+    return {"throttle_time": 0, "topics": results}
+
+
+# --- DeleteTopics (20) -----------------------------------------------------------------------------------
+
+
+async def delete_topics(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    responses = []
+    for name in request.topic_names:
+        if not broker.config.bool("delete.topic.enable"):
+            code = TOPIC_DELETION_DISABLED
+        else:
+            topic = broker.topics.get(name)
+            if topic is None:
+                code = UNKNOWN_TOPIC_OR_PARTITION
+            elif topic.internal:
+                code = INVALID_REQUEST
+            else:
+                broker.delete_topic(name)
+                code = NONE
+        responses.append({"name": name, "error_code": code, "error_message": None})
+    return {"throttle_time": 0, "responses": responses}
+
+
+# --- CreatePartitions (37) -------------------------------------------------------------------------------
+
+
+async def create_partitions(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    results = []
+    for entry in request.topics:
+        topic = broker.topics.get(entry.name)
+        try:
+            if topic is None:
+                raise _AdminError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {entry.name!r} does not exist")
+            if entry.count <= topic.partitions:
+                raise _AdminError(
+                    INVALID_PARTITIONS,
+                    f"topic {entry.name!r} has {topic.partitions} partitions; the new count {entry.count} "
+                    "must be larger",
+                )
+            _check_replication(broker, 1, entry.assignments, entry.count - topic.partitions)
+            if not request.validate_only:
+                broker.add_partitions(entry.name, entry.count)
+            results.append({"name": entry.name, **_error(NONE)})
+        except _AdminError as exc:
+            results.append({"name": entry.name, **_error(exc.code, str(exc))})
+    return {"throttle_time": 0, "results": results}
+
+
+# --- DescribeConfigs (32) --------------------------------------------------------------------------------
+
+
+async def describe_configs(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    synonyms = bool(getattr(request, "include_synonyms", False))
+    results = []
+    for resource in request.resources:
+        base = {
+            "resource_type": resource.resource_type,
+            "resource_name": resource.resource_name,
+            "configs": [],
+        }
+        keys = None if resource.configuration_keys is None else set(resource.configuration_keys)
+        if resource.resource_type == RESOURCE_TOPIC:
+            topic = broker.topics.get(resource.resource_name)
+            if topic is None:
+                results.append({**base, **_error(UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")})
+                continue
+            results.append(
+                {**base, **_error(NONE), "configs": _config_entries(broker, topic, keys, synonyms)}
+            )
+        elif resource.resource_type == RESOURCE_BROKER:
+            if resource.resource_name not in ("", str(broker.node_id)):
+                results.append({**base, **_error(INVALID_REQUEST, f"no broker {resource.resource_name!r}")})
+                continue
+            results.append({**base, **_error(NONE), "configs": _config_entries(broker, None, keys, synonyms)})
+        else:
+            results.append(
+                {
+                    **base,
+                    **_error(INVALID_REQUEST, f"resource type {resource.resource_type} is not supported"),
+                }
+            )
+    return {"throttle_time": 0, "results": results}
+
+
+# --- AlterConfigs (33) and IncrementalAlterConfigs (44) -------------------------------------------------
+
+
+def _apply_alter(broker: Broker, topic: str, new_configs: dict[str, str], validate_only: bool) -> None:
+    normalized = normalize_topic_configs(new_configs)
+    broker.validate_topic_configs(normalized)
+    if not validate_only:
+        broker.alter_topic_configs(topic, normalized)
+
+
+def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
+    broker = ctx.broker
+    responses = []
+    for resource in request.resources:
+        base = {"resource_type": resource.resource_type, "resource_name": resource.resource_name}
+        try:
+            if resource.resource_type == RESOURCE_BROKER:
+                raise _AdminError(
+                    INVALID_REQUEST,
+                    "strom has no dynamic broker configs; set them with `strom broker --set key=value`",
+                )
+            if resource.resource_type != RESOURCE_TOPIC:
+                raise _AdminError(INVALID_REQUEST, f"resource type {resource.resource_type} is not supported")
+            topic = broker.topics.get(resource.resource_name)
+            if topic is None:
+                raise _AdminError(
+                    UNKNOWN_TOPIC_OR_PARTITION, f"topic {resource.resource_name!r} does not exist"
+                )
+            if incremental:
+                configs = dict(topic.configs)
+                for change in resource.configs:
+                    configs = _incremental(broker, topic, configs, change)
+            else:
+                configs = {c.name: c.value for c in resource.configs if c.value is not None}
+            _apply_alter(broker, topic.name, configs, request.validate_only)
+            responses.append({**base, **_error(NONE)})
+        except _AdminError as exc:
+            responses.append({**base, **_error(exc.code, str(exc))})
+        except ConfigError as exc:
+            responses.append({**base, **_error(INVALID_CONFIG, str(exc))})
+    return {"throttle_time": 0, "responses": responses}
+
+
+def _incremental(broker: Broker, topic: TopicInfo, configs: dict[str, str], change: Any) -> dict[str, str]:
+    name, op, value = change.name, change.config_operation, change.value
+    key = TOPIC_KEYS.get(name)
+    if key is None:
+        raise ConfigError(f"unknown topic configuration {name!r}")
+    if op == OP_SET:
+        if value is None:
+            raise ConfigError(f"SET of {name} needs a value")
+        configs[name] = value
+    elif op == OP_DELETE:
+        configs.pop(name, None)
+    elif op in (OP_APPEND, OP_SUBTRACT):
+        if key.type.name != "LIST":
+            raise ConfigError(f"{name} is not a list; APPEND and SUBTRACT apply to list configs only")
+        current = configs.get(name, broker.config.topic_default(name)).split(",")
+        items = [v.strip() for v in (value or "").split(",") if v.strip()]
+        if op == OP_APPEND:
+            current += [v for v in items if v not in current]
+        else:
+            current = [v for v in current if v not in items]
+        configs[name] = ",".join(current)
+    else:
+        raise _AdminError(INVALID_REQUEST, f"unknown config operation {op}")
+    return configs
+
+
+async def alter_configs(ctx: RequestContext, request: Any) -> Response:
+    return _alter(ctx, request, incremental=False)
+
+
+async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Response:
+    return _alter(ctx, request, incremental=True)
+
+
+# --- DescribeCluster (60) --------------------------------------------------------------------------------
+
+
+async def describe_cluster(ctx: RequestContext, request: Any) -> Response:
+    broker = ctx.broker
+    endpoint_type = getattr(request, "endpoint_type", 1)
+    ops = CLUSTER_OPERATIONS_ALL if request.include_cluster_authorized_operations else OPERATIONS_OMITTED
+    return {
+        "throttle_time": 0,
+        **_error(NONE if endpoint_type == 1 else UNSUPPORTED_ENDPOINT_TYPE),
+        "endpoint_type": endpoint_type,
+        "cluster_id": broker.topics.cluster_id,
+        "controller_id": broker.node_id,
+        "brokers": [
+            {"broker_id": broker.node_id, "host": broker.advertised_host, "port": broker.advertised_port}
+        ],
+        "cluster_authorized_operations": ops,
+    }
+
+
+def install(broker: Broker) -> None:
+    broker.dispatcher.register(19, 2, 5, create_topics)
+    broker.dispatcher.register(20, 1, 4, delete_topics)
+    broker.dispatcher.register(37, 0, 2, create_partitions)
+    broker.dispatcher.register(32, 1, 4, describe_configs)
+    broker.dispatcher.register(33, 0, 1, alter_configs)
+    broker.dispatcher.register(44, 0, 1, incremental_alter_configs)
+    broker.dispatcher.register(60, 0, 1, describe_cluster)

@@ -1,0 +1,33 @@
+"""strom.log: the durable, Kafka-format partition log (segments, indexes, recovery, retention, producer state).
+
+Start with `LogManager` (a whole data directory) or `Partition` (one `<topic>-<partition>` directory);
+on-disk formats and invariants are in docs/formats.md.
+"""
+
+from strom.log.config import InvalidConfigError, LogConfig
+from strom.log.errors import (
+    InvalidTopicError,
+    LogClosedError,
+    LogError,
+    OffsetOutOfRangeError,
+    PartitionExistsError,
+    RecordBatchTooLargeError,
+)
+from strom.log.partition import AppendResult, Clock, Partition, system_clock
+from strom.log.segment import LogSlice
+
+__all__ = [
+    "AppendResult",
+    "Clock",
+    "InvalidConfigError",
+    "InvalidTopicError",
+    "LogClosedError",
+    "LogConfig",
+    "LogError",
+    "LogSlice",
+    "OffsetOutOfRangeError",
+    "Partition",
+    "PartitionExistsError",
+    "RecordBatchTooLargeError",
+    "system_clock",
+]

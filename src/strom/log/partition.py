@@ -1,0 +1,692 @@
+"""The log of one topic-partition: an ordered list of segments in one directory `<topic>-<partition>/`.
+
+This is the API the broker uses (one `Partition` per hosted partition, usually obtained from `LogManager`):
+
+- `append(records, leader_epoch=0) -> AppendResult`: validate a Produce payload (one or more RecordBatch v2),
+  check producer state, assign offsets by patching headers, write it with one `writev`.
+- `read(offset, max_bytes, max_offset=None, min_one=True) -> LogSlice`: the byte range of a segment file that
+  starts at the batch holding `offset`, ready to send as a Fetch payload (`os.sendfile` or `slice.read()`).
+- `offsets_for_timestamp(ts)`, `log_start_offset`, `next_offset` (log end offset), `last_stable_offset`,
+  `aborted_transactions(...)`, `end_offset_for_epoch(...)`.
+- `delete_records_before(offset)`, `apply_retention(now)`, `maintain(now)`, `update_config(config)`,
+  `roll()`, `flush()`, `close()`.
+- For the cleaner: `segments_snapshot()`, `replace_segments(new, old)`, `lock`.
+
+Thread safety: every public method takes `lock` (a re-entrant lock), so the broker's event loop thread and a
+maintenance thread (retention, cleaner) can share a Partition. Appends and reads are short; the cleaner holds
+the lock only for the swap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from strom.log.checkpoint import fsync_dir
+from strom.log.config import LogConfig
+from strom.log.errors import LogClosedError, OffsetOutOfRangeError, RecordBatchTooLargeError
+from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
+from strom.log.leader_epoch import LeaderEpochCache
+from strom.log.producer_state import ProducerState
+from strom.log.recovery import load_log, snapshot_offsets, snapshot_path
+from strom.log.retention import SegmentStats, deletable_count
+from strom.log.segment import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    INT32_MAX,
+    NO_TIMESTAMP,
+    SWAP_SUFFIX,
+    BatchInfo,
+    LogSlice,
+    Segment,
+)
+from strom.log.txn_index import AbortedTxn
+from strom.protocol.errors import InvalidRecordError
+from strom.protocol.records import (
+    HEADER_SIZE,
+    ControlRecordType,
+    RecordBatch,
+    read_control_record,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+    validate_batches,
+)
+
+Clock = Callable[[], int]
+"""Milliseconds since the epoch. Tests inject a fake one so they never sleep for time to pass."""
+
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+
+
+def system_clock() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    """(topic, partition) of a directory named `<topic>-<partition>`, or None."""
+    topic, dash, number = name.rpartition("-")
+    if not dash or not topic or not number.isdigit():
+        return None
+    return topic, int(number)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Offsets assigned to an append. For a retried duplicate, the offsets of the original (`duplicate`)."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless message.timestamp.type=LogAppendTime
+    log_start_offset: int
+    duplicate: bool = False
+
+
+class Partition:
+    """A segmented, append-only, Kafka-format partition log.
+
+    Invariants kept (under `lock`):
+    - `segments` is sorted by base offset, non-empty, and only the last one (the active segment) is written;
+    - `log_start_offset` <= first readable offset and `next_offset` = the active segment's next offset;
+    - offsets are never reused: a new segment's base offset is the log end offset at its creation;
+    - `recovery_point` <= `next_offset`, and every batch below it has been fsynced with its indexes;
+    - producer state covers every batch below `next_offset`.
+    Failures survived: an invalid or refused append changes nothing (bytes, offsets, producer state); a crash
+    at any point is repaired by recovery on the next open (see recovery.py); deleted segments stay readable
+    through slices already handed out for `file.delete.delay.ms`.
+    """
+
+    def __init__(
+        self, directory: Path, config: LogConfig, clock: Clock, on_log_start_change: Callable[[], None] | None
+    ) -> None:
+        self.dir = directory
+        parsed = parse_partition_dir(directory.name)
+        self.topic, self.partition = parsed if parsed else (directory.name, 0)
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._segments: list[Segment] = []
+        self._bases: list[int] = []
+        self._producers = ProducerState()
+        self._log_start = 0
+        self._recovery_point = 0
+        self._unflushed_messages = 0
+        self._last_flush_ms = 0
+        self._pending_deletes: list[tuple[int, Segment]] = []
+        self._closed = False
+        self._on_log_start_change = on_log_start_change
+        self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_FILE)
+        self._random = random.Random()
+        self.recovered_segments = 0  # how many segments the last open had to recover
+        self.truncated_bytes = 0  # how many invalid tail bytes the last open cut off
+
+    # ----- opening -----
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig | None = None,
+        *,
+        clock: Clock = system_clock,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        clean_shutdown: bool = False,
+        on_log_start_change: Callable[[], None] | None = None,
+    ) -> Partition:
+        """Open (creating if needed) the partition directory `directory` (named `<topic>-<partition>`).
+
+        `recovery_point`, `log_start_offset` and `clean_shutdown` come from the data directory's checkpoints
+        and marker (LogManager reads them). The defaults recover every segment, which is always safe.
+        `on_log_start_change` is called (under the lock) when the log start offset moves.
+        """
+        config = config or LogConfig()
+        directory.mkdir(parents=True, exist_ok=True)
+        now = clock()
+        loaded = load_log(
+            directory,
+            config,
+            now,
+            recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
+            clean_shutdown=clean_shutdown,
+        )
+        part = cls(directory, config, clock, on_log_start_change)
+        part._segments = loaded.segments
+        part._bases = [s.base_offset for s in loaded.segments]
+        part._producers = loaded.producer_state
+        part._log_start = max(log_start_offset, part._segments[0].base_offset)
+        if part._log_start > part.next_offset:
+            part._log_start = part._segments[0].base_offset
+        part._recovery_point = part.next_offset
+        part._last_flush_ms = now
+        part._epochs = LeaderEpochCache.load(directory / LEADER_EPOCH_FILE)
+        part._epochs.truncate_from_end(part.next_offset)
+        part.active_segment.jitter_ms = part._jitter()
+        part.recovered_segments = loaded.recovered_segments
+        part.truncated_bytes = loaded.truncated_bytes
+        return part
+
+    # ----- state -----
+
+    @property
+    def active_segment(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def next_offset(self) -> int:
+        """The log end offset: the offset the next appended record gets."""
+        return self._segments[-1].next_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def recovery_point(self) -> int:
+        """Every offset below this is fsynced (segments and indexes)."""
+        return self._recovery_point
+
+    @property
+    def size_in_bytes(self) -> int:
+        with self.lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def producer_state(self) -> ProducerState:
+        return self._producers
+
+    def segments_snapshot(self) -> list[Segment]:
+        """The current segments, oldest first; the last is the active one. A copy of the list."""
+        with self.lock:
+            return list(self._segments)
+
+    def first_unstable_offset(self) -> int | None:
+        """First offset of the oldest open transaction, or None."""
+        with self.lock:
+            return self._producers.first_unstable_offset()
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the first offset of the oldest open transaction, else the log end offset."""
+        with self.lock:
+            first = self._producers.first_unstable_offset()
+            return self.next_offset if first is None else first
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"partition log {self.dir} is closed")
+
+    def _jitter(self) -> int:
+        jitter = self.config.segment_jitter_ms
+        return self._random.randrange(jitter) if jitter > 0 else 0
+
+    # ----- append -----
+
+    def append(self, records: bytes | bytearray | memoryview, *, leader_epoch: int = 0) -> AppendResult:
+        """Append one Produce payload (one or more RecordBatch v2) and return the offsets it got.
+
+        Raises, with nothing appended: a `strom.protocol.errors.CorruptRecordError` subclass for a bad CRC,
+        length, magic or truncation (and `InvalidRecordError` for a keyless record on a compacted log);
+        `RecordBatchTooLargeError`; a `strom.log.producer_state.ProducerStateError` subclass for an
+        out-of-order sequence, an old epoch or a bad transaction state. A retried duplicate batch (same
+        producer, epoch and sequences as one of the producer's last five) is not written again: its original
+        offsets are returned with `duplicate=True`. `records` is not modified.
+        """
+        with self.lock:
+            self._check_open()
+            batches = validate_batches(records)
+            config = self.config
+            now = self.clock()
+            total = 0
+            for batch in batches:
+                size = batch.size_in_bytes
+                if size > config.max_message_bytes:
+                    raise RecordBatchTooLargeError(
+                        f"record batch of {size} bytes exceeds max.message.bytes={config.max_message_bytes}"
+                    )
+                total += size
+            if total > config.segment_bytes:
+                raise RecordBatchTooLargeError(
+                    f"append of {total} bytes exceeds segment.bytes={config.segment_bytes}"
+                )
+            if config.compact:
+                _require_keys(batches, self.topic, self.partition)
+
+            staged = self._producers.begin()
+            offset = self.next_offset
+            for batch in batches:
+                pid = batch.producer_id
+                if pid >= 0:
+                    if batch.is_control:
+                        control = read_control_record(next(iter(batch.records())))
+                        if control.type in (ControlRecordType.ABORT, ControlRecordType.COMMIT):
+                            staged.check_marker(
+                                pid,
+                                batch.producer_epoch,
+                                offset,
+                                control.type == ControlRecordType.COMMIT,
+                                control.coordinator_epoch,
+                                max(batch.max_timestamp, now),
+                            )
+                    else:
+                        dup = staged.find_duplicate(
+                            pid, batch.producer_epoch, batch.base_sequence, batch.last_offset_delta
+                        )
+                        if dup is not None:
+                            return AppendResult(
+                                dup.first_offset,
+                                dup.last_offset,
+                                dup.timestamp if config.log_append_time else NO_TIMESTAMP,
+                                self._log_start,
+                                duplicate=True,
+                            )
+                        staged.check_data_batch(
+                            pid,
+                            batch.producer_epoch,
+                            batch.base_sequence,
+                            batch.last_offset_delta,
+                            offset,
+                            batch.max_timestamp,
+                            batch.is_transactional,
+                        )
+                offset += batch.last_offset_delta + 1
+
+            append_time = now if config.log_append_time else NO_TIMESTAMP
+            max_ts = append_time if config.log_append_time else max(b.max_timestamp for b in batches)
+            if self._should_roll(total, max_ts, offset - 1, now):
+                self._roll(now)
+
+            base = self.next_offset
+            buffers: list[bytes | bytearray | memoryview] = []
+            infos = []
+            next_off = base
+            for batch in batches:
+                view = batch.buffer
+                if append_time != NO_TIMESTAMP:
+                    # LogAppendTime changes CRC-covered fields: patch a private copy of the whole batch.
+                    whole = bytearray(view)
+                    set_base_offset(whole, next_off)
+                    set_partition_leader_epoch(whole, leader_epoch)
+                    set_log_append_time(whole, append_time)
+                    buffers.append(whole)
+                else:
+                    # Only the 12 header bytes outside the CRC change: write a patched header copy and the
+                    # caller's body untouched (no copy of the payload).
+                    head = bytearray(view[:HEADER_SIZE])
+                    set_base_offset(head, next_off)
+                    set_partition_leader_epoch(head, leader_epoch)
+                    buffers.append(head)
+                    buffers.append(view[HEADER_SIZE:])
+                last = next_off + batch.last_offset_delta
+                infos.append(
+                    BatchInfo(
+                        batch.size_in_bytes,
+                        last,
+                        max_ts if append_time != NO_TIMESTAMP else batch.max_timestamp,
+                    )
+                )
+                next_off = last + 1
+            active = self.active_segment
+            active.append(buffers, total, infos)
+
+            staged.commit()
+            for done in staged.completed:
+                if done.aborted and done.first_offset >= 0:
+                    lso = self._producers.first_unstable_offset()
+                    active.txn_index.append(
+                        AbortedTxn(
+                            done.producer_id,
+                            done.first_offset,
+                            done.last_offset,
+                            next_off if lso is None else lso,
+                        )
+                    )
+            self._epochs.assign(leader_epoch, base)
+            self._unflushed_messages += next_off - base
+            if (
+                self._unflushed_messages >= config.flush_messages
+                or now - self._last_flush_ms >= config.flush_ms
+            ):
+                self._flush(now)
+            return AppendResult(base, next_off - 1, append_time, self._log_start)
+
+    def _should_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> bool:
+        seg = self.active_segment
+        if seg.size == 0:
+            return False
+        config = self.config
+        if seg.size > config.segment_bytes - size or seg.indexes_full:
+            return True
+        if last_offset - seg.base_offset > INT32_MAX:
+            return True
+        if seg.rolling_timestamp != NO_TIMESTAMP:
+            waited = max_timestamp - seg.rolling_timestamp
+        else:
+            waited = now - seg.created_ms
+        return waited > config.segment_ms - seg.jitter_ms
+
+    def roll(self) -> None:
+        """Start a new active segment now (unless the active one is empty), e.g. to make its records
+        eligible for retention and compaction."""
+        with self.lock:
+            self._check_open()
+            if self.active_segment.size:
+                self._roll(self.clock())
+
+    def _roll(self, now: int) -> None:
+        """Seal the active segment (final time-index entry, fsync), snapshot producer state, and start a new
+        segment at the log end offset. The recovery point moves to the new base offset."""
+        old = self.active_segment
+        base = old.next_offset
+        old.seal()
+        new = Segment.create(self.dir, base, self.config, now)
+        new.jitter_ms = self._jitter()
+        self._segments.append(new)
+        self._bases.append(base)
+        fsync_dir(self.dir)
+        self._producers.write_snapshot(snapshot_path(self.dir, base))
+        if self._recovery_point >= old.base_offset:
+            self._recovery_point = base
+
+    # ----- reads -----
+
+    def _segment_index(self, offset: int) -> int:
+        return max(0, bisect.bisect_right(self._bases, offset) - 1)
+
+    def read(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one: bool = True
+    ) -> LogSlice:
+        """The bytes to answer a Fetch at `offset`: from the start of the batch holding `offset` (so the first
+        records may precede it; clients skip them), at most `max_bytes` unless `min_one` and the first batch
+        alone is larger (KIP-74), never reaching into batches at or after `max_offset` (high watermark or
+        LSO).
+        Raises OffsetOutOfRangeError outside [log start offset, log end offset]; at the log end the slice is
+        empty.
+        """
+        with self.lock:
+            self._check_open()
+            end = self.next_offset
+            if offset < self._log_start or offset > end:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is outside [{self._log_start}, {end}] of {self.topic}-{self.partition}"
+                )
+            if offset == end or (max_offset is not None and offset >= max_offset):
+                return LogSlice(None, 0, 0, offset)
+            for seg in self._segments[self._segment_index(offset) :]:
+                found = seg.slice(max(offset, seg.base_offset), max_bytes, max_offset, min_one)
+                if found is not None:
+                    return found
+            return LogSlice(None, 0, 0, offset)
+
+    def read_bytes(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one: bool = True
+    ) -> bytes:
+        """`read(...)` copied into bytes."""
+        return self.read(offset, max_bytes, max_offset=max_offset, min_one=min_one).read()
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [fetch_offset, upper_bound), for a read_committed Fetch."""
+        with self.lock:
+            out: list[AbortedTxn] = []
+            for seg in self._segments[self._segment_index(fetch_offset) :]:
+                out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
+            return out
+
+    def offsets_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """ListOffsets: (offset, timestamp) of the first record with timestamp >= `timestamp`, or None.
+
+        Special values as in Kafka: -1 latest (log end offset), -2 earliest (log start offset), -3 the record
+        with the largest timestamp. The timestamp returned with -1/-2 is -1.
+        """
+        with self.lock:
+            self._check_open()
+            if timestamp == LATEST_TIMESTAMP:
+                return self.next_offset, NO_TIMESTAMP
+            if timestamp == EARLIEST_TIMESTAMP:
+                return self._log_start, NO_TIMESTAMP
+            if timestamp == MAX_TIMESTAMP:
+                return self._max_timestamp_record()
+            for seg in self._segments:
+                if seg.max_timestamp < timestamp or seg.next_offset <= self._log_start:
+                    continue
+                after = seg.time_index.lookup(timestamp)
+                start = max(self._log_start, seg.base_offset if after is None else after + 1)
+                found = seg.find(start)
+                if found is None:
+                    continue
+                for _, batch in seg.batches(found[0]):
+                    if batch.max_timestamp < timestamp:
+                        continue
+                    for record in batch.records():
+                        if record.timestamp >= timestamp and record.offset >= self._log_start:
+                            return record.offset, record.timestamp
+            return None
+
+    def _max_timestamp_record(self) -> tuple[int, int] | None:
+        best: Segment | None = None
+        for seg in self._segments:
+            if seg.max_timestamp != NO_TIMESTAMP and (best is None or seg.max_timestamp > best.max_timestamp):
+                best = seg
+        if best is None:
+            return None
+        found = best.find(best.offset_of_max_timestamp)
+        if found is None:
+            return None
+        for _, batch in best.batches(found[0]):
+            top: tuple[int, int] | None = None
+            for record in batch.records():
+                if top is None or record.timestamp > top[1]:
+                    top = (record.offset, record.timestamp)
+            return top
+        return None
+
+    def producer_last_offsets(self) -> dict[int, int]:
+        """Producer id -> offset of its last retained batch (the cleaner keeps those batches)."""
+        with self.lock:
+            return {pid: e.last_offset for pid, e in self._producers.producers.items() if e.last_offset >= 0}
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest known epoch <= `epoch`, the offset where it ended)."""
+        with self.lock:
+            return self._epochs.end_offset_for(epoch, self.next_offset)
+
+    # ----- deletion -----
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: make `offset` the log start offset (-1 means the log end offset), delete segments
+        wholly below it, and return the new log start offset (the low watermark)."""
+        with self.lock:
+            self._check_open()
+            end = self.next_offset
+            if offset == -1:
+                offset = end
+            if offset < 0 or offset > end:
+                raise OffsetOutOfRangeError(
+                    f"cannot delete records before offset {offset}: the log of {self.topic}-{self.partition} "
+                    f"ends at {end}"
+                )
+            if offset > self._log_start:
+                self._set_log_start(offset)
+                self.apply_retention(self.clock())
+            return self._log_start
+
+    def _set_log_start(self, offset: int) -> None:
+        self._log_start = offset
+        if self._on_log_start_change is not None:
+            self._on_log_start_change()
+
+    def apply_retention(self, now: int) -> int:
+        """Delete the oldest segments that retention.ms, retention.bytes or the log start offset rule out
+        (see retention.py); returns how many were deleted."""
+        with self.lock:
+            self._check_open()
+            stats = [
+                SegmentStats(
+                    s.base_offset,
+                    s.size,
+                    s.max_timestamp if s.max_timestamp != NO_TIMESTAMP else s.created_ms,
+                )
+                for s in self._segments
+            ]
+            count, _ = deletable_count(stats, self.config, now, self._log_start, self.next_offset)
+            if count == 0:
+                return 0
+            if count == len(self._segments):
+                self._roll(now)
+            doomed = self._segments[:count]
+            self._segments = self._segments[count:]
+            self._bases = self._bases[count:]
+            for seg in doomed:
+                self._schedule_delete(seg, now)
+            fsync_dir(self.dir)
+            first = self._segments[0].base_offset
+            if first > self._log_start:
+                self._set_log_start(first)
+            for offset in snapshot_offsets(self.dir)[:-1]:
+                if offset < first:
+                    snapshot_path(self.dir, offset).unlink(missing_ok=True)
+            return count
+
+    def _schedule_delete(self, seg: Segment, now: int) -> None:
+        """Rename a segment `.deleted`; its files go `file.delete.delay.ms` later (`maintain`)."""
+        seg.rename(DELETED_SUFFIX)
+        self._pending_deletes.append((now + self.config.file_delete_delay_ms, seg))
+        if self.config.file_delete_delay_ms == 0:
+            self._delete_due(now)
+
+    def _delete_due(self, now: int) -> None:
+        keep = []
+        for due, seg in self._pending_deletes:
+            if due <= now:
+                seg.delete_files()
+            else:
+                keep.append((due, seg))
+        self._pending_deletes = keep
+
+    # ----- compaction support -----
+
+    def replace_segments(self, new: list[Segment], old: list[Segment]) -> None:
+        """Swap cleaned segments in for `old` (Kafka's `replaceSegments`), crash-safely.
+
+        `new` must have been created with suffix `.cleaned` and cover exactly the offsets of `old`, which must
+        be consecutive inactive segments of this log. Order: flush new; rename new `.swap`; rename old
+        `.deleted` (deleted after file.delete.delay.ms); rename new live. A crash leaves either the old set,
+        or         `.swap` files that recovery completes.
+        """
+        with self.lock:
+            self._check_open()
+            if not old or any(s not in self._segments for s in old) or old[-1] is self.active_segment:
+                raise ValueError("replace_segments: old segments must be inactive segments of this log")
+            for seg in new:
+                if seg.suffix != CLEANED_SUFFIX:
+                    raise ValueError(f"replace_segments: {seg} was not created with suffix .cleaned")
+                seg.flush()
+                seg.rename(SWAP_SUFFIX)
+            fsync_dir(self.dir)
+            now = self.clock()
+            first = self._segments.index(old[0])
+            kept = [s for s in self._segments if s not in old]
+            for seg in old:
+                self._schedule_delete(seg, now)
+            for seg in new:
+                seg.rename("")
+            fsync_dir(self.dir)
+            merged = kept[:first] + sorted(new, key=lambda s: s.base_offset) + kept[first:]
+            self._segments = merged
+            self._bases = [s.base_offset for s in merged]
+
+    # ----- configuration, flushing, maintenance -----
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply new topic configs from now on (existing segments keep their index size)."""
+        with self.lock:
+            self.config = config
+
+    def flush(self) -> None:
+        """fsync everything appended so far; the recovery point becomes the log end offset."""
+        with self.lock:
+            self._check_open()
+            self._flush(self.clock())
+
+    def _flush(self, now: int) -> None:
+        for seg in self._segments[self._segment_index(self._recovery_point) :]:
+            seg.flush()
+        self._recovery_point = self.next_offset
+        self._unflushed_messages = 0
+        self._last_flush_ms = now
+
+    def maintain(self, now: int) -> None:
+        """Periodic work: retention, flush.ms, deleting `.deleted` files whose delay passed, expiring idle
+        producers. Safe to call from a background thread."""
+        with self.lock:
+            if self._closed:
+                return
+            self.apply_retention(now)
+            if self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_ms:
+                self._flush(now)
+            self._delete_due(now)
+            self._producers.remove_expired(now, self.config.producer_id_expiration_ms)
+
+    def close(self) -> None:
+        """Flush, write a producer-state snapshot at the log end offset, and release every file."""
+        with self.lock:
+            if self._closed:
+                return
+            now = self.clock()
+            self._flush(now)
+            end = self.next_offset
+            self._producers.write_snapshot(snapshot_path(self.dir, end))
+            for offset in snapshot_offsets(self.dir):
+                if offset > end:
+                    snapshot_path(self.dir, offset).unlink(missing_ok=True)
+            for seg in self._segments:
+                seg.close()
+            for _, seg in self._pending_deletes:
+                seg.delete_files()
+            self._pending_deletes = []
+            self._closed = True
+
+    def delete(self) -> None:
+        """Close without flushing and remove every file of the partition (the directory stays)."""
+        with self.lock:
+            for seg in self._segments:
+                seg.delete_files()
+            for _, seg in self._pending_deletes:
+                seg.delete_files()
+            self._segments = []
+            self._pending_deletes = []
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"Partition({self.dir.name}, offsets={self._log_start}..{self.next_offset})"
+
+
+def _require_keys(batches: list[RecordBatch], topic: str, partition: int) -> None:
+    """Kafka refuses keyless records on compacted topics (INVALID_RECORD); control batches are exempt."""
+    for batch in batches:
+        if batch.is_control:
+            continue
+        _, spans = batch.record_spans()
+        for span in spans:
+            if span.key is None:
+                raise InvalidRecordError(
+                    f"compacted topic {topic} (partition {partition}) requires a key on every record; "
+                    "the record "
+                    f"at offset delta {span.offset_delta} has none"
+                )
+
+
+def remove_partition_dir(directory: Path) -> None:
+    """Delete a partition directory's remaining files and the directory itself."""
+    for entry in os.scandir(directory):
+        os.unlink(entry.path)
+    os.rmdir(directory)

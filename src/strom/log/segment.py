@@ -1,0 +1,530 @@
+"""One log segment: a `.log` file of RecordBatches back to back, with its offset, time and txn indexes.
+
+File names are the segment's base offset zero-padded to 20 digits plus a kind (`.log`, `.index`,
+`.timeindex`, `.txnindex`) and an optional state suffix (`.cleaned`, `.swap`, `.deleted`), as in Kafka, so
+that `kafka-dump-log` reads them. The byte layout is in docs/formats.md.
+
+Appends go to the end of the file with one `writev` per append (patched headers and the untouched batch
+bodies); index entries are added in memory every `index.interval.bytes` and written on flush. Readers get
+byte ranges of the file (`LogSlice`) that can be sent as-is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from strom.log.config import LogConfig
+from strom.log.index import CorruptIndexError, OffsetIndex, TimeIndex
+from strom.log.txn_index import TransactionIndex
+from strom.protocol.errors import CorruptRecordError, TruncatedBatchError
+from strom.protocol.records import HEADER_SIZE, LOG_OVERHEAD, RecordBatch
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+TXN_INDEX_SUFFIX = ".txnindex"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+DELETED_SUFFIX = ".deleted"
+FILE_KINDS = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+
+NO_TIMESTAMP = -1
+INT32_MAX = 2**31 - 1
+_CHUNK = 1 << 20  # bytes read at a time when walking a segment
+_LOOKUP_CHUNK = 16 << 10  # bytes read at a time when scanning forward from an index entry
+_IOV_MAX = 1024
+_HEAD = struct.Struct(">qi")  # baseOffset, batchLength
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+
+
+def file_name(base_offset: int, kind: str, suffix: str = "") -> str:
+    """`00000000000000000042.log` for base offset 42 and kind `.log`."""
+    return f"{base_offset:020d}{kind}{suffix}"
+
+
+def parse_file_name(name: str) -> tuple[int, str, str] | None:
+    """(base offset, kind, state suffix) of a segment file name, or None if it is not one."""
+    stem, dot, rest = name.partition(".")
+    if len(stem) != 20 or not stem.isdigit() or not dot:
+        return None
+    kind, _, suffix = rest.partition(".")
+    return int(stem), "." + kind, ("." + suffix) if suffix else ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """What an append needs to know of each batch written: its size, last offset and max timestamp."""
+
+    size: int
+    last_offset: int
+    max_timestamp: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogSlice:
+    """A byte range of a segment file: whole batches from `position`, possibly a partial batch at the end
+    (as Kafka's Fetch does when `max_bytes` cuts a batch). Send it with
+    `os.sendfile(sock_fd, slice.fileno(), slice.position, slice.size)` or read it with `read()`; never seek
+    the shared file descriptor. The descriptor stays open until the segment is deleted, which happens
+    `file.delete.delay.ms` after retention or compaction removed it, so a slice outlives those for a while.
+    """
+
+    segment: Segment | None
+    position: int
+    size: int
+    first_offset: int
+
+    def fileno(self) -> int:
+        if self.segment is None:
+            raise ValueError("an empty LogSlice has no file")
+        return self.segment.fileno()
+
+    def read(self) -> bytes:
+        """The bytes of the range (a copy)."""
+        if self.segment is None or self.size == 0:
+            return b""
+        return self.segment.read_at(self.position, self.size)
+
+
+def _write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview], total: int) -> None:
+    """writev every buffer; loops over short writes and IOV_MAX."""
+    views = [memoryview(b).cast("B") for b in buffers]
+    written = 0
+    i = 0
+    while written < total:
+        n = os.writev(fd, views[i : i + _IOV_MAX])
+        written += n
+        while n > 0:
+            if n >= len(views[i]):
+                n -= len(views[i])
+                i += 1
+            else:
+                views[i] = views[i][n:]
+                n = 0
+
+
+class Segment:
+    """One segment of a partition log.
+
+    Invariants kept:
+    - the `.log` file holds exactly `size` bytes of complete batches, with base offsets increasing and
+      `next_offset` = last batch's last offset + 1 (= base_offset when empty);
+    - every last offset fits in an int32 relative to base_offset (the partition rolls before it would not);
+    - index entries point at batch starts and carry that batch's last offset (offset index) or the largest
+      timestamp so far (time index); they are a cache of the log: whenever they might be stale or fail
+      their checks they are rebuilt from the `.log` file, never trusted.
+    Failures survived: an append that fails half-way (disk full) is cut off again (`truncate_to_position`)
+    so the file never holds a partial batch; a closed segment's `flush` is a no-op.
+    """
+
+    def __init__(
+        self, directory: Path, base_offset: int, config: LogConfig, created_ms: int, suffix: str
+    ) -> None:
+        self.dir = directory
+        self.base_offset = base_offset
+        self.suffix = suffix
+        self.created_ms = created_ms
+        self.size = 0
+        self.next_offset = base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = base_offset - 1
+        self.rolling_timestamp = NO_TIMESTAMP  # max timestamp of the first batch (drives segment.ms)
+        self.jitter_ms = 0
+        self._index_interval = config.index_interval_bytes
+        self._bytes_since_index = 0
+        self._unflushed = False
+        self._closed = False
+        self._lock = threading.Lock()  # orders fsync against close
+        self.offset_index = OffsetIndex(self.path(INDEX_SUFFIX), base_offset, config.segment_index_bytes)
+        self.time_index = TimeIndex(self.path(TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes)
+        self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
+        self._fd = -1
+
+    # ----- construction -----
+
+    @classmethod
+    def create(
+        cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int, suffix: str = ""
+    ) -> Segment:
+        """A new, empty segment (its `.log` file is created, truncating any leftover of the same name).
+
+        The cleaner creates its output with suffix `.cleaned` and fills it with `append_batches`.
+        """
+        seg = cls(directory, base_offset, config, now_ms, suffix)
+        seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        for kind in (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX):
+            seg.path(kind).unlink(missing_ok=True)
+        return seg
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        base_offset: int,
+        config: LogConfig,
+        now_ms: int,
+        *,
+        trust_indexes: bool,
+        suffix: str = "",
+    ) -> Segment:
+        """Open an existing segment.
+
+        With `trust_indexes` (a segment known to be flushed) the index files are loaded and checked
+        (`CorruptIndexError` from any check, or a missing file, leads to a rebuild from the log); the log
+        itself is not re-validated. Without it the caller must call `recover()`.
+        """
+        seg = cls(directory, base_offset, config, now_ms, suffix)
+        seg._fd = os.open(seg.log_path, os.O_RDWR | os.O_APPEND)
+        seg.size = os.fstat(seg._fd).st_size
+        seg.created_ms = int(os.fstat(seg._fd).st_mtime * 1000)
+        if trust_indexes:
+            try:
+                seg._load_indexes(config)
+            except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
+                seg.rebuild_indexes()
+        return seg
+
+    def _load_indexes(self, config: LogConfig) -> None:
+        self.offset_index = OffsetIndex.load(
+            self.path(INDEX_SUFFIX), self.base_offset, config.segment_index_bytes, self.size
+        )
+        # Find the end of the log from the last indexed batch, and verify a sample of index entries.
+        start = self._check_offset_index_sample()
+        next_offset, max_ts, max_ts_offset = self._scan_tail(start)
+        self.next_offset = next_offset
+        self.time_index = TimeIndex.load(
+            self.path(TIME_INDEX_SUFFIX), self.base_offset, config.segment_index_bytes, next_offset - 1
+        )
+        last = self.time_index.last_entry()
+        if last is not None:
+            self.max_timestamp, self.offset_of_max_timestamp = last
+        if max_ts > self.max_timestamp:
+            self.max_timestamp, self.offset_of_max_timestamp = max_ts, max_ts_offset
+        self.txn_index = TransactionIndex.load(self.path(TXN_INDEX_SUFFIX))
+        if self.txn_index.entries and self.txn_index.entries[-1].last_offset >= next_offset:
+            raise CorruptIndexError(f"{self.txn_index.path}: entry beyond the segment's last offset")
+        if self.size:
+            self.rolling_timestamp = self._header_at(0)[3]
+
+    def _check_offset_index_sample(self) -> int:
+        """Check that sampled index entries (always the first and last) name the last offset of the batch at
+        their position; return the position of the last entry (where the tail scan starts)."""
+        n = len(self.offset_index)
+        if n == 0:
+            return 0
+        step = max(1, n // 32)
+        for i in sorted({*range(0, n, step), n - 1}):
+            offset, position = self.offset_index.entry(i)
+            base, _, last, _ = self._header_at(position)
+            if last != offset or base < self.base_offset:
+                raise CorruptIndexError(
+                    f"{self.offset_index.path}: entry {i} says offset {offset} at position {position}, "
+                    f"the batch there ends at offset {last}"
+                )
+        return self.offset_index.entry(n - 1)[1]
+
+    def _scan_tail(self, start: int) -> tuple[int, int, int]:
+        """Walk batch headers from `start` to the end: (next offset, max timestamp, its offset)."""
+        next_offset = self.base_offset
+        max_ts, max_ts_offset = NO_TIMESTAMP, self.base_offset - 1
+        for _, batch in self._walk(start, self.size):
+            next_offset = batch.next_offset
+            if batch.max_timestamp > max_ts:
+                max_ts, max_ts_offset = batch.max_timestamp, batch.last_offset
+        return next_offset, max_ts, max_ts_offset
+
+    # ----- paths and files -----
+
+    def path(self, kind: str) -> Path:
+        return self.dir / file_name(self.base_offset, kind, self.suffix)
+
+    @property
+    def log_path(self) -> Path:
+        return self.path(LOG_SUFFIX)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def read_at(self, position: int, size: int) -> bytes:
+        """`size` bytes of the `.log` file from `position` (fewer at end of file)."""
+        return os.pread(self._fd, size, position)
+
+    def __repr__(self) -> str:
+        last = self.next_offset - 1
+        return f"Segment({self.log_path.name}, size={self.size}, offsets={self.base_offset}..{last})"
+
+    # ----- appending -----
+
+    def append(
+        self, buffers: Sequence[bytes | bytearray | memoryview], total: int, batches: Sequence[BatchInfo]
+    ) -> None:
+        """Write `buffers` (which concatenate to the batches described by `batches`) with one writev.
+
+        The caller has assigned offsets already. On an OSError the file is cut back to its old size and the
+        error re-raised, so the segment never keeps part of an append.
+        """
+        start = self.size
+        try:
+            _write_all(self._fd, buffers, total)
+        except OSError:
+            os.ftruncate(self._fd, start)
+            raise
+        self._unflushed = True
+        self._index_batches(start, batches)
+
+    def append_batches(self, data: bytes | bytearray | memoryview) -> None:
+        """Append already-offset batches verbatim (the cleaner's output path); validates nothing."""
+        view = memoryview(data).cast("B")
+        infos = []
+        pos = 0
+        while pos < len(view):
+            base, length = _HEAD.unpack_from(view, pos)
+            (delta,) = _I32.unpack_from(view, pos + 23)
+            (max_ts,) = _I64.unpack_from(view, pos + 35)
+            infos.append(BatchInfo(length + LOG_OVERHEAD, base + delta, max_ts))
+            pos += length + LOG_OVERHEAD
+        self.append([view], len(view), infos)
+
+    def _index_batches(self, position: int, batches: Sequence[BatchInfo]) -> None:
+        interval = self._index_interval
+        for info in batches:
+            if position == 0:
+                self.rolling_timestamp = info.max_timestamp
+            if info.max_timestamp > self.max_timestamp:
+                self.max_timestamp = info.max_timestamp
+                self.offset_of_max_timestamp = info.last_offset
+            if self._bytes_since_index > interval:
+                self.offset_index.append(info.last_offset, position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self._bytes_since_index = 0
+            position += info.size
+            self._bytes_since_index += info.size
+            self.next_offset = info.last_offset + 1
+        self.size = position
+
+    @property
+    def indexes_full(self) -> bool:
+        return self.offset_index.is_full or self.time_index.is_full
+
+    # ----- reading -----
+
+    def _header_at(self, position: int) -> tuple[int, int, int, int]:
+        """(base offset, size, last offset, max timestamp) of the batch at `position`."""
+        head = os.pread(self._fd, HEADER_SIZE, position)
+        if len(head) < HEADER_SIZE:
+            raise TruncatedBatchError(f"{self.log_path}: batch header at position {position} is cut off")
+        base, length = _HEAD.unpack_from(head, 0)
+        (delta,) = _I32.unpack_from(head, 23)
+        (max_ts,) = _I64.unpack_from(head, 35)
+        return base, length + LOG_OVERHEAD, base + delta, max_ts
+
+    def find(self, offset: int, limit: int | None = None) -> tuple[int, int] | None:
+        """(position, base offset) of the first batch whose last offset is >= `offset`, or None when every
+        batch of the segment ends before it. Uses the offset index, then scans headers forward in chunks.
+        `limit` bounds the scan to positions below it."""
+        end = self.size if limit is None else min(limit, self.size)
+        position = self.offset_index.lookup(offset)
+        while position < end:
+            chunk = os.pread(self._fd, min(_LOOKUP_CHUNK, end - position), position)
+            pos = 0
+            while pos + HEADER_SIZE <= len(chunk):
+                base, length = _HEAD.unpack_from(chunk, pos)
+                (delta,) = _I32.unpack_from(chunk, pos + 23)
+                if base + delta >= offset:
+                    return position + pos, base
+                pos += length + LOG_OVERHEAD
+            if pos == 0:  # a header straddles the chunk boundary; read it on its own
+                base, size, last, _ = self._header_at(position)
+                if last >= offset:
+                    return position, base
+                pos = size
+            position += pos
+        return None
+
+    def slice(self, offset: int, max_bytes: int, max_offset: int | None, min_one: bool) -> LogSlice | None:
+        """The byte range starting at the batch holding `offset` (KIP-74: the first batch whole when
+        `min_one`), up to `max_bytes` and not reaching batches at or beyond `max_offset`; None when the
+        segment has no batch ending at or after `offset`."""
+        found = self.find(offset)
+        if found is None:
+            return None
+        position, base = found
+        end = self.size
+        if max_offset is not None and max_offset < self.next_offset:
+            if base >= max_offset:
+                return LogSlice(None, 0, 0, offset)
+            bound = self.find(max_offset)
+            if bound is not None:
+                end = bound[0] if bound[1] >= max_offset else bound[0] + self._header_at(bound[0])[1]
+        size = min(end - position, max_bytes)
+        if min_one and size < end - position:
+            first = self._header_at(position)[1]
+            size = max(size, min(first, end - position))
+        return LogSlice(self, position, size, base)
+
+    def batches(self, start_position: int = 0) -> Iterator[tuple[int, RecordBatch]]:
+        """(position, batch view) of every batch from `start_position`, read in 1 MiB chunks.
+
+        CRCs are not checked (call `batch.validate()`); a damaged header raises a CorruptRecordError. The
+        views are backed by private `bytes` copies, so they stay valid after the segment changes.
+        """
+        yield from self._walk(start_position, self.size)
+
+    def _walk(self, start: int, end: int) -> Iterator[tuple[int, RecordBatch]]:
+        pos = start
+        need = _CHUNK
+        while pos < end:
+            buf = os.pread(self._fd, min(max(need, _CHUNK), end - pos), pos)
+            n = len(buf)
+            if n == 0:
+                raise TruncatedBatchError(f"{self.log_path}: file ends at {pos}, expected {end} bytes")
+            view = memoryview(buf)
+            off = 0
+            need = _CHUNK
+            while off < n:
+                file_left = end - (pos + off)
+                if n - off >= LOG_OVERHEAD:
+                    size = _I32.unpack_from(buf, off + 8)[0] + LOG_OVERHEAD
+                    if n - off < size <= file_left:
+                        need = size
+                        break
+                elif n - off < file_left:
+                    need = HEADER_SIZE
+                    break
+                else:
+                    size = n - off
+                batch = RecordBatch(view[off : off + size] if size >= HEADER_SIZE else view[off:])
+                yield pos + off, batch
+                off += batch.size_in_bytes
+            pos += off
+
+    # ----- recovery -----
+
+    def recover(self, expected_first_offset: int) -> int:
+        """Validate every batch (CRC, header, offsets increasing from `expected_first_offset`), rebuild the
+        indexes, and truncate the file at the first invalid batch. Returns the number of bytes cut off."""
+        self.offset_index.clear()
+        self.time_index.clear()
+        self.txn_index.clear()
+        size_before = self.size
+        valid = 0
+        self.size = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = self.base_offset - 1
+        self.rolling_timestamp = NO_TIMESTAMP
+        self._bytes_since_index = 0
+        expected = max(expected_first_offset, self.base_offset)
+        try:
+            for position, batch in self._walk(0, size_before):
+                batch.validate()
+                if batch.base_offset < expected or batch.last_offset - self.base_offset > INT32_MAX:
+                    break
+                self._index_batches(
+                    position, [BatchInfo(batch.size_in_bytes, batch.last_offset, batch.max_timestamp)]
+                )
+                expected = batch.next_offset
+                valid = position + batch.size_in_bytes
+        except CorruptRecordError:
+            pass
+        truncated = size_before - valid
+        if truncated:
+            os.ftruncate(self._fd, valid)
+            self._unflushed = True
+        self.size = valid
+        return truncated
+
+    def rebuild_indexes(self) -> None:
+        """Recompute the offset and time indexes from the batch headers (the log is trusted, e.g. flushed)."""
+        self.offset_index.clear()
+        self.time_index.clear()
+        size = self.size
+        self.size = 0
+        self.next_offset = self.base_offset
+        self.max_timestamp = NO_TIMESTAMP
+        self.rolling_timestamp = NO_TIMESTAMP
+        self._bytes_since_index = 0
+        for position, batch in self._walk(0, size):
+            self._index_batches(
+                position, [BatchInfo(batch.size_in_bytes, batch.last_offset, batch.max_timestamp)]
+            )
+        self.size = size
+        try:
+            self.txn_index = TransactionIndex.load(self.path(TXN_INDEX_SUFFIX))
+        except CorruptIndexError:
+            self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
+            self.txn_index.clear()
+        self._unflushed = True
+
+    def truncate_to_position(self, position: int) -> None:
+        """Cut the log (and indexes) back to `position`, which must be a batch boundary."""
+        os.ftruncate(self._fd, position)
+        self.offset_index.truncate_to_position(position)
+        self.size = position
+        self.rebuild_indexes()
+
+    # ----- durability and lifecycle -----
+
+    def seal(self) -> None:
+        """Called when the segment stops being active: add the final time-index entry (the segment's max
+        timestamp), then fsync log and indexes."""
+        if self.max_timestamp != NO_TIMESTAMP:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.flush()
+
+    def flush(self) -> None:
+        """fsync the `.log` file and write + fsync the indexes. A no-op on a closed segment."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._unflushed:
+                os.fsync(self._fd)
+                self._unflushed = False
+            self.offset_index.persist(sync=True)
+            self.time_index.persist(sync=True)
+            self.txn_index.persist(sync=True)
+
+    def close(self) -> None:
+        """Write the indexes (with the final time-index entry) and release the file descriptor."""
+        with self._lock:
+            if self._closed:
+                return
+            if self.max_timestamp != NO_TIMESTAMP:
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.offset_index.persist(sync=False)
+            self.time_index.persist(sync=False)
+            self.txn_index.persist(sync=False)
+            self._closed = True
+            os.close(self._fd)
+
+    def rename(self, suffix: str) -> None:
+        """Rename every file of the segment to carry state `suffix` (`""` = live). Open descriptors stay
+        valid, so in-flight reads are unaffected."""
+        for kind in FILE_KINDS:
+            old = self.path(kind)
+            new = self.dir / file_name(self.base_offset, kind, suffix)
+            if kind == LOG_SUFFIX or old.exists():
+                os.replace(old, new)
+        self.suffix = suffix
+        self.offset_index.path = self.path(INDEX_SUFFIX)
+        self.time_index.path = self.path(TIME_INDEX_SUFFIX)
+        self.txn_index.path = self.path(TXN_INDEX_SUFFIX)
+
+    def delete_files(self) -> None:
+        """Close the segment without writing anything and unlink all of its files."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
+        for kind in FILE_KINDS:
+            self.path(kind).unlink(missing_ok=True)

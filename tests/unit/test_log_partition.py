@@ -1,0 +1,315 @@
+"""Behaviour of strom.log.Partition: append, read, roll, lookup by timestamp, reopen, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strom.log.config import LogConfig
+from strom.log.errors import LogClosedError, OffsetOutOfRangeError, RecordBatchTooLargeError
+from strom.log.partition import Partition
+from strom.protocol.errors import (
+    CrcMismatchError,
+    InvalidBatchLengthError,
+    InvalidRecordError,
+    TruncatedBatchError,
+    UnsupportedMagicError,
+)
+from strom.protocol.records import BatchBuilder, Compression, TimestampType, iter_batches
+
+
+class FakeClock:
+    """Milliseconds that only move when the test says so."""
+
+    def __init__(self, now: int = 1_700_000_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def batch(
+    n: int = 3,
+    ts: int = 1_000,
+    *,
+    key: bytes | None = b"k",
+    value_size: int = 20,
+    compression: Compression = Compression.NONE,
+    tag: int = 0,
+) -> bytes:
+    builder = BatchBuilder(compression=compression)
+    for i in range(n):
+        builder.append(key, b"%d-%d:" % (tag, i) + b"v" * value_size, ts + i)
+    return builder.build()
+
+
+def records(data: bytes) -> list[tuple[int, bytes | None]]:
+    return [(r.offset, r.value) for b in iter_batches(data, allow_truncated_tail=True) for r in b.records()]
+
+
+def all_records(part: Partition, start: int = 0) -> list[tuple[int, bytes | None]]:
+    out: list[tuple[int, bytes | None]] = []
+    offset = max(start, part.log_start_offset)
+    while offset < part.next_offset:
+        chunk = records(part.read_bytes(offset, 1 << 20))
+        chunk = [r for r in chunk if r[0] >= offset]
+        if not chunk:
+            break
+        out.extend(chunk)
+        offset = chunk[-1][0] + 1
+    return out
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def open_part(path: Path, clock: FakeClock, **cfg: object) -> Partition:
+    return Partition.open(path / "orders-0", LogConfig(**cfg), clock=clock)  # type: ignore[arg-type]
+
+
+def test_append_assigns_consecutive_offsets_and_read_returns_the_same_records(
+    tmp_path: Path, clock: FakeClock
+):
+    part = open_part(tmp_path, clock)
+    first = part.append(batch(3, tag=1))
+    second = part.append(batch(2, tag=2, compression=Compression.GZIP))
+    assert (first.base_offset, first.last_offset) == (0, 2)
+    assert (second.base_offset, second.last_offset) == (3, 4)
+    assert part.next_offset == 5
+    got = all_records(part)
+    assert [o for o, _ in got] == [0, 1, 2, 3, 4]
+    assert got[3][1] == b"2-0:" + b"v" * 20
+
+
+def test_append_does_not_modify_the_callers_buffer(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    part.append(batch(1))
+    payload = bytearray(batch(2))
+    before = bytes(payload)
+    part.append(payload)
+    assert bytes(payload) == before
+
+
+def test_read_starts_at_the_batch_holding_the_offset(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    for i in range(5):
+        part.append(batch(4, tag=i))
+    data = part.read_bytes(9, 1 << 20)
+    first = next(iter_batches(data))
+    assert first.base_offset == 8 and first.last_offset == 11
+
+
+def test_read_outside_the_log_raises_offset_out_of_range_and_at_the_end_is_empty(
+    tmp_path: Path, clock: FakeClock
+):
+    part = open_part(tmp_path, clock)
+    part.append(batch(3))
+    assert part.read(3, 1000).size == 0
+    with pytest.raises(OffsetOutOfRangeError, match="outside"):
+        part.read(4, 1000)
+
+
+def test_read_returns_the_first_batch_whole_even_when_larger_than_max_bytes(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    part.append(batch(10, value_size=200))
+    part.append(batch(10, value_size=200))
+    sl = part.read(0, 10)
+    assert sl.position == 0
+    only = list(iter_batches(sl.read()))
+    assert len(only) == 1 and only[0].size_in_bytes == sl.size
+    assert part.read(0, 10, min_one=False).size == 10
+
+
+def test_read_stops_before_max_offset(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    for i in range(3):
+        part.append(batch(2, tag=i))
+    got = records(part.read_bytes(0, 1 << 20, max_offset=4))
+    assert [o for o, _ in got] == [0, 1, 2, 3]
+    assert part.read(4, 1000, max_offset=4).size == 0
+
+
+def test_slice_is_sendfile_ready(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    part.append(batch(3))
+    sl = part.read(0, 1 << 20)
+    import os
+
+    assert os.pread(sl.fileno(), sl.size, sl.position) == sl.read()
+
+
+def test_segments_roll_on_segment_bytes_with_kafka_file_names(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=1000)
+    for i in range(20):
+        part.append(batch(3, tag=i))
+    segs = part.segments_snapshot()
+    assert len(segs) > 3
+    assert all(s.size <= 1000 for s in segs)
+    names = sorted(p.name for p in (tmp_path / "orders-0").glob("*.log"))
+    assert names[0] == "00000000000000000000.log"
+    assert names == [f"{s.base_offset:020d}.log" for s in segs]
+    assert [o for o, _ in all_records(part)] == list(range(60))
+
+
+def test_segment_rolls_when_record_timestamps_span_segment_ms(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_ms=1000)
+    part.append(batch(1, ts=10_000))
+    part.append(batch(1, ts=10_900))
+    assert len(part.segments_snapshot()) == 1
+    part.append(batch(1, ts=11_001))
+    assert [s.base_offset for s in part.segments_snapshot()] == [0, 2]
+
+
+def test_segment_rolls_when_the_offset_index_is_full(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_index_bytes=16, index_interval_bytes=0)
+    for i in range(6):
+        part.append(batch(1, tag=i))
+    segs = part.segments_snapshot()
+    assert len(segs) >= 2
+    assert all(len(s.offset_index) <= 2 for s in segs)
+
+
+def test_append_larger_than_max_message_bytes_is_refused(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, max_message_bytes=200)
+    with pytest.raises(RecordBatchTooLargeError, match=r"max\.message\.bytes=200"):
+        part.append(batch(10, value_size=100))
+    assert part.next_offset == 0
+
+
+def _corrupt(data: bytes, pos: int, value: bytes) -> bytes:
+    return data[:pos] + value + data[pos + len(value) :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        (lambda b: _corrupt(b, len(b) - 1, bytes([b[-1] ^ 0xFF])), CrcMismatchError),
+        (lambda b: _corrupt(b, 8, (10).to_bytes(4, "big")), InvalidBatchLengthError),
+        (lambda b: _corrupt(b, 16, b"\x01"), UnsupportedMagicError),
+        (lambda b: b[:-5], TruncatedBatchError),
+    ],
+    ids=["crc", "length", "magic", "truncated"],
+)
+def test_bad_batches_raise_specific_errors_and_append_nothing(
+    tmp_path: Path, clock: FakeClock, damage, error
+):
+    part = open_part(tmp_path, clock)
+    part.append(batch(2))
+    size = part.size_in_bytes
+    good = batch(2, tag=9)
+    with pytest.raises(error):
+        part.append(damage(good))
+    with pytest.raises(error):
+        part.append(good + damage(good))  # a bad second batch refuses the whole append
+    assert part.next_offset == 2 and part.size_in_bytes == size
+    part.append(good)
+    part.close()
+    reopened = Partition.open(tmp_path / "orders-0", LogConfig(), clock=clock)
+    assert reopened.truncated_bytes == 0
+    assert [o for o, _ in all_records(reopened)] == [0, 1, 2, 3]
+
+
+def test_keyless_records_on_a_compacted_log_are_refused(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, cleanup_policy=frozenset({"compact"}))
+    with pytest.raises(InvalidRecordError, match="requires a key"):
+        part.append(batch(2, key=None))
+    part.append(batch(2, key=b"k"))
+    assert part.next_offset == 2
+
+
+def test_log_append_time_stamps_batches_with_the_broker_clock(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, message_timestamp_type="LogAppendTime")
+    result = part.append(batch(3, ts=5))
+    assert result.log_append_time == clock.now
+    (stored,) = list(iter_batches(part.read_bytes(0, 1 << 20)))
+    stored.validate()
+    assert stored.timestamp_type is TimestampType.LOG_APPEND_TIME
+    assert {r.timestamp for r in stored.records()} == {clock.now}
+
+
+def test_offsets_for_timestamp_finds_the_first_record_at_or_after(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=600, index_interval_bytes=50)
+    for i in range(30):
+        part.append(batch(2, ts=1000 + 10 * i, tag=i))
+    assert part.offsets_for_timestamp(1000) == (0, 1000)
+    assert part.offsets_for_timestamp(1001) == (1, 1001)
+    assert part.offsets_for_timestamp(1002) == (2, 1010)
+    assert part.offsets_for_timestamp(1150) == (30, 1150)
+    assert part.offsets_for_timestamp(99_999) is None
+    assert part.offsets_for_timestamp(-1) == (60, -1)
+    assert part.offsets_for_timestamp(-2) == (0, -1)
+    assert part.offsets_for_timestamp(-3) == (59, 1291)
+
+
+def test_reopen_after_close_keeps_every_record_without_recovery_truncation(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=700)
+    for i in range(12):
+        part.append(batch(3, tag=i))
+    before = all_records(part)
+    part.close()
+    with pytest.raises(LogClosedError):
+        part.append(batch(1))
+    again = Partition.open(
+        tmp_path / "orders-0", LogConfig(segment_bytes=700), clock=clock, clean_shutdown=True
+    )
+    assert again.recovered_segments == 0
+    assert all_records(again) == before
+    assert again.append(batch(1)).base_offset == 36
+
+
+def test_corrupt_index_is_rebuilt_not_trusted(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=2000, index_interval_bytes=100)
+    for i in range(30):
+        part.append(batch(3, tag=i))
+    before = all_records(part)
+    part.close()
+    index = tmp_path / "orders-0" / "00000000000000000000.index"
+    raw = bytearray(index.read_bytes())
+    assert len(raw) >= 16
+    raw[4:8] = (7).to_bytes(4, "big")  # second half of entry 0: a position that is not a batch start
+    index.write_bytes(bytes(raw))
+    again = Partition.open(
+        tmp_path / "orders-0",
+        LogConfig(segment_bytes=2000, index_interval_bytes=100),
+        clock=clock,
+        clean_shutdown=True,
+    )
+    assert all_records(again) == before
+    seg = again.segments_snapshot()[0]
+    for i in range(len(seg.offset_index)):
+        offset, position = seg.offset_index.entry(i)
+        assert seg.find(offset) == (position, seg.find(offset)[1])  # type: ignore[index]
+
+
+def test_missing_indexes_are_rebuilt(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=2000, index_interval_bytes=100)
+    for i in range(30):
+        part.append(batch(3, tag=i))
+    before = all_records(part)
+    part.close()
+    for f in (tmp_path / "orders-0").glob("*index"):
+        f.unlink()
+    again = Partition.open(
+        tmp_path / "orders-0",
+        LogConfig(segment_bytes=2000, index_interval_bytes=100),
+        clock=clock,
+        clean_shutdown=True,
+    )
+    assert all_records(again) == before
+    assert len(again.segments_snapshot()[0].offset_index) > 0
+    assert again.offsets_for_timestamp(1002) == (2, 1002)
+
+
+def test_leader_epoch_is_stamped_and_checkpointed(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    part.append(batch(2), leader_epoch=0)
+    part.append(batch(2), leader_epoch=3)
+    stored = list(iter_batches(part.read_bytes(0, 1 << 20)))
+    assert [b.partition_leader_epoch for b in stored] == [0, 3]
+    assert part.end_offset_for_epoch(0) == (0, 2)
+    assert part.end_offset_for_epoch(3) == (3, 4)
+    text = (tmp_path / "orders-0" / "leader-epoch-checkpoint").read_text()
+    assert text == "0\n2\n0 0\n3 2\n"

@@ -1,4 +1,4 @@
-"""strom.log: the durable, Kafka-format partition log (segments, indexes, recovery, retention, producer state).
+"""strom.log: the durable, Kafka-format partition log (segments, indexes, recovery, retention, producers).
 
 Start with `LogManager` (a whole data directory) or `Partition` (one `<topic>-<partition>` directory);
 on-disk formats and invariants are in docs/formats.md.

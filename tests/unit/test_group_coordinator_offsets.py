@@ -43,6 +43,7 @@ def test_commit_fencing() -> None:
     assert commit(h, "g", gen, "stranger", ("t", 0, 1)) == {("t", 0): E.unknown_member_id}
     assert commit(h, "g", -1, "", ("t", 0, 1)) == {("t", 0): E.unknown_member_id}
     assert commit(h, "nogroup", 3, "m", ("t", 0, 1)) == {("t", 0): E.illegal_generation}
+    assert commit(h, "x" * 40_000, -1, "", ("t", 0, 1)) == {("t", 0): E.invalid_group_id}
     assert fetched(h, "g") == {}
 
 
@@ -264,8 +265,8 @@ def test_offset_delete_on_empty_group_and_errors() -> None:
 
 def test_deleted_topics_lose_their_offsets() -> None:
     h = Harness()
-    commit(h, "s", -1, "", ("t", 0, 1), ("u", 0, 1))
-    h.coordinator.on_partitions_deleted([("t", 0)])
+    commit(h, "s", -1, "", ("t", 0, 1), ("t", 1, 1), ("u", 0, 1))
+    h.coordinator.on_topic_deleted("t")
     assert fetched(h, "s") == {("u", 0): 1}
     assert fetched(h.restart(), "s") == {("u", 0): 1}
 

@@ -130,6 +130,11 @@ def test_invalid_group_id_and_session_timeout() -> None:
     assert h.coordinator.heartbeat("", "m", None, 1) == E.invalid_group_id
     assert h.sync("", "m", 1).result.error == E.invalid_group_id
     assert h.coordinator.leave_group("", [("m", None)])[0] == E.invalid_group_id
+    huge = "g" * 40_000  # longer than an int16 string in __consumer_offsets can hold
+    assert h.join(huge).result.error == E.invalid_group_id
+    assert h.coordinator.commit_offsets(huge, -1, "", None, []) == {}
+    assert h.coordinator.describe_group(huge).error == E.invalid_group_id
+    assert h.coordinator.delete_groups([huge]) == {huge: E.invalid_group_id}
 
 
 def test_unknown_member_ids_are_refused() -> None:

@@ -49,6 +49,15 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Group ids are stored as int16-length strings in `__consumer_offsets` (flexible requests could carry longer).
+MAX_GROUP_ID_BYTES = 0x7FFF
+
+
+def is_valid_group_id(group_id: str, allow_empty: bool = False) -> bool:
+    """Kafka's rule: the offsets and admin APIs accept "" (legacy), group membership APIs do not."""
+    return (allow_empty or bool(group_id)) and len(group_id.encode()) <= MAX_GROUP_ID_BYTES
+
+
 @dataclass(frozen=True)
 class GroupConfig:
     """Broker settings of the coordinator, with Kafka's names and defaults."""
@@ -213,7 +222,7 @@ class GroupCoordinator:
     def join_group(self, req: JoinRequest, respond: JoinCallback) -> None:
         """Handle JoinGroup; `respond` is called now or when the join phase completes."""
         cfg = self.config
-        if not req.group_id:
+        if not is_valid_group_id(req.group_id):
             respond(JoinResult(E.invalid_group_id, req.member_id))
             return
         if not cfg.min_session_timeout_ms <= req.session_timeout_ms <= cfg.max_session_timeout_ms:
@@ -474,7 +483,7 @@ class GroupCoordinator:
 
     def sync_group(self, req: SyncRequest, respond: SyncCallback) -> None:
         """Handle SyncGroup; followers are answered when the leader's assignment arrives."""
-        if not req.group_id:
+        if not is_valid_group_id(req.group_id):
             respond(SyncResult(E.invalid_group_id))
             return
         group = self._groups.get(req.group_id)
@@ -543,7 +552,7 @@ class GroupCoordinator:
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
         """Handle Heartbeat; REBALANCE_IN_PROGRESS tells a member of the current generation to rejoin."""
-        if not group_id:
+        if not is_valid_group_id(group_id):
             return E.invalid_group_id
         group = self._groups.get(group_id)
         if group is None:
@@ -567,7 +576,7 @@ class GroupCoordinator:
         self, group_id: str, leaving: Sequence[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         """Handle LeaveGroup of `(member_id, group_instance_id)` pairs: (top-level error, member errors)."""
-        if not group_id:
+        if not is_valid_group_id(group_id):
             return E.invalid_group_id, []
         group = self._groups.get(group_id)
         if group is None:
@@ -697,6 +706,8 @@ class GroupCoordinator:
     ) -> dict[TopicPartition, ErrorCode]:
         """Handle OffsetCommit; returns an error per partition (the API has no group-level error)."""
         keys = [(o.topic, o.partition) for o in offsets]
+        if not is_valid_group_id(group_id, allow_empty=True):
+            return {tp: E.invalid_group_id for tp in keys}
         group = self._groups.get(group_id)
         error = self._validate_commit(group, generation_id, member_id, group_instance_id)
         if error is not E.none:
@@ -766,7 +777,7 @@ class GroupCoordinator:
         self, group_id: str, partitions: Sequence[TopicPartition]
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
         """Handle OffsetDelete: only offsets of topics the group is not consuming may go."""
-        if not group_id:
+        if not is_valid_group_id(group_id):
             return E.invalid_group_id, {}
         group = self._groups.get(group_id)
         if group is None or group.is_(GroupState.DEAD):
@@ -792,17 +803,18 @@ class GroupCoordinator:
                 del group.offsets[tp]
         return E.none, result
 
-    def on_partitions_deleted(self, partitions: Iterable[TopicPartition]) -> None:
-        """Drop committed offsets of deleted topics/partitions from every group (DeleteTopics)."""
-        gone = set(partitions)
+    def on_topic_deleted(self, topic: str) -> None:
+        """Drop the committed offsets of a deleted topic from every group (DeleteTopics), as Kafka does."""
         now = self._clock()
         for group in self._groups.values():
-            doomed = [tp for tp in group.offsets if tp in gone]
+            doomed = [tp for tp in group.offsets if tp[0] == topic]
             if doomed:
                 try:
                     self._log.delete_offsets(group.group_id, doomed, now)
                 except OffsetsStorageError:
-                    log.warning("group %s: could not delete offsets of deleted partitions", group.group_id)
+                    log.warning(
+                        "group %s: could not delete offsets of deleted topic %s", group.group_id, topic
+                    )
                     continue
                 for tp in doomed:
                     del group.offsets[tp]
@@ -861,6 +873,8 @@ class GroupCoordinator:
 
     def describe_group(self, group_id: str) -> GroupDescription:
         """Handle one group of DescribeGroups; an unknown group is reported Dead, as Kafka does before v6."""
+        if not is_valid_group_id(group_id, allow_empty=True):
+            return GroupDescription(E.invalid_group_id, group_id, "", "", "", ())
         group = self._groups.get(group_id)
         if group is None:
             return GroupDescription(E.none, group_id, GroupState.DEAD.value, "", "", ())
@@ -899,7 +913,9 @@ class GroupCoordinator:
         result: dict[str, ErrorCode] = {}
         for group_id in group_ids:
             group = self._groups.get(group_id)
-            if group is None or group.is_(GroupState.DEAD):
+            if not is_valid_group_id(group_id, allow_empty=True):
+                result[group_id] = E.invalid_group_id
+            elif group is None or group.is_(GroupState.DEAD):
                 result[group_id] = E.group_id_not_found
             elif not group.is_(GroupState.EMPTY):
                 result[group_id] = E.non_empty_group

@@ -1,0 +1,87 @@
+"""`__consumer_offsets` as partitions of the broker's own log: the `OffsetsStorage` the coordinator writes to.
+
+The topic is created on first write, as Kafka creates it on first use, so a broker that never sees a group
+shows no internal topic. Its partition count is fixed when it is created (`offsets.topic.num.partitions`);
+later changes of the setting do not move groups, which would orphan their offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from strom.broker.coordinator.offsets import (
+    OFFSETS_TOPIC,
+    OffsetsRecordTooLargeError,
+    OffsetsStorageError,
+    Record,
+)
+from strom.log.errors import LogError, RecordBatchTooLargeError
+from strom.protocol.errors import CorruptRecordError
+from strom.protocol.records import BatchBuilder
+
+if TYPE_CHECKING:
+    from strom.broker.server import Broker
+
+
+class OffsetsTopic:
+    """Appends coordinator records as uncompressed batches and replays them at start-up.
+
+    Survives: a replay that meets a batch it cannot read (skipped by the log's own recovery, never here);
+    append failures surface as `OffsetsStorageError` with nothing written, so the coordinator keeps its
+    in-memory state unchanged.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        existing = broker.topics.get(OFFSETS_TOPIC)
+        self._num_partitions = (
+            existing.partitions if existing is not None else broker.config.int("offsets.topic.num.partitions")
+        )
+
+    @property
+    def num_partitions(self) -> int:
+        return self._num_partitions
+
+    def _partition(self, index: int, create: bool) -> Any:
+        broker = self._broker
+        if create and broker.topics.get(OFFSETS_TOPIC) is None:
+            broker.ensure_internal_topic(
+                OFFSETS_TOPIC,
+                self._num_partitions,
+                {
+                    "cleanup.policy": "compact",
+                    "segment.bytes": str(broker.config.int("offsets.topic.segment.bytes")),
+                },
+            )
+        return broker.partition(OFFSETS_TOPIC, index)
+
+    def append(self, partition: int, records: Sequence[Record], timestamp_ms: int) -> None:
+        builder = BatchBuilder()
+        for key, value in records:
+            builder.append(key, value, timestamp_ms)
+        try:
+            log = self._partition(partition, create=True)
+            if log is None:
+                raise OffsetsStorageError(f"{OFFSETS_TOPIC}-{partition} is not open")
+            log.append(builder.build())
+        except RecordBatchTooLargeError as exc:
+            raise OffsetsRecordTooLargeError(str(exc)) from exc
+        except (LogError, CorruptRecordError, OSError) as exc:
+            raise OffsetsStorageError(f"{OFFSETS_TOPIC}-{partition}: {exc}") from exc
+
+    def replay(self) -> Iterator[Record]:
+        if self._broker.topics.get(OFFSETS_TOPIC) is None:
+            return
+        for index in range(self._num_partitions):
+            log = self._partition(index, create=False)
+            if log is None:
+                continue
+            start = log.log_start_offset
+            for segment in log.segments_snapshot():
+                for _position, batch in segment.batches():
+                    if batch.is_control or batch.last_offset < start:
+                        continue
+                    for record in batch.records():
+                        if record.offset >= start and record.key is not None:
+                            yield record.key, record.value

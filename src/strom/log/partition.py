@@ -574,18 +574,26 @@ class Partition:
 
     # ----- compaction support -----
 
-    def replace_segments(self, new: list[Segment], old: list[Segment]) -> None:
+    def replace_segments(self, new: list[Segment], old: list[Segment]) -> bool:
         """Swap cleaned segments in for `old` (Kafka's `replaceSegments`), crash-safely.
 
         `new` must have been created with suffix `.cleaned` and cover exactly the offsets of `old`, which must
         be consecutive inactive segments of this log. Order: flush new; rename new `.swap`; rename old
         `.deleted` (deleted after file.delete.delay.ms); rename new live. A crash leaves either the old set,
         or         `.swap` files that recovery completes.
+
+        Returns False, changing nothing, when `old` is no longer a run of inactive segments of this log
+        (retention or DeleteRecords removed some meanwhile, or the log was closed): the caller discards `new`.
         """
         with self.lock:
-            self._check_open()
-            if not old or any(s not in self._segments for s in old) or old[-1] is self.active_segment:
-                raise ValueError("replace_segments: old segments must be inactive segments of this log")
+            if self._closed or not old or old[-1] is self.active_segment:
+                return False
+            try:
+                first = self._segments.index(old[0])
+            except ValueError:
+                return False
+            if self._segments[first : first + len(old)] != old:
+                return False
             for seg in new:
                 if seg.suffix != CLEANED_SUFFIX:
                     raise ValueError(f"replace_segments: {seg} was not created with suffix .cleaned")
@@ -593,7 +601,6 @@ class Partition:
                 seg.rename(SWAP_SUFFIX)
             fsync_dir(self.dir)
             now = self.clock()
-            first = self._segments.index(old[0])
             kept = [s for s in self._segments if s not in old]
             for seg in old:
                 self._schedule_delete(seg, now)
@@ -603,6 +610,7 @@ class Partition:
             merged = kept[:first] + sorted(new, key=lambda s: s.base_offset) + kept[first:]
             self._segments = merged
             self._bases = [s.base_offset for s in merged]
+            return True
 
     # ----- configuration, flushing, maintenance -----
 

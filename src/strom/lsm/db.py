@@ -596,7 +596,13 @@ class DB:
         meta.table = self._open_table(info.number)
         return meta
 
+    def _event(self, name: str, **details: Any) -> None:
+        listener = self.options.event_listener
+        if listener is not None:
+            listener(name, details)
+
     def _flush(self, imms: tuple[MemTable, ...]) -> None:
+        self._event("flush_begin", memtables=len(imms))
         meta = self._write_memtables(list(imms))
         with self._cv:
             mem, current_imms, version = self._state
@@ -614,6 +620,7 @@ class DB:
             obsolete = [n for n in (m.wal_number for m in imms) if n and n < (edit.log_number or 0)]
         for n in obsolete:
             self._unlink(log_name(n))
+        self._event("flush_end", file=meta.number if meta is not None else None)
 
     def _log_edit(self, edit: VersionEdit, version: Version) -> None:
         """Make ``edit`` durable (rolling the MANIFEST when it is large). Caller holds ``_cv``."""
@@ -659,6 +666,7 @@ class DB:
 
     def _run_compaction(self, plan: Compaction) -> None:
         inputs = plan.all_inputs()
+        self._event("compaction_begin", inputs=[f.number for _, f in inputs], output_level=plan.output_level)
         edit = VersionEdit(deleted=[(lvl, f.number) for lvl, f in inputs])
         if plan.trivial_move:
             ((_, f),) = inputs
@@ -693,6 +701,7 @@ class DB:
         if not plan.trivial_move:
             for _, f in inputs:
                 self._unlink(table_name(f.number))
+        self._event("compaction_end", outputs=[f.number for _, f in edit.added])
 
     def _number_source(self) -> Iterator[int]:
         while True:

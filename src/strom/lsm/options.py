@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -46,6 +47,9 @@ class Options:
     tiered_max_size_amplification: float = 2.0
     create_if_missing: bool = True
     paranoid_checks: bool = False
+    # Called from the background threads with ("flush_begin" | "flush_end" | "compaction_begin" |
+    # "compaction_end", details), like RocksDB's EventListener. It must not call back into the DB.
+    event_listener: Callable[[str, dict[str, Any]], None] | None = None
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:

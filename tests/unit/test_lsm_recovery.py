@@ -1,0 +1,183 @@
+"""strom.lsm on-disk robustness: WAL framing, torn tails, corrupt blocks, foreign directories, versions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from strom.lsm import (
+    DB,
+    CorruptionError,
+    IncompatibleVersionError,
+    NotADatabaseError,
+    WriteBatch,
+)
+from strom.lsm import manifest as manifest_module
+from strom.lsm.wal import BLOCK_SIZE, LogReader, LogWriter
+
+
+def _tree_digest(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(path.rglob("*"))
+    }
+
+
+def test_log_records_of_every_size_roundtrip_across_block_boundaries(tmp_path: Path) -> None:
+    sizes = [0, 1, 100, BLOCK_SIZE - 7, BLOCK_SIZE - 13, BLOCK_SIZE, 3 * BLOCK_SIZE + 5, 17, 70000]
+    payloads = [os.urandom(n) for n in sizes]
+    writer = LogWriter(tmp_path / "x.log")
+    for p in payloads:
+        writer.add_record(p)
+    writer.close()
+    reader = LogReader(tmp_path / "x.log")
+    assert list(reader) == payloads
+    assert reader.error is None
+
+
+def test_log_reader_stops_at_a_flipped_bit(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "x.log")
+    payloads = [b"record-%d" % i * 10 for i in range(50)]
+    offsets = [writer.add_record(p) for p in payloads]
+    writer.close()
+    data = bytearray((tmp_path / "x.log").read_bytes())
+    data[offsets[20] + 9] ^= 0x01  # inside record 21's payload
+    (tmp_path / "x.log").write_bytes(bytes(data))
+    reader = LogReader(tmp_path / "x.log")
+    assert list(reader) == payloads[:21]
+    assert reader.error is not None and "checksum" in reader.error
+
+
+def _open_copy_truncated(src: Path, dst: Path, cut: int) -> DB:
+    """A copy of a live database directory (what kill -9 leaves) with its WAL truncated to ``cut`` bytes."""
+    shutil.copytree(src, dst)
+    (log,) = [p for p in dst.iterdir() if p.suffix == ".log"]
+    with open(log, "r+b") as f:
+        f.truncate(cut)
+    return DB.open(dst)
+
+
+def test_torn_wal_tail_keeps_every_whole_batch_and_no_partial_one(tmp_path: Path) -> None:
+    db = DB.open(tmp_path / "live")
+    ends = []
+    for i in range(40):
+        batch = WriteBatch()
+        for j in range(i % 5 + 1):
+            batch.put(b"b%02d-%d" % (i, j), os.urandom(30 * j))
+        db.write(batch)
+        ends.append((i, db._wal.written))  # type: ignore[union-attr]
+    try:
+        for cut in sorted(
+            {1, 6, 7, 100, 501, 1234, 2000, ends[-1][1] - 1, ends[-1][1], *(e for _, e in ends[::7])}
+        ):
+            with _open_copy_truncated(tmp_path / "live", tmp_path / f"cut{cut}", cut) as copy:
+                whole = [i for i, end in ends if end <= cut]
+                keys = {k for k, _ in copy.scan()}
+                for i in range(40):
+                    expected = {b"b%02d-%d" % (i, j) for j in range(i % 5 + 1)}
+                    present = expected & keys
+                    assert present == (expected if i in whole else set()), (cut, i)
+    finally:
+        db.close()
+
+
+def test_wal_garbage_tail_is_tolerated(tmp_path: Path) -> None:
+    db = DB.open(tmp_path / "live")
+    for i in range(10):
+        db.put(b"k%d" % i, b"v")
+    shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    db.close()
+    (log,) = [p for p in (tmp_path / "copy").iterdir() if p.suffix == ".log"]
+    with open(log, "ab") as f:
+        f.write(b"\x00" * 100 + os.urandom(50))
+    with DB.open(tmp_path / "copy") as copy:
+        assert [k for k, _ in copy.scan()] == [b"k%d" % i for i in range(10)]
+
+
+def _corrupt_first_data_block(db_path: Path) -> None:
+    (sst,) = [p for p in db_path.iterdir() if p.suffix == ".sst"]
+    data = bytearray(sst.read_bytes())
+    data[50] ^= 0x40
+    sst.write_bytes(bytes(data))
+
+
+def test_corrupt_table_block_is_reported_never_returned(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "db", block_cache_size=0) as db:
+        for i in range(1000):
+            db.put(b"k%04d" % i, b"value-%04d" % i)
+    _corrupt_first_data_block(tmp_path / "db")
+    with DB.open(tmp_path / "db", block_cache_size=0) as db:
+        with pytest.raises(CorruptionError, match=r"checksum mismatch in block at offset 0"):
+            db.get(b"k0000")
+        with pytest.raises(CorruptionError):
+            list(db.scan())
+        assert db.get(b"k0999") == b"value-0999"  # other blocks still read
+
+
+def test_corrupt_block_fails_compaction_with_a_clear_error(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "db") as db:
+        for i in range(1000):
+            db.put(b"k%04d" % i, b"value-%04d" % i)
+    _corrupt_first_data_block(tmp_path / "db")
+    with DB.open(tmp_path / "db") as db, pytest.raises(CorruptionError, match="checksum mismatch"):
+        db.compact_range()
+
+
+def test_truncated_table_footer_is_a_corruption_error_at_open(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "db") as db:
+        db.put(b"k", b"v")
+    (sst,) = [p for p in (tmp_path / "db").iterdir() if p.suffix == ".sst"]
+    sst.write_bytes(sst.read_bytes()[:-3])
+    with pytest.raises(CorruptionError, match=r"magic|footer"):
+        DB.open(tmp_path / "db")
+
+
+def test_directory_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8 not a db")
+    before = _tree_digest(foreign)
+    with pytest.raises(NotADatabaseError, match=r"not a strom\.lsm database"):
+        DB.open(foreign)
+    assert _tree_digest(foreign) == before
+    regular = tmp_path / "file"
+    regular.write_bytes(b"x")
+    with pytest.raises(NotADatabaseError, match="not a directory"):
+        DB.open(regular)
+
+
+def test_garbage_current_file_is_refused_untouched(tmp_path: Path) -> None:
+    d = tmp_path / "db"
+    d.mkdir()
+    (d / "CURRENT").write_bytes(b"hello\n")
+    before = _tree_digest(d)
+    with pytest.raises(NotADatabaseError, match="CURRENT"):
+        DB.open(d)
+    assert _tree_digest(d) == before
+
+
+def test_incompatible_format_version_is_refused_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifest_module, "FORMAT_VERSION", 99)
+    with DB.open(tmp_path / "db") as db:
+        db.put(b"k", b"v")
+    monkeypatch.undo()
+    before = _tree_digest(tmp_path / "db")
+    with pytest.raises(IncompatibleVersionError, match="version 99"):
+        DB.open(tmp_path / "db")
+    assert _tree_digest(tmp_path / "db") == before
+
+
+def test_torn_manifest_tail_is_ignored(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "db") as db:
+        db.put(b"k", b"v")
+    manifest = next(p for p in (tmp_path / "db").iterdir() if p.name.startswith("MANIFEST-"))
+    with open(manifest, "ab") as f:
+        f.write(b"\x12\x34\x56\x78\x20\x00\x01partial")
+    with DB.open(tmp_path / "db") as db:
+        assert db.get(b"k") == b"v"

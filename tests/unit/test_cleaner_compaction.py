@@ -1,0 +1,299 @@
+"""Log compaction on real partition logs: what survives, what goes, and when (the clock is injected)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from strom.log.cleaner import Cleaner
+from strom.log.config import LogConfig
+from strom.log.partition import Partition
+from strom.protocol.records import BatchBuilder, ControlRecordType, RecordBatch, build_control_batch
+
+T0 = 1_700_000_000_000
+TP = ("compacted", 0)
+
+
+class Clock:
+    def __init__(self, now: int = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def compact_config(**overrides: object) -> LogConfig:
+    settings: dict[str, object] = {
+        "cleanup_policy": frozenset({"compact"}),
+        "file_delete_delay_ms": 0,
+        "delete_retention_ms": 10_000,
+    }
+    settings.update(overrides)
+    return LogConfig(**settings)  # type: ignore[arg-type]
+
+
+def open_log(tmp_path: Path, clock: Clock, **overrides: object) -> Partition:
+    return Partition.open(tmp_path / "compacted-0", compact_config(**overrides), clock=clock)
+
+
+def put(
+    part: Partition,
+    pairs: list[tuple[bytes, bytes | None]],
+    ts: int,
+    *,
+    pid: int = -1,
+    epoch: int = -1,
+    seq: int = -1,
+    txn: bool = False,
+) -> None:
+    builder = BatchBuilder(producer_id=pid, producer_epoch=epoch, base_sequence=seq, is_transactional=txn)
+    for key, value in pairs:
+        builder.append(key, value, ts)
+    part.append(builder.build())
+
+
+def batches(part: Partition) -> list[RecordBatch]:
+    return [b for seg in part.segments_snapshot() for _, b in seg.batches()]
+
+
+def contents(part: Partition) -> list[tuple[int, bytes | None, bytes | None]]:
+    return [(r.offset, r.key, r.value) for b in batches(part) if not b.is_control for r in b.records()]
+
+
+def latest_per_key(
+    rows: list[tuple[int, bytes | None, bytes | None]],
+) -> dict[bytes | None, tuple[int, bytes | None]]:
+    return {key: (offset, value) for offset, key, value in rows}
+
+
+def test_compaction_keeps_latest_value_per_key_with_offsets_and_order(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock)
+    for round_ in range(5):
+        for batch_no in range(4):
+            put(part, [(b"k%d" % i, b"v%d-%d" % (round_, i)) for i in range(batch_no, 10, 4)], T0)
+        part.roll()
+    put(part, [(b"k0", b"in-active-segment")], T0)
+    before = contents(part)
+    result = Cleaner(tmp_path, clock=clock).clean(TP, part, T0)
+    assert result is not None and result.end_offset == part.active_segment.base_offset
+    after = contents(part)
+    cleaned = [row for row in after if row[0] < part.active_segment.base_offset]
+    assert {key: value for _, key, value in cleaned} == {b"k%d" % i: b"v4-%d" % i for i in range(10)}
+    assert len(cleaned) == 10  # exactly one record per key left in the cleaned part
+    assert [row[0] for row in after] == sorted(row[0] for row in after)
+    assert set(after) <= set(before)  # every survivor is an original record at its original offset
+    assert after[-1] == (part.next_offset - 1, b"k0", b"in-active-segment")
+    assert part.next_offset == before[-1][0] + 1
+    for batch in batches(part):
+        batch.validate()
+    part.close()
+
+
+def test_active_segment_is_never_cleaned(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock)
+    for i in range(20):
+        put(part, [(b"same", b"value-%d" % i)], T0)
+    before = contents(part)
+    assert Cleaner(tmp_path, clock=clock).clean(TP, part, T0) is None
+    assert contents(part) == before
+    part.close()
+
+
+def test_small_segments_are_merged_into_groups(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, segment_bytes=4096)
+    for i in range(60):
+        put(part, [(b"k%d" % (i % 7), b"x" * 100)], T0)
+        part.roll()
+    segments_before = len(part.segments_snapshot())
+    result = Cleaner(tmp_path, clock=clock).clean(TP, part, T0)
+    assert result is not None
+    segments = part.segments_snapshot()
+    assert len(segments) < segments_before / 4
+    assert all(s.size <= 4096 for s in segments)
+    assert {key for _, key, _ in contents(part)} == {b"k%d" % i for i in range(7)}
+    bases = [s.base_offset for s in segments]
+    assert bases == sorted(bases) and bases[0] == 0
+    for earlier, later in itertools.pairwise(segments):
+        assert earlier.next_offset == later.base_offset  # offsets stay contiguous across segments
+    part.close()
+
+
+def test_tombstone_lifecycle_follows_the_delete_horizon(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, delete_retention_ms=10_000)
+    put(part, [(b"gone", b"old value"), (b"kept", b"kept value")], T0)
+    put(part, [(b"gone", None)], T0)
+    part.roll()
+    put(part, [(b"other", b"x")], T0)
+    cleaner = Cleaner(tmp_path, clock=clock)
+
+    cleaner.clean(TP, part, T0 + 5)
+    rows = contents(part)
+    assert (2, b"gone", None) in rows  # the tombstone survives its first clean...
+    assert b"old value" not in [v for _, _, v in rows]  # ...the value it deletes does not
+    stamped = [b for b in batches(part) if any(r.value is None for r in b.records())]
+    assert [b.delete_horizon_ms for b in stamped] == [T0 + 5 + 10_000]
+    assert [r.timestamp for b in stamped for r in b.records()] == [T0]  # record timestamps unchanged
+
+    cleaner.clean(TP, part, T0 + 5 + 9_999)
+    assert (2, b"gone", None) in contents(part)  # horizon not reached yet
+
+    results = cleaner.maintain({TP: part}, T0 + 5 + 10_000)  # the passed horizon forces a pass
+    assert len(results) == 1
+    rows = contents(part)
+    assert all(key != b"gone" for _, key, _ in rows)
+    assert (1, b"kept", b"kept value") in rows
+    part.close()
+
+
+def test_deleted_value_bytes_are_gone_from_disk_after_the_horizon(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, delete_retention_ms=1_000)
+    secret_key = b"user-4711-email"
+    secret = b"alice.secret@example.org-PII-0123456789"
+    put(part, [(b"a", b"public"), (secret_key, secret), (b"b", b"public")], T0)
+    for i in range(5):
+        put(part, [(b"filler-%d" % i, b"y" * 50)], T0)
+    put(part, [(secret_key, None)], T0 + 1)
+    part.roll()
+    put(part, [(b"c", b"active")], T0 + 2)
+    cleaner = Cleaner(tmp_path, clock=clock)
+
+    clock.now = T0 + 10
+    cleaner.clean(TP, part, clock.now)
+    part.maintain(clock.now)
+    clock.now = T0 + 10 + 1_001
+    cleaner.maintain({TP: part}, clock.now)
+    part.maintain(clock.now)
+    part.close()
+
+    for path in (tmp_path / "compacted-0").rglob("*"):
+        data = path.read_bytes()
+        assert secret not in data, f"deleted value still in {path.name}"
+        assert secret_key not in data, f"deleted key still in {path.name}"
+    reopened = open_log(tmp_path, clock, delete_retention_ms=1_000)
+    assert {key for _, key, _ in contents(reopened)} == {b"a", b"b", b"c"} | {
+        b"filler-%d" % i for i in range(5)
+    }
+    reopened.close()
+
+
+def test_min_compaction_lag_protects_young_segments(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, min_compaction_lag_ms=60_000)
+    put(part, [(b"k", b"old")], T0)
+    part.roll()
+    put(part, [(b"k", b"young")], T0 + 50_000)
+    part.roll()
+    put(part, [(b"k", b"active")], T0 + 50_000)
+    cleaner = Cleaner(tmp_path, clock=clock)
+    result = cleaner.clean(TP, part, T0 + 70_000)  # first segment is 70 s old, second only 20 s
+    assert result is not None and result.end_offset == 1
+    assert [v for _, _, v in contents(part)] == [b"old", b"young", b"active"]
+    result = cleaner.clean(TP, part, T0 + 111_000)
+    assert result is not None and result.end_offset == 2
+    assert [v for _, _, v in contents(part)] == [b"young", b"active"]
+    part.close()
+
+
+def test_dirty_ratio_gates_cleaning_and_the_checkpoint_advances(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, min_cleanable_dirty_ratio=0.5)
+    for i in range(10):
+        put(part, [(b"k%d" % i, b"v" * 100)], T0)
+    part.roll()
+    put(part, [(b"z", b"active")], T0)
+    cleaner = Cleaner(tmp_path, clock=clock)
+    assert cleaner.dirty_ratio(TP, part, T0) == 1.0
+    assert len(cleaner.maintain({TP: part}, T0)) == 1
+    assert cleaner.first_dirty_offset(TP, part) == 10
+    assert cleaner.dirty_ratio(TP, part, T0) == 0.0
+    # A little new dirty data (below the ratio) does not trigger a pass...
+    put(part, [(b"k0", b"v" * 100)], T0)
+    part.roll()
+    assert 0 < cleaner.dirty_ratio(TP, part, T0) < 0.5
+    assert cleaner.maintain({TP: part}, T0) == []
+    # ...and the checkpoint survives a new Cleaner (it is a file in the data dir).
+    assert Cleaner(tmp_path, clock=clock).first_dirty_offset(TP, part) == 10
+    part.close()
+
+
+def test_max_compaction_lag_forces_cleaning_below_the_ratio(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, min_cleanable_dirty_ratio=0.9, max_compaction_lag_ms=60_000)
+    for i in range(10):
+        put(part, [(b"k%d" % i, b"v" * 100)], T0)
+    part.roll()
+    cleaner = Cleaner(tmp_path, clock=clock)
+    cleaner.clean(TP, part, T0)
+    put(part, [(b"k0", None)], T0 + 1_000)
+    part.roll()
+    put(part, [(b"z", b"active")], T0 + 1_000)
+    assert cleaner.dirty_ratio(TP, part, T0 + 2_000) < 0.9
+    assert cleaner.maintain({TP: part}, T0 + 2_000) == []
+    assert len(cleaner.maintain({TP: part}, T0 + 1_000 + 60_001)) == 1
+    assert (0, b"k0", b"v" * 100) not in contents(part)
+    part.close()
+
+
+def test_last_batch_of_each_producer_is_kept_as_an_empty_batch(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock)
+    put(part, [(b"k", b"from-producer-9")], T0, pid=9, epoch=2, seq=0)
+    put(part, [(b"k", b"from-producer-9-again")], T0, pid=9, epoch=2, seq=1)
+    put(part, [(b"k", b"plain-later")], T0)
+    put(part, [(b"other", b"x")], T0)
+    part.roll()
+    Cleaner(tmp_path, clock=clock).clean(TP, part, T0)
+    remaining = batches(part)
+    producer_batches = [b for b in remaining if b.producer_id == 9]
+    assert len(producer_batches) == 1  # the first of its batches went, the last one stayed
+    (last,) = producer_batches
+    assert (last.record_count, last.base_offset, last.base_sequence, last.producer_epoch) == (0, 1, 1, 2)
+    assert [v for _, _, v in contents(part)] == [b"plain-later", b"x"]
+    part.close()
+    reopened = open_log(tmp_path, clock)
+    assert reopened.producer_last_offsets().get(9) == 1  # idempotence state survives the compaction
+    reopened.close()
+
+
+def test_aborted_transaction_data_is_removed_and_markers_expire(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, delete_retention_ms=1_000)
+    put(part, [(b"k", b"committed-before")], T0)
+    put(part, [(b"k", b"aborted-value"), (b"t", b"aborted-too")], T0, pid=5, epoch=0, seq=0, txn=True)
+    part.append(build_control_batch(ControlRecordType.ABORT, producer_id=5, producer_epoch=0, timestamp=T0))
+    put(part, [(b"u", b"committed-in-txn")], T0, pid=6, epoch=0, seq=0, txn=True)
+    part.append(build_control_batch(ControlRecordType.COMMIT, producer_id=6, producer_epoch=0, timestamp=T0))
+    put(part, [(b"u", b"overwritten")], T0)
+    part.roll()
+    put(part, [(b"z", b"active")], T0)
+    cleaner = Cleaner(tmp_path, clock=clock)
+    cleaner.clean(TP, part, T0)
+    rows = contents(part)
+    assert (0, b"k", b"committed-before") in rows  # the aborted write does not shadow it
+    assert all(v not in (b"aborted-value", b"aborted-too", b"committed-in-txn") for _, _, v in rows)
+    markers = [b for b in batches(part) if b.is_control]
+    assert [b.producer_id for b in markers] == [5, 6]  # kept: each is its producer's last entry
+    part.close()
+
+
+def test_corrupt_segment_marks_partition_uncleanable_without_touching_it(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock)
+    for i in range(5):
+        put(part, [(b"k", b"value-%d" % i)], T0)
+    part.roll()
+    segment = part.segments_snapshot()[0]
+    with open(segment.log_path, "r+b") as f:
+        f.seek(segment.size - 3)
+        f.write(b"\xff\xff\xff")  # a record body damaged after it was written (bit rot)
+    before = segment.log_path.read_bytes()
+    cleaner = Cleaner(tmp_path, clock=clock)
+    assert cleaner.maintain({TP: part}, T0) == []
+    assert TP in cleaner.uncleanable
+    assert segment.log_path.read_bytes() == before
+    part.close()

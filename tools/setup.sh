@@ -6,15 +6,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${STROM_CACHE:-$HOME/.cache/strom}"
 mkdir -p "$CACHE/bin"
 
-# --- Apache Kafka: broker and CLI tools as Maven Central jars (tools/kafka/pom.xml pins the version) ---------
-KAFKA_VERSION="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$ROOT/tools/kafka/pom.xml")"
+# --- Apache Kafka: broker and CLI tools as Maven Central jars (tools/apache-kafka/pom.xml pins the version) ---------
+KAFKA_VERSION="$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$ROOT/tools/apache-kafka/pom.xml")"
 KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
-POM_SUM="$(sha256sum "$ROOT/tools/kafka/pom.xml" | cut -d' ' -f1)"
+POM_SUM="$(sha256sum "$ROOT/tools/apache-kafka/pom.xml" | cut -d' ' -f1)"
 if [[ "$(cat "$KAFKA_HOME/.complete" 2>/dev/null)" != "$POM_SUM" ]]; then
     echo "setup: fetching Apache Kafka $KAFKA_VERSION jars into $KAFKA_HOME/libs"
     rm -rf "$KAFKA_HOME/libs.partial"
     mkdir -p "$KAFKA_HOME"
-    mvn -q -B -f "$ROOT/tools/kafka/pom.xml" dependency:copy-dependencies \
+    mvn -q -B -f "$ROOT/tools/apache-kafka/pom.xml" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs.partial"
     rm -rf "$KAFKA_HOME/libs"
     mv "$KAFKA_HOME/libs.partial" "$KAFKA_HOME/libs"

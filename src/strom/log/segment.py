@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from strom.log.config import LogConfig
+from strom.log.errors import LogClosedError
 from strom.log.index import CorruptIndexError, OffsetIndex, TimeIndex
 from strom.log.txn_index import TransactionIndex
 from strom.protocol.errors import CorruptRecordError, TruncatedBatchError
@@ -256,8 +257,12 @@ class Segment:
         return self._closed
 
     def read_at(self, position: int, size: int) -> bytes:
-        """`size` bytes of the `.log` file from `position` (fewer at end of file)."""
-        return os.pread(self._fd, size, position)
+        """`size` bytes of the `.log` file from `position` (fewer at end of file). Raises LogClosedError once
+        the segment is closed (its descriptor number may already belong to another file)."""
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"segment {self.log_path} is closed")
+            return os.pread(self._fd, size, position)
 
     def __repr__(self) -> str:
         last = self.next_offset - 1

@@ -13,17 +13,20 @@ from strom.log.errors import (
     PartitionExistsError,
     RecordBatchTooLargeError,
 )
+from strom.log.log_manager import DataDirLockedError, LogManager
 from strom.log.partition import AppendResult, Clock, Partition, system_clock
 from strom.log.segment import LogSlice
 
 __all__ = [
     "AppendResult",
     "Clock",
+    "DataDirLockedError",
     "InvalidConfigError",
     "InvalidTopicError",
     "LogClosedError",
     "LogConfig",
     "LogError",
+    "LogManager",
     "LogSlice",
     "OffsetOutOfRangeError",
     "Partition",

@@ -1,0 +1,286 @@
+"""All partition logs under one data directory (one entry of Kafka's `log.dirs`), like Kafka's LogManager.
+
+Layout of the data directory:
+
+    .lock                              held (flock) while a LogManager has the directory open
+    .kafka_cleanshutdown               present only between a clean close and the next open
+    recovery-point-offset-checkpoint   per partition: every offset below is fsynced
+    log-start-offset-checkpoint        per partition: the log start offset (DeleteRecords, retention)
+    cleaner-offset-checkpoint          per compacted partition: first dirty offset (the cleaner's)
+    <topic>-<partition>/               one Partition each
+    <topic>-<partition>.<id>-delete/   a partition being deleted (removed at the next open)
+
+The broker calls `maintain(now)` from a background thread every few seconds: it runs retention, flush.ms,
+delayed file deletion and producer expiry on every partition, the cleaner on compacted ones, and writes the
+checkpoints every `checkpoint_interval_ms`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from strom.log.checkpoint import (
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    CorruptCheckpointError,
+    TopicPartition,
+    fsync_dir,
+    read_offsets,
+    write_atomically,
+    write_offsets,
+)
+from strom.log.config import LogConfig
+from strom.log.errors import InvalidTopicError, LogClosedError, PartitionExistsError
+from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
+
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+LOCK_FILE = ".lock"
+DELETE_DIR_SUFFIX = "-delete"
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+
+class DataDirLockedError(RuntimeError):
+    """Another LogManager (in this or another process) has the data directory open."""
+
+
+def validate_topic_name(topic: str) -> None:
+    """Raise InvalidTopicError for names Kafka refuses."""
+    if topic in (".", "..") or not _LEGAL_TOPIC.match(topic):
+        raise InvalidTopicError(
+            f"invalid topic name {topic!r}: use 1-249 characters from a-z, A-Z, 0-9, '.', '_' and '-', "
+            "and not '.' or '..'"
+        )
+
+
+class LogManager:
+    """The partitions of one data directory.
+
+    Invariants: while open, this process holds an exclusive flock on `<data_dir>/.lock`; the clean-shutdown
+    marker exists only after `close()` completed (partitions flushed, snapshots and checkpoints written), and
+    it is removed (durably) once the next open has loaded every partition, so a crash after that open is
+    treated as unclean. Failures survived: kill -9 at any point (recovery from the checkpoints, which only
+    ever lag the truth), a crash during partition deletion (leftover `-delete` directories are removed).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        default_config: LogConfig | None = None,
+        config_for: Callable[[str], LogConfig] | None = None,
+        clock: Clock = system_clock,
+        recovery_threads: int = 2,
+        checkpoint_interval_ms: int = 60_000,
+        cleaner_enabled: bool = True,
+    ) -> None:
+        """Open `data_dir` (created if missing) and load every partition in it, in parallel.
+
+        `config_for(topic)` gives a topic's LogConfig (the broker keeps topic configs); without it every topic
+        gets `default_config`. Raises DataDirLockedError if the directory is already open.
+        """
+        self.data_dir = data_dir
+        self.default_config = default_config or LogConfig()
+        self._config_for = config_for
+        self.clock = clock
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        self._lock = threading.RLock()
+        self._partitions: dict[TopicPartition, Partition] = {}
+        self._closed = False
+        self._log_start_dirty = False
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise DataDirLockedError(
+                f"data directory {data_dir} is in use by another strom process"
+            ) from None
+        try:
+            self._load(max(1, recovery_threads))
+        except BaseException:
+            for part in self._partitions.values():
+                part.close()
+            os.close(self._lock_fd)
+            raise
+        self._last_checkpoint_ms = clock()
+        self._cleaner = None
+        if cleaner_enabled:
+            from strom.log.cleaner import Cleaner
+
+            self._cleaner = Cleaner(data_dir, clock=clock)
+
+    def config_for(self, topic: str) -> LogConfig:
+        return self._config_for(topic) if self._config_for else self.default_config
+
+    # ----- loading -----
+
+    def _load(self, threads: int) -> None:
+        clean_marker = self.data_dir / CLEAN_SHUTDOWN_FILE
+        clean = clean_marker.exists()
+        recovery_points = self._read_checkpoint(RECOVERY_POINT_CHECKPOINT)
+        log_starts = self._read_checkpoint(LOG_START_OFFSET_CHECKPOINT)
+        todo: list[tuple[TopicPartition, Path]] = []
+        for entry in os.scandir(self.data_dir):
+            if not entry.is_dir():
+                continue
+            if entry.name.endswith(DELETE_DIR_SUFFIX):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                continue
+            tp = parse_partition_dir(entry.name)
+            if tp is not None and _LEGAL_TOPIC.match(tp[0]):
+                todo.append((tp, Path(entry.path)))
+
+        def load_one(item: tuple[TopicPartition, Path]) -> tuple[TopicPartition, Partition]:
+            tp, path = item
+            part = Partition.open(
+                path,
+                self.config_for(tp[0]),
+                clock=self.clock,
+                recovery_point=recovery_points.get(tp, 0),
+                log_start_offset=log_starts.get(tp, 0),
+                clean_shutdown=clean and tp in recovery_points,
+                on_log_start_change=self._note_log_start_change,
+            )
+            return tp, part
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="strom-log-recovery") as pool:
+            for tp, part in pool.map(load_one, todo):
+                self._partitions[tp] = part
+        if clean:
+            clean_marker.unlink()
+            fsync_dir(self.data_dir)
+        self.checkpoint()
+
+    def _read_checkpoint(self, name: str) -> dict[TopicPartition, int]:
+        try:
+            return read_offsets(self.data_dir / name)
+        except CorruptCheckpointError:
+            return {}  # recovering everything from offset 0 is always safe
+
+    def _note_log_start_change(self) -> None:
+        self._log_start_dirty = True
+
+    # ----- partitions -----
+
+    def partitions(self) -> dict[TopicPartition, Partition]:
+        """A copy of the open partitions by (topic, partition)."""
+        with self._lock:
+            return dict(self._partitions)
+
+    def get(self, topic: str, partition: int) -> Partition | None:
+        with self._lock:
+            return self._partitions.get((topic, partition))
+
+    def create(self, topic: str, partition: int, config: LogConfig | None = None) -> Partition:
+        """Create the directory and empty log of a new partition. PartitionExistsError if it exists."""
+        validate_topic_name(topic)
+        if partition < 0:
+            raise ValueError(f"partition number {partition} must not be negative")
+        with self._lock:
+            self._check_open()
+            tp = (topic, partition)
+            path = self.data_dir / f"{topic}-{partition}"
+            if tp in self._partitions or path.exists():
+                raise PartitionExistsError(f"partition {topic}-{partition} already exists in {self.data_dir}")
+            part = Partition.open(
+                path,
+                config or self.config_for(topic),
+                clock=self.clock,
+                on_log_start_change=self._note_log_start_change,
+            )
+            fsync_dir(self.data_dir)
+            self._partitions[tp] = part
+            return part
+
+    def get_or_create(self, topic: str, partition: int, config: LogConfig | None = None) -> Partition:
+        with self._lock:
+            existing = self._partitions.get((topic, partition))
+            return existing if existing is not None else self.create(topic, partition, config)
+
+    def delete(self, topic: str, partition: int) -> bool:
+        """Delete a partition and all its data; returns False if it does not exist.
+
+        The directory is first renamed `<topic>-<partition>.<id>-delete` (atomic), so a crash midway leaves
+        nothing that could be mistaken for the partition; the next open removes leftovers."""
+        with self._lock:
+            self._check_open()
+            part = self._partitions.pop((topic, partition), None)
+            if part is None:
+                return False
+            part.delete()
+            doomed = self.data_dir / f"{topic}-{partition}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
+            os.replace(part.dir, doomed)
+            fsync_dir(self.data_dir)
+            shutil.rmtree(doomed, ignore_errors=True)
+            if self._cleaner is not None:
+                self._cleaner.forget((topic, partition))
+            self.checkpoint()
+            return True
+
+    # ----- maintenance -----
+
+    def maintain(self, now_ms: int | None = None) -> None:
+        """One round of background work (see module doc). Call it from one thread at a time."""
+        now = self.clock() if now_ms is None else now_ms
+        parts = self.partitions()
+        for part in parts.values():
+            part.maintain(now)
+        if self._cleaner is not None:
+            compacted = {tp: p for tp, p in parts.items() if p.config.compact}
+            if compacted:
+                self._cleaner.maintain(compacted, now)
+        if self._log_start_dirty or now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
+            self.checkpoint()
+            self._last_checkpoint_ms = now
+
+    def checkpoint(self) -> None:
+        """Write the recovery-point and log-start-offset checkpoints now."""
+        with self._lock:
+            parts = dict(self._partitions)
+            self._log_start_dirty = False
+            write_offsets(
+                self.data_dir / RECOVERY_POINT_CHECKPOINT, {tp: p.recovery_point for tp, p in parts.items()}
+            )
+            write_offsets(
+                self.data_dir / LOG_START_OFFSET_CHECKPOINT,
+                {tp: p.log_start_offset for tp, p in parts.items()},
+            )
+
+    def flush(self) -> None:
+        """fsync every partition."""
+        for part in self.partitions().values():
+            part.flush()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log manager of {self.data_dir} is closed")
+
+    def close(self) -> None:
+        """Close every partition, write the checkpoints and the clean-shutdown marker, release the lock."""
+        with self._lock:
+            if self._closed:
+                return
+            for part in self._partitions.values():
+                part.close()
+            self.checkpoint()
+            marker = json.dumps({"version": 0, "brokerEpoch": -1}).encode()
+            write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, marker)
+            self._closed = True
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> LogManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

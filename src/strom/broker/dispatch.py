@@ -23,8 +23,9 @@ Registration contract (for every API family module in `strom.broker.api`):
   structs; fields a version lacks are dropped, missing fields with defaults are defaulted). Return None to
   send no response (Produce with acks=0). Handlers on one connection run one at a time in arrival order, so
   a handler that awaits (a long poll, a rebalance) delays later requests of that connection only.
-- A handler must not raise for bad client input: answer with the Kafka error code. An exception escaping a
-  handler is logged and closes that client's connection.
+- A handler must not raise for bad client input: answer with the Kafka error code. `CloseConnection` ends
+  the connection without an answer; any other exception escaping a handler is logged as a bug and closes
+  that client's connection.
 - `min_version`/`max_version` must be versions the codec (kio) can decode. `advertise_min` lets an API
   advertise a lower minimum than it serves (Produce advertises 0 for old librdkafka, serves 3+): a request
   below `min_version` closes the connection, as in Kafka 4.
@@ -43,7 +44,15 @@ if TYPE_CHECKING:
     from strom.broker.server import Broker
 
 # One module per API family, in strom.broker.api.
-API_MODULES: tuple[str, ...] = ("apiversions", "metadata", "idempotence", "admin")
+API_MODULES: tuple[str, ...] = (
+    "apiversions",
+    "metadata",
+    "produce",
+    "fetch",
+    "offsets",
+    "idempotence",
+    "admin",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,10 @@ class RequestContext:
     correlation_id: int
     client_id: str | None
     client_host: str
+
+
+class CloseConnection(Exception):
+    """Raised by a handler to end the client's connection without a response (Produce acks=0 errors)."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from strom.broker.topics import write_atomically
+from strom.log.checkpoint import write_atomically
 
 BLOCK_FILE = "producer-id-block"
 BLOCK_SIZE = 1000

@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from strom.broker.config import BrokerConfig
-from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
+from strom.broker.config import BrokerConfig, ConfigError
+from strom.broker.dispatch import CloseConnection, Dispatcher, RawResponse, RequestContext, install_all
 from strom.broker.fetch_response import FileRegion, Part, part_size
+from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
+from strom.log.config import InvalidConfigError, LogConfig
+from strom.log.partition import Partition
 from strom.protocol.codec import (
     API_VERSIONS_KEY,
     MalformedRequest,
@@ -88,15 +89,13 @@ class Broker:
         self.waiters = AppendWaiters()
         self.topics: TopicRegistry
         self.producer_ids: ProducerIdAllocator
-        self.logs: Any = None
+        self.logs: BrokerLogs
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._tickers: list[asyncio.Task[None]] = []
         self._ticker_specs: list[tuple[float, Callback]] = []
         self._stop_callbacks: list[Callback] = []
         self._topic_deleted_callbacks: list[Callable[[str], None]] = []
-        self._maintenance: threading.Thread | None = None
-        self._maintenance_stop = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -141,7 +140,6 @@ class Broker:
                 await _call(fn)
             except Exception:
                 log.exception("stop callback failed")
-        self._stop_maintenance()
         self._close_logs()
         if self._server is not None:
             await self._server.wait_closed()
@@ -168,52 +166,79 @@ class Broker:
     # --- logs and topics --------------------------------------------------------------------------------
 
     def _open_logs(self) -> None:
-        """Open the partition logs (implemented once strom.log's LogManager is available)."""
+        expected = [(t.name, i) for t in self.topics.all() for i in range(t.partitions)]
+        self.logs = BrokerLogs(self.data_dir, self._log_config_for, expected)
+
+    def _log_config_for(self, topic: str) -> LogConfig:
+        info = self.topics.get(topic)
+        return self.topic_log_config(info.configs if info is not None else {})
 
     def _close_logs(self) -> None:
-        """Flush and close the logs, writing the clean-shutdown marker."""
+        """Flush and close the logs."""
+        self.logs.close()
 
     def _start_maintenance(self) -> None:
-        pass
-
-    def _stop_maintenance(self) -> None:
-        pass
+        interval_ms = min(
+            self.config.int("log.retention.check.interval.ms"), self.config.int("log.cleaner.backoff.ms")
+        )
+        self.logs.start_maintenance(max(interval_ms, 10) / 1000)
 
     def validate_topic_configs(self, overrides: dict[str, str]) -> None:
         """Refuse overrides the log would reject (ConfigError naming the key), before anything changes."""
         self.topic_log_config(overrides)
 
-    def topic_log_config(self, overrides: dict[str, str]) -> Any:
+    def topic_log_config(self, overrides: dict[str, str]) -> LogConfig:
         """The effective topic config (overrides over broker defaults), as the log's config object."""
-        return self.config.topic_config(overrides)
+        props = self.config.topic_config(overrides)
+        props["producer.id.expiration.ms"] = self.config.raw("producer.id.expiration.ms") or ""
+        try:
+            return LogConfig.from_properties(props)
+        except InvalidConfigError as exc:
+            raise ConfigError(str(exc)) from None
 
     def create_topic(
         self, name: str, partitions: int, configs: dict[str, str], internal: bool = False
     ) -> TopicInfo:
         """Create a topic's partition logs, then register it (the registry is the commit point)."""
-        return self.topics.create(name, partitions, configs, internal)
+        self.logs.create(name, range(partitions), self.topic_log_config(configs))
+        try:
+            return self.topics.create(name, partitions, configs, internal)
+        except BaseException:
+            self.logs.delete(name, range(partitions))
+            raise
 
     def delete_topic(self, name: str) -> None:
         """Unregister a topic, then remove its partition logs; tell listeners (offsets of the topic go)."""
-        self.topics.delete(name)
+        topic = self.topics.delete(name)
+        self.logs.delete(name, range(topic.partitions))
         for fn in self._topic_deleted_callbacks:
             fn(name)
 
     def add_partitions(self, name: str, count: int) -> None:
         """Grow a topic to `count` partitions: new logs first, then the registry."""
-        self.topics.set_partitions(name, count)
+        topic = self.topics.require(name)
+        new = range(topic.partitions, count)
+        self.logs.create(name, new, self.topic_log_config(topic.configs))
+        try:
+            self.topics.set_partitions(name, count)
+        except BaseException:
+            self.logs.delete(name, new)
+            raise
 
     def alter_topic_configs(self, name: str, overrides: dict[str, str]) -> None:
         """Persist a topic's new overrides and apply them to its open partition logs at once."""
+        log_config = self.topic_log_config(overrides)
+        topic = self.topics.require(name)
         self.topics.set_configs(name, overrides)
+        self.logs.update_config(name, range(topic.partitions), log_config)
 
     def on_topic_deleted(self, fn: Callable[[str], None]) -> None:
         """Call `fn(topic)` after a topic is deleted (the group coordinator drops its committed offsets)."""
         self._topic_deleted_callbacks.append(fn)
 
-    def partition(self, topic: str, index: int) -> Any:
+    def partition(self, topic: str, index: int) -> Partition | None:
         """The open partition log, or None if the topic or partition does not exist."""
-        return None
+        return self.logs.get(topic, index)
 
     def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
         """An internal topic, created on first use with `partitions` partitions and the given configs."""
@@ -248,7 +273,7 @@ class Broker:
                 out = await self._handle(frame, client_host)
                 if out:
                     await self._send(writer, out)
-        except (FrameError, MalformedRequest, UnsupportedRequest) as exc:
+        except (FrameError, MalformedRequest, UnsupportedRequest, CloseConnection) as exc:
             log.info("closing connection from %s: %s", client_host, exc)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

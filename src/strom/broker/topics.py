@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from strom.broker.config import ConfigError, normalize_topic_configs
+from strom.log.checkpoint import write_atomically
 
 REGISTRY_FILE = "topics.json"
 META_FILE = "meta.properties"
@@ -45,21 +45,6 @@ class UnknownTopicError(KeyError):
     """The topic does not exist (UNKNOWN_TOPIC_OR_PARTITION = 3)."""
 
     error_code = 3
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new content: temp, fsync, rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def validate_topic_name(name: str) -> None:

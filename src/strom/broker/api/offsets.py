@@ -1,0 +1,98 @@
+"""ListOffsets (2), DeleteRecords (21) and OffsetForLeaderEpoch (23): positions in a partition log.
+
+ListOffsets: -2 is the log start offset, -1 the high watermark (the last stable offset under read_committed),
+-3 (v7) the record with the largest timestamp, any other value the first offset whose timestamp is at or after
+it, found through the time index. DeleteRecords moves the log start offset (-1 means the high watermark);
+whole segments below it are deleted. One node means one leader epoch, 0, for every partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.dispatch import RequestContext, Response
+from strom.broker.server import Broker
+from strom.log.errors import OffsetOutOfRangeError
+
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+UNKNOWN_LEADER_EPOCH = 75
+LATEST = -1
+READ_COMMITTED = 1
+LEADER_EPOCH = 0
+
+
+def _list_one(broker: Broker, topic: str, p: Any, isolation_level: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"partition_index": p.partition_index, "timestamp": -1, "offset": -1}
+    partition = broker.partition(topic, p.partition_index)
+    if partition is None:
+        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1}
+    if getattr(p, "current_leader_epoch", -1) > LEADER_EPOCH:
+        return {**result, "error_code": UNKNOWN_LEADER_EPOCH, "leader_epoch": -1}
+    if p.timestamp == LATEST and isolation_level == READ_COMMITTED:
+        found: tuple[int, int] | None = (partition.last_stable_offset, -1)
+    else:
+        found = partition.offsets_for_timestamp(p.timestamp)
+    offset, timestamp = found if found is not None else (-1, -1)
+    return {
+        **result,
+        "error_code": NONE,
+        "offset": offset,
+        "timestamp": timestamp,
+        "leader_epoch": LEADER_EPOCH,
+    }
+
+
+async def list_offsets(ctx: RequestContext, request: Any) -> Response:
+    isolation = getattr(request, "isolation_level", 0)
+    topics = [
+        {"name": t.name, "partitions": [_list_one(ctx.broker, t.name, p, isolation) for p in t.partitions]}
+        for t in request.topics
+    ]
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _delete_one(broker: Broker, topic: str, p: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"partition_index": p.partition_index, "low_watermark": -1}
+    partition = broker.partition(topic, p.partition_index)
+    if partition is None:
+        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION}
+    try:
+        low = partition.delete_records_before(p.offset)
+    except OffsetOutOfRangeError:
+        return {**result, "error_code": OFFSET_OUT_OF_RANGE}
+    return {**result, "low_watermark": low, "error_code": NONE}
+
+
+async def delete_records(ctx: RequestContext, request: Any) -> Response:
+    topics = [
+        {"name": t.name, "partitions": [_delete_one(ctx.broker, t.name, p) for p in t.partitions]}
+        for t in request.topics
+    ]
+    return {"throttle_time": 0, "topics": topics}
+
+
+def _epoch_one(broker: Broker, topic: str, p: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {"partition": p.partition, "leader_epoch": -1, "end_offset": -1}
+    partition = broker.partition(topic, p.partition)
+    if partition is None:
+        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION}
+    if p.current_leader_epoch > LEADER_EPOCH:
+        return {**result, "error_code": UNKNOWN_LEADER_EPOCH}
+    epoch, end_offset = partition.end_offset_for_epoch(p.leader_epoch)
+    return {**result, "error_code": NONE, "leader_epoch": epoch, "end_offset": end_offset}
+
+
+async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Response:
+    topics = [
+        {"topic": t.topic, "partitions": [_epoch_one(ctx.broker, t.topic, p) for p in t.partitions]}
+        for t in request.topics
+    ]
+    return {"throttle_time": 0, "topics": topics}
+
+
+def install(broker: Broker) -> None:
+    broker.dispatcher.register(2, 1, 7, list_offsets)
+    broker.dispatcher.register(21, 0, 1, delete_records)
+    broker.dispatcher.register(23, 2, 4, offset_for_leader_epoch)

@@ -1,0 +1,90 @@
+"""Produce (0): validate record batches from their headers, append them, acknowledge.
+
+The hot path does no per-record work: each partition's records go to the partition log, which validates them
+batch by batch from the headers (magic, sizes, CRC-32C over the bytes as received, max.message.bytes,
+producer sequences), assigns offsets by patching the batch headers and writes the bytes unchanged. Records
+are decoded only where Kafka's rules need them (a compacted topic refuses keyless records). A partition's
+batches are all validated before any is written, so a bad batch never lands and never half-lands; the error
+travels back as the Kafka code the exception carries (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD,
+UNSUPPORTED_FOR_MESSAGE_FORMAT, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, ...).
+
+Appends run on the event loop thread, one request at a time per connection, so an idempotent producer's
+pipelined requests are appended in the order sent. With acks=0 there is no response to carry an error, so a
+failed partition closes the connection, as Kafka does, and the client notices through its metadata refresh.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom.broker.dispatch import CloseConnection, RequestContext, Response
+from strom.broker.server import Broker
+
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_REQUIRED_ACKS = 21
+INVALID_RECORD = 87
+
+
+def _partition_error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
+    return {
+        "index": index,
+        "error_code": code,
+        "base_offset": -1,
+        "log_append_time": -1,
+        "log_start_offset": -1,
+        "record_errors": [],
+        "error_message": message,
+    }
+
+
+def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | None) -> dict[str, Any]:
+    partition = broker.partition(topic, index)
+    if partition is None:
+        return _partition_error(index, UNKNOWN_TOPIC_OR_PARTITION)
+    if not records:
+        return _partition_error(index, INVALID_RECORD, "the produce request holds no record batch")
+    try:
+        result = partition.append(records)
+    except Exception as exc:
+        # strom.protocol and strom.log failures carry the Kafka error code to answer with.
+        code = getattr(exc, "error_code", None)
+        if not isinstance(code, int):
+            raise
+        return _partition_error(index, code, str(exc))
+    if not result.duplicate:
+        broker.waiters.notify((topic, index))
+    return {
+        "index": index,
+        "error_code": NONE,
+        "base_offset": result.base_offset,
+        "log_append_time": result.log_append_time,
+        "log_start_offset": result.log_start_offset,
+        "record_errors": [],
+        "error_message": None,
+    }
+
+
+async def produce(ctx: RequestContext, request: Any) -> Response | None:
+    broker = ctx.broker
+    acks = request.acks
+    responses = []
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        results = []
+        for pd in topic_data.partition_data:
+            if acks not in (0, 1, -1):
+                results.append(_partition_error(pd.index, INVALID_REQUIRED_ACKS))
+            else:
+                results.append(_produce_partition(broker, name, pd.index, pd.records))
+        responses.append({"name": name, "partition_responses": results})
+    if acks == 0:
+        failed = [r for t in responses for r in t["partition_responses"] if r["error_code"] != NONE]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed with error {failed[0]['error_code']}")
+        return None
+    return {"responses": responses, "throttle_time": 0}
+
+
+def install(broker: Broker) -> None:
+    broker.dispatcher.register(0, 3, 9, produce, advertise_min=0)

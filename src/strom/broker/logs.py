@@ -1,0 +1,93 @@
+"""The broker's view of its partition logs (a `strom.log.LogManager`) and the thread that maintains them.
+
+Why a thread: retention deletes files and the cleaner rewrites whole segments; on the event loop either
+would stall every connection. `strom.log.Partition` takes its own lock in every public method, so the
+maintenance thread and the event loop (appends, reads) share partitions safely and the loop waits at most
+for one segment swap.
+
+The topic registry is the source of truth for which partitions exist: at start-up, partition directories
+it does not list (left by a crash between creating logs and registering a topic, or between unregistering
+and deleting) are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from strom.log.config import LogConfig
+from strom.log.log_manager import LogManager
+from strom.log.partition import Partition
+
+log = logging.getLogger("strom.broker")
+
+TopicPartition = tuple[str, int]
+
+
+class BrokerLogs:
+    """Partition logs by (topic, index), plus background maintenance.
+
+    Invariants: after `__init__`, exactly the partitions in `expected` are open; maintenance runs on one
+    thread at a time. Survives: an exception in a maintenance pass (logged; the next pass runs).
+    """
+
+    def __init__(
+        self, data_dir: Path, config_for: Callable[[str], LogConfig], expected: Iterable[TopicPartition]
+    ) -> None:
+        self.manager = LogManager(data_dir, config_for=config_for)
+        wanted = set(expected)
+        for tp in self.manager.partitions():
+            if tp not in wanted:
+                log.warning("deleting partition %s-%d: its topic is not registered", *tp)
+                self.manager.delete(*tp)
+        for topic, index in wanted:
+            self.manager.get_or_create(topic, index)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, topic: str, index: int) -> Partition | None:
+        return self.manager.get(topic, index)
+
+    def create(self, topic: str, indexes: range, config: LogConfig) -> None:
+        """Create empty logs for new partitions; on failure none of them remains."""
+        try:
+            for index in indexes:
+                self.manager.create(topic, index, config)
+        except BaseException:
+            self.delete(topic, indexes)
+            raise
+
+    def delete(self, topic: str, indexes: Iterable[int]) -> None:
+        for index in indexes:
+            self.manager.delete(topic, index)
+
+    def update_config(self, topic: str, indexes: Iterable[int], config: LogConfig) -> None:
+        for index in indexes:
+            partition = self.manager.get(topic, index)
+            if partition is not None:
+                partition.update_config(config)
+
+    def maintain(self) -> None:
+        """One pass of retention, compaction, timed flushes, delayed deletes and checkpoints."""
+        try:
+            self.manager.maintain()
+        except Exception:
+            log.exception("log maintenance failed")
+
+    def start_maintenance(self, interval_s: float) -> None:
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                self.maintain()
+
+        self._thread = threading.Thread(target=run, name="strom-log-maintenance", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop maintenance, then flush and close every partition and write the clean-shutdown marker."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.manager.close()

@@ -1,10 +1,10 @@
-"""strom.lsm under kill -9: a child process writes batches while flushes and compactions run in the background;
-the parent kills it at a random write, flush or compaction event (read from the child's stdout pipe, no sleeps),
-reopens the database and checks it.
+"""strom.lsm under kill -9: a child process writes batches while flushes and compactions run in the
+background; the parent kills it at a random write, flush or compaction event (read from the child's stdout
+pipe, no sleeps), reopens the database and checks it.
 
-After every kill: the batches present are exactly a prefix 0..A of those written (no batch partly applied, none
-skipped), A covers every batch the child acknowledged (WAL modes buffered and sync), the contents equal a dict
-model of batches 0..A, and the level invariants hold.
+After every kill: the batches present are exactly a prefix 0..A of those written (no batch partly applied,
+none skipped), A covers every batch the child acknowledged (WAL modes buffered and sync), the contents equal
+a dict model of batches 0..A, and the level invariants hold.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class _Child:
         self._deadline = time.monotonic() + TIMEOUT
 
     def lines(self) -> list[str]:
-        """The next complete lines (blocks until at least one arrives, the child dies, or the deadline passes)."""
+        """The next complete lines; blocks until one arrives, the child dies, or the deadline passes."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
@@ -165,8 +165,13 @@ def test_kill_during_writes_flushes_and_compactions(tmp_path: Path, wal: str, st
     events_seen: dict[str, int] = {}
     for _ in range(ROUNDS):
         trigger, count = rng.choice(
-            [("ack", rng.randrange(1, 300)), ("flush_begin", rng.randrange(1, 4)), ("flush_end", 1)]
-            + [("compaction_begin", rng.randrange(1, 3)), ("compaction_end", 1)]
+            [
+                ("ack", rng.randrange(1, 300)),
+                ("flush_begin", rng.randrange(1, 4)),
+                ("flush_end", 1),
+                ("compaction_begin", rng.randrange(1, 3)),
+                ("compaction_end", 1),
+            ]
         )
         child = _Child([sys.executable, "-c", CHILD, str(path), wal, style, str(applied + 1)])
         acked = applied

@@ -1,0 +1,70 @@
+"""strom.streams: Kafka-Streams-style stream processing in Python.
+
+Build a topology with ``StreamsBuilder`` (KStream, KTable, GlobalKTable, grouping, windows, joins, the
+Processor API), test it without a broker with ``strom.streams.testing.TopologyTestDriver``, and run it against
+Kafka-protocol brokers with ``Streams``. Serdes live in ``strom.streams.serdes``.
+"""
+
+from strom.streams.dsl import (
+    BranchedKStream,
+    GlobalKTable,
+    KGroupedStream,
+    KGroupedTable,
+    KStream,
+    KTable,
+    Materialized,
+    StreamsBuilder,
+    TimeWindowedKStream,
+)
+from strom.streams.errors import (
+    DeserializationError,
+    InvalidTimestampError,
+    SerializationError,
+    StoreError,
+    StreamsError,
+    TopologyError,
+)
+from strom.streams.processor import (
+    Cancellable,
+    Processor,
+    ProcessorContext,
+    PunctuationType,
+    Record,
+    RecordMetadata,
+)
+from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
+from strom.streams.topology import Topology
+from strom.streams.windows import TimeWindows, Window, Windowed
+
+__all__ = [
+    "BranchedKStream",
+    "Cancellable",
+    "DeserializationError",
+    "GlobalKTable",
+    "InvalidTimestampError",
+    "KGroupedStream",
+    "KGroupedTable",
+    "KStream",
+    "KTable",
+    "KeyValueStore",
+    "Materialized",
+    "Processor",
+    "ProcessorContext",
+    "PunctuationType",
+    "Record",
+    "RecordMetadata",
+    "SerializationError",
+    "StoreError",
+    "StoreSpec",
+    "Stores",
+    "StreamsBuilder",
+    "StreamsError",
+    "TimeWindowedKStream",
+    "TimeWindows",
+    "Topology",
+    "TopologyError",
+    "ValueAndTimestamp",
+    "Window",
+    "WindowStore",
+    "Windowed",
+]

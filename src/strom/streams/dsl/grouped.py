@@ -1,0 +1,290 @@
+"""Grouped streams and tables and their aggregations: ``count``, ``reduce``, ``aggregate`` (optionally over
+time
+windows for streams; with adder and subtractor for tables). Each aggregation materialises a store (logged to
+``<application.id>-<store>-changelog``, cached) and returns the result as a ``KTable``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from strom.streams.dsl.ktable import KTable, OldValues, store_getter, windowed_store_getter, with_old_values
+from strom.streams.dsl.materialized import Materialized, as_materialized
+from strom.streams.errors import TopologyError
+from strom.streams.processor.aggregate import StreamAggregateNode, TableAggregateNode, WindowedAggregateNode
+from strom.streams.processor.node import SinkNode, SourceNode
+from strom.streams.processor.table import ChangeSerde
+from strom.streams.serdes import Serde, TimeWindowedSerde, long
+from strom.streams.state.stores import StoreSpec
+from strom.streams.topology import NodeSpec, TopicRef
+from strom.streams.windows import TimeWindows
+
+if TYPE_CHECKING:
+    from strom.streams.dsl.builder import StreamsBuilder
+    from strom.streams.dsl.kstream import KStream
+
+
+def _count_adder(key: Any, value: Any, aggregate: int) -> int:
+    return aggregate + 1
+
+
+def _count_subtractor(key: Any, value: Any, aggregate: int) -> int:
+    return aggregate - 1
+
+
+def _count_init() -> int:
+    return 0
+
+
+def _reducer(reducer: Callable[[Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
+    return lambda key, value, aggregate: reducer(aggregate, value)
+
+
+class KGroupedStream:
+    def __init__(
+        self, stream: KStream, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None, name: str | None
+    ) -> None:
+        self._stream = stream
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._name = name
+
+    def count(self, materialized: Materialized | str | None = None) -> KTable:
+        """Records per key (null keys and values are ignored), as a table of ints (``long()`` serde)."""
+        return self._aggregate(_count_init, _count_adder, materialized, long())
+
+    def reduce(
+        self, reducer: Callable[[Any, Any], Any], materialized: Materialized | str | None = None
+    ) -> KTable:
+        """``reducer(aggregate, value)``; the first value of a key is its initial aggregate."""
+        return self._aggregate(None, _reducer(reducer), materialized, self.value_serde)
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None = None,
+    ) -> KTable:
+        """``aggregator(key, value, aggregate)`` starting from ``initializer()``."""
+        return self._aggregate(initializer, aggregator, materialized, None)
+
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
+        if not isinstance(windows, TimeWindows):
+            raise TopologyError(f"windowed_by expects TimeWindows, got {type(windows).__name__}")
+        return TimeWindowedKStream(self, windows)
+
+    def _aggregate(
+        self,
+        initializer: Callable[[], Any] | None,
+        aggregator: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None,
+        default_value_serde: Serde[Any] | None,
+        windows: TimeWindows | None = None,
+    ) -> KTable:
+        stream = self._stream
+        builder: StreamsBuilder = stream._builder
+        m = as_materialized(materialized)
+        store = m.name or builder.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
+        key_serde = m.key_serde or self.key_serde
+        value_serde = m.value_serde or default_value_serde
+        parent, sources = stream._for_stateful(self._name or store, key_serde, self.value_serde)
+        name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
+        flags = OldValues()
+        if windows is None:
+            spec = StoreSpec(
+                store,
+                "key_value",
+                key_serde,
+                value_serde,
+                m.backend,
+                m.logging,
+                m.caching,
+                changelog_configs=dict(m.changelog_configs),
+            )
+
+            def make(n: str = name) -> Any:
+                return with_old_values(StreamAggregateNode(n, store, initializer, aggregator), flags)
+
+            getter = store_getter(store)
+            table_key_serde: Serde[Any] | None = key_serde
+        else:
+            retention = windows.retention_ms if m.retention_ms is None else m.retention_ms
+            if retention < windows.size_ms + windows.grace_ms:
+                raise TopologyError(
+                    f"the retention of window store {store!r} ({retention} ms) must be at least "
+                    "window size plus "
+                    f"grace ({windows.size_ms + windows.grace_ms} ms)"
+                )
+            spec = StoreSpec(
+                store,
+                "window",
+                key_serde,
+                value_serde,
+                m.backend,
+                m.logging,
+                m.caching,
+                windows.size_ms,
+                retention,
+                dict(m.changelog_configs),
+            )
+
+            def make(n: str = name) -> Any:
+                return with_old_values(
+                    WindowedAggregateNode(n, store, windows, initializer, aggregator), flags
+                )
+
+            getter = windowed_store_getter(store)
+            table_key_serde = TimeWindowedSerde(key_serde, windows.size_ms)
+        builder.topology.add_state_store(spec)
+        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        return KTable(
+            builder, name, table_key_serde, value_serde, sources, getter, [store], flags, store_name=store
+        )
+
+
+class TimeWindowedKStream:
+    """A grouped stream over tumbling or hopping windows; results are keyed by ``Windowed(key, window)``."""
+
+    def __init__(self, grouped: KGroupedStream, windows: TimeWindows) -> None:
+        self._grouped = grouped
+        self.windows = windows
+
+    def count(self, materialized: Materialized | str | None = None) -> KTable:
+        return self._grouped._aggregate(_count_init, _count_adder, materialized, long(), self.windows)
+
+    def reduce(
+        self, reducer: Callable[[Any, Any], Any], materialized: Materialized | str | None = None
+    ) -> KTable:
+        return self._grouped._aggregate(
+            None, _reducer(reducer), materialized, self._grouped.value_serde, self.windows
+        )
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None = None,
+    ) -> KTable:
+        return self._grouped._aggregate(initializer, aggregator, materialized, None, self.windows)
+
+
+class KGroupedTable:
+    """A re-grouped table; each aggregation subtracts a row's old value and adds its new value."""
+
+    def __init__(
+        self,
+        builder: StreamsBuilder,
+        node: str,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
+        name: str | None,
+    ) -> None:
+        self._builder = builder
+        self._node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._name = name
+
+    def count(self, materialized: Materialized | str | None = None) -> KTable:
+        return self._aggregate(
+            _count_init, _count_adder, _count_subtractor, materialized, long(), "KTABLE-AGGREGATE-"
+        )
+
+    def reduce(
+        self,
+        adder: Callable[[Any, Any], Any],
+        subtractor: Callable[[Any, Any], Any],
+        materialized: Materialized | str | None = None,
+    ) -> KTable:
+        """``adder(aggregate, value)`` / ``subtractor(aggregate, value)``."""
+        return self._aggregate(
+            None, _reducer(adder), _reducer(subtractor), materialized, self.value_serde, "KTABLE-REDUCE-"
+        )
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        adder: Callable[[Any, Any, Any], Any],
+        subtractor: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None = None,
+    ) -> KTable:
+        """``adder(key, value, aggregate)`` / ``subtractor(key, value, aggregate)`` from ``initializer()``."""
+        return self._aggregate(initializer, adder, subtractor, materialized, None, "KTABLE-AGGREGATE-")
+
+    def _aggregate(
+        self,
+        initializer: Callable[[], Any] | None,
+        adder: Callable[[Any, Any, Any], Any],
+        subtractor: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None,
+        default_value_serde: Serde[Any] | None,
+        prefix: str,
+    ) -> KTable:
+        builder = self._builder
+        topology = builder.topology
+        m = as_materialized(materialized)
+        store = m.name or builder.new_name(f"{prefix}STATE-STORE-")
+        key_serde = m.key_serde or self.key_serde
+        value_serde = m.value_serde or default_value_serde
+        topic_base = f"{self._name or store}-repartition"
+        if topic_base in topology.repartition_partitions:
+            raise TopologyError(f"repartition topic name {topic_base!r} is used twice")
+        topology.repartition_partitions[topic_base] = None
+        ref = TopicRef(topic_base, internal=True)
+        change_serde = ChangeSerde(self.value_serde)
+        sink = builder.new_name("KTABLE-SINK-")
+        source = builder.new_name("KTABLE-SOURCE-")
+        name = builder.new_name(prefix)
+        topology.add_node(
+            NodeSpec(
+                sink,
+                "sink",
+                lambda: SinkNode(sink, topic_base, None, key_serde, change_serde),
+                [self._node],
+                topics=[ref],
+            )
+        )
+        topology.add_node(
+            NodeSpec(
+                source,
+                "source",
+                lambda: SourceNode(source, [topic_base], key_serde, change_serde),
+                [],
+                topics=[ref],
+            )
+        )
+        topology.add_state_store(
+            StoreSpec(
+                store,
+                "key_value",
+                key_serde,
+                value_serde,
+                m.backend,
+                m.logging,
+                m.caching,
+                changelog_configs=dict(m.changelog_configs),
+            )
+        )
+        flags = OldValues()
+        topology.add_node(
+            NodeSpec(
+                name,
+                "processor",
+                lambda: with_old_values(
+                    TableAggregateNode(name, store, initializer, adder, subtractor), flags
+                ),
+                [source],
+                stores=[store],
+            )
+        )
+        return KTable(
+            builder,
+            name,
+            key_serde,
+            value_serde,
+            frozenset([ref]),
+            store_getter(store),
+            [store],
+            flags,
+            store_name=store,
+        )

@@ -1,0 +1,197 @@
+"""``KTable`` (a changelog stream materialised per key) and ``GlobalKTable`` (a full copy of a topic on every
+instance).
+
+A KTable's rows can be read by joins through a *value getter*: a source or aggregated table reads its store; a
+filtered or mapped table applies its function on top of its parent's getter, so it needs no store of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from strom.streams.processor.table import (
+    TableFilterNode,
+    TableMapValuesNode,
+    TableRepartitionMapNode,
+    ToStreamNode,
+)
+from strom.streams.serdes import Serde
+from strom.streams.state.kv_store import ValueAndTimestamp
+from strom.streams.topology import NodeSpec, TopicRef
+
+if TYPE_CHECKING:
+    from strom.streams.dsl.builder import StreamsBuilder
+    from strom.streams.dsl.grouped import KGroupedTable
+    from strom.streams.dsl.kstream import KStream
+
+GetterFactory = Callable[[Any], Callable[[Any], ValueAndTimestamp | None]]
+
+
+class OldValues:
+    """Whether a table node must forward old values; set while the DSL is built, read when tasks are built."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+
+def store_getter(store: str) -> GetterFactory:
+    def factory(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
+        return ctx.get_store(store).get_with_timestamp  # type: ignore[no-any-return]
+
+    return factory
+
+
+def windowed_store_getter(store: str) -> GetterFactory:
+    def factory(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
+        window_store = ctx.get_store(store)
+        return lambda wk: window_store.get_with_timestamp(wk.key, wk.window.start)
+
+    return factory
+
+
+def with_old_values(node: Any, flags: OldValues) -> Any:
+    node.send_old_values = flags.enabled
+    return node
+
+
+class KTable:
+    """A table: for each key, the latest value; a null value (tombstone) deletes the key."""
+
+    def __init__(
+        self,
+        builder: StreamsBuilder,
+        node: str,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
+        sources: frozenset[TopicRef],
+        getter: GetterFactory,
+        getter_stores: list[str],
+        old_values: OldValues,
+        parent: KTable | None = None,
+        store_name: str | None = None,
+    ) -> None:
+        self._builder = builder
+        self._node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._sources = sources
+        self._getter = getter
+        self._getter_stores = getter_stores
+        self._old_values = old_values
+        self._parent = parent
+        self.store_name = store_name
+        """The name of the store materialising this table (None for filtered/mapped views)."""
+
+    @property
+    def name(self) -> str:
+        return self._node
+
+    def _enable_send_old_values(self) -> None:
+        self._old_values.enabled = True
+        if self._parent is not None:
+            self._parent._enable_send_old_values()
+
+    def _derive(
+        self, prefix: str, make: Callable[[str], Any], value_serde: Serde[Any] | None, getter: GetterFactory
+    ) -> KTable:
+        name = self._builder.new_name(prefix)
+        flags = OldValues()
+        self._builder.topology.add_node(
+            NodeSpec(name, "processor", lambda: with_old_values(make(name), flags), [self._node])
+        )
+        return KTable(
+            self._builder,
+            name,
+            self.key_serde,
+            value_serde,
+            self._sources,
+            getter,
+            self._getter_stores,
+            flags,
+            parent=self,
+        )
+
+    def filter(self, predicate: Callable[[Any, Any], bool]) -> KTable:
+        """Rows for which ``predicate(key, value)`` holds; a row that stops matching is deleted downstream."""
+        return self._filter(predicate, True)
+
+    def filter_not(self, predicate: Callable[[Any, Any], bool]) -> KTable:
+        return self._filter(predicate, False)
+
+    def _filter(self, predicate: Callable[[Any, Any], bool], keep_when: bool) -> KTable:
+        parent_getter = self._getter
+
+        def getter(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
+            get = parent_getter(ctx)
+
+            def filtered(key: Any) -> ValueAndTimestamp | None:
+                found = get(key)
+                if found is None or bool(predicate(key, found.value)) is not keep_when:
+                    return None
+                return found
+
+            return filtered
+
+        return self._derive(
+            "KTABLE-FILTER-", lambda n: TableFilterNode(n, predicate, keep_when), self.value_serde, getter
+        )
+
+    def map_values(self, mapper: Callable[..., Any], with_key: bool = False) -> KTable:
+        """``mapper(value)`` (or ``mapper(key, value)``) applied to every row."""
+        parent_getter = self._getter
+
+        def getter(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
+            get = parent_getter(ctx)
+
+            def mapped(key: Any) -> ValueAndTimestamp | None:
+                found = get(key)
+                if found is None:
+                    return None
+                value = mapper(key, found.value) if with_key else mapper(found.value)
+                return ValueAndTimestamp(value, found.timestamp)
+
+            return mapped
+
+        return self._derive(
+            "KTABLE-MAPVALUES-", lambda n: TableMapValuesNode(n, mapper, with_key), None, getter
+        )
+
+    def to_stream(self) -> KStream:
+        """The table's changelog as a stream: each update, with tombstones as null values."""
+        from strom.streams.dsl.kstream import KStream
+
+        name = self._builder.new_name("KTABLE-TOSTREAM-")
+        self._builder.topology.add_node(NodeSpec(name, "processor", lambda: ToStreamNode(name), [self._node]))
+        return KStream(self._builder, name, self.key_serde, self.value_serde, False, self._sources)
+
+    def group_by(
+        self,
+        selector: Callable[[Any, Any], tuple[Any, Any]],
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
+        name: str | None = None,
+    ) -> KGroupedTable:
+        """Re-group rows by ``selector(key, value) -> (new key, new value)`` for an aggregation with adder and
+        subtractor: when a row changes, its old value leaves its old group and its new value joins its new
+        group."""
+        from strom.streams.dsl.grouped import KGroupedTable
+
+        self._enable_send_old_values()
+        node = self._builder.new_name("KTABLE-SELECT-")
+        self._builder.topology.add_node(
+            NodeSpec(node, "processor", lambda: TableRepartitionMapNode(node, selector), [self._node])
+        )
+        return KGroupedTable(self._builder, node, key_serde, value_serde, name)
+
+
+class GlobalKTable:
+    """A table over all partitions of a topic, replicated to every instance; join it from any stream with a
+    key
+    selector, no co-partitioning needed."""
+
+    def __init__(self, store_name: str, topic: str) -> None:
+        self.store_name = store_name
+        self.topic = topic

@@ -1,0 +1,168 @@
+"""Aggregation nodes: KStream aggregate (windowed or not) and KTable aggregate with adder and subtractor.
+
+Each node reads the current aggregate from its store, computes the new one and writes it back; the store
+forwards ``Change(new, old)`` downstream when the write reaches it (immediately without a cache, at flush
+with one). Output timestamps follow Kafka Streams: the maximum timestamp of the records that contributed.
+Stream records with a null key or null value are dropped and counted; a windowed record whose window has
+closed (``end <= observed stream time - grace``) is dropped for that window and counted per window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from strom.streams.processor.node import Node
+from strom.streams.processor.table import Change
+from strom.streams.windows import TimeWindows
+
+Initializer = Callable[[], Any]
+Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
+
+
+class _StoreForwarding(Node):
+    """Shared wiring: the node's store forwards its flushed writes as ``Change``s."""
+
+    __slots__ = ("send_old_values", "store", "store_name")
+
+    def __init__(self, name: str, store_name: str) -> None:
+        super().__init__(name)
+        self.store_name = store_name
+        self.send_old_values = False
+
+    def init(self, ctx: Any) -> None:
+        super().init(ctx)
+        self.store = ctx.get_store(self.store_name)
+        self.store.set_flush_listener(self._emit)
+
+    def _emit(self, key: Any, new: Any, old: Any, timestamp: int) -> None:
+        change = Change(new, old if self.send_old_values else None)
+        for child in self.children:
+            child.process(key, change, timestamp)
+
+
+class StreamAggregateNode(_StoreForwarding):
+    """``KGroupedStream.aggregate``; ``reduce`` passes ``initializer=None`` (the first value starts the
+    aggregate) and ``count`` passes ``0`` and ``+1``."""
+
+    __slots__ = ("aggregator", "initializer")
+
+    def __init__(
+        self, name: str, store_name: str, initializer: Initializer | None, aggregator: Aggregator
+    ) -> None:
+        super().__init__(name, store_name)
+        self.initializer = initializer
+        self.aggregator = aggregator
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        if key is None or value is None:
+            self.ctx.record_dropped("aggregation input with a null key or value", key)
+            return
+        store = self.store
+        old = store.get_with_timestamp(key)
+        if old is None:
+            if self.initializer is None:
+                store.put(key, value, timestamp)
+                return
+            new = self.aggregator(key, value, self.initializer())
+        else:
+            new = self.aggregator(key, value, old.value)
+            if old.timestamp > timestamp:
+                timestamp = old.timestamp
+        store.put(key, new, timestamp)
+
+
+class WindowedAggregateNode(_StoreForwarding):
+    """``TimeWindowedKStream.aggregate`` (and ``reduce``/``count`` as above) over tumbling or hopping
+    windows."""
+
+    __slots__ = ("aggregator", "initializer", "observed_stream_time", "windows")
+
+    def __init__(
+        self,
+        name: str,
+        store_name: str,
+        windows: TimeWindows,
+        initializer: Initializer | None,
+        aggregator: Aggregator,
+    ) -> None:
+        super().__init__(name, store_name)
+        self.windows = windows
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.observed_stream_time = -1
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        if key is None or value is None:
+            self.ctx.record_dropped("windowed aggregation input with a null key or value", key)
+            return
+        if timestamp > self.observed_stream_time:
+            self.observed_stream_time = timestamp
+        windows = self.windows
+        close_time = self.observed_stream_time - windows.grace_ms
+        size = windows.size_ms
+        store = self.store
+        for start in windows.window_starts(timestamp):
+            if start + size <= close_time:
+                self.ctx.record_dropped(
+                    f"window [{start},{start + size}) closed at stream time {close_time}", key, warn=False
+                )
+                continue
+            old = store.get_with_timestamp(key, start)
+            if old is None:
+                if self.initializer is None:
+                    store.put(key, value, start, timestamp)
+                    continue
+                new = self.aggregator(key, value, self.initializer())
+                new_ts = timestamp
+            else:
+                new = self.aggregator(key, value, old.value)
+                new_ts = old.timestamp if old.timestamp > timestamp else timestamp
+            store.put(key, new, start, new_ts)
+
+
+class TableAggregateNode(_StoreForwarding):
+    """``KGroupedTable.aggregate``: subtract the old row from its group, then add the new row
+    (``reduce`` uses ``initializer=None`` and reducers of ``(aggregate, value)``)."""
+
+    __slots__ = ("adder", "initializer", "subtractor")
+
+    def __init__(
+        self,
+        name: str,
+        store_name: str,
+        initializer: Initializer | None,
+        adder: Aggregator,
+        subtractor: Aggregator,
+    ) -> None:
+        super().__init__(name, store_name)
+        self.initializer = initializer
+        self.adder = adder
+        self.subtractor = subtractor
+
+    def process(self, key: Any, value: Change, timestamp: int) -> None:
+        if key is None:
+            self.ctx.record_dropped("table aggregation input with a null key", key)
+            return
+        store = self.store
+        old = store.get_with_timestamp(key)
+        old_agg = None if old is None else old.value
+        new_ts = timestamp
+        if value.old is not None and old_agg is not None:
+            intermediate = self.subtractor(key, value.old, old_agg)
+            new_ts = max(timestamp, old.timestamp)  # type: ignore[union-attr,unused-ignore]
+        else:
+            intermediate = old_agg
+        if value.new is not None:
+            if intermediate is None:
+                if self.initializer is None:
+                    new_agg = value.new
+                else:
+                    new_agg = self.adder(key, value.new, self.initializer())
+            else:
+                new_agg = self.adder(key, value.new, intermediate)
+                if old is not None:
+                    new_ts = max(timestamp, old.timestamp)
+        else:
+            new_agg = intermediate
+        store.put(key, new_agg, new_ts)

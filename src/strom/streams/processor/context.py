@@ -1,0 +1,103 @@
+"""The task context: the record being processed, stream time, stores, punctuation and metrics of one task.
+
+Every node of a task shares one ``TaskContext``. The current record's metadata lives here instead of
+travelling
+with each record, so forwarding a record is a plain call ``child.process(key, value, timestamp)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from strom.streams.errors import StoreError
+from strom.streams.processor.punctuation import Cancellable, PunctuationQueue, PunctuationType
+
+log = logging.getLogger("strom.streams")
+
+
+class TaskMetrics:
+    """Task-level counters, named as Kafka Streams' task metrics."""
+
+    __slots__ = ("dropped_records", "processed", "punctuations")
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.dropped_records = 0
+        self.punctuations = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "process-total": self.processed,
+            "dropped-records-total": self.dropped_records,
+            "punctuate-total": self.punctuations,
+        }
+
+
+class TaskContext:
+    """Shared state of one task. ``topic``/``partition``/``offset``/``headers`` describe the input record
+    being
+    processed (None/-1 inside a punctuation or a cache flush at commit)."""
+
+    def __init__(
+        self,
+        task_id: Any,
+        application_id: str,
+        config: dict[str, Any],
+        collector: Any,
+        wall_clock: Callable[[], int],
+    ) -> None:
+        self.task_id = task_id
+        self.application_id = application_id
+        self.config = config
+        self.collector = collector
+        self.wall_clock = wall_clock
+        self.stores: dict[str, Any] = {}
+        self.topic: str | None = None
+        self.partition = -1
+        self.offset = -1
+        self.timestamp = 0
+        self.headers: Any = None
+        self.stream_time = -1
+        self.metrics = TaskMetrics()
+        self.stream_time_punctuations = PunctuationQueue()
+        self.wall_clock_punctuations = PunctuationQueue()
+
+    def current_timestamp(self) -> int:
+        return self.timestamp
+
+    def get_store(self, name: str) -> Any:
+        try:
+            return self.stores[name]
+        except KeyError:
+            raise StoreError(
+                f"task {self.task_id}: no state store {name!r}; connect it to the processor "
+                f"(stores available: {sorted(self.stores)})"
+            ) from None
+
+    def schedule(
+        self, interval_ms: int, kind: PunctuationType, callback: Callable[[int], None]
+    ) -> Cancellable:
+        if interval_ms < 1:
+            raise ValueError(f"punctuation interval must be >= 1 ms, got {interval_ms}")
+        if kind is PunctuationType.STREAM_TIME:
+            return self.stream_time_punctuations.schedule(0, interval_ms, callback)
+        return self.wall_clock_punctuations.schedule(self.wall_clock() + interval_ms, interval_ms, callback)
+
+    def record_dropped(self, reason: str, key: Any = None, warn: bool = True) -> None:
+        """Count a record that produces no output and say why (Kafka's dropped-records sensor)."""
+        self.metrics.dropped_records += 1
+        level = logging.WARNING if warn else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "task %s dropped record (%s): key=%r topic=%s partition=%s offset=%s timestamp=%s",
+                self.task_id,
+                reason,
+                key,
+                self.topic,
+                self.partition,
+                self.offset,
+                self.timestamp,
+            )

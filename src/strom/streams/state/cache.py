@@ -1,0 +1,56 @@
+"""The record cache budget shared by every caching store of one Streams instance.
+
+Kafka Streams gives each instance ``statestore.cache.max.bytes`` (formerly ``cache.max.bytes.buffering``,
+default 10 MiB) for all of its caches. The caches here hold deserialised Python objects, so the size of an
+entry
+is estimated from its serialised size, measured each time a cache is flushed (a running average, starting
+at ``INITIAL_ENTRY_BYTES``). A budget of 0 bytes disables caching: every update is written through, logged and
+forwarded at once, which is what the book's FraudService relies on.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
+INITIAL_ENTRY_BYTES = 96.0
+# Per-entry overhead Kafka's ThreadCache charges (LRU node + key wrapper); keeps tiny entries from being free.
+ENTRY_OVERHEAD_BYTES = 64
+
+
+class RecordCacheBudget:
+    """Counts cached entries across stores; a store that grows the total past the budget evicts from itself.
+
+    Invariant: ``entries`` equals the number of entries held by all caches registered with this budget.
+    """
+
+    __slots__ = ("avg_entry_bytes", "entries", "max_bytes", "max_entries")
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_MAX_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"cache.max.bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.entries = 0
+        self.avg_entry_bytes = INITIAL_ENTRY_BYTES
+        self.max_entries = int(max_bytes / (INITIAL_ENTRY_BYTES + ENTRY_OVERHEAD_BYTES))
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def observe(self, total_bytes: int, count: int) -> None:
+        """Fold the serialised sizes seen in a flush into the per-entry estimate."""
+        if count:
+            sample = total_bytes / count
+            self.avg_entry_bytes = 0.8 * self.avg_entry_bytes + 0.2 * sample
+            self.max_entries = max(1, int(self.max_bytes / (self.avg_entry_bytes + ENTRY_OVERHEAD_BYTES)))
+
+    @property
+    def estimated_bytes(self) -> int:
+        return int(self.entries * (self.avg_entry_bytes + ENTRY_OVERHEAD_BYTES))
+
+
+def cache_max_bytes(config: dict[str, object]) -> int:
+    """The cache size from config, accepting Kafka's current and older key names."""
+    for key in ("statestore.cache.max.bytes", "cache.max.bytes", "cache.max.bytes.buffering"):
+        if key in config:
+            return int(str(config[key]))
+    return DEFAULT_CACHE_MAX_BYTES

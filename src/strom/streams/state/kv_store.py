@@ -1,0 +1,301 @@
+"""Typed key-value store: serdes, record cache and change-logging over a byte-level backend.
+
+This is the store processors and the test driver see. Layers, outermost first (Kafka Streams has the same
+stack as separate wrapper classes; here they share one object so the hot path is a dict lookup):
+
+1. the record cache, a dict of deserialised entries; consecutive updates to a key collapse, and only flush
+   (on commit, or when the shared budget is exceeded) serialises, writes the backend, sends the changelog
+   record
+   and calls the flush listener, which forwards ``(key, new, old, timestamp)`` downstream;
+2. change-logging: every backend write is also sent to ``<application.id>-<store>-changelog`` through the
+task's
+   record collector, key = serialised key, value = serialised value (None for a delete), timestamp = the
+   value's timestamp, partition = the task's partition, as Kafka's timestamped changelog stores write it;
+3. the backend, holding ``8-byte big-endian timestamp || value`` per key.
+
+Invariants: a read sees the latest write (cache first, then backend); after ``flush()`` the backend, the
+changelog and downstream have seen every write, in the order keys were first dirtied; values in the cache
+are never lost by eviction (a dirty entry is flushed before it is dropped).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+from strom.streams.errors import StoreError
+from strom.streams.serdes import Serde
+from strom.streams.state.bytes_store import KeyValueBytesStore
+from strom.streams.state.cache import RecordCacheBudget
+
+_TS = struct.Struct(">q")
+_MISSING: Any = object()
+
+FlushListener = Callable[[Any, Any, Any, int], None]
+"""Called as ``listener(key, new_value, old_value, timestamp)`` for each write that reaches the backend."""
+
+
+class ValueAndTimestamp(NamedTuple):
+    value: Any
+    timestamp: int
+
+
+class Changelogger:
+    """Where a store's writes are logged: a collector, a topic and the task's partition."""
+
+    __slots__ = ("partition", "send", "topic")
+
+    def __init__(self, send: Callable[..., None], topic: str, partition: int) -> None:
+        self.send = send
+        self.topic = topic
+        self.partition = partition
+
+
+class KeyValueStore:
+    """A named, typed, timestamped key-value store. ``put(key, None)`` deletes; None keys are refused."""
+
+    kind = "key_value"
+
+    def __init__(
+        self,
+        name: str,
+        backend: KeyValueBytesStore,
+        key_serde: Serde[Any],
+        value_serde: Serde[Any],
+        budget: RecordCacheBudget | None,
+        changelog: Changelogger | None,
+        current_timestamp: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._budget = budget if budget is not None and budget.enabled else None
+        self._changelog = changelog
+        self._topic = changelog.topic if changelog is not None else name
+        self._now = current_timestamp
+        self._listener: FlushListener | None = None
+        # key -> [value, timestamp, flushed value (or _MISSING), dirty]
+        self._cache: dict[Any, list[Any]] = {}
+        self._dirty: dict[Any, list[Any]] = {}
+        self._open = True
+
+    @property
+    def persistent(self) -> bool:
+        return bool(self.backend.persistent)
+
+    @property
+    def caching(self) -> bool:
+        return self._budget is not None
+
+    def set_flush_listener(self, listener: FlushListener | None) -> None:
+        self._listener = listener
+
+    # -- reads -----------------------------------------------------------------------------------------
+
+    def _load(self, key: Any) -> tuple[Any, int]:
+        raw = self.backend.get(self.key_serde.serialize(self._topic, key))  # type: ignore[arg-type]
+        if raw is None:
+            return None, -1
+        return self.value_serde.deserialize(self._topic, raw[8:]), _TS.unpack_from(raw)[0]
+
+    def get_with_timestamp(self, key: Any) -> ValueAndTimestamp | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            if key is None:
+                return None
+            value, ts = self._load(key)
+            if self._budget is not None:
+                self._insert(key, [value, ts, value, False])
+        else:
+            value, ts = entry[0], entry[1]
+        return None if value is None else ValueAndTimestamp(value, ts)
+
+    def get(self, key: Any) -> Any:
+        entry = self._cache.get(key)
+        if entry is not None:
+            return entry[0]
+        found = self.get_with_timestamp(key)
+        return None if found is None else found.value
+
+    # -- writes ----------------------------------------------------------------------------------------
+
+    def put(self, key: Any, value: Any, timestamp: int | None = None) -> None:
+        """Insert or replace ``key``; a None value deletes it. The timestamp defaults to the current
+        record's."""
+        if key is None:
+            raise StoreError(f"store {self.name!r}: null keys are not allowed")
+        if not self._open:
+            raise StoreError(f"store {self.name!r} is closed")
+        ts = self._now() if timestamp is None else timestamp
+        if self._budget is None:
+            self._write_through(key, value, ts)
+            return
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = [value, ts, _MISSING, True]
+            self._insert(key, entry)
+            self._dirty[key] = entry
+        else:
+            entry[0] = value
+            entry[1] = ts
+            if not entry[3]:
+                entry[3] = True
+                self._dirty[key] = entry
+
+    def put_if_absent(self, key: Any, value: Any, timestamp: int | None = None) -> Any:
+        old = self.get(key)
+        if old is None:
+            self.put(key, value, timestamp)
+        return old
+
+    def put_all(self, entries: Iterable[tuple[Any, Any]]) -> None:
+        for key, value in entries:
+            self.put(key, value)
+
+    def delete(self, key: Any) -> Any:
+        """Remove ``key``; returns the value it had (None if absent)."""
+        old = self.get(key)
+        self.put(key, None)
+        return old
+
+    def _write_through(self, key: Any, value: Any, ts: int) -> None:
+        kb = self.key_serde.serialize(self._topic, key)
+        assert kb is not None
+        listener = self._listener
+        old = None
+        if listener is not None:
+            raw = self.backend.get(kb)
+            old = None if raw is None else self.value_serde.deserialize(self._topic, raw[8:])
+        vb = None if value is None else self.value_serde.serialize(self._topic, value)
+        if vb is None:
+            self.backend.delete(kb)
+        else:
+            self.backend.put(kb, _TS.pack(ts) + vb)
+        log = self._changelog
+        if log is not None:
+            log.send(log.topic, kb, vb, ts, log.partition)
+        if listener is not None:
+            listener(key, value, old, ts)
+
+    def _insert(self, key: Any, entry: list[Any]) -> None:
+        self._cache[key] = entry
+        budget = self._budget
+        assert budget is not None
+        budget.entries += 1
+        if budget.entries > budget.max_entries:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Make room: flush every dirty entry, then drop the oldest tenth of this cache (at least one)."""
+        self.flush_cache()
+        budget = self._budget
+        assert budget is not None
+        cache = self._cache
+        victims = list(cache)[: max(1, len(cache) // 10, budget.entries - budget.max_entries)]
+        for key in victims:
+            del cache[key]
+        budget.entries -= len(victims)
+
+    def flush_cache(self) -> None:
+        """Write every dirty entry to the backend and changelog and forward it; keep entries cached
+        (clean)."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        topic = self._topic
+        kser = self.key_serde.serialize
+        vser = self.value_serde.serialize
+        pack = _TS.pack
+        log = self._changelog
+        listener = self._listener
+        backend = self.backend
+        batch: list[tuple[bytes, bytes | None]] = []
+        total = 0
+        for key, entry in dirty.items():
+            value, ts, old = entry[0], entry[1], entry[2]
+            kb = kser(topic, key)
+            assert kb is not None
+            vb = None if value is None else vser(topic, value)
+            if vb is None:
+                batch.append((kb, None))
+                total += len(kb)
+            else:
+                batch.append((kb, pack(ts) + vb))
+                total += len(kb) + len(vb)
+            if log is not None:
+                log.send(log.topic, kb, vb, ts, log.partition)
+            if listener is not None:
+                if old is _MISSING:
+                    raw = backend.get(kb)
+                    old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
+                listener(key, value, old, ts)
+            entry[2] = value
+            entry[3] = False
+        dirty.clear()
+        backend.write_batch(batch)
+        if self._budget is not None:
+            self._budget.observe(total, len(batch))
+
+    def flush(self) -> None:
+        """Commit-time flush: cache, then the backend's own buffers."""
+        self.flush_cache()
+        self.backend.flush()
+
+    # -- range queries ---------------------------------------------------------------------------------
+
+    def range(self, key_from: Any = None, key_to: Any = None) -> Iterator[tuple[Any, Any]]:
+        """``(key, value)`` pairs with ``key_from <= key <= key_to`` in serialised-key order (None = open)."""
+        topic = self._topic
+        lo = None if key_from is None else self.key_serde.serialize(topic, key_from)
+        hi = None if key_to is None else self.key_serde.serialize(topic, key_to)
+        merged: dict[bytes, tuple[Any, Any]] = {}
+        kde, vde = self.key_serde.deserialize, self.value_serde.deserialize
+        for kb, raw in self.backend.range(lo, hi):
+            merged[kb] = (kde(topic, kb), vde(topic, raw[8:]))
+        for key, entry in self._dirty.items():
+            dirty_kb = self.key_serde.serialize(topic, key)
+            assert dirty_kb is not None
+            if (lo is None or dirty_kb >= lo) and (hi is None or dirty_kb <= hi):
+                merged[dirty_kb] = (key, entry[0])
+        for kb in sorted(merged):
+            key, value = merged[kb]
+            if value is not None:
+                yield key, value
+
+    def all(self) -> Iterator[tuple[Any, Any]]:
+        return self.range()
+
+    def approximate_num_entries(self) -> int:
+        return self.backend.approximate_num_entries() + sum(
+            1 for e in self._dirty.values() if e[0] is not None
+        )
+
+    # -- restore and lifecycle -------------------------------------------------------------------------
+
+    def restore(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> int:
+        """Apply changelog records ``(key, value or None, timestamp)`` straight to the backend, in one batch;
+        nothing is logged or forwarded. Returns the number of records applied."""
+        pack = _TS.pack
+        batch = [(k, None if v is None else pack(ts) + v) for k, v, ts in records]
+        self.backend.write_batch(batch)
+        self._drop_cache()
+        return len(batch)
+
+    def _drop_cache(self) -> None:
+        if self._budget is not None:
+            self._budget.entries -= len(self._cache)
+        self._cache.clear()
+        self._dirty.clear()
+
+    def close(self) -> None:
+        """Close without flushing: call ``flush()`` first for a clean close (a dirty close loses the cache,
+        which the changelog and the uncommitted input offsets make good)."""
+        if self._open:
+            self._open = False
+            self._drop_cache()
+            self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"<KeyValueStore {self.name!r}>"

@@ -1,0 +1,209 @@
+"""Byte-level window stores: values addressed by (key bytes, window start), expired by stream time.
+
+Two layouts, one interface:
+
+- ``InMemoryWindowBytesStore`` keeps ``{window start: {key: value}}``; expiry drops whole start buckets.
+- ``SegmentedWindowBytesStore`` keeps time segments of ``segment_interval_ms`` each in its own key-value
+backend
+  (strom.lsm or rocksdict), with keys ``key || start`` (8-byte big-endian, so one key's windows are adjacent
+  and
+  ordered). Expiry drops whole segments, as Kafka Streams' ``RocksDBSegmentedBytesStore`` does, instead of
+  deleting record by record.
+
+Invariant of both: a window whose start is ``<= observed_time - retention_ms`` is gone and cannot be written
+again (a put for it is ignored), where ``observed_time`` is the largest window start ever put.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from strom.streams.state.bytes_store import KeyValueBytesStore
+
+_START = struct.Struct(">q")
+
+
+class WindowBytesStore(Protocol):
+    def get(self, key: bytes, start: int) -> bytes | None: ...
+
+    def put(self, key: bytes, start: int, value: bytes | None) -> None: ...
+
+    def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None: ...
+
+    def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]: ...
+
+    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InMemoryWindowBytesStore:
+    persistent = False
+
+    def __init__(self, retention_ms: int) -> None:
+        self.retention_ms = retention_ms
+        self._buckets: dict[int, dict[bytes, bytes]] = {}
+        self.observed_time = -1
+        self._min_live = -(2**63)
+
+    def _advance(self, start: int) -> None:
+        self.observed_time = start
+        min_live = start - self.retention_ms + 1
+        if min_live > self._min_live:
+            self._min_live = min_live
+            for old in [s for s in self._buckets if s < min_live]:
+                del self._buckets[old]
+
+    def get(self, key: bytes, start: int) -> bytes | None:
+        bucket = self._buckets.get(start)
+        return None if bucket is None else bucket.get(key)
+
+    def put(self, key: bytes, start: int, value: bytes | None) -> None:
+        if start > self.observed_time:
+            self._advance(start)
+        if start < self._min_live:
+            return
+        if value is None:
+            bucket = self._buckets.get(start)
+            if bucket is not None:
+                bucket.pop(key, None)
+        else:
+            bucket = self._buckets.get(start)
+            if bucket is None:
+                bucket = self._buckets[start] = {}
+            bucket[key] = value
+
+    def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None:
+        for key, start, value in items:
+            self.put(key, start, value)
+
+    def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]:
+        for start in sorted(s for s in self._buckets if time_from <= s <= time_to):
+            value = self._buckets[start].get(key)
+            if value is not None:
+                yield start, value
+
+    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]:
+        for start in sorted(s for s in self._buckets if time_from <= s <= time_to):
+            bucket = self._buckets[start]
+            for key in sorted(bucket):
+                yield key, start, bucket[key]
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._buckets.clear()
+
+
+class SegmentedWindowBytesStore:
+    """Time segments over any persistent ``KeyValueBytesStore`` backend.
+
+    Segment ``i`` holds windows with ``i * interval <= start < (i + 1) * interval`` in directory
+    ``<dir>/<i>``.
+    Segments found on disk at open are reopened, so a restart keeps its state and only replays the changelog
+    delta. A segment is destroyed once every window in it has expired.
+    """
+
+    persistent = True
+
+    def __init__(
+        self,
+        directory: Path,
+        retention_ms: int,
+        open_backend: Callable[[Path], KeyValueBytesStore],
+        segment_interval_ms: int | None = None,
+    ) -> None:
+        self.retention_ms = retention_ms
+        self.interval = segment_interval_ms or max(retention_ms // 2, 60_000)
+        self._dir = directory
+        self._open = open_backend
+        self._segments: dict[int, KeyValueBytesStore] = {}
+        self.observed_time = -1
+        self._min_live = -(2**63)
+        directory.mkdir(parents=True, exist_ok=True)
+        for child in sorted(directory.iterdir()):
+            if child.is_dir() and child.name.isdigit():
+                segment_id = int(child.name)
+                self._segments[segment_id] = open_backend(child)
+                self.observed_time = max(self.observed_time, segment_id * self.interval)
+
+    def _segment(self, start: int, create: bool) -> KeyValueBytesStore | None:
+        segment_id = start // self.interval
+        segment = self._segments.get(segment_id)
+        if segment is None and create:
+            segment = self._segments[segment_id] = self._open(self._dir / str(segment_id))
+        return segment
+
+    def _advance(self, start: int) -> None:
+        self.observed_time = start
+        min_live = start - self.retention_ms + 1
+        if min_live > self._min_live:
+            self._min_live = min_live
+            last_dead = min_live // self.interval - 1
+            for segment_id in [s for s in self._segments if s <= last_dead]:
+                self._segments.pop(segment_id).destroy()
+
+    def get(self, key: bytes, start: int) -> bytes | None:
+        segment = self._segment(start, False)
+        return None if segment is None else segment.get(key + _START.pack(start))
+
+    def put(self, key: bytes, start: int, value: bytes | None) -> None:
+        if start > self.observed_time:
+            self._advance(start)
+        if start < self._min_live:
+            return
+        if value is None:
+            segment = self._segment(start, False)
+            if segment is not None:
+                segment.delete(key + _START.pack(start))
+        else:
+            segment = self._segment(start, True)
+            assert segment is not None
+            segment.put(key + _START.pack(start), value)
+
+    def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None:
+        by_segment: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key, start, value in items:
+            if start > self.observed_time:
+                self._advance(start)
+            if start < self._min_live:
+                continue
+            by_segment.setdefault(start // self.interval, []).append((key + _START.pack(start), value))
+        for segment_id, batch in by_segment.items():
+            segment = self._segment(segment_id * self.interval, True)
+            assert segment is not None
+            segment.write_batch(batch)
+
+    def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]:
+        size = len(key) + 8
+        lo, hi = key + _START.pack(max(time_from, 0)), key + _START.pack(time_to)
+        for segment_id in sorted(self._segments):
+            if (segment_id + 1) * self.interval <= time_from or segment_id * self.interval > time_to:
+                continue
+            for stored, value in self._segments[segment_id].range(lo, hi):
+                if len(stored) == size:
+                    yield _START.unpack_from(stored, size - 8)[0], value
+
+    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]:
+        for segment_id in sorted(self._segments):
+            if (segment_id + 1) * self.interval <= time_from or segment_id * self.interval > time_to:
+                continue
+            for stored, value in self._segments[segment_id].range(None, None):
+                start = _START.unpack_from(stored, len(stored) - 8)[0]
+                if time_from <= start <= time_to:
+                    yield stored[:-8], start, value
+
+    def flush(self) -> None:
+        for segment in self._segments.values():
+            segment.flush()
+
+    def close(self) -> None:
+        for segment in self._segments.values():
+            segment.close()
+        self._segments.clear()

@@ -1,0 +1,255 @@
+"""Typed window store: values per (key, window start), with the same cache and change-logging layers as
+``kv_store.KeyValueStore``.
+
+Changelog records follow Kafka Streams' window-store format so the topic is readable by Java tools: key =
+``serialised key || 8-byte window start || 4-byte sequence number (0)``, value = serialised value, timestamp =
+the value's timestamp. The changelog topic is ``compact,delete`` with retention = store retention + 1 day.
+
+Invariants: as ``KeyValueStore``; in addition windows older than the retention (by the largest window start
+written) are dropped by the backend and reads of them return None.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from strom.streams.errors import StoreError
+from strom.streams.serdes import Serde
+from strom.streams.state.cache import RecordCacheBudget
+from strom.streams.state.kv_store import Changelogger, FlushListener, ValueAndTimestamp
+from strom.streams.state.window_bytes import WindowBytesStore
+from strom.streams.windows import Window, Windowed
+
+_TS = struct.Struct(">q")
+_SEQ0 = b"\x00\x00\x00\x00"
+_MISSING: Any = object()
+
+
+def changelog_key(key: bytes, start: int) -> bytes:
+    """Kafka's ``WindowKeySchema.toStoreKeyBinary(key, start, seqnum=0)``."""
+    return key + _TS.pack(start) + _SEQ0
+
+
+def split_changelog_key(data: bytes) -> tuple[bytes, int]:
+    if len(data) < 12:
+        raise StoreError(f"window changelog key of {len(data)} bytes is shorter than the 12-byte suffix")
+    return data[:-12], _TS.unpack_from(data, len(data) - 12)[0]
+
+
+class WindowStore:
+    """A named, typed window store. ``put(key, None, start)`` deletes that window's value."""
+
+    kind = "window"
+
+    def __init__(
+        self,
+        name: str,
+        backend: WindowBytesStore,
+        key_serde: Serde[Any],
+        value_serde: Serde[Any],
+        window_size_ms: int,
+        retention_ms: int,
+        budget: RecordCacheBudget | None,
+        changelog: Changelogger | None,
+        current_timestamp: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.window_size_ms = window_size_ms
+        self.retention_ms = retention_ms
+        self._budget = budget if budget is not None and budget.enabled else None
+        self._changelog = changelog
+        self._topic = changelog.topic if changelog is not None else name
+        self._now = current_timestamp
+        self._listener: FlushListener | None = None
+        # (key, start) -> [value, timestamp, flushed value (or _MISSING), dirty]
+        self._cache: dict[tuple[Any, int], list[Any]] = {}
+        self._dirty: dict[tuple[Any, int], list[Any]] = {}
+        self._open = True
+
+    @property
+    def persistent(self) -> bool:
+        return bool(getattr(self.backend, "persistent", False))
+
+    def set_flush_listener(self, listener: FlushListener | None) -> None:
+        """The listener receives ``Windowed`` keys."""
+        self._listener = listener
+
+    def _load(self, key: Any, start: int) -> tuple[Any, int]:
+        kb = self.key_serde.serialize(self._topic, key)
+        assert kb is not None
+        raw = self.backend.get(kb, start)
+        if raw is None:
+            return None, -1
+        return self.value_serde.deserialize(self._topic, raw[8:]), _TS.unpack_from(raw)[0]
+
+    def get_with_timestamp(self, key: Any, window_start: int) -> ValueAndTimestamp | None:
+        ck = (key, window_start)
+        entry = self._cache.get(ck)
+        if entry is None:
+            value, ts = self._load(key, window_start)
+            if self._budget is not None:
+                self._insert(ck, [value, ts, value, False])
+        else:
+            value, ts = entry[0], entry[1]
+        return None if value is None else ValueAndTimestamp(value, ts)
+
+    def get(self, key: Any, window_start: int) -> Any:
+        """The value of ``key`` in the window starting at ``window_start`` (Kafka's ``fetch(key, time)``)."""
+        found = self.get_with_timestamp(key, window_start)
+        return None if found is None else found.value
+
+    def put(self, key: Any, value: Any, window_start: int, timestamp: int | None = None) -> None:
+        if key is None:
+            raise StoreError(f"store {self.name!r}: null keys are not allowed")
+        if not self._open:
+            raise StoreError(f"store {self.name!r} is closed")
+        ts = self._now() if timestamp is None else timestamp
+        if self._budget is None:
+            self._write_through(key, window_start, value, ts)
+            return
+        ck = (key, window_start)
+        entry = self._cache.get(ck)
+        if entry is None:
+            entry = [value, ts, _MISSING, True]
+            self._insert(ck, entry)
+            self._dirty[ck] = entry
+        else:
+            entry[0] = value
+            entry[1] = ts
+            if not entry[3]:
+                entry[3] = True
+                self._dirty[ck] = entry
+
+    def _write_through(self, key: Any, start: int, value: Any, ts: int) -> None:
+        topic = self._topic
+        kb = self.key_serde.serialize(topic, key)
+        assert kb is not None
+        listener = self._listener
+        old = None
+        if listener is not None:
+            raw = self.backend.get(kb, start)
+            old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
+        vb = None if value is None else self.value_serde.serialize(topic, value)
+        self.backend.put(kb, start, None if vb is None else _TS.pack(ts) + vb)
+        log = self._changelog
+        if log is not None:
+            log.send(log.topic, changelog_key(kb, start), vb, ts, log.partition)
+        if listener is not None:
+            listener(Windowed(key, Window(start, start + self.window_size_ms)), value, old, ts)
+
+    def _insert(self, ck: tuple[Any, int], entry: list[Any]) -> None:
+        self._cache[ck] = entry
+        budget = self._budget
+        assert budget is not None
+        budget.entries += 1
+        if budget.entries > budget.max_entries:
+            self.flush_cache()
+            cache = self._cache
+            victims = list(cache)[: max(1, len(cache) // 10, budget.entries - budget.max_entries)]
+            for victim in victims:
+                del cache[victim]
+            budget.entries -= len(victims)
+
+    def flush_cache(self) -> None:
+        dirty = self._dirty
+        if not dirty:
+            return
+        topic = self._topic
+        kser = self.key_serde.serialize
+        vser = self.value_serde.serialize
+        pack = _TS.pack
+        log = self._changelog
+        listener = self._listener
+        backend = self.backend
+        size = self.window_size_ms
+        batch: list[tuple[bytes, int, bytes | None]] = []
+        total = 0
+        for (key, start), entry in dirty.items():
+            value, ts, old = entry[0], entry[1], entry[2]
+            kb = kser(topic, key)
+            assert kb is not None
+            vb = None if value is None else vser(topic, value)
+            batch.append((kb, start, None if vb is None else pack(ts) + vb))
+            total += len(kb) + (0 if vb is None else len(vb))
+            if log is not None:
+                log.send(log.topic, kb + pack(start) + _SEQ0, vb, ts, log.partition)
+            if listener is not None:
+                if old is _MISSING:
+                    raw = backend.get(kb, start)
+                    old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
+                listener(Windowed(key, Window(start, start + size)), value, old, ts)
+            entry[2] = value
+            entry[3] = False
+        dirty.clear()
+        backend.write_batch(batch)
+        if self._budget is not None:
+            self._budget.observe(total, len(batch))
+
+    def flush(self) -> None:
+        self.flush_cache()
+        self.backend.flush()
+
+    def fetch(self, key: Any, time_from: int, time_to: int) -> Iterator[tuple[int, Any]]:
+        """``(window start, value)`` for ``key`` with ``time_from <= start <= time_to``, ascending."""
+        topic = self._topic
+        kb = self.key_serde.serialize(topic, key)
+        assert kb is not None
+        found = {start: raw for start, raw in self.backend.fetch(kb, time_from, time_to)}
+        merged: dict[int, Any] = {s: self.value_serde.deserialize(topic, raw[8:]) for s, raw in found.items()}
+        for (k, start), entry in self._dirty.items():
+            if k == key and time_from <= start <= time_to:
+                merged[start] = entry[0]
+        for start in sorted(merged):
+            if merged[start] is not None:
+                yield start, merged[start]
+
+    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[Windowed, Any]]:
+        """Every ``(Windowed key, value)`` whose window start is in ``[time_from, time_to]``."""
+        topic = self._topic
+        kde, vde = self.key_serde.deserialize, self.value_serde.deserialize
+        size = self.window_size_ms
+        merged: dict[tuple[int, bytes], tuple[Any, Any]] = {}
+        for kb, start, raw in self.backend.fetch_all(time_from, time_to):
+            merged[(start, kb)] = (kde(topic, kb), vde(topic, raw[8:]))
+        for (key, start), entry in self._dirty.items():
+            if time_from <= start <= time_to:
+                dirty_kb = self.key_serde.serialize(topic, key)
+                assert dirty_kb is not None
+                merged[(start, dirty_kb)] = (key, entry[0])
+        for start, kb in sorted(merged):
+            key, value = merged[(start, kb)]
+            if value is not None:
+                yield Windowed(key, Window(start, start + size)), value
+
+    def all(self) -> Iterator[tuple[Windowed, Any]]:
+        return self.fetch_all(0, 2**63 - 1)
+
+    def restore(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> int:
+        pack = _TS.pack
+        batch: list[tuple[bytes, int, bytes | None]] = []
+        for k, v, ts in records:
+            kb, start = split_changelog_key(k)
+            batch.append((kb, start, None if v is None else pack(ts) + v))
+        self.backend.write_batch(batch)
+        self._drop_cache()
+        return len(batch)
+
+    def _drop_cache(self) -> None:
+        if self._budget is not None:
+            self._budget.entries -= len(self._cache)
+        self._cache.clear()
+        self._dirty.clear()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._drop_cache()
+            self.backend.close()
+
+    def __repr__(self) -> str:
+        return f"<WindowStore {self.name!r}>"

@@ -5,6 +5,7 @@ Processor API), test it without a broker with ``strom.streams.testing.TopologyTe
 Kafka-protocol brokers with ``Streams``. Serdes live in ``strom.streams.serdes``.
 """
 
+from strom.streams.app import Streams, StreamsState
 from strom.streams.dsl import (
     BranchedKStream,
     GlobalKTable,
@@ -32,6 +33,7 @@ from strom.streams.processor import (
     Record,
     RecordMetadata,
 )
+from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
 from strom.streams.topology import Topology
 from strom.streams.windows import TimeWindows, Window, Windowed
@@ -54,11 +56,14 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "SerializationError",
+    "StateRestoreListener",
     "StoreError",
     "StoreSpec",
     "Stores",
+    "Streams",
     "StreamsBuilder",
     "StreamsError",
+    "StreamsState",
     "TimeWindowedKStream",
     "TimeWindows",
     "Topology",

@@ -516,7 +516,7 @@ class Partition:
                 )
             if offset > self._log_start:
                 self._set_log_start(offset)
-                self.apply_retention(self.clock())
+                self._delete_old_segments(self.clock(), log_start_only=True)
             return self._log_start
 
     def _set_log_start(self, offset: int) -> None:
@@ -529,32 +529,37 @@ class Partition:
         (see retention.py); returns how many were deleted."""
         with self.lock:
             self._check_open()
-            stats = [
-                SegmentStats(
-                    s.base_offset,
-                    s.size,
-                    s.max_timestamp if s.max_timestamp != NO_TIMESTAMP else s.created_ms,
-                )
-                for s in self._segments
-            ]
-            count, _ = deletable_count(stats, self.config, now, self._log_start, self.next_offset)
-            if count == 0:
-                return 0
-            if count == len(self._segments):
-                self._roll(now)
-            doomed = self._segments[:count]
-            self._segments = self._segments[count:]
-            self._bases = self._bases[count:]
-            for seg in doomed:
-                self._schedule_delete(seg, now)
-            fsync_dir(self.dir)
-            first = self._segments[0].base_offset
-            if first > self._log_start:
-                self._set_log_start(first)
-            for offset in snapshot_offsets(self.dir)[:-1]:
-                if offset < first:
-                    snapshot_path(self.dir, offset).unlink(missing_ok=True)
-            return count
+            return self._delete_old_segments(now, log_start_only=False)
+
+    def _delete_old_segments(self, now: int, log_start_only: bool) -> int:
+        stats = [
+            SegmentStats(
+                s.base_offset,
+                s.size,
+                s.max_timestamp if s.max_timestamp != NO_TIMESTAMP else s.created_ms,
+            )
+            for s in self._segments
+        ]
+        count, _ = deletable_count(
+            stats, self.config, now, self._log_start, self.next_offset, log_start_only=log_start_only
+        )
+        if count == 0:
+            return 0
+        if count == len(self._segments):
+            self._roll(now)
+        doomed = self._segments[:count]
+        self._segments = self._segments[count:]
+        self._bases = self._bases[count:]
+        for seg in doomed:
+            self._schedule_delete(seg, now)
+        fsync_dir(self.dir)
+        first = self._segments[0].base_offset
+        if first > self._log_start:
+            self._set_log_start(first)
+        for offset in snapshot_offsets(self.dir)[:-1]:
+            if offset < first:
+                snapshot_path(self.dir, offset).unlink(missing_ok=True)
+        return count
 
     def _schedule_delete(self, seg: Segment, now: int) -> None:
         """Rename a segment `.deleted`; its files go `file.delete.delay.ms` later (`maintain`)."""

@@ -43,9 +43,16 @@ def _prefix(stats: Sequence[SegmentStats], keep_going: Callable[[int, SegmentSta
 
 
 def deletable_count(
-    stats: Sequence[SegmentStats], config: LogConfig, now_ms: int, log_start_offset: int, log_end_offset: int
+    stats: Sequence[SegmentStats],
+    config: LogConfig,
+    now_ms: int,
+    log_start_offset: int,
+    log_end_offset: int,
+    *,
+    log_start_only: bool = False,
 ) -> tuple[int, str]:
-    """How many of the oldest segments to delete, and the rule that decided it ("" when none)."""
+    """How many of the oldest segments to delete, and the rule that decided it ("" when none).
+    `log_start_only` applies just the log start offset rule (DeleteRecords)."""
     best, reason = 0, ""
 
     def consider(count: int, why: str) -> None:
@@ -53,10 +60,10 @@ def deletable_count(
         if count > best:
             best, reason = count, why
 
-    if config.delete and config.retention_ms >= 0:
+    if config.delete and config.retention_ms >= 0 and not log_start_only:
         limit = config.retention_ms
         consider(_prefix(stats, lambda _, s: now_ms - s.largest_timestamp > limit), "retention.ms")
-    if config.delete and config.retention_bytes >= 0:
+    if config.delete and config.retention_bytes >= 0 and not log_start_only:
         excess = sum(s.size for s in stats) - config.retention_bytes
 
         def within_size(_: int, seg: SegmentStats) -> bool:

@@ -163,6 +163,13 @@ class RecordBatch:
             )
         self._view = view[:size] if available != size else view
 
+    @classmethod
+    def _checked(cls, view: memoryview) -> RecordBatch:
+        """A view over bytes `validate_batches` has already checked (skips the constructor's checks)."""
+        batch = cls.__new__(cls)
+        batch._view = view
+        return batch
+
     # -- header fields -------------------------------------------------------------------------------
 
     @property
@@ -300,7 +307,7 @@ class RecordBatch:
         append_time = self.max_timestamp if self.timestamp_type is TimestampType.LOG_APPEND_TIME else None
         data = self.records_data()
         count = self.record_count
-        for span, value, headers in _parse_records(data, count, full=True):
+        for span, value, headers in _parse_records(data, count):
             timestamp = append_time if append_time is not None else base_timestamp + span.timestamp_delta
             yield Record(base_offset + span.offset_delta, timestamp, span.key, value, headers)
 
@@ -311,8 +318,7 @@ class RecordBatch:
         copy when the record survives.
         """
         data = self.records_data()
-        spans = [span for span, _, _ in _parse_records(data, self.record_count, full=False)]
-        return data, spans
+        return data, _scan_spans(data, self.record_count)
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -338,9 +344,9 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _parse_records(
-    data: bytes, count: int, *, full: bool
+    data: bytes, count: int
 ) -> Iterator[tuple[RecordSpan, bytes | None, tuple[tuple[str, bytes | None], ...]]]:
-    """Walk `count` records in `data`. With full=False values and headers are skipped, not copied."""
+    """Walk `count` records in `data`, decoding values and headers too."""
     if count < 0:
         raise InvalidRecordError(f"record batch has a negative record count {count}")
     size = len(data)
@@ -370,10 +376,6 @@ def _parse_records(
             if value_length < -1 or pos + value_length > end:
                 raise InvalidRecordError(f"record {index} at byte {start} has value length {value_length}")
             span = RecordSpan(start, body, end, offset_delta, timestamp_delta, key, value_length < 0)
-            if not full:
-                pos = end
-                yield span, None, ()
-                continue
             value = None if value_length < 0 else data[pos : pos + value_length]
             pos += max(value_length, 0)
             header_count, pos = read(data, pos)
@@ -414,6 +416,76 @@ def _parse_records(
         )
 
 
+_new_span = tuple.__new__
+
+
+def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
+    """The cleaner's hot loop: locate `count` records and read their keys, skipping values and headers.
+
+    Varints of one byte (deltas, short keys) are decoded inline; longer ones go through `_read_varint`.
+    """
+    if count < 0:
+        raise InvalidRecordError(f"record batch has a negative record count {count}")
+    size = len(data)
+    read = _read_varint
+    spans: list[RecordSpan] = []
+    append = spans.append
+    pos = 0
+    index = 0
+    try:
+        for index in range(count):
+            start = pos
+            length, pos = read(data, pos)
+            end = pos + length
+            if length < 6 or end > size:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} has length {length}; "
+                    f"{size - pos} bytes remain in the records block"
+                )
+            pos += 1  # attributes
+            byte = data[pos]
+            if byte < 0x80:
+                timestamp_delta = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                timestamp_delta, pos = read(data, pos)
+            body = pos
+            byte = data[pos]
+            if byte < 0x80:
+                offset_delta = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                offset_delta, pos = read(data, pos)
+            byte = data[pos]
+            if byte < 0x80:
+                key_length = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                key_length, pos = read(data, pos)
+            if key_length >= 0:
+                key: bytes | None = data[pos : pos + key_length]
+                pos += key_length
+            elif key_length == -1:
+                key = None
+            else:
+                pos = size + 1
+            if pos >= end:  # the value length must still follow the key
+                raise InvalidRecordError(f"record {index} at byte {start} has key length {key_length}")
+            append(
+                _new_span(RecordSpan, (start, body, end, offset_delta, timestamp_delta, key, data[pos] == 1))
+            )
+            pos = end
+    except IndexError:
+        raise InvalidRecordError(
+            f"record {index} runs past the end of the {size}-byte records block"
+        ) from None
+    if pos != size:
+        raise InvalidRecordError(
+            f"record batch declares {count} records but {size - pos} bytes follow the last of them"
+        )
+    return spans
+
+
 # -- batch walking and validation --------------------------------------------------------------------
 
 
@@ -441,7 +513,8 @@ def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_p
             f"record batch at offset {base_offset} has CRC-32C 0x{crc:08x} in its header but its "
             f"bytes compute to 0x{actual:08x}"
         )
-    Compression.from_attributes(attributes)
+    if attributes & 0x07 > 4:
+        Compression.from_attributes(attributes)  # raises UnsupportedCompressionError naming the codec
     if count < 0 or last_offset_delta < 0:
         raise InvalidRecordError(
             f"record batch has record count {count} and last offset delta {last_offset_delta}; "
@@ -483,7 +556,7 @@ def validate_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool
                 f"{HEADER_SIZE}"
             )
         size = _check_header(view, pos, unpack(view, pos), from_producer=from_producer)
-        batches.append(RecordBatch(view[pos : pos + size]))
+        batches.append(RecordBatch._checked(view[pos : pos + size]))
         pos += size
     return batches
 

@@ -170,6 +170,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("offsets.topic.num.partitions", T.INT, "1", minimum=1),
         _k("offsets.topic.segment.bytes", T.INT, "104857600", minimum=14),
         _k("offsets.retention.minutes", T.INT, "10080", minimum=1),
+        _k("offset.metadata.max.bytes", T.INT, "4096", minimum=0),
         _k("offsets.retention.check.interval.ms", T.LONG, "600000", minimum=1),
         _k("group.initial.rebalance.delay.ms", T.INT, "3000", minimum=0),
         _k("group.min.session.timeout.ms", T.INT, "6000", minimum=0),

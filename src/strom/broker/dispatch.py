@@ -52,6 +52,7 @@ API_MODULES: tuple[str, ...] = (
     "offsets",
     "idempotence",
     "admin",
+    "groups",
 )
 
 

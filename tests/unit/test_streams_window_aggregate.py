@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from strom.streams import Materialized, StreamsBuilder, TimeWindows, Window, Windowed, serdes
-from strom.streams.testing import TopologyTestDriver
+from strom.streams.testing import TestInputTopic, TestOutputTopic, TopologyTestDriver
 
 VECTOR_2_INPUT = [
     ("A", "1", 0), ("B", "2", 1), ("C", "3", 2), ("D", "4", 3), ("A", "1", 4), ("A", "1", 5),
@@ -36,7 +36,9 @@ VECTOR_2_EXPECTED = [
 ]
 
 
-def _hopping_string_aggregate(cache_max_bytes: int) -> tuple[TopologyTestDriver, object, object]:
+def _hopping_string_aggregate(
+    cache_max_bytes: int,
+) -> tuple[TopologyTestDriver, TestInputTopic, TestOutputTopic]:
     builder = StreamsBuilder()
     (
         builder.stream("topic1", serdes.string(), serdes.string())
@@ -58,9 +60,11 @@ def test_hopping_window_aggregate_emits_every_update_with_max_timestamp(cache_ma
     driver, source, out = _hopping_string_aggregate(cache_max_bytes)
     with driver:
         for (key, value, ts), expected in zip(VECTOR_2_INPUT, VECTOR_2_EXPECTED, strict=True):
-            source.pipe_input(key, value, ts)  # type: ignore[attr-defined]
-            got = [(r.key.key, r.key.window.start, r.key.window.end, r.value, r.timestamp)
-                   for r in out.read_records_to_list()]  # type: ignore[attr-defined]
+            source.pipe_input(key, value, ts)
+            got = [
+                (r.key.key, r.key.window.start, r.key.window.end, r.value, r.timestamp)
+                for r in out.read_records_to_list()
+            ]
             assert got == expected, f"after {key}:{value}@{ts}"
         assert driver.metrics()["dropped-records-total"] == 0
 
@@ -69,7 +73,7 @@ def test_window_store_holds_the_final_aggregates_of_vector_2() -> None:
     driver, source, _out = _hopping_string_aggregate(0)
     with driver:
         for key, value, ts in VECTOR_2_INPUT:
-            source.pipe_input(key, value, ts)  # type: ignore[attr-defined]
+            source.pipe_input(key, value, ts)
         store = driver.get_window_store("topic1-Canonized")
         assert list(store.fetch("B", 0, 10)) == [(0, "0+2+2+2+1+2+3"), (5, "0+2+2+2+2+3"), (10, "0+2+2")]
         assert store.get("A", 0) == "0+1+1+1"

@@ -296,19 +296,25 @@ class KStream:
         table: KTable | GlobalKTable,
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
     ) -> KStream:
         """Inner join with a table's current value for the record's key (KTable) or for
-        ``key_selector(key, value)`` (GlobalKTable); output ``joiner(stream value, table value)``."""
-        return self._join(table, joiner, key_selector, left=False)
+        ``key_selector(key, value)`` (GlobalKTable); output ``joiner(stream value, table value)``.
+        ``key_serde``/``value_serde`` serialise the stream side if it must be repartitioned first (defaults:
+        this stream's serdes, then the table's key serde)."""
+        return self._join(table, joiner, key_selector, False, key_serde, value_serde)
 
     def left_join(
         self,
         table: KTable | GlobalKTable,
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
     ) -> KStream:
         """Like ``join``, but a record without a table row still produces ``joiner(value, None)``."""
-        return self._join(table, joiner, key_selector, left=True)
+        return self._join(table, joiner, key_selector, True, key_serde, value_serde)
 
     def _join(
         self,
@@ -316,6 +322,8 @@ class KStream:
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None,
         left: bool,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
     ) -> KStream:
         from strom.streams.dsl.ktable import GlobalKTable, KTable
 
@@ -344,7 +352,8 @@ class KStream:
                 "key_selector applies to GlobalKTable joins; a KTable join uses the record key "
                 "(use select_key first)"
             )
-        parent, sources = self._for_stateful(f"{self._node}", self.key_serde, self.value_serde)
+        ks = key_serde or self.key_serde or table.key_serde
+        parent, sources = self._for_stateful(self._node, ks, value_serde or self.value_serde)
         name = builder.new_name(prefix)
         getter = table._getter
         builder.topology.add_node(
@@ -357,7 +366,7 @@ class KStream:
             )
         )
         builder.topology.copartition_groups.append(set(sources | table._sources))
-        return KStream(builder, name, self.key_serde, None, False, sources)
+        return KStream(builder, name, ks, None, False, sources)
 
 
 class BranchedKStream:

@@ -336,7 +336,7 @@ class Partition:
                 )
                 next_off = last + 1
             active = self.active_segment
-            active.append(buffers, total, infos)
+            active.append(buffers, infos)
 
             staged.commit()
             for done in staged.completed:

@@ -93,20 +93,23 @@ class LogSlice:
         return self.segment.read_at(self.position, self.size)
 
 
-def _write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview], total: int) -> None:
-    """writev every buffer; loops over short writes and IOV_MAX."""
-    views = [memoryview(b).cast("B") for b in buffers]
-    written = 0
+def _write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> None:
+    """writev every buffer, continuing after short writes and in groups of IOV_MAX."""
+    pending = list(buffers)
     i = 0
-    while written < total:
-        n = os.writev(fd, views[i : i + _IOV_MAX])
-        written += n
-        while n > 0:
-            if n >= len(views[i]):
-                n -= len(views[i])
+    while True:
+        while i < len(pending) and memoryview(pending[i]).nbytes == 0:
+            i += 1
+        if i == len(pending):
+            return
+        n = os.writev(fd, pending[i : i + _IOV_MAX])
+        while n:
+            size = memoryview(pending[i]).nbytes
+            if n >= size:
+                n -= size
                 i += 1
             else:
-                views[i] = views[i][n:]
+                pending[i] = memoryview(pending[i]).cast("B")[n:]
                 n = 0
 
 
@@ -270,9 +273,7 @@ class Segment:
 
     # ----- appending -----
 
-    def append(
-        self, buffers: Sequence[bytes | bytearray | memoryview], total: int, batches: Sequence[BatchInfo]
-    ) -> None:
+    def append(self, buffers: Sequence[bytes | bytearray | memoryview], batches: Sequence[BatchInfo]) -> None:
         """Write `buffers` (which concatenate to the batches described by `batches`) with one writev.
 
         The caller has assigned offsets already. On an OSError the file is cut back to its old size and the
@@ -280,7 +281,7 @@ class Segment:
         """
         start = self.size
         try:
-            _write_all(self._fd, buffers, total)
+            _write_all(self._fd, buffers)
         except OSError:
             os.ftruncate(self._fd, start)
             raise
@@ -298,7 +299,7 @@ class Segment:
             (max_ts,) = _I64.unpack_from(view, pos + 35)
             infos.append(BatchInfo(length + LOG_OVERHEAD, base + delta, max_ts))
             pos += length + LOG_OVERHEAD
-        self.append([view], len(view), infos)
+        self.append([view], infos)
 
     def _index_batches(self, position: int, batches: Sequence[BatchInfo]) -> None:
         interval = self._index_interval

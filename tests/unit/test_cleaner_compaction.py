@@ -297,3 +297,36 @@ def test_corrupt_segment_marks_partition_uncleanable_without_touching_it(tmp_pat
     assert TP in cleaner.uncleanable
     assert segment.log_path.read_bytes() == before
     part.close()
+
+
+class DeleteRecordsDuringSwap:
+    """A partition on which DeleteRecords lands between the cleaner's copy and its swap."""
+
+    def __init__(self, part: Partition, offset: int) -> None:
+        self.part = part
+        self.offset = offset
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.part, name)
+
+    def replace_segments(self, new: list, old: list) -> bool:
+        self.part.delete_records_before(self.offset)
+        return self.part.replace_segments(new, old)
+
+
+def test_pass_aborts_cleanly_when_segments_change_under_it(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock)
+    for i in range(3):
+        put(part, [(b"k", b"v%d" % i)], T0)
+        part.roll()
+    put(part, [(b"k", b"active")], T0)
+    cleaner = Cleaner(tmp_path, clock=clock)
+    racing = DeleteRecordsDuringSwap(part, 2)
+    assert cleaner.clean(TP, racing, T0) is None  # type: ignore[arg-type]
+    assert cleaner.first_dirty_offset(TP, part) == part.log_start_offset == 2  # nothing checkpointed
+    assert not [p for p in part.dir.iterdir() if ".cleaned" in p.name or ".swap" in p.name]
+    assert [v for o, _, v in contents(part) if o >= 2] == [b"v2", b"active"]
+    result = cleaner.clean(TP, part, T0)  # the next pass succeeds
+    assert result is not None and cleaner.first_dirty_offset(TP, part) == 3
+    part.close()

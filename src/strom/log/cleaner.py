@@ -137,7 +137,7 @@ class Cleaner:
         segments = partition.segments_snapshot()
         start = partition.log_start_offset
         checkpoint = self._checkpoints.get(tp, start)
-        if checkpoint < start or checkpoint > segments[-1].base_offset:
+        if not segments or checkpoint < start or checkpoint > segments[-1].base_offset:
             return start
         return checkpoint
 
@@ -179,9 +179,12 @@ class Cleaner:
         for tp in forced:
             try:
                 result = self.clean(tp, partitions[tp], now)
-            except (CorruptRecordError, OSError) as exc:
+            except CorruptRecordError as exc:
                 log.error("marking %s-%d uncleanable: %s", tp[0], tp[1], exc)
                 self.uncleanable.add(tp)
+                continue
+            except OSError as exc:  # e.g. disk full, or the partition was deleted under us: retry next cycle
+                log.warning("cleaning %s-%d failed, will retry: %s", tp[0], tp[1], exc)
                 continue
             if result is not None:
                 results.append(result)
@@ -203,6 +206,8 @@ class Cleaner:
 
     def _plan(self, tp: TopicPartition, partition: CompactedLog, now: int) -> _Plan:
         segments = partition.segments_snapshot()
+        if not segments:  # a closed or deleted partition
+            return _Plan(partition.log_start_offset, partition.log_start_offset, [], [])
         inactive = segments[:-1]
         first_dirty = self.first_dirty_offset(tp, partition)
         bound = segments[-1].base_offset
@@ -231,19 +236,20 @@ class Cleaner:
         plan = self._plan(tp, partition, now)
         if not plan.recopy:
             return None
-        offset_map, end = self._build_offset_map(plan.dirty, plan.end, _aborted_index(partition))
+        aborted = _aborted_index(partition)
+        offset_map, end = self._build_offset_map(plan.dirty, plan.end, aborted)
         recopy = [s for s in plan.recopy if s.next_offset <= end]
-        job = _Recopy(
-            partition, offset_map, now, _aborted_index(partition), partition.producer_last_offsets()
-        )
+        job = _Recopy(partition, offset_map, now, aborted, partition.producer_last_offsets())
         segments_after = 0
         for group in _group_by_size(recopy, partition.config):
             if not any(s.size for s in group):
                 continue
-            if job.clean_group(group):
-                segments_after += 1
-            else:
-                log.info("%s-%d: segments changed under the cleaner; group skipped", tp[0], tp[1])
+            if not job.clean_group(group):
+                # Retention, DeleteRecords or a close changed the segments: abort the pass as Kafka does.
+                # Groups already swapped are complete; the checkpoint stays, so the range is redone.
+                log.info("%s-%d: segments changed under the cleaner; pass aborted", tp[0], tp[1])
+                return None
+            segments_after += 1
         self._checkpoints[tp] = end
         write_offsets(self.checkpoint_path, self._checkpoints)
         if job.earliest_horizon is not None:

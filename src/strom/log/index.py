@@ -63,6 +63,7 @@ class OffsetIndex:
         self._pos = array("i")
         self._persisted = 0
         self._rewrite = True  # the file does not yet match entries [0, _persisted)
+        self._synced = False  # the file's content is known to be fsynced
 
     @classmethod
     def load(cls, path: Path, base_offset: int, max_index_bytes: int, log_size: int) -> OffsetIndex:
@@ -88,6 +89,7 @@ class OffsetIndex:
         index._rel, index._pos = rel, pos
         index._persisted = len(rel)
         index._rewrite = False
+        index._synced = True
         return index
 
     def __len__(self) -> int:
@@ -132,8 +134,9 @@ class OffsetIndex:
         self._rewrite = True
 
     def persist(self, sync: bool) -> None:
-        """Write entries not yet on disk (rewriting the file after a truncation), fsync when `sync`."""
-        if not self._rewrite and self._persisted == len(self._rel) and not sync:
+        """Write entries not yet on disk (rewriting the file after a truncation), fsync when `sync`.
+        Does nothing when the file is already complete (and synced, if `sync`)."""
+        if not self._rewrite and self._persisted == len(self._rel) and (self._synced or not sync):
             return
         both = array("i", bytes(8 * (len(self._rel) - self._persisted)))
         both[0::2] = self._rel[self._persisted :]
@@ -144,6 +147,7 @@ class OffsetIndex:
         _write_file(self.path, both.tobytes(), start, start if self._rewrite else None, sync)
         self._persisted = len(self._rel)
         self._rewrite = False
+        self._synced = sync
 
 
 class TimeIndex:
@@ -162,6 +166,7 @@ class TimeIndex:
         self._rel = array("i")
         self._persisted = 0
         self._rewrite = True
+        self._synced = False
 
     @classmethod
     def load(cls, path: Path, base_offset: int, max_index_bytes: int, last_offset: int) -> TimeIndex:
@@ -184,6 +189,7 @@ class TimeIndex:
             prev_ts, prev_rel = ts, rel
         index._persisted = len(index._ts)
         index._rewrite = False
+        index._synced = True
         return index
 
     def __len__(self) -> int:
@@ -230,8 +236,9 @@ class TimeIndex:
         self._rewrite = True
 
     def persist(self, sync: bool) -> None:
-        """Write entries not yet on disk (rewriting the file after a truncation), fsync when `sync`."""
-        if not self._rewrite and self._persisted == len(self._ts) and not sync:
+        """Write entries not yet on disk (rewriting the file after a truncation), fsync when `sync`.
+        Does nothing when the file is already complete (and synced, if `sync`)."""
+        if not self._rewrite and self._persisted == len(self._ts) and (self._synced or not sync):
             return
         data = b"".join(
             _TIME_ENTRY.pack(self._ts[i], self._rel[i]) for i in range(self._persisted, len(self._ts))
@@ -240,3 +247,4 @@ class TimeIndex:
         _write_file(self.path, data, start, start if self._rewrite else None, sync)
         self._persisted = len(self._ts)
         self._rewrite = False
+        self._synced = sync

@@ -501,15 +501,17 @@ class Segment:
             self.txn_index.persist(sync=True)
 
     def close(self) -> None:
-        """Write the indexes (with the final time-index entry) and release the file descriptor."""
+        """Write and fsync the indexes (with the final time-index entry), then release the descriptor."""
         with self._lock:
             if self._closed:
                 return
             if self.max_timestamp != NO_TIMESTAMP:
                 self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-            self.offset_index.persist(sync=False)
-            self.time_index.persist(sync=False)
-            self.txn_index.persist(sync=False)
+            if self._unflushed:
+                os.fsync(self._fd)
+            self.offset_index.persist(sync=True)
+            self.time_index.persist(sync=True)
+            self.txn_index.persist(sync=True)
             self._closed = True
             os.close(self._fd)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import io
 import struct
+import sys
 import types
 import typing
 import uuid
@@ -23,13 +25,32 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, NamedTuple
 
-from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
-from kio.schema.errors import ErrorCode
-from kio.serial import entity_reader, entity_writer
-from kio.serial.errors import SerialError
-from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta
-
 from strom.protocol.framing import size_prefix
+
+
+def _import_kio_without_hypothesis() -> None:
+    """Import kio without letting it register hypothesis strategies for its types.
+
+    kio imports hypothesis whenever it is installed (as in a development environment) and registers a
+    strategy per type, which costs about a second at start-up; the broker must be ready in well under one.
+    Blocking the import only while kio loads leaves hypothesis importable for everyone afterwards.
+    """
+    if "hypothesis" in sys.modules or "kio.static._phantom" in sys.modules:
+        return
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]
+    try:
+        importlib.import_module("kio.static._phantom")
+    finally:
+        del sys.modules["hypothesis"]
+
+
+_import_kio_without_hypothesis()
+
+from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema  # noqa: E402
+from kio.schema.errors import ErrorCode  # noqa: E402
+from kio.serial import entity_reader, entity_writer  # noqa: E402
+from kio.serial.errors import SerialError  # noqa: E402
+from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta  # noqa: E402
 
 _HEADER_V1 = struct.Struct(">hhih")
 _INT32 = struct.Struct(">i")

@@ -102,7 +102,9 @@ def _config_entries(
             chain.append(
                 (key.broker_synonym, broker.config.raw(key.broker_synonym), ConfigSource.STATIC_BROKER_CONFIG)
             )
-        chain.append((name, broker.config.topic_default(name), ConfigSource.DEFAULT_CONFIG))
+        chain.append(
+            (key.broker_synonym or name, broker.config.topic_default(name), ConfigSource.DEFAULT_CONFIG)
+        )
         _, value, source = chain[0]
         entries.append(
             {

@@ -5,7 +5,7 @@ A partition answers from the batch that contains `fetch_offset` (clients skip it
 sent whole even when larger (KIP-74) so a consumer can always make progress. When fewer than `min_bytes`
 are available the request parks on the partitions it reads and is woken by appends (no polling), or
 answers when `max_wait_ms` runs out. Without transactions the last stable offset is the high watermark and
-no transaction is ever aborted.
+no transaction is ever aborted; read_committed fetches stop at the last stable offset all the same.
 """
 
 from __future__ import annotations
@@ -16,55 +16,57 @@ from typing import Any
 from strom.broker.dispatch import RawResponse, RequestContext, Response
 from strom.broker.fetch_response import PartitionResult, encode_fetch_response
 from strom.broker.server import Broker
+from strom.log.errors import LogError
 
 NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
 UNKNOWN_LEADER_EPOCH = 75
 LEADER_EPOCH = 0
+READ_COMMITTED = 1
+
+TopicResults = list[tuple[str, list[PartitionResult]]]
 
 
 def _read(
-    broker: Broker, request: Any, max_bytes: int
-) -> tuple[list[tuple[str, list[PartitionResult]]], int, bool]:
+    broker: Broker, request: Any, max_bytes: int, read_committed: bool
+) -> tuple[TopicResults, int, bool]:
     """One pass over the requested partitions: (results per topic, bytes found, whether an error occurred)."""
     remaining = max_bytes
     total = 0
     error = False
-    topics = []
+    topics: TopicResults = []
     for fetch_topic in request.topics:
         results = []
         for fp in fetch_topic.partitions:
-            partition = broker.partition(fetch_topic.topic, fp.partition)
+            index = fp.partition
+            partition = broker.partition(fetch_topic.topic, index)
             if partition is None:
-                results.append(PartitionResult(fp.partition, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1, None))
+                results.append(PartitionResult(index, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1, None))
                 error = True
                 continue
             high_watermark = partition.next_offset
             stable = partition.last_stable_offset
             log_start = partition.log_start_offset
+            code = NONE
             if getattr(fp, "current_leader_epoch", -1) > LEADER_EPOCH:
                 code = UNKNOWN_LEADER_EPOCH
             elif not log_start <= fp.fetch_offset <= high_watermark:
                 code = OFFSET_OUT_OF_RANGE
-            else:
-                code = NONE
-            if code != NONE:
-                results.append(PartitionResult(fp.partition, code, high_watermark, stable, log_start, None))
-                error = True
-                continue
             records = None
+            upper = stable if read_committed else high_watermark
             limit = min(fp.partition_max_bytes, remaining)
-            if fp.fetch_offset < high_watermark and (limit > 0 or total == 0):
-                records = partition.read(
-                    fp.fetch_offset, limit, max_offset=high_watermark, min_one=total == 0
-                )
-                if records is not None and records.size:
+            if code == NONE and fp.fetch_offset < upper and (limit > 0 or total == 0):
+                try:
+                    records = partition.read(fp.fetch_offset, limit, max_offset=upper, min_one=total == 0)
+                except LogError as exc:  # deleted or truncated since the checks above
+                    code = exc.error_code
+                else:
                     total += records.size
                     remaining = max(0, remaining - records.size)
-                else:
-                    records = None
-            results.append(PartitionResult(fp.partition, NONE, high_watermark, stable, log_start, records))
+            if code != NONE:
+                error = True
+            results.append(PartitionResult(index, code, high_watermark, stable, log_start, records))
         topics.append((fetch_topic.topic, results))
     return topics, total, error
 
@@ -72,16 +74,16 @@ def _read(
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
     max_bytes = getattr(request, "max_bytes", 2**31 - 1)
-    wait_s = max(0.0, request.max_wait.total_seconds())
-    deadline = time.monotonic() + wait_s
+    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
     while True:
-        topics, total, error = _read(broker, request, max_bytes)
+        topics, total, error = _read(broker, request, max_bytes, read_committed)
         remaining_s = deadline - time.monotonic()
         if total >= request.min_bytes or error or remaining_s <= 0 or not tps:
             break
         if not await broker.waiters.wait(tps, remaining_s):
-            topics, total, error = _read(broker, request, max_bytes)
+            topics, total, error = _read(broker, request, max_bytes, read_committed)
             break
     return RawResponse(encode_fetch_response(ctx.api_version, NONE, topics))
 

@@ -22,6 +22,7 @@ from strom.broker.server import Broker
 
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_TOPIC = 17
 INVALID_REQUIRED_ACKS = 21
 INVALID_RECORD = 87
 
@@ -42,6 +43,9 @@ def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | 
     partition = broker.partition(topic, index)
     if partition is None:
         return _partition_error(index, UNKNOWN_TOPIC_OR_PARTITION)
+    info = broker.topics.get(topic)
+    if info is not None and info.internal:
+        return _partition_error(index, INVALID_TOPIC, f"clients may not produce to internal topic {topic}")
     if not records:
         return _partition_error(index, INVALID_RECORD, "the produce request holds no record batch")
     try:

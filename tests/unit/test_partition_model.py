@@ -159,3 +159,96 @@ PartitionModel.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TestPartitionModel = PartitionModel.TestCase
+
+
+COMPACT_CONFIG = LogConfig(
+    cleanup_policy=frozenset({"compact"}),
+    segment_bytes=800,
+    index_interval_bytes=100,
+    min_cleanable_dirty_ratio=0.0,
+    delete_retention_ms=10**12,
+    file_delete_delay_ms=0,
+)
+
+
+class CompactedPartitionModel(RuleBasedStateMachine):
+    """A compacted partition against a model of everything appended: after any mix of appends, rolls,
+    cleaner passes and restarts, the surviving records are a subset of the model at their original offsets,
+    the latest record of every key (tombstones included, their horizon being far away) survives, and
+    nothing in the active segment is removed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from strom.log.cleaner import Cleaner
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="strom-cmodel-"))
+        self.clock = Clock()
+        self.part = Partition.open(self.tmp / "table-0", COMPACT_CONFIG, clock=self.clock)
+        self.cleaner = Cleaner(self.tmp, clock=self.clock)
+        self.model: list[tuple[bytes, bytes | None]] = []
+
+    def teardown(self) -> None:
+        self.part.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule(
+        rows=st.lists(
+            st.tuples(st.sampled_from([b"a", b"b", b"c", b"d", b"e"]), st.none() | st.binary(max_size=60)),
+            min_size=1,
+            max_size=5,
+        ),
+        codec=st.sampled_from([Compression.NONE, Compression.ZSTD]),
+    )
+    def append(self, rows: list[tuple[bytes, bytes | None]], codec: Compression) -> None:
+        builder = BatchBuilder(compression=codec)
+        for key, value in rows:
+            builder.append(key, value, self.clock.now)
+        assert self.part.append(builder.build()).base_offset == len(self.model)
+        self.model.extend(rows)
+
+    @rule()
+    def roll(self) -> None:
+        self.part.roll()
+
+    @rule()
+    def clean(self) -> None:
+        self.clock.now += 1
+        self.cleaner.clean(("table", 0), self.part, self.clock.now)
+
+    @rule(clean=st.booleans())
+    def restart(self, clean: bool) -> None:
+        self.part.close()
+        self.part = Partition.open(
+            self.tmp / "table-0", COMPACT_CONFIG, clock=self.clock, clean_shutdown=clean
+        )
+        assert self.part.truncated_bytes == 0
+
+    @invariant()
+    def survivors_match_the_model(self) -> None:
+        assert self.part.next_offset == len(self.model)
+        survivors: list[tuple[int, bytes | None, bytes | None]] = []
+        offset = self.part.log_start_offset
+        while offset < self.part.next_offset:
+            batches = list(iter_batches(self.part.read_bytes(offset, 1 << 20), allow_truncated_tail=True))
+            assert batches
+            for batch in batches:
+                batch.validate()
+                survivors += [(r.offset, r.key, r.value) for r in batch.records() if r.offset >= offset]
+            offset = batches[-1].next_offset
+        offsets = [o for o, _, _ in survivors]
+        assert offsets == sorted(set(offsets))
+        for o, key, value in survivors:
+            assert (key, value) == self.model[o]
+        latest = {key: o for o, (key, _) in enumerate(self.model)}
+        assert set(latest.values()) <= set(offsets), "the latest record of a key was removed"
+        active_base = self.part.active_segment.base_offset
+        assert [o for o in offsets if o >= active_base] == list(range(active_base, len(self.model)))
+
+
+CompactedPartitionModel.TestCase.settings = settings(
+    max_examples=15,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestCompactedPartitionModel = CompactedPartitionModel.TestCase

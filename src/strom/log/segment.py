@@ -326,7 +326,7 @@ class Segment:
 
     def _header_at(self, position: int) -> tuple[int, int, int, int]:
         """(base offset, size, last offset, max timestamp) of the batch at `position`."""
-        head = os.pread(self._fd, HEADER_SIZE, position)
+        head = self.read_at(position, HEADER_SIZE)
         if len(head) < HEADER_SIZE:
             raise TruncatedBatchError(f"{self.log_path}: batch header at position {position} is cut off")
         base, length = _HEAD.unpack_from(head, 0)
@@ -341,7 +341,7 @@ class Segment:
         end = self.size if limit is None else min(limit, self.size)
         position = self.offset_index.lookup(offset)
         while position < end:
-            chunk = os.pread(self._fd, min(_LOOKUP_CHUNK, end - position), position)
+            chunk = self.read_at(position, min(_LOOKUP_CHUNK, end - position))
             pos = 0
             while pos + HEADER_SIZE <= len(chunk):
                 base, length = _HEAD.unpack_from(chunk, pos)
@@ -390,7 +390,7 @@ class Segment:
         pos = start
         need = _CHUNK
         while pos < end:
-            buf = os.pread(self._fd, min(max(need, _CHUNK), end - pos), pos)
+            buf = self.read_at(pos, min(max(need, _CHUNK), end - pos))
             n = len(buf)
             if n == 0:
                 raise TruncatedBatchError(f"{self.log_path}: file ends at {pos}, expected {end} bytes")

@@ -17,6 +17,7 @@ checkpoints every `checkpoint_interval_ms`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -238,7 +239,9 @@ class LogManager:
         if self._cleaner is not None:
             compacted = {tp: p for tp, p in parts.items() if p.config.compact}
             if compacted:
-                self._cleaner.maintain(compacted, now)
+                # A partition deleted or closed mid-pass refuses the swap; the next round carries on.
+                with contextlib.suppress(LogClosedError):
+                    self._cleaner.maintain(compacted, now)
         if self._log_start_dirty or now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
             self.checkpoint()
             self._last_checkpoint_ms = now
@@ -266,7 +269,8 @@ class LogManager:
             raise LogClosedError(f"log manager of {self.data_dir} is closed")
 
     def close(self) -> None:
-        """Close every partition, write the checkpoints and the clean-shutdown marker, release the lock."""
+        """Close every partition, write the checkpoints and the clean-shutdown marker, release the lock.
+        Stop the thread calling `maintain` first."""
         with self._lock:
             if self._closed:
                 return

@@ -1,0 +1,83 @@
+"""`strom broker` as a process: the ready line, serving, SIGTERM, bad configuration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.broker_wire import WireClient
+
+READY_PREFIX = "strom broker ready on "
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "strom.cli", "broker", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_broker_prints_ready_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "server.properties"
+    config.write_text("# a Kafka-style file\nnum.partitions=4\nprocess.roles=broker\n")
+    proc = _start(
+        "--data-dir",
+        str(data),
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        str(config),
+        "--set",
+        "auto.create.topics.enable=true",
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith(READY_PREFIX), line
+        address = line[len(READY_PREFIX) :]
+        host, port = address.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        with WireClient(address) as client:
+            resp = client.call(
+                3,
+                9,
+                {
+                    "topics": [{"name": "via-cli"}],
+                    "allow_auto_topic_creation": True,
+                    "include_topic_authorized_operations": False,
+                    "include_cluster_authorized_operations": False,
+                },
+            )
+        assert len(resp.topics[0].partitions) == 4  # num.partitions from the file
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert (data / ".kafka_cleanshutdown").exists()
+    assert (data / "via-cli-3").is_dir()
+    assert proc.stderr is not None
+    assert "ignoring unknown configuration 'process.roles'" in proc.stderr.read()
+
+
+def test_bad_configuration_is_refused_with_a_message(tmp_path: Path) -> None:
+    proc = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0", "--set", "num.partitions=many")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "num.partitions" in err and "many" in err
+    assert READY_PREFIX not in out
+
+
+def test_bad_listen_address_is_refused(tmp_path: Path) -> None:
+    proc = _start("--data-dir", str(tmp_path), "--listen", "nowhere")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "HOST:PORT" in err

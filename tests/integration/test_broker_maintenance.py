@@ -1,0 +1,132 @@
+"""Retention and compaction run in the background, with topic configs applied live."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from strom.broker import EmbeddedBroker
+from strom.protocol.records import BatchBuilder, iter_batches
+from tests.integration.broker_wire import WireClient
+
+DEADLINE_S = 20
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(log_retention_check_interval_ms=50, log_cleaner_backoff_ms=50) as b:
+        yield b
+
+
+def _create(client: WireClient, name: str, configs: dict[str, str]) -> None:
+    body = {
+        "topics": [
+            {
+                "name": name,
+                "num_partitions": 1,
+                "replication_factor": 1,
+                "assignments": [],
+                "configs": [{"name": k, "value": v} for k, v in configs.items()],
+            }
+        ],
+        "timeout": 5000,
+        "validate_only": False,
+    }
+    assert client.call(19, 5, body).topics[0].error_code == 0
+
+
+def _produce(client: WireClient, topic: str, key: bytes) -> None:
+    builder = BatchBuilder()
+    builder.append(key=key, value=b"v" * 200, timestamp=int(time.time() * 1000))
+    body = {
+        "transactional_id": None,
+        "acks": -1,
+        "timeout": 5000,
+        "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": builder.build()}]}],
+    }
+    assert client.call(0, 9, body).responses[0].partition_responses[0].error_code == 0
+
+
+def _earliest(client: WireClient, topic: str) -> int:
+    body = {
+        "replica_id": -1,
+        "isolation_level": 0,
+        "topics": [{"name": topic, "partitions": [{"partition_index": 0, "timestamp": -2}]}],
+    }
+    offset: int = client.call(2, 7, body).topics[0].partitions[0].offset
+    return offset
+
+
+def _records_from_start(client: WireClient, topic: str) -> int:
+    body = {
+        "max_wait": 0,
+        "min_bytes": 0,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "forgotten_topics_data": [],
+        "rack_id": "",
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {
+                        "partition": 0,
+                        "fetch_offset": _earliest(client, topic),
+                        "log_start_offset": -1,
+                        "partition_max_bytes": 1 << 20,
+                    }
+                ],
+            }
+        ],
+    }
+    records = bytes(client.call(1, 12, body).responses[0].partitions[0].records)
+    return sum(batch.record_count for batch in iter_batches(records))
+
+
+def test_retention_change_applies_live_and_runs_in_the_background(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        _create(client, "expiring", {"segment.bytes": "1024", "file.delete.delay.ms": "0"})
+        for i in range(20):
+            _produce(client, "expiring", b"k%d" % i)
+        assert _earliest(client, "expiring") == 0
+        body = {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": "expiring",
+                    "configs": [{"name": "retention.ms", "config_operation": 0, "value": "1"}],
+                }
+            ],
+            "validate_only": False,
+        }
+        assert client.call(44, 1, body).responses[0].error_code == 0
+        deadline = time.monotonic() + DEADLINE_S
+        while _earliest(client, "expiring") == 0:  # the background pass has not run yet
+            assert time.monotonic() < deadline, "retention never deleted the old segments"
+            time.sleep(0.05)  # no event announces a maintenance pass; poll it gently
+        assert 0 < _earliest(client, "expiring") <= 20
+
+
+def test_compaction_keeps_the_latest_value_per_key_in_the_background(broker: EmbeddedBroker) -> None:
+    with WireClient(broker.bootstrap_servers) as client:
+        _create(
+            client,
+            "squashed",
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": "1024",
+                "min.cleanable.dirty.ratio": "0.01",
+                "file.delete.delay.ms": "0",
+            },
+        )
+        for i in range(30):
+            _produce(client, "squashed", b"key%d" % (i % 2))
+        deadline = time.monotonic() + DEADLINE_S
+        while _records_from_start(client, "squashed") == 30:  # the cleaner has not run yet
+            assert time.monotonic() < deadline, "the cleaner never compacted the topic"
+            time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+        assert _records_from_start(client, "squashed") < 30

@@ -17,6 +17,8 @@ import uuid as _uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from strom.streams.errors import SerializationError
 from strom.streams.windows import Window, Windowed
 
@@ -26,6 +28,7 @@ _LONG = struct.Struct(">q")
 _INT = struct.Struct(">i")
 _SHORT = struct.Struct(">h")
 _DOUBLE = struct.Struct(">d")
+_JSON_ENCODER = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _FLOAT = struct.Struct(">f")
 
 
@@ -147,7 +150,11 @@ class _UuidSerde(Serde[_uuid.UUID]):
 
 
 class _JsonSerde(Serde[Any]):
-    """Compact UTF-8 JSON, the bytes Jackson-based JSON serdes produce for the same document."""
+    """Compact UTF-8 JSON, the bytes Jackson-based JSON serdes produce for the same document.
+
+    orjson does the work; documents it refuses (non-string dict keys, integers beyond 64 bits) fall back to
+    the standard library with the same compact layout.
+    """
 
     name = "json"
 
@@ -155,7 +162,11 @@ class _JsonSerde(Serde[Any]):
         if value is None:
             return None
         try:
-            return _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+            return orjson.dumps(value)
+        except TypeError:
+            pass
+        try:
+            return _JSON_ENCODER.encode(value).encode()
         except (TypeError, ValueError) as e:
             raise SerializationError(f"json serde cannot serialise {type(value).__name__}: {e}") from None
 
@@ -163,8 +174,8 @@ class _JsonSerde(Serde[Any]):
         if data is None:
             return None
         try:
-            return _json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as e:
             raise SerializationError(f"json deserializer: invalid JSON ({e})") from None
 
 

@@ -265,7 +265,7 @@ class StreamTask:
                     "and pass it as global_task"
                 )
         self._nodes = list(nodes.values())
-        self._offsets: dict[tuple[str, int], int] = {}
+        self._offsets: dict[str, int] = {}
         self._stream_punctuations = ctx.stream_time_punctuations
         for node in self._nodes:
             node.init(ctx)
@@ -302,7 +302,7 @@ class StreamTask:
         ctx.offset = offset
         ctx.timestamp = timestamp_ms
         ctx.headers = headers
-        self._offsets[(topic, partition)] = offset + 1
+        self._offsets[topic] = offset + 1  # a task reads exactly one partition (its own) of each topic
         try:
             k = kser.deserialize(topic, key)
             v = vser.deserialize(topic, value)
@@ -314,8 +314,8 @@ class StreamTask:
         for child in source.children:
             child.process(k, v, timestamp_ms)
         ctx.metrics.processed += 1
-        due = self._stream_punctuations.next_due()
-        if due is not None and due <= ctx.stream_time:
+        due = self._stream_punctuations.heap
+        if due and due[0][0] <= ctx.stream_time:
             self._punctuate(self._stream_punctuations, ctx.stream_time)
 
     def _punctuate(self, queue: Any, now: int) -> bool:
@@ -335,7 +335,8 @@ class StreamTask:
         ctx.topic, ctx.partition, ctx.offset, ctx.headers = None, -1, -1, None
         for store in self.stores.values():
             store.flush()
-        return dict(self._offsets)
+        partition = self.task_id.partition
+        return {(topic, partition): offset for topic, offset in self._offsets.items()}
 
     def changelog_partitions(self) -> dict[str, tuple[str, int]]:
         return {

@@ -59,17 +59,15 @@ class StreamAggregateNode(_StoreForwarding):
             self.ctx.record_dropped("aggregation input with a null key or value", key)
             return
         store = self.store
-        old = store.get_with_timestamp(key)
+        entry = store.lookup(key)
+        old = entry[0]
         if old is None:
-            if self.initializer is None:
-                store.put(key, value, timestamp)
-                return
-            new = self.aggregator(key, value, self.initializer())
+            new = value if self.initializer is None else self.aggregator(key, value, self.initializer())
         else:
-            new = self.aggregator(key, value, old.value)
-            if old.timestamp > timestamp:
-                timestamp = old.timestamp
-        store.put(key, new, timestamp)
+            new = self.aggregator(key, value, old)
+            if entry[1] > timestamp:
+                timestamp = entry[1]
+        store.update(key, entry, new, timestamp)
 
 
 class WindowedAggregateNode(_StoreForwarding):
@@ -102,23 +100,25 @@ class WindowedAggregateNode(_StoreForwarding):
         close_time = self.observed_stream_time - windows.grace_ms
         size = windows.size_ms
         store = self.store
-        for start in windows.window_starts(timestamp):
+        if windows.advance_ms == size:
+            starts: Any = (timestamp - timestamp % size,)
+        else:
+            starts = windows.window_starts(timestamp)
+        for start in starts:
             if start + size <= close_time:
                 self.ctx.record_dropped(
                     f"window [{start},{start + size}) closed at stream time {close_time}", key, warn=False
                 )
                 continue
-            old = store.get_with_timestamp(key, start)
+            entry = store.lookup(key, start)
+            old = entry[0]
             if old is None:
-                if self.initializer is None:
-                    store.put(key, value, start, timestamp)
-                    continue
-                new = self.aggregator(key, value, self.initializer())
+                new = value if self.initializer is None else self.aggregator(key, value, self.initializer())
                 new_ts = timestamp
             else:
-                new = self.aggregator(key, value, old.value)
-                new_ts = old.timestamp if old.timestamp > timestamp else timestamp
-            store.put(key, new, start, new_ts)
+                new = self.aggregator(key, value, old)
+                new_ts = entry[1] if entry[1] > timestamp else timestamp
+            store.update(key, start, entry, new, new_ts)
 
 
 class TableAggregateNode(_StoreForwarding):
@@ -145,12 +145,12 @@ class TableAggregateNode(_StoreForwarding):
             self.ctx.record_dropped("table aggregation input with a null key", key)
             return
         store = self.store
-        old = store.get_with_timestamp(key)
-        old_agg = None if old is None else old.value
+        entry = store.lookup(key)
+        old_agg = entry[0]
         new_ts = timestamp
         if value.old is not None and old_agg is not None:
             intermediate = self.subtractor(key, value.old, old_agg)
-            new_ts = max(timestamp, old.timestamp)  # type: ignore[union-attr,unused-ignore]
+            new_ts = max(timestamp, entry[1])
         else:
             intermediate = old_agg
         if value.new is not None:
@@ -161,8 +161,8 @@ class TableAggregateNode(_StoreForwarding):
                     new_agg = self.adder(key, value.new, self.initializer())
             else:
                 new_agg = self.adder(key, value.new, intermediate)
-                if old is not None:
-                    new_ts = max(timestamp, old.timestamp)
+                if old_agg is not None:
+                    new_ts = max(timestamp, entry[1])
         else:
             new_agg = intermediate
-        store.put(key, new_agg, new_ts)
+        store.update(key, entry, new_agg, new_ts)

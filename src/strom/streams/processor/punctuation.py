@@ -36,20 +36,20 @@ class PunctuationQueue:
     """Schedules ordered by next due time. Invariant: every live schedule is in the heap exactly once."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, int, Callable[[int], None], Cancellable]] = []
+        self.heap: list[tuple[int, int, int, Callable[[int], None], Cancellable]] = []
         self._seq = itertools.count()
 
     def schedule(self, first_due: int, interval: int, callback: Callable[[int], None]) -> Cancellable:
         handle = Cancellable()
-        heapq.heappush(self._heap, (first_due, next(self._seq), interval, callback, handle))
+        heapq.heappush(self.heap, (first_due, next(self._seq), interval, callback, handle))
         return handle
 
     def next_due(self) -> int | None:
-        return self._heap[0][0] if self._heap else None
+        return self.heap[0][0] if self.heap else None
 
     def punctuate(self, now: int) -> bool:
         """Fire every schedule due at ``now``; returns whether any fired."""
-        heap = self._heap
+        heap = self.heap
         fired = False
         while heap and heap[0][0] <= now:
             due, _seq, interval, callback, handle = heapq.heappop(heap)

@@ -47,7 +47,8 @@ class TableSourceNode(Node):
         if key is None:
             self.ctx.record_dropped("table record with a null key", key)
             return
-        self.store.put(key, value, timestamp)
+        store = self.store
+        store.update(key, store.lookup(key), value, timestamp)
 
 
 class TableFilterNode(Node):

@@ -76,7 +76,7 @@ class KeyValueStore:
         self._topic = changelog.topic if changelog is not None else name
         self._now = current_timestamp
         self._listener: FlushListener | None = None
-        # key -> [value, timestamp, flushed value (or _MISSING), dirty]
+        # key -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
         self._cache: dict[Any, list[Any]] = {}
         self._dirty: dict[Any, list[Any]] = {}
         self._open = True
@@ -94,32 +94,46 @@ class KeyValueStore:
 
     # -- reads -----------------------------------------------------------------------------------------
 
-    def _load(self, key: Any) -> tuple[Any, int]:
-        raw = self.backend.get(self.key_serde.serialize(self._topic, key))  # type: ignore[arg-type]
-        if raw is None:
-            return None, -1
-        return self.value_serde.deserialize(self._topic, raw[8:]), _TS.unpack_from(raw)[0]
-
-    def get_with_timestamp(self, key: Any) -> ValueAndTimestamp | None:
-        entry = self._cache.get(key)
-        if entry is None:
-            if key is None:
-                return None
-            value, ts = self._load(key)
-            if self._budget is not None:
-                self._insert(key, [value, ts, value, False])
-        else:
-            value, ts = entry[0], entry[1]
-        return None if value is None else ValueAndTimestamp(value, ts)
-
-    def get(self, key: Any) -> Any:
+    def lookup(self, key: Any) -> list[Any]:
+        """Fast path for DSL processors: the cache entry ``[value, timestamp, ...]`` of ``key`` (value None
+        when absent), loaded from the backend on a miss. Pass it back to ``update``."""
         entry = self._cache.get(key)
         if entry is not None:
-            return entry[0]
-        found = self.get_with_timestamp(key)
-        return None if found is None else found.value
+            return entry
+        kb = self.key_serde.serialize(self._topic, key)
+        raw = self.backend.get(kb)  # type: ignore[arg-type]
+        if raw is None:
+            entry = [None, -1, None, False, kb]
+        else:
+            value = self.value_serde.deserialize(self._topic, raw[8:])
+            entry = [value, _TS.unpack_from(raw)[0], value, False, kb]
+        if self._budget is not None:
+            self._insert(key, entry)
+        return entry
+
+    def get_with_timestamp(self, key: Any) -> ValueAndTimestamp | None:
+        if key is None:
+            return None
+        entry = self.lookup(key)
+        return None if entry[0] is None else ValueAndTimestamp(entry[0], entry[1])
+
+    def get(self, key: Any) -> Any:
+        if key is None:
+            return None
+        return self.lookup(key)[0]
 
     # -- writes ----------------------------------------------------------------------------------------
+
+    def update(self, key: Any, entry: list[Any], value: Any, timestamp: int) -> None:
+        """Fast path: write ``value`` for ``key`` whose entry came from ``lookup``."""
+        if self._budget is None:
+            self._write_through(key, value, timestamp, entry[0], entry[4])
+            return
+        entry[0] = value
+        entry[1] = timestamp
+        if not entry[3]:
+            entry[3] = True
+            self._dirty[key] = entry
 
     def put(self, key: Any, value: Any, timestamp: int | None = None) -> None:
         """Insert or replace ``key``; a None value deletes it. The timestamp defaults to the current
@@ -130,11 +144,11 @@ class KeyValueStore:
             raise StoreError(f"store {self.name!r} is closed")
         ts = self._now() if timestamp is None else timestamp
         if self._budget is None:
-            self._write_through(key, value, ts)
+            self._write_through(key, value, ts, _MISSING, None)
             return
         entry = self._cache.get(key)
         if entry is None:
-            entry = [value, ts, _MISSING, True]
+            entry = [value, ts, _MISSING, True, None]
             self._insert(key, entry)
             self._dirty[key] = entry
         else:
@@ -160,12 +174,12 @@ class KeyValueStore:
         self.put(key, None)
         return old
 
-    def _write_through(self, key: Any, value: Any, ts: int) -> None:
-        kb = self.key_serde.serialize(self._topic, key)
-        assert kb is not None
+    def _write_through(self, key: Any, value: Any, ts: int, old: Any, kb: bytes | None) -> None:
+        if kb is None:
+            kb = self.key_serde.serialize(self._topic, key)
+            assert kb is not None
         listener = self._listener
-        old = None
-        if listener is not None:
+        if listener is not None and old is _MISSING:
             raw = self.backend.get(kb)
             old = None if raw is None else self.value_serde.deserialize(self._topic, raw[8:])
         vb = None if value is None else self.value_serde.serialize(self._topic, value)
@@ -204,6 +218,7 @@ class KeyValueStore:
         dirty = self._dirty
         if not dirty:
             return
+        self._dirty = {}  # writes made by downstream processors during the flush go to the next flush
         topic = self._topic
         kser = self.key_serde.serialize
         vser = self.value_serde.serialize
@@ -214,9 +229,9 @@ class KeyValueStore:
         batch: list[tuple[bytes, bytes | None]] = []
         total = 0
         for key, entry in dirty.items():
-            value, ts, old = entry[0], entry[1], entry[2]
-            kb = kser(topic, key)
-            assert kb is not None
+            value, ts, old, _dirty, kb = entry
+            if kb is None:
+                kb = entry[4] = kser(topic, key)
             vb = None if value is None else vser(topic, value)
             if vb is None:
                 batch.append((kb, None))
@@ -233,7 +248,6 @@ class KeyValueStore:
                 listener(key, value, old, ts)
             entry[2] = value
             entry[3] = False
-        dirty.clear()
         backend.write_batch(batch)
         if self._budget is not None:
             self._budget.observe(total, len(batch))

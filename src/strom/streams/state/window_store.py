@@ -66,7 +66,7 @@ class WindowStore:
         self._topic = changelog.topic if changelog is not None else name
         self._now = current_timestamp
         self._listener: FlushListener | None = None
-        # (key, start) -> [value, timestamp, flushed value (or _MISSING), dirty]
+        # (key, start) -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
         self._cache: dict[tuple[Any, int], list[Any]] = {}
         self._dirty: dict[tuple[Any, int], list[Any]] = {}
         self._open = True
@@ -79,29 +79,46 @@ class WindowStore:
         """The listener receives ``Windowed`` keys."""
         self._listener = listener
 
-    def _load(self, key: Any, start: int) -> tuple[Any, int]:
-        kb = self.key_serde.serialize(self._topic, key)
-        assert kb is not None
-        raw = self.backend.get(kb, start)
-        if raw is None:
-            return None, -1
-        return self.value_serde.deserialize(self._topic, raw[8:]), _TS.unpack_from(raw)[0]
-
-    def get_with_timestamp(self, key: Any, window_start: int) -> ValueAndTimestamp | None:
+    def lookup(self, key: Any, window_start: int) -> list[Any]:
+        """Fast path for DSL processors: the cache entry ``[value, timestamp, ...]`` of ``key`` in the
+        window starting at ``window_start`` (None value: absent), loaded on a miss. Pass it to ``update``."""
         ck = (key, window_start)
         entry = self._cache.get(ck)
-        if entry is None:
-            value, ts = self._load(key, window_start)
-            if self._budget is not None:
-                self._insert(ck, [value, ts, value, False])
+        if entry is not None:
+            return entry
+        kb = self.key_serde.serialize(self._topic, key)
+        raw = self.backend.get(kb, window_start)  # type: ignore[arg-type]
+        if raw is None:
+            entry = [None, -1, None, False, kb]
         else:
-            value, ts = entry[0], entry[1]
-        return None if value is None else ValueAndTimestamp(value, ts)
+            value = self.value_serde.deserialize(self._topic, raw[8:])
+            entry = [value, _TS.unpack_from(raw)[0], value, False, kb]
+        if self._budget is not None:
+            self._insert(ck, entry)
+        return entry
+
+    def get_with_timestamp(self, key: Any, window_start: int) -> ValueAndTimestamp | None:
+        if key is None:
+            return None
+        entry = self.lookup(key, window_start)
+        return None if entry[0] is None else ValueAndTimestamp(entry[0], entry[1])
 
     def get(self, key: Any, window_start: int) -> Any:
         """The value of ``key`` in the window starting at ``window_start`` (Kafka's ``fetch(key, time)``)."""
-        found = self.get_with_timestamp(key, window_start)
-        return None if found is None else found.value
+        if key is None:
+            return None
+        return self.lookup(key, window_start)[0]
+
+    def update(self, key: Any, window_start: int, entry: list[Any], value: Any, timestamp: int) -> None:
+        """Fast path: write ``value`` for the entry ``lookup`` returned."""
+        if self._budget is None:
+            self._write_through(key, window_start, value, timestamp, entry[0], entry[4])
+            return
+        entry[0] = value
+        entry[1] = timestamp
+        if not entry[3]:
+            entry[3] = True
+            self._dirty[(key, window_start)] = entry
 
     def put(self, key: Any, value: Any, window_start: int, timestamp: int | None = None) -> None:
         if key is None:
@@ -110,12 +127,12 @@ class WindowStore:
             raise StoreError(f"store {self.name!r} is closed")
         ts = self._now() if timestamp is None else timestamp
         if self._budget is None:
-            self._write_through(key, window_start, value, ts)
+            self._write_through(key, window_start, value, ts, _MISSING, None)
             return
         ck = (key, window_start)
         entry = self._cache.get(ck)
         if entry is None:
-            entry = [value, ts, _MISSING, True]
+            entry = [value, ts, _MISSING, True, None]
             self._insert(ck, entry)
             self._dirty[ck] = entry
         else:
@@ -125,13 +142,13 @@ class WindowStore:
                 entry[3] = True
                 self._dirty[ck] = entry
 
-    def _write_through(self, key: Any, start: int, value: Any, ts: int) -> None:
+    def _write_through(self, key: Any, start: int, value: Any, ts: int, old: Any, kb: bytes | None) -> None:
         topic = self._topic
-        kb = self.key_serde.serialize(topic, key)
-        assert kb is not None
+        if kb is None:
+            kb = self.key_serde.serialize(topic, key)
+            assert kb is not None
         listener = self._listener
-        old = None
-        if listener is not None:
+        if listener is not None and old is _MISSING:
             raw = self.backend.get(kb, start)
             old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
         vb = None if value is None else self.value_serde.serialize(topic, value)
@@ -159,6 +176,7 @@ class WindowStore:
         dirty = self._dirty
         if not dirty:
             return
+        self._dirty = {}  # writes made by downstream processors during the flush go to the next flush
         topic = self._topic
         kser = self.key_serde.serialize
         vser = self.value_serde.serialize
@@ -170,9 +188,9 @@ class WindowStore:
         batch: list[tuple[bytes, int, bytes | None]] = []
         total = 0
         for (key, start), entry in dirty.items():
-            value, ts, old = entry[0], entry[1], entry[2]
-            kb = kser(topic, key)
-            assert kb is not None
+            value, ts, old, _dirty, kb = entry
+            if kb is None:
+                kb = entry[4] = kser(topic, key)
             vb = None if value is None else vser(topic, value)
             batch.append((kb, start, None if vb is None else pack(ts) + vb))
             total += len(kb) + (0 if vb is None else len(vb))
@@ -185,7 +203,6 @@ class WindowStore:
                 listener(Windowed(key, Window(start, start + size)), value, old, ts)
             entry[2] = value
             entry[3] = False
-        dirty.clear()
         backend.write_batch(batch)
         if self._budget is not None:
             self._budget.observe(total, len(batch))

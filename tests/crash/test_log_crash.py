@@ -222,3 +222,15 @@ def test_a_swap_whose_old_segments_are_all_live_replaces_them(tmp_path: Path):
     part = Partition.open(path, LogConfig(segment_bytes=2000))
     assert len(part.segments_snapshot()) == len(logs) - 1
     check_consistent(part, 30)
+
+
+def test_damage_inside_a_cleanly_shut_down_log_is_still_caught(tmp_path: Path):
+    path = tmp_path / "clean-rot-0"
+    build_log(path, 40, segment_bytes=2000)
+    logs = segment_files(path)
+    victim = logs[-1]
+    os.truncate(victim, victim.stat().st_size - 7)  # the tail is torn although the log was closed cleanly
+    part = Partition.open(path, LogConfig(segment_bytes=2000), clean_shutdown=True)
+    tags = part.next_offset // 4
+    assert tags == 39
+    check_consistent(part, tags)

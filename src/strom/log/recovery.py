@@ -37,6 +37,7 @@ from strom.log.segment import (
     parse_file_name,
 )
 from strom.log.txn_index import AbortedTxn
+from strom.protocol.errors import CorruptRecordError
 
 INDEX_KINDS = (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
 
@@ -97,8 +98,11 @@ def load_log(
         flushed = clean_shutdown or (next_base is not None and next_base <= recovery_point)
         recovering = recovering or not flushed or base in swapped
         if not recovering:
-            segments.append(Segment.open(directory, base, config, now_ms, trust_indexes=True))
-            continue
+            try:
+                segments.append(Segment.open(directory, base, config, now_ms, trust_indexes=True))
+                continue
+            except CorruptRecordError:
+                recovering = True  # a "flushed" segment is damaged: validate it and everything after it
         seg = Segment.open(directory, base, config, now_ms, trust_indexes=False)
         expected = segments[-1].next_offset if segments else base
         cut = seg.recover(expected)

@@ -189,9 +189,13 @@ class Segment:
         seg.created_ms = int(os.fstat(seg._fd).st_mtime * 1000)
         if trust_indexes:
             try:
-                seg._load_indexes(config)
-            except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
-                seg.rebuild_indexes()
+                try:
+                    seg._load_indexes(config)
+                except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
+                    seg.rebuild_indexes()  # raises CorruptRecordError if the log itself is damaged
+            except BaseException:
+                seg._release_fd()
+                raise
         return seg
 
     def _load_indexes(self, config: LogConfig) -> None:
@@ -458,6 +462,7 @@ class Segment:
         self.size = 0
         self.next_offset = self.base_offset
         self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = self.base_offset - 1
         self.rolling_timestamp = NO_TIMESTAMP
         self._bytes_since_index = 0
         for position, batch in self._walk(0, size):
@@ -527,6 +532,13 @@ class Segment:
         self.offset_index.path = self.path(INDEX_SUFFIX)
         self.time_index.path = self.path(TIME_INDEX_SUFFIX)
         self.txn_index.path = self.path(TXN_INDEX_SUFFIX)
+
+    def _release_fd(self) -> None:
+        """Release the descriptor of a segment that failed to open, leaving its files alone."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
 
     def delete_files(self) -> None:
         """Close the segment without writing anything and unlink all of its files."""

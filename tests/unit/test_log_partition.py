@@ -313,3 +313,49 @@ def test_leader_epoch_is_stamped_and_checkpointed(tmp_path: Path, clock: FakeClo
     assert part.end_offset_for_epoch(3) == (3, 4)
     text = (tmp_path / "orders-0" / "leader-epoch-checkpoint").read_text()
     assert text == "0\n2\n0 0\n3 2\n"
+
+
+def _damage_offset_index_order(raw: bytearray) -> bytearray:
+    raw[0:8], raw[8:16] = raw[8:16], raw[0:8]  # first two entries swapped: offsets decrease
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("suffix", "damage"),
+    [
+        (".index", lambda raw: raw[:-3]),  # torn entry
+        (".index", _damage_offset_index_order),
+        (".index", lambda raw: raw[:-4] + (10**8).to_bytes(4, "big")),  # position beyond the log
+        (".timeindex", lambda raw: raw[:-12] + raw[:12]),  # timestamps no longer increase
+        (".timeindex", lambda raw: raw[:-5]),
+        (".txnindex", lambda raw: bytearray(b"\x00\x07" + bytes(40))),
+    ],
+    ids=[
+        "torn-index",
+        "unordered-index",
+        "index-past-end",
+        "unordered-timeindex",
+        "torn-timeindex",
+        "bad-txnindex",
+    ],
+)
+def test_every_kind_of_index_damage_leads_to_a_rebuild(tmp_path: Path, clock: FakeClock, suffix, damage):
+    config = LogConfig(segment_bytes=2000, index_interval_bytes=100)
+    part = Partition.open(tmp_path / "orders-0", config, clock=clock)
+    for i in range(30):
+        part.append(batch(3, ts=1000 + 3 * i, tag=i))
+    before = all_records(part)
+    part.close()
+    target = tmp_path / "orders-0" / f"00000000000000000000{suffix}"
+    raw = bytearray(target.read_bytes()) if target.exists() else bytearray()
+    target.write_bytes(bytes(damage(raw)))
+    again = Partition.open(tmp_path / "orders-0", config, clock=clock, clean_shutdown=True)
+    assert all_records(again) == before
+    assert again.offsets_for_timestamp(1031) == (31, 1031)
+    assert again.aborted_transactions(0, 100) == []
+    seg = again.segments_snapshot()[0]
+    assert len(seg.offset_index) > 0
+    for i in range(len(seg.offset_index)):
+        offset, position = seg.offset_index.entry(i)
+        found = seg.find(offset)
+        assert found is not None and found[0] == position

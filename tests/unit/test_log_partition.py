@@ -163,6 +163,14 @@ def test_segment_rolls_when_record_timestamps_span_segment_ms(tmp_path: Path, cl
     assert [s.base_offset for s in part.segments_snapshot()] == [0, 2]
 
 
+def test_compacted_segment_rolls_within_max_compaction_lag_ms(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, cleanup_policy=frozenset({"compact"}), max_compaction_lag_ms=500)
+    part.append(batch(1, ts=10_000))
+    part.append(batch(1, ts=10_400))
+    part.append(batch(1, ts=10_501))
+    assert [s.base_offset for s in part.segments_snapshot()] == [0, 2]
+
+
 def test_segment_rolls_when_the_offset_index_is_full(tmp_path: Path, clock: FakeClock):
     part = open_part(tmp_path, clock, segment_index_bytes=16, index_interval_bytes=0)
     for i in range(6):

@@ -91,6 +91,14 @@ class LogConfig:
         return "delete" in self.cleanup_policy
 
     @property
+    def max_segment_ms(self) -> int:
+        """How long a segment may stay active: `segment.ms`, or `max.compaction.lag.ms` if smaller on a
+        compacted log, since the cleaner never touches the active segment (Kafka's `maxSegmentMs`)."""
+        if self.compact:
+            return min(self.segment_ms, self.max_compaction_lag_ms)
+        return self.segment_ms
+
+    @property
     def log_append_time(self) -> bool:
         """True when the broker stamps batches with its own clock (`message.timestamp.type=LogAppendTime`)."""
         return self.message_timestamp_type == "LogAppendTime"

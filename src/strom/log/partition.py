@@ -372,7 +372,7 @@ class Partition:
             waited = max_timestamp - seg.rolling_timestamp
         else:
             waited = now - seg.created_ms
-        return waited > config.segment_ms - seg.jitter_ms
+        return waited > config.max_segment_ms - seg.jitter_ms
 
     def roll(self) -> None:
         """Start a new active segment now (unless the active one is empty), e.g. to make its records

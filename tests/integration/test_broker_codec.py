@@ -7,6 +7,7 @@ from kio.index import load_response_schema
 from kio.serial import entity_reader
 
 from strom.broker.fetch_response import PartitionResult, encode_fetch_response, part_size
+from strom.broker.produce_response import PartitionAck, encode_produce_response
 from strom.protocol.codec import api_versions_fallback, build, decode_request, encode_response
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import decode_response, request_frame
@@ -57,6 +58,28 @@ def test_fetch_response_matches_the_schema_of_every_version(version: int) -> Non
     if version >= 5:
         assert p1.log_start_offset == 2
     assert bytes(other.partitions[0].records) == batch
+
+
+@pytest.mark.parametrize("version", range(3, 10))
+def test_produce_response_matches_the_schema_of_every_version(version: int) -> None:
+    topics = [
+        ("orders", [PartitionAck(0, 0, 42, -1, 7, None), PartitionAck(3, 2, -1, -1, -1, "bad crc in batch")]),
+        ("ünïcode", [PartitionAck(1, 0, 0, 1_700_000_000_123, 0, None)]),
+    ]
+    body = encode_produce_response(version, topics)
+    decoded, used = entity_reader(load_response_schema(0, version))(body, 0)
+    assert used == len(body)
+    orders, other = decoded.responses
+    assert (orders.name, other.name) == ("orders", "ünïcode")
+    ok, bad = orders.partition_responses
+    assert (ok.index, ok.error_code, ok.base_offset) == (0, 0, 42)
+    assert (bad.index, bad.error_code) == (3, 2)
+    assert other.partition_responses[0].log_append_time.timestamp() == 1_700_000_000.123
+    if version >= 5:
+        assert ok.log_start_offset == 7
+    if version >= 8:
+        assert bad.error_message == "bad crc in batch" and ok.error_message is None
+        assert bad.record_errors == ()
 
 
 def test_build_drops_fields_a_version_lacks_and_converts_plain_values() -> None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.broker.dispatch import CloseConnection, RequestContext, Response
+from strom.broker.dispatch import CloseConnection, RawResponse, RequestContext, Response
+from strom.broker.produce_response import PartitionAck, encode_produce_response
 from strom.broker.server import Broker
 
 NONE = 0
@@ -27,19 +28,11 @@ INVALID_REQUIRED_ACKS = 21
 INVALID_RECORD = 87
 
 
-def _partition_error(index: int, code: int, message: str | None = None) -> dict[str, Any]:
-    return {
-        "index": index,
-        "error_code": code,
-        "base_offset": -1,
-        "log_append_time": -1,
-        "log_start_offset": -1,
-        "record_errors": [],
-        "error_message": message,
-    }
+def _partition_error(index: int, code: int, message: str | None = None) -> PartitionAck:
+    return PartitionAck(index, code, -1, -1, -1, message)
 
 
-def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | None) -> dict[str, Any]:
+def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | None) -> PartitionAck:
     partition = broker.partition(topic, index)
     if partition is None:
         return _partition_error(index, UNKNOWN_TOPIC_OR_PARTITION)
@@ -58,36 +51,30 @@ def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | 
         return _partition_error(index, code, str(exc))
     if not result.duplicate:
         broker.waiters.notify((topic, index))
-    return {
-        "index": index,
-        "error_code": NONE,
-        "base_offset": result.base_offset,
-        "log_append_time": result.log_append_time,
-        "log_start_offset": result.log_start_offset,
-        "record_errors": [],
-        "error_message": None,
-    }
+    return PartitionAck(
+        index, NONE, result.base_offset, result.log_append_time, result.log_start_offset, None
+    )
 
 
 async def produce(ctx: RequestContext, request: Any) -> Response | None:
     broker = ctx.broker
     acks = request.acks
-    responses = []
+    topics = []
     for topic_data in request.topic_data:
         name = topic_data.name
-        results = []
-        for pd in topic_data.partition_data:
-            if acks not in (0, 1, -1):
-                results.append(_partition_error(pd.index, INVALID_REQUIRED_ACKS))
-            else:
-                results.append(_produce_partition(broker, name, pd.index, pd.records))
-        responses.append({"name": name, "partition_responses": results})
+        if acks not in (0, 1, -1):
+            acked = [_partition_error(pd.index, INVALID_REQUIRED_ACKS) for pd in topic_data.partition_data]
+        else:
+            acked = [
+                _produce_partition(broker, name, pd.index, pd.records) for pd in topic_data.partition_data
+            ]
+        topics.append((name, acked))
     if acks == 0:
-        failed = [r for t in responses for r in t["partition_responses"] if r["error_code"] != NONE]
+        failed = [ack for _, acks_ in topics for ack in acks_ if ack.error_code != NONE]
         if failed:
-            raise CloseConnection(f"acks=0 produce failed with error {failed[0]['error_code']}")
+            raise CloseConnection(f"acks=0 produce failed with error {failed[0].error_code}")
         return None
-    return {"responses": responses, "throttle_time": 0}
+    return RawResponse([encode_produce_response(ctx.api_version, topics)])
 
 
 def install(broker: Broker) -> None:

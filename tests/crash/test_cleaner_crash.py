@@ -48,8 +48,12 @@ def counting(fn):
         step()
         result = fn(*args, **kwargs)
         step()
+        if fn is real_replace:
+            print("after", steps, Path(args[1]).suffix)  # where each rename into a state ends
         return result
     return wrapper
+
+real_replace = os.replace
 
 config = LogConfig(cleanup_policy=frozenset({"compact"}), segment_bytes=3000, file_delete_delay_ms=0,
                    delete_retention_ms=0)
@@ -59,7 +63,7 @@ os.fsync = counting(os.fsync)
 os.unlink = counting(os.unlink)
 Segment.append_batches = counting(Segment.append_batches)
 Cleaner(Path(sys.argv[1]), clock=lambda: NOW).clean(("crashy", 0), part)
-print(steps)
+print("total", steps)
 """.replace("NOW", str(T0 + 1))
 
 
@@ -121,8 +125,12 @@ def test_cleaner_killed_at_any_step_leaves_a_valid_log(tmp_path: Path) -> None:
     # A pass that is never interrupted: its step count bounds the kill points, its result is the target.
     finished = run_child(reference_dir, 0)
     assert finished.returncode == 0, finished.stderr
-    total_steps = int(finished.stdout.strip())
+    trace = [line.split() for line in finished.stdout.splitlines()]
+    total_steps = int(trace[-1][1])
     assert total_steps > 10
+    # Just after the first rename into each state (.cleaned is written, not renamed: its first write).
+    renamed_into = {line[2]: int(line[1]) for line in reversed(trace[:-1]) if len(line) == 3}
+    assert {".swap", ".deleted"} <= renamed_into.keys(), trace
     part = Partition.open(reference_dir / "crashy-0", CONFIG, clock=lambda: T0)
     cleaned = read_rows(part)
     assert len(cleaned) < len(original)
@@ -132,7 +140,8 @@ def test_cleaner_killed_at_any_step_leaves_a_valid_log(tmp_path: Path) -> None:
     assert {key for _, key, value in final} == {key for key, row in want.items() if row[2] is not None}
     part.close()
 
-    kill_points = sorted(set(range(1, total_steps + 1, max(1, total_steps // 12))) | {total_steps - 1})
+    sampled = set(range(1, total_steps + 1, max(1, total_steps // 10)))
+    kill_points = sorted(sampled | {renamed_into[".swap"], renamed_into[".deleted"], total_steps - 1})
     seen_states: set[str] = set()
     for kill_at in kill_points:
         data_dir = tmp_path / f"kill-{kill_at}"

@@ -10,8 +10,9 @@ backend
   ordered). Expiry drops whole segments, as Kafka Streams' ``RocksDBSegmentedBytesStore`` does, instead of
   deleting record by record.
 
-Invariant of both: a window whose start is ``<= observed_time - retention_ms`` is gone and cannot be written
-again (a put for it is ignored), where ``observed_time`` is the largest window start ever put.
+Invariant of both: a window whose start is ``<= observed_time - retention_ms`` is gone: reads do not return
+it and a put for it is ignored, where ``observed_time`` is the largest window start ever put (after a restart,
+the newest segment's start).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class SegmentedWindowBytesStore:
                 segment_id = int(child.name)
                 self._segments[segment_id] = open_backend(child)
                 self.observed_time = max(self.observed_time, segment_id * self.interval)
+        if self._segments:
+            self._advance(self.observed_time)
 
     def _segment(self, start: int, create: bool) -> KeyValueBytesStore | None:
         segment_id = start // self.interval
@@ -150,6 +153,8 @@ class SegmentedWindowBytesStore:
                 self._segments.pop(segment_id).destroy()
 
     def get(self, key: bytes, start: int) -> bytes | None:
+        if start < self._min_live:
+            return None
         segment = self._segment(start, False)
         return None if segment is None else segment.get(key + _START.pack(start))
 
@@ -181,6 +186,7 @@ class SegmentedWindowBytesStore:
             segment.write_batch(batch)
 
     def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]:
+        time_from = max(time_from, self._min_live)
         size = len(key) + 8
         lo, hi = key + _START.pack(max(time_from, 0)), key + _START.pack(time_to)
         for segment_id in sorted(self._segments):
@@ -191,6 +197,7 @@ class SegmentedWindowBytesStore:
                     yield _START.unpack_from(stored, size - 8)[0], value
 
     def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]:
+        time_from = max(time_from, self._min_live)
         for segment_id in sorted(self._segments):
             if (segment_id + 1) * self.interval <= time_from or segment_id * self.interval > time_to:
                 continue

@@ -234,3 +234,74 @@ def test_damage_inside_a_cleanly_shut_down_log_is_still_caught(tmp_path: Path):
     tags = part.next_offset // 4
     assert tags == 39
     check_consistent(part, tags)
+
+
+MANAGER_WRITER = """
+import sys
+from pathlib import Path
+from strom.log import LogConfig, LogManager
+from tests.crash.test_log_crash import payload
+
+config = LogConfig(segment_bytes=16 * 1024, retention_ms=-1)
+logs = LogManager(Path(sys.argv[1]), default_config=config, checkpoint_interval_ms=0)
+parts = [logs.get_or_create("left", 0), logs.get_or_create("right", 1)]
+out = sys.stdout
+n = 0
+while True:
+    part = parts[n % 2]
+    result = part.append(payload(part.next_offset // 4, size=500))
+    if n % 25 == 0:
+        logs.maintain()  # writes checkpoints now and then, as the broker's maintenance thread does
+    out.write(f"{n % 2} {result.last_offset}\\n")
+    out.flush()
+    n += 1
+"""
+
+
+def test_kill_9_of_a_log_manager_recovers_every_partition(tmp_path: Path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MANAGER_WRITER, str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    acked = {0: -1, 1: -1}
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0
+        buffer = b""
+        while seen < 300:
+            assert time.monotonic() < deadline, "writer too slow"
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            assert chunk, proc.stderr.read().decode()
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                which, last = line.split()
+                acked[int(which)] = int(last)
+                seen += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+    from strom.log import LogManager
+
+    assert not (tmp_path / ".kafka_cleanshutdown").exists()
+    logs = LogManager(tmp_path, default_config=LogConfig(segment_bytes=16 * 1024, retention_ms=-1))
+    try:
+        for which, (topic, index) in enumerate([("left", 0), ("right", 1)]):
+            part = logs.get(topic, index)
+            assert part is not None
+            assert part.next_offset > acked[which]
+            check_consistent(part, part.next_offset // 4)
+            assert part.recovered_segments >= 1
+            assert part.recovered_segments < len(part.segments_snapshot())  # the checkpoint spared some
+    finally:
+        logs.close()

@@ -351,3 +351,27 @@ def test_rebuild_keeps_offsets_and_identity_of_surviving_records(
     if not kept:
         assert rebuilt.size_in_bytes == HEADER_SIZE
         assert rebuilt.compression is Compression.NONE
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    records=st.lists(record_st, min_size=1, max_size=4),
+    position=st.integers(0, 60),
+    flip=st.integers(1, 255),
+)
+def test_a_damaged_header_is_detected_unless_outside_the_crc_by_design(
+    records: list, position: int, flip: int
+) -> None:
+    raw = bytearray(_build(records))
+    raw[position] ^= flip
+    unprotected = position < 8 or 12 <= position < 16  # baseOffset and leader epoch: patched in place
+    if unprotected:
+        validate_batches(raw)
+        return
+    kinds: tuple[type[Exception], ...] = (CrcMismatchError,)  # the CRC itself (17-20) and what it covers
+    if 8 <= position < 12:
+        kinds = (InvalidBatchLengthError, TruncatedBatchError, CrcMismatchError)
+    elif position == 16:
+        kinds = (UnsupportedMagicError,)
+    with pytest.raises(kinds):
+        validate_batches(raw)

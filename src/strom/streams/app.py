@@ -103,6 +103,11 @@ class Streams:
     def config(self) -> StreamsConfig:
         return self._config
 
+    def active_tasks(self) -> tuple[str, ...]:
+        """Ids of the tasks this instance runs now ("<sub-topology>_<partition>", Kafka Streams' names)."""
+        thread = self._thread
+        return thread.active_tasks if thread is not None else ()
+
     def set_state_listener(self, listener: StateListener) -> None:
         """Call `listener(new_state, old_state)` on every change (on the thread that made it)."""
         self._listeners.append(listener)

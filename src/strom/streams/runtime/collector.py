@@ -104,4 +104,8 @@ class KafkaRecordCollector:
             raise self.failure
 
     def close(self, timeout_s: float) -> None:
+        """Flush what is queued (up to `timeout_s`), then release the producer's threads and connections."""
         self._producer.flush(timeout_s)
+        if timeout_s == 0:
+            self._producer.purge()
+        self._producer.close()

@@ -75,6 +75,7 @@ class StreamThread(threading.Thread):
         self._reader: ChangelogReader | None = None
         self._global: GlobalStateUpdater | None = None
         self._reported_running = False
+        self._active_snapshot: tuple[str, ...] = ()
 
     def shutdown(self) -> None:
         """Ask the loop to commit, close its tasks and leave the group; returns at once (join() to wait)."""
@@ -262,6 +263,7 @@ class StreamThread(threading.Thread):
         self._tasks.clear()
         self._route.clear()
         self._multi.clear()
+        self._publish_tasks()
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): offsets cannot be committed; close without
@@ -279,6 +281,7 @@ class StreamThread(threading.Thread):
         self._suspended.clear()
         self._route.clear()
         self._multi.clear()
+        self._publish_tasks()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._reader is not None and self._collector is not None
@@ -298,6 +301,7 @@ class StreamThread(threading.Thread):
             else:
                 paused.extend(TopicPartition(t, p) for t, p in task_partitions)
         consumer.assign(partitions)
+        self._publish_tasks()
         if paused:
             consumer.pause(paused)
         log.info(
@@ -372,8 +376,12 @@ class StreamThread(threading.Thread):
             log.info("task %s closed without commit", task.task_id)
 
     @property
-    def task_ids(self) -> list[Any]:
-        return sorted(self._tasks, key=str)
+    def active_tasks(self) -> tuple[str, ...]:
+        """Ids ("0_1") of the tasks assigned to this thread; a snapshot safe to read from any thread."""
+        return self._active_snapshot
+
+    def _publish_tasks(self) -> None:
+        self._active_snapshot = tuple(sorted(str(task_id) for task_id in self._tasks))
 
 
 _TRANSIENT = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})

@@ -1,0 +1,127 @@
+"""Helpers for the strom.streams runtime integration tests: topics, producing, reading outputs with bounded
+waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from strom.streams.runtime.restore import StateRestoreListener
+
+Record = tuple[bytes | None, bytes | None, int]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topics(bootstrap: str, partitions: dict[str, int], configs: dict[str, str] | None = None) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = [NewTopic(name, count, 1, config=dict(configs or {})) for name, count in partitions.items()]
+    for future in admin.create_topics(new).values():
+        future.result(30)
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[Record], partition: int | None = None) -> None:
+    """Send records with Java's partitioner (murmur2), wait until all are acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
+    errors: list[str] = []
+
+    def check(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value, ts in records:
+        kwargs: dict[str, Any] = {"timestamp": ts, "on_delivery": check}
+        if partition is not None:
+            kwargs["partition"] = partition
+        producer.produce(topic, value, key, **kwargs)
+    assert producer.flush(30) == 0, "records were not acknowledged within 30 s"
+    assert not errors, errors
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps everything read; `wait_until` polls with a deadline."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.records: list[
+            tuple[bytes | None, bytes | None, int, int]
+        ] = []  # key, value, timestamp, partition
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": unique("reader"),
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe([topic])
+
+    def wait_until(self, condition: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while not condition(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"condition not met within {timeout} s; read so far: {self.records[-20:]}"
+                )
+            for m in self._consumer.consume(500, timeout=0.2):
+                if m.error() is None:
+                    self.records.append((m.key(), m.value(), m.timestamp()[1], m.partition()))
+        return self.records
+
+    def latest_by_key(self) -> dict[bytes | None, bytes | None]:
+        return {key: value for key, value, _, _ in self.records}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class CountingRestoreListener(StateRestoreListener):
+    """Counts restored records per store; `ended` is set once every started restore has ended."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.restored: dict[str, int] = {}
+        self.started: list[tuple[str, int, str, int, int]] = []
+        self.pending = 0
+        self.ended = threading.Event()
+
+    def on_restore_start(
+        self, topic: str, partition: int, store_name: str, start_offset: int, end_offset: int
+    ) -> None:
+        with self.lock:
+            self.started.append((topic, partition, store_name, start_offset, end_offset))
+            self.pending += 1
+            self.ended.clear()
+
+    def on_restore_end(self, topic: str, partition: int, store_name: str, total_restored: int) -> None:
+        with self.lock:
+            self.restored[store_name] = self.restored.get(store_name, 0) + total_restored
+            self.pending -= 1
+            if self.pending == 0:
+                self.ended.set()
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.restored.values())
+
+
+def streams_config(bootstrap: str, app_id: str, state_dir: Path, **extra: Any) -> dict[str, Any]:
+    """A test config: short commit interval, fast group membership, its own state dir."""
+    return {
+        "application.id": app_id,
+        "bootstrap.servers": bootstrap,
+        "state.dir": str(state_dir),
+        "commit.interval.ms": 100,
+        "consumer.session.timeout.ms": 6000,
+        "consumer.heartbeat.interval.ms": 500,
+        **extra,
+    }

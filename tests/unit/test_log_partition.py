@@ -367,3 +367,48 @@ def test_every_kind_of_index_damage_leads_to_a_rebuild(tmp_path: Path, clock: Fa
         offset, position = seg.offset_index.entry(i)
         found = seg.find(offset)
         assert found is not None and found[0] == position
+
+
+def test_short_writes_are_continued(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch):
+    import os
+
+    real_writev = os.writev
+
+    def dribble(fd: int, buffers: list[bytes]) -> int:  # the kernel may write less than asked
+        first = memoryview(buffers[0]).cast("B")
+        return real_writev(fd, [first[: max(1, len(first) // 3)]])
+
+    part = open_part(tmp_path, clock)
+    monkeypatch.setattr(os, "writev", dribble)
+    part.append(batch(3, tag=1))
+    part.append(batch(2, tag=2))
+    monkeypatch.undo()
+    assert [o for o, _ in all_records(part)] == [0, 1, 2, 3, 4]
+
+
+def test_a_failed_write_leaves_the_log_as_it_was(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+):
+    import errno
+    import os
+
+    real_writev = os.writev
+    part = open_part(tmp_path, clock)
+    part.append(batch(2, tag=1))
+    size = part.size_in_bytes
+
+    def disk_full_midway(fd: int, buffers: list[bytes]) -> int:
+        real_writev(fd, [memoryview(buffers[0]).cast("B")[:30]])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", disk_full_midway)
+    with pytest.raises(OSError, match="No space"):
+        part.append(batch(3, tag=2))
+    monkeypatch.undo()
+    assert part.size_in_bytes == size and part.next_offset == 2
+    assert os.path.getsize(part.active_segment.log_path) == size
+    assert part.append(batch(1, tag=3)).base_offset == 2
+    part.close()
+    again = Partition.open(tmp_path / "orders-0", LogConfig(), clock=clock)
+    assert again.truncated_bytes == 0
+    assert [o for o, _ in all_records(again)] == [0, 1, 2]

@@ -157,7 +157,7 @@ def test_iter_batches_walks_a_concatenation_and_reports_a_torn_tail() -> None:
 @given(records=st.lists(record_st, min_size=1, max_size=5), cut=st.integers(1, 10_000))
 def test_any_truncation_raises_truncated_batch_error(records: list, cut: int) -> None:
     raw = _build(records)
-    truncated = raw[: len(raw) - 1 - (cut % len(raw))]
+    truncated = raw[: 1 + cut % (len(raw) - 1)]  # 1 .. len - 1 bytes
     with pytest.raises(TruncatedBatchError):
         validate_batches(truncated)
     with pytest.raises(TruncatedBatchError):

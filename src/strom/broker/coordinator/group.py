@@ -483,6 +483,7 @@ class GroupCoordinator:
 
     def sync_group(self, req: SyncRequest, respond: SyncCallback) -> None:
         """Handle SyncGroup; followers are answered when the leader's assignment arrives."""
+        log.debug("group %s: SyncGroup from %s generation %d", req.group_id, req.member_id, req.generation_id)
         if not is_valid_group_id(req.group_id):
             respond(SyncResult(E.invalid_group_id))
             return

@@ -65,7 +65,9 @@ def test_unclean_restart_recovers_only_from_the_recovery_point(tmp_path: Path):
     for i in range(20):
         part.append(batch(2, clock.now, i))
     assert len(part.segments_snapshot()) > 3
-    logs.checkpoint()  # rolls flushed all but the active segment
+    part.flush()
+    part.append(batch(2, clock.now, 99))  # not flushed: beyond the recovery point
+    logs.checkpoint()
     # Simulate a crash: no close(), so no clean-shutdown marker; release the directory lock by hand.
     import fcntl
     import os
@@ -75,7 +77,7 @@ def test_unclean_restart_recovers_only_from_the_recovery_point(tmp_path: Path):
     again = manager(tmp_path, clock, segment_bytes=500)
     recovered = again.get("orders", 0)
     assert recovered is not None
-    assert recovered.next_offset == 40
+    assert recovered.next_offset == 42
     assert recovered.recovered_segments == 1
     again.close()
 

@@ -26,9 +26,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from strom.log.checkpoint import fsync_dir
+from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
 from strom.log.errors import LogClosedError, OffsetOutOfRangeError, RecordBatchTooLargeError
 from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
@@ -61,6 +62,9 @@ from strom.protocol.records import (
 
 Clock = Callable[[], int]
 """Milliseconds since the epoch. Tests inject a fake one so they never sleep for time to pass."""
+
+# One thread for all partitions fsyncs segments that were just rolled, in roll order.
+_ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
 
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
@@ -118,6 +122,8 @@ class Partition:
         self._producers = ProducerState()
         self._log_start = 0
         self._recovery_point = 0
+        self._recovery_lock = threading.Lock()
+        self._roll_flushes: list[Future[None]] = []
         self._unflushed_messages = 0
         self._last_flush_ms = 0
         self._pending_deletes: list[tuple[int, Segment]] = []
@@ -383,19 +389,35 @@ class Partition:
                 self._roll(self.clock())
 
     def _roll(self, now: int) -> None:
-        """Seal the active segment (final time-index entry, fsync), snapshot producer state, and start a new
-        segment at the log end offset. The recovery point moves to the new base offset."""
+        """Start a new segment at the log end offset. The old one gets its final time-index entry now; its
+        fsync, the directory fsync and the producer snapshot happen on the roll-flush thread (as Kafka's
+        asynchronous flush at roll), so an append never waits for a whole segment to reach the disk. The
+        recovery point moves to the new base offset once that is done."""
         old = self.active_segment
         base = old.next_offset
-        old.seal()
+        old.add_final_time_index_entry()
         new = Segment.create(self.dir, base, self.config, now)
         new.jitter_ms = self._jitter()
         self._segments.append(new)
         self._bases.append(base)
+        snapshot = self._producers.snapshot_bytes()
+        self._roll_flushes = [f for f in self._roll_flushes if not f.done() or f.exception() is not None]
+        self._roll_flushes.append(_ROLL_FLUSHER.submit(self._finish_roll, old, base, snapshot))
+
+    def _finish_roll(self, old: Segment, base: int, snapshot: bytes) -> None:
+        """Runs on the roll-flush thread; takes only the recovery-point lock (flush() waits for it while
+        holding the partition lock)."""
         fsync_dir(self.dir)
-        self._producers.write_snapshot(snapshot_path(self.dir, base))
-        if self._recovery_point >= old.base_offset:
-            self._recovery_point = base
+        old.flush()
+        write_atomically(snapshot_path(self.dir, base), snapshot)
+        with self._recovery_lock:
+            if self._recovery_point >= old.base_offset:
+                self._recovery_point = max(self._recovery_point, base)
+
+    def _wait_for_roll_flushes(self) -> None:
+        pending, self._roll_flushes = self._roll_flushes, []
+        for future in pending:
+            future.result()
 
     # ----- reads -----
 
@@ -631,9 +653,11 @@ class Partition:
             self._flush(self.clock())
 
     def _flush(self, now: int) -> None:
+        self._wait_for_roll_flushes()
         for seg in self._segments[self._segment_index(self._recovery_point) :]:
             seg.flush()
-        self._recovery_point = self.next_offset
+        with self._recovery_lock:
+            self._recovery_point = self.next_offset
         self._unflushed_messages = 0
         self._last_flush_ms = now
 
@@ -671,6 +695,8 @@ class Partition:
     def delete(self) -> None:
         """Close without flushing and remove every file of the partition (the directory stays)."""
         with self.lock:
+            for future in self._roll_flushes:
+                future.exception()  # wait; a failure no longer matters, the files are going
             for seg in self._segments:
                 seg.delete_files()
             for _, seg in self._pending_deletes:

@@ -228,6 +228,10 @@ class ProducerState:
 
     def write_snapshot(self, path: Path) -> None:
         """Write Kafka's ProducerSnapshot v1 atomically."""
+        write_atomically(path, self.snapshot_bytes())
+
+    def snapshot_bytes(self) -> bytes:
+        """The state as Kafka's ProducerSnapshot v1 (see module doc)."""
         body = [struct.pack(">i", len(self.producers))]
         for e in sorted(self.producers.values(), key=lambda e: e.producer_id):
             last = e.batches[-1] if e.batches else None
@@ -244,8 +248,7 @@ class ProducerState:
                 )
             )
         payload = b"".join(body)
-        head = struct.pack(">hI", _SNAPSHOT_VERSION, crc32c.crc32c(payload))
-        write_atomically(path, head + payload)
+        return struct.pack(">hI", _SNAPSHOT_VERSION, crc32c.crc32c(payload)) + payload
 
     @classmethod
     def read_snapshot(cls, path: Path) -> ProducerState:

@@ -489,9 +489,13 @@ class Segment:
     def seal(self) -> None:
         """Called when the segment stops being active: add the final time-index entry (the segment's max
         timestamp), then fsync log and indexes."""
+        self.add_final_time_index_entry()
+        self.flush()
+
+    def add_final_time_index_entry(self) -> None:
+        """Index the segment's largest timestamp (Kafka writes this entry when a segment becomes inactive)."""
         if self.max_timestamp != NO_TIMESTAMP:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-        self.flush()
 
     def flush(self) -> None:
         """fsync the `.log` file and write + fsync the indexes. A no-op on a closed segment."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
@@ -61,6 +63,45 @@ def test_pipelined_requests_are_answered_in_order(broker: EmbeddedBroker) -> Non
         client.send(b"".join(frames))
         seen = [struct.unpack_from(">i", client.read_frame())[0] for _ in frames]
     assert seen == list(range(1, 41))
+
+
+def test_answers_before_a_long_poll_are_not_held_back_by_it(broker: EmbeddedBroker) -> None:
+    fetch = {
+        "max_wait": 60_000,
+        "min_bytes": 1,
+        "max_bytes": 1 << 20,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [
+            {
+                "topic": "long-poll",
+                "partitions": [
+                    {"partition": 0, "fetch_offset": 0, "log_start_offset": -1, "partition_max_bytes": 1024}
+                ],
+            }
+        ],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
+    with WireClient(broker.bootstrap_servers, timeout=20) as client:
+        client.call(3, 9, {"topics": [{"name": "long-poll"}], "allow_auto_topic_creation": True, **NO_OPS})
+        client.send(request_frame(18, 2, 501, {}) + request_frame(1, 12, 502, fetch))
+        # Arrives while the fetch is still parked (it waits up to 60 s for data nobody has produced yet).
+        assert struct.unpack_from(">i", client.read_frame())[0] == 501
+        builder = BatchBuilder()
+        builder.append(key=b"k", value=b"v", timestamp=int(time.time() * 1000))
+        produce = {
+            "transactional_id": None,
+            "acks": 1,
+            "timeout": 5000,
+            "topic_data": [
+                {"name": "long-poll", "partition_data": [{"index": 0, "records": builder.build()}]}
+            ],
+        }
+        with WireClient(broker.bootstrap_servers) as producer:
+            assert producer.call(0, 9, produce).responses[0].partition_responses[0].error_code == 0
+        assert struct.unpack_from(">i", client.read_frame())[0] == 502
 
 
 def _assert_broker_still_serves(broker: EmbeddedBroker) -> None:

@@ -2,8 +2,8 @@
 
 Per connection, requests are read, handled and answered strictly one at a time in arrival order: Kafka's own
 model, and what clients rely on (Java rejects a mismatched correlation id; an idempotent producer's pipelined
-Produce requests must be appended in the order sent). Clients pipeline by sending ahead; the stream reader
-buffers what they send.
+Produce requests must be appended in the order sent). Clients pipeline by sending ahead; `Connection`
+queues what they send and writes the answers in order.
 
 Failures of one connection (garbage, oversized or truncated frames, unknown api keys or versions, a handler
 bug) close that connection only; the listener and every other connection carry on.
@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from strom.broker.config import BrokerConfig, ConfigError
-from strom.broker.dispatch import CloseConnection, Dispatcher, RawResponse, RequestContext, install_all
-from strom.broker.fetch_response import FileRegion, Part, part_size
+from strom.broker.connection import Connection
+from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
+from strom.broker.fetch_response import Part, part_size
 from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicInfo, TopicRegistry
@@ -28,35 +29,17 @@ from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
 from strom.protocol.codec import (
     API_VERSIONS_KEY,
-    MalformedRequest,
     UnsupportedRequest,
     api_versions_fallback,
     decode_request,
     encode_response,
     response_header,
 )
-from strom.protocol.framing import FrameError, header_prefix, read_frame, size_prefix
+from strom.protocol.framing import header_prefix, size_prefix
 
 log = logging.getLogger("strom.broker")
 
-# Await drain only when this much is queued in the transport: keeps small responses free of a yield.
-_WRITE_HIGH_WATER = 1 << 20
-
 Callback = Callable[[], Awaitable[None] | None]
-
-
-class _SendfileSource:
-    """What loop.sendfile needs of a file: its descriptor. Its seek() is ignored, because the descriptor
-    is shared with the log (appends use O_APPEND and reads use pread, so no one relies on its position)."""
-
-    def __init__(self, region: FileRegion) -> None:
-        self._region = region
-
-    def fileno(self) -> int:
-        return self._region.fileno()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return offset
 
 
 async def _call(fn: Callback) -> None:
@@ -91,7 +74,7 @@ class Broker:
         self.producer_ids: ProducerIdAllocator
         self.logs: BrokerLogs
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self.connections: set[Connection] = set()
         self._tickers: list[asyncio.Task[None]] = []
         self._ticker_specs: list[tuple[float, Callback]] = []
         self._stop_callbacks: list[Callback] = []
@@ -106,8 +89,9 @@ class Broker:
         self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
         install_all(self)
-        self._server = await asyncio.start_server(
-            self._accept, self.listen_host, self.listen_port, reuse_address=True, limit=1 << 20
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.listen_host, self.listen_port, reuse_address=True
         )
         sock = self._server.sockets[0]
         self.listen_port = sock.getsockname()[1]
@@ -131,9 +115,13 @@ class Broker:
         """Stop accepting, end every connection, run stop callbacks, then flush and close the logs."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections) + self._tickers:
+        connections = list(self.connections)
+        for connection in connections:
+            connection.close()
+        for task in self._tickers:
             task.cancel()
-        await asyncio.gather(*self._connections, *self._tickers, return_exceptions=True)
+        tasks = [c.task for c in connections if c.task is not None]
+        await asyncio.gather(*tasks, *self._tickers, return_exceptions=True)
         self._tickers.clear()
         for fn in self._stop_callbacks:
             try:
@@ -249,60 +237,11 @@ class Broker:
 
     # --- connections ----------------------------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        except asyncio.CancelledError:
-            pass  # stop() ends connections by cancelling them; the task then ends normally
-        finally:
-            self._connections.discard(task)
-            writer.close()
+    async def handle_frame(self, frame: bytes, client_host: str) -> list[Part] | None:
+        """Decode a request, run its handler, and return the response frame's parts (None: no response).
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client_host = str(peer[0]) if peer else ""
-        max_bytes = self.config.int("socket.request.max.bytes")
-        try:
-            while True:
-                frame = await read_frame(reader, max_bytes)
-                if frame is None:
-                    return
-                out = await self._handle(frame, client_host)
-                if out:
-                    await self._send(writer, out)
-        except (FrameError, MalformedRequest, UnsupportedRequest, CloseConnection) as exc:
-            log.info("closing connection from %s: %s", client_host, exc)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("closing connection from %s after an internal error", client_host)
-
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, parts: list[Part]) -> None:
-        """Write a response; file regions go out with sendfile after the bytes before them are flushed."""
-        transport = writer.transport
-        pending: list[bytes | memoryview] = []
-        for part in parts:
-            if isinstance(part, (bytes, memoryview)):
-                pending.append(part)
-                continue
-            if pending:
-                writer.writelines(pending)
-                pending = []
-            await asyncio.get_running_loop().sendfile(
-                transport, _SendfileSource(part), part.position, part.size
-            )
-        if pending:
-            writer.writelines(pending)
-        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-            await writer.drain()
-
-    async def _handle(self, frame: bytes, client_host: str) -> list[Part] | None:
+        Raises UnsupportedRequest / MalformedRequest / CloseConnection when the connection must close.
+        """
         api_key, api_version, correlation_id = header_prefix(frame)
         spec = self.dispatcher.spec(api_key)
         if api_key == API_VERSIONS_KEY and (spec is None or api_version > spec.max_version):

@@ -2,12 +2,12 @@
 
 Why this is separate from the codec: the size limit (`socket.request.max.bytes`) must be enforced from the
 four prefix bytes alone, before any body is read or allocated, and the correlation id must be recoverable
-from a frame the codec cannot decode (an unsupported ApiVersions version still gets an answer).
+from a frame the codec cannot decode (an unsupported ApiVersions version still gets an answer). Nothing here
+does I/O: the broker's connection protocol feeds received bytes to a FrameSplitter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from typing import NamedTuple
 
@@ -39,25 +39,47 @@ class HeaderPrefix(NamedTuple):
     correlation_id: int
 
 
-async def read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:
-    """Read one size-prefixed request; None on a clean end of stream between frames.
+class FrameSplitter:
+    """Cuts a TCP byte stream into request frames as the bytes arrive.
 
-    Raises FrameTooLarge before reading the body when the prefix is over `max_bytes`, FrameError when the
-    prefix is negative or too small to hold a header, and asyncio.IncompleteReadError when the peer closes
-    in the middle of a frame.
+    Invariant: the buffer never holds more than one incomplete frame, and never any byte of a frame whose
+    announced size is over the limit: `feed` raises FrameTooLarge as soon as that frame's 4-byte prefix is
+    seen, before its body arrives or anything is allocated for it.
     """
-    try:
-        prefix = await reader.readexactly(4)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        raise
-    (size,) = _SIZE.unpack(prefix)
-    if size > max_bytes:
-        raise FrameTooLarge(size, max_bytes)
-    if size < MIN_REQUEST_BYTES:
-        raise FrameError(f"frame size {size} is smaller than a request header ({MIN_REQUEST_BYTES} bytes)")
-    return await reader.readexactly(size)
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return every frame (without its size prefix) completed by them, in order."""
+        buf = self._buffer
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        with memoryview(buf) as view:
+            while end - pos >= 4:
+                (size,) = _SIZE.unpack_from(view, pos)
+                if size > self.max_bytes:
+                    raise FrameTooLarge(size, self.max_bytes)
+                if size < MIN_REQUEST_BYTES:
+                    raise FrameError(
+                        f"frame size {size} is smaller than a request header ({MIN_REQUEST_BYTES} bytes)"
+                    )
+                if end - pos - 4 < size:
+                    break
+                with view[pos + 4 : pos + 4 + size] as frame:
+                    frames.append(bytes(frame))  # the one copy: the frame outlives the buffer
+                pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return frames
 
 
 def header_prefix(frame: bytes | memoryview) -> HeaderPrefix:

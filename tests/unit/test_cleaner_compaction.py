@@ -330,3 +330,23 @@ def test_pass_aborts_cleanly_when_segments_change_under_it(tmp_path: Path) -> No
     result = cleaner.clean(TP, part, T0)  # the next pass succeeds
     assert result is not None and cleaner.first_dirty_offset(TP, part) == 3
     part.close()
+
+
+def test_a_partition_closed_under_the_cleaner_does_not_stop_the_others(tmp_path: Path) -> None:
+    clock = Clock()
+    logs = {}
+    for n in range(2):
+        part = Partition.open(
+            tmp_path / f"compacted-{n}", compact_config(max_compaction_lag_ms=1_000), clock=clock
+        )
+        for i in range(4):
+            put(part, [(b"k", b"v%d" % i)], T0)
+        part.roll()
+        logs[("compacted", n)] = part
+    logs[("compacted", 0)].close()
+    cleaner = Cleaner(tmp_path, clock=clock)
+    results = cleaner.maintain(logs, T0 + 5_000)  # both are overdue: both are tried
+    assert [r.records_kept for r in results] == [1]
+    assert [v for _, _, v in contents(logs[("compacted", 1)])] == [b"v3"]
+    assert ("compacted", 0) not in cleaner.uncleanable
+    logs[("compacted", 1)].close()

@@ -39,6 +39,7 @@ from strom.log.checkpoint import (
     write_offsets,
 )
 from strom.log.config import LogConfig
+from strom.log.errors import LogClosedError
 from strom.log.segment import CLEANED_SUFFIX, NO_TIMESTAMP, Segment
 from strom.log.txn_index import AbortedTxn
 from strom.protocol.errors import CorruptRecordError
@@ -183,7 +184,9 @@ class Cleaner:
                 log.error("marking %s-%d uncleanable: %s", tp[0], tp[1], exc)
                 self.uncleanable.add(tp)
                 continue
-            except OSError as exc:  # e.g. disk full, or the partition was deleted under us: retry next cycle
+            except LogClosedError:  # deleted or closed while being cleaned: nothing left to do
+                continue
+            except OSError as exc:  # e.g. disk full: retry next cycle
                 log.warning("cleaning %s-%d failed, will retry: %s", tp[0], tp[1], exc)
                 continue
             if result is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from strom.broker.dispatch import CloseConnection
 from strom.broker.fetch_response import FileRegion, Part
@@ -171,7 +171,8 @@ class Connection(asyncio.Protocol):
                 transport.writelines(pending)
                 pending = []
             loop = asyncio.get_running_loop()
-            await loop.sendfile(transport, _SendfileSource(part), part.position, part.size)
+            source = cast(IO[bytes], _SendfileSource(part))
+            await loop.sendfile(transport, source, part.position, part.size)
         if pending:
             transport.writelines(pending)
         if self._writable is not None:

@@ -36,7 +36,7 @@ Part = bytes | memoryview | FileRegion
 
 
 class PartitionResult(NamedTuple):
-    index: int
+    partition_index: int
     error_code: int
     high_watermark: int
     last_stable_offset: int
@@ -78,7 +78,7 @@ def encode_fetch_response(
         buf += encoded
         length(len(partitions))
         for p in partitions:
-            buf += _PARTITION_V4.pack(p.index, p.error_code, p.high_watermark, p.last_stable_offset)
+            buf += _PARTITION_V4.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)
             if version >= 5:
                 buf += _I64.pack(p.log_start_offset)
             length(0)  # aborted_transactions: none without transactions

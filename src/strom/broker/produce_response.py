@@ -20,7 +20,7 @@ FIRST_FLEXIBLE = 9
 
 
 class PartitionAck(NamedTuple):
-    index: int
+    partition_index: int
     error_code: int
     base_offset: int
     log_append_time: int
@@ -48,7 +48,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
         buf += encoded
         buf += _uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions))
         for p in partitions:
-            buf += _PARTITION.pack(p.index, p.error_code, p.base_offset, p.log_append_time)
+            buf += _PARTITION.pack(p.partition_index, p.error_code, p.base_offset, p.log_append_time)
             if version >= 5:
                 buf += _I64.pack(p.log_start_offset)
             if version >= 8:

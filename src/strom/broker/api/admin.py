@@ -95,7 +95,7 @@ def _config_entries(
     for name, key in sorted(TOPIC_KEYS.items()):
         if keys is not None and name not in keys:
             continue
-        chain = []
+        chain: list[tuple[str, str | None, ConfigSource]] = []
         if name in topic.configs:
             chain.append((name, topic.configs[name], ConfigSource.TOPIC_CONFIG))
         if key.broker_synonym is not None and broker.config.is_explicit(key.broker_synonym):

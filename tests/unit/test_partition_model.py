@@ -122,6 +122,21 @@ class PartitionModel(RuleBasedStateMachine):
         )
         assert self.part.truncated_bytes == 0
 
+    @rule()
+    def crash(self) -> None:
+        """Like kill -9: written bytes stay (page cache), nothing else happens — no index write, no
+        snapshot, no close."""
+        for seg in self.part.segments_snapshot():
+            seg._release_fd()
+        self.part = Partition.open(
+            self.tmp / "model-0",
+            CONFIG,
+            clock=self.clock,
+            log_start_offset=self.log_start,
+            clean_shutdown=False,
+        )
+        assert self.part.truncated_bytes == 0
+
     @precondition(lambda self: len(self.records) > 0)
     @rule(data=st.data())
     def delete_records(self, data: st.DataObject) -> None:

@@ -118,19 +118,11 @@ class OffsetIndex:
         i = bisect.bisect_right(self._rel, offset - self.base_offset) - 1
         return self._pos[i] if i >= 0 else 0
 
-    def truncate_to_position(self, position: int) -> None:
-        """Drop entries whose batch starts at or after `position` (the log is being truncated there)."""
-        keep = bisect.bisect_left(self._pos, position)
-        if keep < len(self._rel):
-            del self._rel[keep:]
-            del self._pos[keep:]
-            if keep < self._persisted:
-                self._persisted = keep
-                self._rewrite = True
-
     def clear(self) -> None:
-        """Forget every entry (before a rebuild)."""
-        self.truncate_to_position(0)
+        """Forget every entry (before a rebuild); the next persist rewrites the file."""
+        del self._rel[:]
+        del self._pos[:]
+        self._persisted = 0
         self._rewrite = True
 
     def persist(self, sync: bool) -> None:
@@ -221,18 +213,11 @@ class TimeIndex:
         i = bisect.bisect_left(self._ts, timestamp) - 1
         return self.base_offset + self._rel[i] if i >= 0 else None
 
-    def truncate_to_offset(self, offset: int) -> None:
-        """Drop entries for offsets >= `offset`."""
-        keep = bisect.bisect_left(self._rel, offset - self.base_offset)
-        if keep < len(self._ts):
-            del self._ts[keep:]
-            del self._rel[keep:]
-            if keep < self._persisted:
-                self._persisted = keep
-                self._rewrite = True
-
     def clear(self) -> None:
-        self.truncate_to_offset(self.base_offset)
+        """Forget every entry (before a rebuild); the next persist rewrites the file."""
+        del self._ts[:]
+        del self._rel[:]
+        self._persisted = 0
         self._rewrite = True
 
     def persist(self, sync: bool) -> None:

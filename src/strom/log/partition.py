@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import os
 import random
 import threading
 import time
@@ -722,10 +721,3 @@ def _require_keys(batches: list[RecordBatch], topic: str, partition: int) -> Non
                     "the record "
                     f"at offset delta {span.offset_delta} has none"
                 )
-
-
-def remove_partition_dir(directory: Path) -> None:
-    """Delete a partition directory's remaining files and the directory itself."""
-    for entry in os.scandir(directory):
-        os.unlink(entry.path)
-    os.rmdir(directory)

@@ -173,17 +173,6 @@ class ProducerState:
         ]:
             del self.producers[pid]
 
-    def truncate_to(self, end_offset: int) -> None:
-        """Drop state for offsets >= end_offset (used only after a truncation, which rebuilds anyway)."""
-        for pid, entry in list(self.producers.items()):
-            if entry.last_offset >= end_offset:
-                del self.producers[pid]
-        self.ongoing = {
-            e.current_txn_first_offset: e.producer_id
-            for e in self.producers.values()
-            if e.current_txn_first_offset != NO_OFFSET
-        }
-
     def replay(self, batch: RecordBatch) -> CompletedTxn | None:
         """Apply a batch read back from the log (recovery), without validation; returns the transaction a
         marker completes. Emptied batches (compaction) still carry their producer's sequence range."""

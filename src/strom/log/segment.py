@@ -123,7 +123,7 @@ class Segment:
     - index entries point at batch starts and carry that batch's last offset (offset index) or the largest
       timestamp so far (time index); they are a cache of the log: whenever they might be stale or fail
       their checks they are rebuilt from the `.log` file, never trusted.
-    Failures survived: an append that fails half-way (disk full) is cut off again (`truncate_to_position`)
+    Failures survived: an append that fails half-way (disk full) is cut off again (ftruncate)
     so the file never holds a partial batch; a closed segment's `flush` is a no-op.
     """
 
@@ -476,13 +476,6 @@ class Segment:
             self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
             self.txn_index.clear()
         self._unflushed = True
-
-    def truncate_to_position(self, position: int) -> None:
-        """Cut the log (and indexes) back to `position`, which must be a batch boundary."""
-        os.ftruncate(self._fd, position)
-        self.offset_index.truncate_to_position(position)
-        self.size = position
-        self.rebuild_indexes()
 
     # ----- durability and lifecycle -----
 

@@ -71,17 +71,10 @@ class TransactionIndex:
         """Entries overlapping [fetch_offset, upper_bound)."""
         return [t for t in self.entries if t.last_offset >= fetch_offset and t.first_offset < upper_bound]
 
-    def truncate_to(self, offset: int) -> None:
-        """Drop entries whose marker is at or after `offset`."""
-        keep = [t for t in self.entries if t.last_offset < offset]
-        if len(keep) != len(self.entries):
-            self.entries = keep
-            if len(keep) < self._persisted:
-                self._persisted = len(keep)
-                self._rewrite = True
-
     def clear(self) -> None:
-        self.truncate_to(-1)
+        """Forget every entry (before a rebuild); the next persist rewrites the file if it exists."""
+        self.entries = []
+        self._persisted = 0
         self._rewrite = True
 
     def persist(self, sync: bool) -> None:

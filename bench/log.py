@@ -125,14 +125,21 @@ def bench_append_and_read(workdir: Path, batch_bytes: int, total_bytes: int, rou
     part_dir = workdir / f"bench-{batch_bytes}"
     raw_times, append_times = [], []
     part = None
-    for _ in range(rounds):
+    for round_no in range(rounds):
+        # Same starting point for both sides: no old files, nothing dirty in the page cache; and the
+        # order alternates so neither side always runs right after the other's writeback.
         raw_path.unlink(missing_ok=True)
-        raw_times.append(timed(lambda: raw_write(raw_path, batches)))
         if part is not None:
             part.close()
             shutil.rmtree(part_dir)
+        os.sync()
         part = Partition.open(part_dir, LogConfig(), clock=lambda: T0)
-        append_times.append(timed(lambda: log_append(part, batches)))  # noqa: B023 - called at once
+        log_first = round_no % 2 == 1
+        if log_first:
+            append_times.append(timed(lambda: log_append(part, batches)))  # noqa: B023 - called at once
+        raw_times.append(timed(lambda: raw_write(raw_path, batches)))
+        if not log_first:
+            append_times.append(timed(lambda: log_append(part, batches)))  # noqa: B023 - called at once
     assert part is not None
     raw_w, append = statistics.median(raw_times), statistics.median(append_times)
     report("raw sequential write + fsync", nbytes, raw_w)

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from strom.log.config import LogConfig
-from strom.log.errors import LogClosedError, OffsetOutOfRangeError, RecordBatchTooLargeError
+from strom.log.errors import (
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+    RecordListTooLargeError,
+)
 from strom.log.partition import Partition
 from strom.protocol.errors import (
     CrcMismatchError,
@@ -184,6 +189,14 @@ def test_append_larger_than_max_message_bytes_is_refused(tmp_path: Path, clock: 
     part = open_part(tmp_path, clock, max_message_bytes=200)
     with pytest.raises(RecordBatchTooLargeError, match=r"max\.message\.bytes=200"):
         part.append(batch(10, value_size=100))
+    assert part.next_offset == 0
+
+
+def test_append_larger_than_a_segment_is_refused(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_bytes=300)
+    with pytest.raises(RecordListTooLargeError, match=r"segment\.bytes=300") as info:
+        part.append(batch(10, value_size=100))
+    assert info.value.error_code == 18
     assert part.next_offset == 0
 
 

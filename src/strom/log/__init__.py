@@ -12,6 +12,7 @@ from strom.log.errors import (
     OffsetOutOfRangeError,
     PartitionExistsError,
     RecordBatchTooLargeError,
+    RecordListTooLargeError,
 )
 from strom.log.log_manager import DataDirLockedError, LogManager
 from strom.log.partition import AppendResult, Clock, Partition, system_clock
@@ -32,5 +33,6 @@ __all__ = [
     "Partition",
     "PartitionExistsError",
     "RecordBatchTooLargeError",
+    "RecordListTooLargeError",
     "system_clock",
 ]

@@ -17,9 +17,15 @@ class OffsetOutOfRangeError(LogError):
 
 
 class RecordBatchTooLargeError(LogError):
-    """A batch exceeds `max.message.bytes`, or an append exceeds `segment.bytes` (MESSAGE_TOO_LARGE)."""
+    """A batch exceeds `max.message.bytes` (MESSAGE_TOO_LARGE)."""
 
     error_code = 10
+
+
+class RecordListTooLargeError(RecordBatchTooLargeError):
+    """An append is larger than a whole segment, `segment.bytes` (RECORD_LIST_TOO_LARGE)."""
+
+    error_code = 18
 
 
 class LogClosedError(LogError):

@@ -30,7 +30,12 @@ from pathlib import Path
 
 from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
-from strom.log.errors import LogClosedError, OffsetOutOfRangeError, RecordBatchTooLargeError
+from strom.log.errors import (
+    LogClosedError,
+    OffsetOutOfRangeError,
+    RecordBatchTooLargeError,
+    RecordListTooLargeError,
+)
 from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
 from strom.log.leader_epoch import LeaderEpochCache
 from strom.log.producer_state import ProducerState
@@ -260,7 +265,7 @@ class Partition:
                     )
                 total += size
             if total > config.segment_bytes:
-                raise RecordBatchTooLargeError(
+                raise RecordListTooLargeError(
                     f"append of {total} bytes exceeds segment.bytes={config.segment_bytes}"
                 )
             if config.compact:

@@ -95,3 +95,55 @@ class TimeWindows:
 
     def __repr__(self) -> str:
         return f"TimeWindows(size_ms={self.size_ms}, advance_ms={self.advance_ms}, grace_ms={self.grace_ms})"
+
+
+class JoinWindows:
+    """The time difference within which two stream records join: a left record at ``t`` joins right records
+    with timestamps in ``[t - before_ms, t + after_ms]`` (both ends inclusive). Left and outer joins emit a
+    record without partner only after ``t + after_ms + grace_ms`` (right side: ``t + before_ms + grace_ms``)
+    has passed in stream time, so no spurious ``(value, None)`` results are produced (KAFKA-10847).
+
+    Invariants: ``before_ms + after_ms >= 0`` and ``grace_ms >= 0``; instances are immutable.
+    """
+
+    __slots__ = ("after_ms", "before_ms", "grace_ms")
+
+    def __init__(self, before_ms: int, after_ms: int, grace_ms: int) -> None:
+        if before_ms + after_ms < 0:
+            raise ValueError(f"join window is negative: before {before_ms} + after {after_ms} ms < 0")
+        if grace_ms < 0:
+            raise ValueError(f"grace period must be >= 0 ms, got {grace_ms}")
+        self.before_ms = before_ms
+        self.after_ms = after_ms
+        self.grace_ms = grace_ms
+
+    @classmethod
+    def of_time_difference_and_grace(cls, difference_ms: int, grace_ms: int) -> JoinWindows:
+        if difference_ms < 0:
+            raise ValueError(f"time difference must be >= 0 ms, got {difference_ms}")
+        return cls(difference_ms, difference_ms, grace_ms)
+
+    @classmethod
+    def of_time_difference_without_grace(cls, difference_ms: int) -> JoinWindows:
+        return cls.of_time_difference_and_grace(difference_ms, 0)
+
+    of_time_difference_with_no_grace = of_time_difference_without_grace  # Kafka's name
+
+    def before(self, ms: int) -> JoinWindows:
+        """Asymmetric window: how far back in time a left record looks for right records."""
+        return JoinWindows(ms, self.after_ms, self.grace_ms)
+
+    def after(self, ms: int) -> JoinWindows:
+        """Asymmetric window: how far ahead in time a left record looks for right records."""
+        return JoinWindows(self.before_ms, ms, self.grace_ms)
+
+    @property
+    def size_ms(self) -> int:
+        return self.before_ms + self.after_ms
+
+    @property
+    def retention_ms(self) -> int:
+        return self.before_ms + self.after_ms + self.grace_ms
+
+    def __repr__(self) -> str:
+        return f"JoinWindows(before_ms={self.before_ms}, after_ms={self.after_ms}, grace_ms={self.grace_ms})"

@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from strom.streams.errors import TopologyError
-from strom.streams.joins import StreamTableJoinNode
+from strom.streams.joins import (
+    JoinWindowNode,
+    OuterKeySerde,
+    OuterValueSerde,
+    StreamStreamJoinNode,
+    StreamTableJoinNode,
+    ValueListSerde,
+)
 from strom.streams.processor.api import Processor
 from strom.streams.processor.node import SinkNode, SourceNode
 from strom.streams.processor.stateless import (
@@ -30,6 +37,7 @@ from strom.streams.processor.stateless import (
 from strom.streams.serdes import Serde
 from strom.streams.state.stores import StoreSpec
 from strom.streams.topology import NodeSpec, TopicRef
+from strom.streams.windows import JoinWindows
 
 if TYPE_CHECKING:
     from strom.streams.dsl.builder import StreamsBuilder
@@ -293,40 +301,74 @@ class KStream:
 
     def join(
         self,
-        table: KTable | GlobalKTable,
+        other: KTable | GlobalKTable | KStream,
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None = None,
         key_serde: Serde[Any] | None = None,
         value_serde: Serde[Any] | None = None,
+        windows: JoinWindows | None = None,
+        other_value_serde: Serde[Any] | None = None,
     ) -> KStream:
         """Inner join with a table's current value for the record's key (KTable) or for
-        ``key_selector(key, value)`` (GlobalKTable); output ``joiner(stream value, table value)``.
-        ``key_serde``/``value_serde`` serialise the stream side if it must be repartitioned first (defaults:
-        this stream's serdes, then the table's key serde)."""
-        return self._join(table, joiner, key_selector, False, key_serde, value_serde)
+        ``key_selector(key, value)`` (GlobalKTable), or with another stream's records of the same key within
+        ``windows`` (KStream); output ``joiner(this value, other value)``.
+        ``key_serde``/``value_serde``/``other_value_serde`` serialise the sides if they must be repartitioned
+        or stored (defaults: the streams' serdes, then the other side's key serde)."""
+        return self._join(
+            other, joiner, key_selector, "inner", key_serde, value_serde, windows, other_value_serde
+        )
 
     def left_join(
         self,
-        table: KTable | GlobalKTable,
+        other: KTable | GlobalKTable | KStream,
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None = None,
         key_serde: Serde[Any] | None = None,
         value_serde: Serde[Any] | None = None,
+        windows: JoinWindows | None = None,
+        other_value_serde: Serde[Any] | None = None,
     ) -> KStream:
-        """Like ``join``, but a record without a table row still produces ``joiner(value, None)``."""
-        return self._join(table, joiner, key_selector, True, key_serde, value_serde)
+        """Like ``join``, but a record of this stream without partner still produces ``joiner(value, None)``
+        (for a stream-stream join: once its join window has closed)."""
+        return self._join(
+            other, joiner, key_selector, "left", key_serde, value_serde, windows, other_value_serde
+        )
+
+    def outer_join(
+        self,
+        other: KStream,
+        joiner: Callable[[Any, Any], Any],
+        windows: JoinWindows,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
+        other_value_serde: Serde[Any] | None = None,
+    ) -> KStream:
+        """Windowed stream-stream join in which a record of either side without partner produces
+        ``joiner(value, None)`` or ``joiner(None, value)`` once its window has closed."""
+        return self._join(other, joiner, None, "outer", key_serde, value_serde, windows, other_value_serde)
 
     def _join(
         self,
-        table: KTable | GlobalKTable,
+        table: KTable | GlobalKTable | KStream,
         joiner: Callable[[Any, Any], Any],
         key_selector: Callable[[Any, Any], Any] | None,
-        left: bool,
+        kind: str,
         key_serde: Serde[Any] | None,
         value_serde: Serde[Any] | None,
+        windows: JoinWindows | None,
+        other_value_serde: Serde[Any] | None,
     ) -> KStream:
         from strom.streams.dsl.ktable import GlobalKTable, KTable
 
+        if isinstance(table, KStream):
+            if windows is None:
+                raise TopologyError("a stream-stream join needs windows=JoinWindows...")
+            if key_selector is not None:
+                raise TopologyError("key_selector applies to GlobalKTable joins only")
+            return self._stream_join(table, joiner, kind, windows, key_serde, value_serde, other_value_serde)
+        if windows is not None or kind == "outer":
+            raise TopologyError("windows= and outer joins apply to stream-stream joins only")
+        left = kind == "left"
         builder = self._builder
         prefix = "KSTREAM-LEFTJOIN-" if left else "KSTREAM-JOIN-"
         if isinstance(table, GlobalKTable):
@@ -367,6 +409,96 @@ class KStream:
         )
         builder.topology.copartition_groups.append(set(sources | table._sources))
         return KStream(builder, name, ks, None, False, sources)
+
+    def _stream_join(
+        self,
+        other: KStream,
+        joiner: Callable[[Any, Any], Any],
+        kind: str,
+        windows: JoinWindows,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
+        other_value_serde: Serde[Any] | None,
+    ) -> KStream:
+        builder = self._builder
+        topology = builder.topology
+        ks = key_serde or self.key_serde or other.key_serde
+        this_vs = value_serde or self.value_serde
+        other_vs = other_value_serde or other.value_serde
+        this_parent, this_sources = self._for_stateful(self._node, ks, this_vs)
+        other_parent, other_sources = other._for_stateful(other._node, ks, other_vs)
+        this_window = builder.new_name("KSTREAM-WINDOWED-")
+        other_window = builder.new_name("KSTREAM-WINDOWED-")
+        # Kafka's names: the side that emits unmatched records is an OUTER one
+        join_this = builder.new_name("KSTREAM-OUTERTHIS-" if kind == "outer" else "KSTREAM-JOINTHIS-")
+        join_other = builder.new_name("KSTREAM-JOINOTHER-" if kind == "inner" else "KSTREAM-OUTEROTHER-")
+        merge = builder.new_name("KSTREAM-MERGE-")
+        this_store, other_store = f"{join_this}-store", f"{join_other}-store"
+        for store, vs in ((this_store, this_vs), (other_store, other_vs)):
+            topology.add_state_store(
+                StoreSpec(
+                    store,
+                    "window",
+                    ks,
+                    ValueListSerde(vs),
+                    None,
+                    True,
+                    False,
+                    windows.size_ms,
+                    windows.retention_ms,
+                )
+            )
+        outer_store = None
+        if kind != "inner":
+            outer_store = f"{builder.new_name('KSTREAM-OUTERSHARED-')}-store"
+            topology.add_state_store(
+                StoreSpec(
+                    outer_store,
+                    "key_value",
+                    OuterKeySerde(ks),
+                    OuterValueSerde(this_vs, other_vs),
+                    None,
+                    True,
+                    False,
+                )
+            )
+        shared = [outer_store] if outer_store else []
+        this_outer, other_outer = kind != "inner", kind == "outer"
+        topology.add_node(
+            NodeSpec(
+                this_window,
+                "processor",
+                lambda: JoinWindowNode(this_window, this_store),
+                [this_parent],
+                stores=[this_store],
+            )
+        )
+        topology.add_node(
+            NodeSpec(
+                other_window,
+                "processor",
+                lambda: JoinWindowNode(other_window, other_store),
+                [other_parent],
+                stores=[other_store],
+            )
+        )
+        topology.add_node(NodeSpec(
+            join_this, "processor",
+            lambda: StreamStreamJoinNode(join_this, merge, True, windows, joiner, other_store, this_outer,
+                                         outer_store),
+            [this_window], stores=[other_store, *shared],
+        ))  # fmt: skip
+        topology.add_node(NodeSpec(
+            join_other, "processor",
+            lambda: StreamStreamJoinNode(join_other, merge, False, windows, joiner, this_store, other_outer,
+                                         outer_store),
+            [other_window], stores=[this_store, *shared],
+        ))  # fmt: skip
+        topology.add_node(
+            NodeSpec(merge, "processor", lambda: PassThroughNode(merge), [join_this, join_other])
+        )
+        topology.copartition_groups.append(set(this_sources | other_sources))
+        return KStream(builder, merge, ks, None, False, this_sources | other_sources)
 
 
 class BranchedKStream:

@@ -54,6 +54,7 @@ class TaskContext:
         self.collector = collector
         self.wall_clock = wall_clock
         self.stores: dict[str, Any] = {}
+        self.shared: dict[str, Any] = {}  # per-task state shared by nodes (a join's time tracker)
         self.topic: str | None = None
         self.partition = -1
         self.offset = -1

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from strom.streams.errors import StoreError, TopologyError
-from strom.streams.serdes import Serde, default_serde
+from strom.streams.serdes import Serde, resolve_serde
 from strom.streams.state.bytes_store import InMemoryKeyValueBytesStore, KeyValueBytesStore
 from strom.streams.state.cache import RecordCacheBudget
 from strom.streams.state.kv_store import Changelogger, KeyValueStore
@@ -180,8 +180,8 @@ def open_store(
     backend = open_backend(spec, config, task_dir)
     cache = budget if spec.caching else None
     log = changelog if spec.logging else None
-    key_serde = spec.key_serde or default_serde(config, "key")
-    value_serde = spec.value_serde or default_serde(config, "value")
+    key_serde = resolve_serde(spec.key_serde, config, "key")
+    value_serde = resolve_serde(spec.value_serde, config, "value")
     if spec.kind == "window":
         return WindowStore(
             spec.name,

@@ -149,7 +149,8 @@ func consume(args []string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer cl.Close()
+			// A poll that returned because ctx ended never got its AllowRebalance; plain Close would wait for it.
+			defer cl.CloseAllowingRebalance()
 			for {
 				fetches := cl.PollRecords(ctx, 500)
 				if ctx.Err() != nil {

@@ -134,14 +134,14 @@ def _remove_temporaries_and_finish_swaps(directory: Path, config: LogConfig, now
     for entry in list(os.scandir(directory)):
         name = entry.name
         if name.endswith(".tmp"):
-            os.unlink(entry.path)
+            Path(entry.path).unlink(missing_ok=True)
             continue
         parsed = parse_file_name(name)
         if parsed is None:
             continue
         base, kind, suffix = parsed
         if suffix in (CLEANED_SUFFIX, DELETED_SUFFIX):
-            os.unlink(entry.path)
+            Path(entry.path).unlink(missing_ok=True)
         elif suffix == SWAP_SUFFIX and kind == LOG_SUFFIX:
             swaps.append(base)
     live = {
@@ -173,7 +173,7 @@ def _remove_orphan_indexes(directory: Path, bases: set[int]) -> None:
     for entry in list(os.scandir(directory)):
         parsed = parse_file_name(entry.name)
         if parsed is not None and not parsed[2] and parsed[1] in INDEX_KINDS and parsed[0] not in bases:
-            os.unlink(entry.path)
+            Path(entry.path).unlink(missing_ok=True)
 
 
 def _load_producer_state(

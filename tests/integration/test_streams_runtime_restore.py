@@ -1,0 +1,145 @@
+"""State restore on a real broker: a restart replays only the changelog delta after the local `.checkpoint`;
+lost local state is restored in full; the restored state continues where it stopped (counts keep adding
+up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from strom.streams import Materialized, StreamsBuilder, serdes
+from strom.streams.app import Streams, StreamsState
+from strom.streams.runtime.checkpoint import read_checkpoint
+from tests.integration.streams_runtime_support import (
+    CountingRestoreListener,
+    TopicReader,
+    create_topics,
+    produce,
+    streams_config,
+    unique,
+)
+
+
+def count_topology(views: str, out: str) -> object:
+    builder = StreamsBuilder()
+    (
+        builder.stream(views, key_serde=serdes.string(), value_serde=serdes.string())
+        .group_by_key()
+        .count(Materialized.as_("counts"))
+        .to_stream()
+        .to(out, key_serde=serdes.string(), value_serde=serdes.long())
+    )
+    return builder.build()
+
+
+def changelog_end(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("wm")})
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30, cached=False)[1])
+    finally:
+        consumer.close()
+
+
+def counts(reader: TopicReader) -> dict[bytes, int]:
+    return {k: int.from_bytes(v, "big") for k, v in reader.latest_by_key().items() if k and v}
+
+
+def run_until_counted(
+    bootstrap: str,
+    topology: object,
+    config: dict[str, object],
+    reader: TopicReader,
+    expected: dict[bytes, int],
+) -> CountingRestoreListener:
+    """Start an instance, wait for its restore to end and for the output to show `expected`, close it."""
+    listener = CountingRestoreListener()
+    app = Streams(topology, config)
+    app.set_global_state_restore_listener(listener)
+    with app:
+        assert app.wait_for_state(StreamsState.RUNNING, timeout=60) == StreamsState.RUNNING
+        assert listener.ended.wait(60)
+        reader.wait_until(lambda _: counts(reader) == expected)
+    assert app.state == StreamsState.NOT_RUNNING and app.error is None
+    return listener
+
+
+@pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka)])
+def delta_broker(request: pytest.FixtureRequest) -> str:
+    """Apache Kafka only for now: the strom broker drops the connection on this scenario's mid-log fetch
+    (connection.py sendfile fallback, reported to its owner); switch to `any_broker` once fixed."""
+    address: str = request.getfixturevalue("apache_kafka")
+    return address
+
+
+def test_restart_replays_only_the_delta_after_the_checkpoint(delta_broker: str, tmp_path: Path) -> None:
+    any_broker = delta_broker
+    views, out, app_id = unique("views"), unique("counts"), unique("restore")
+    create_topics(any_broker, {views: 1, out: 1})
+    changelog = f"{app_id}-counts-changelog"
+    reader = TopicReader(any_broker, out)
+    keys = [f"user-{i}".encode() for i in range(10)]
+    dir_a, dir_b = tmp_path / "instance-a", tmp_path / "instance-b"
+    config_a = streams_config(any_broker, app_id, dir_a, **{"statestore.cache.max.bytes": 0})
+    config_b = streams_config(any_broker, app_id, dir_b, **{"statestore.cache.max.bytes": 0})
+
+    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 3)])
+    first = run_until_counted(
+        any_broker, count_topology(views, out), config_a, reader, dict.fromkeys(keys, 3)
+    )
+    assert first.total == 0  # a new application: nothing to restore
+    end_after_a = changelog_end(any_broker, changelog)
+    assert end_after_a == 30  # cache off: one changelog record per update
+    assert read_checkpoint(dir_a / app_id / "0_0") == {(changelog, 0): end_after_a - 1}
+
+    # A restart with the state intact restores nothing.
+    again = run_until_counted(
+        any_broker, count_topology(views, out), config_a, reader, dict.fromkeys(keys, 3)
+    )
+    assert again.total == 0
+
+    # Another instance (own state dir) processes more input: it restores the whole changelog and extends it.
+    produce(any_broker, views, [(k, b"/", 2000 + i) for i, k in enumerate(keys[:4] * 2)])
+    expected = {k: 5 if k in keys[:4] else 3 for k in keys}
+    other = run_until_counted(any_broker, count_topology(views, out), config_b, reader, expected)
+    assert other.total == end_after_a
+    end_after_b = changelog_end(any_broker, changelog)
+    assert end_after_b == end_after_a + 8
+
+    # Instance A comes back: its checkpoint is at end_after_a - 1, so only B's 8 records are replayed...
+    produce(any_broker, views, [(keys[9], b"/", 3000)])
+    expected[keys[9]] = 4
+    resumed = run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
+    assert resumed.total == end_after_b - end_after_a == 8
+    # ...and the state it resumed from is complete: keys[0] continues from 5, not from A's old 3.
+    produce(any_broker, views, [(keys[0], b"/", 4000)])
+    expected[keys[0]] = 6
+    run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
+    reader.close()
+
+
+def test_lost_local_state_is_restored_in_full_from_the_changelog(any_broker: str, tmp_path: Path) -> None:
+    views, out, app_id = unique("views"), unique("counts"), unique("wiped")
+    create_topics(any_broker, {views: 2, out: 1})
+    reader = TopicReader(any_broker, out)
+    keys = [f"k{i}".encode() for i in range(50)]
+    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+    config = streams_config(any_broker, app_id, tmp_path / "state")
+    run_until_counted(any_broker, count_topology(views, out), config, reader, dict.fromkeys(keys, 2))
+    changelog = f"{app_id}-counts-changelog"
+    consumer = Consumer({"bootstrap.servers": any_broker, "group.id": unique("wm")})
+    changelog_records = sum(
+        consumer.get_watermark_offsets(TopicPartition(changelog, p), timeout=30, cached=False)[1]
+        for p in (0, 1)
+    )
+    consumer.close()
+    assert changelog_records >= len(keys)
+
+    fresh = streams_config(any_broker, app_id, tmp_path / "empty-state")
+    produce(any_broker, views, [(k, b"/", 5000) for k in keys[:5]])
+    expected = {k: 3 if k in keys[:5] else 2 for k in keys}
+    listener = run_until_counted(any_broker, count_topology(views, out), fresh, reader, expected)
+    assert listener.total == changelog_records
+    assert {started[2] for started in listener.started} == {"counts"}
+    reader.close()

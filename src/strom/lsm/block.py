@@ -17,6 +17,7 @@ wrong place fails verification too.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from itertools import accumulate
 
@@ -34,6 +35,7 @@ COMPRESSION_BY_NAME = {"none": NO_COMPRESSION, "lz4": LZ4, "zstd": ZSTD}
 _U32 = struct.Struct("<I")
 _TRAILER = struct.Struct("<BI")
 _OFFSET_STRUCTS: dict[int, struct.Struct] = {}
+_TYPE_BYTE = [bytes((i,)) for i in range(256)]
 
 # (contents, key offsets, value offsets, entry count)
 DecodedBlock = tuple[bytes, tuple[int, ...], tuple[int, ...], int]
@@ -113,18 +115,18 @@ def seal(contents: bytes, offset: int, compression: int) -> bytes:
         packed = bytes(cramjam.zstd.compress(contents))
         if len(packed) < len(contents) - len(contents) // 8:
             stored, ctype = packed, ZSTD
-    crc = crc32c(bytes((ctype,)), crc32c(stored, offset & 0xFFFFFFFF))
+    crc = crc32c(_TYPE_BYTE[ctype], crc32c(stored, offset & 0xFFFFFFFF))
     return stored + _TRAILER.pack(ctype, mask(crc))
 
 
-def unseal(stored: bytes, offset: int, path: str) -> bytes:
-    """Verify a stored block (trailer included) read from ``offset`` of ``path`` and return its contents."""
-    if len(stored) < TRAILER_SIZE:
+def unseal(buf: bytes | mmap.mmap, offset: int, size: int, path: str) -> bytes:
+    """Verify the stored block (trailer included) at ``buf[offset:offset + size]`` and return its contents."""
+    if size < TRAILER_SIZE or offset + size > len(buf):
         raise CorruptionError(f"{path}: block at offset {offset} is truncated")
-    body_len = len(stored) - TRAILER_SIZE
-    ctype, crc = _TRAILER.unpack_from(stored, body_len)
-    body = stored[:body_len]
-    c = crc32c(bytes((ctype,)), crc32c(body, offset & 0xFFFFFFFF))
+    body_len = size - TRAILER_SIZE
+    ctype, crc = _TRAILER.unpack_from(buf, offset + body_len)
+    body = buf[offset : offset + body_len]
+    c = crc32c(_TYPE_BYTE[ctype], crc32c(body, offset & 0xFFFFFFFF))
     if (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF != crc:
         raise CorruptionError(f"{path}: checksum mismatch in block at offset {offset} ({body_len} bytes)")
     if ctype == NO_COMPRESSION:

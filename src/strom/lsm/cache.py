@@ -7,7 +7,6 @@ are serialised. A lookup racing an eviction simply misses.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 
@@ -22,18 +21,19 @@ class BlockCache:
         self.used = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[tuple[int, int], DecodedBlock] = OrderedDict()
+        self.entries: OrderedDict[tuple[int, int], DecodedBlock] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> DecodedBlock | None:
         """The cached block or None; a hit becomes the most recently used entry."""
-        block = self._entries.get(key)
+        block = self.entries.get(key)
         if block is None:
-            self.misses += 1
             return None
         self.hits += 1
-        with contextlib.suppress(KeyError):
-            self._entries.move_to_end(key)
+        try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup on this hot path
+            self.entries.move_to_end(key)
+        except KeyError:
+            pass
         return block
 
     def put(self, key: tuple[int, int], block: DecodedBlock) -> None:
@@ -42,17 +42,17 @@ class BlockCache:
         if charge > self.capacity:
             return
         with self._lock:
-            old = self._entries.pop(key, None)
+            old = self.entries.pop(key, None)
             if old is not None:
                 self.used -= len(old[0])
-            self._entries[key] = block
+            self.entries[key] = block
             self.used += charge
             while self.used > self.capacity:
-                _, evicted = self._entries.popitem(last=False)
+                _, evicted = self.entries.popitem(last=False)
                 self.used -= len(evicted[0])
 
     def clear(self) -> None:
         """Drop every entry."""
         with self._lock:
-            self._entries.clear()
+            self.entries.clear()
             self.used = 0

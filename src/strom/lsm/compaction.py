@@ -20,7 +20,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from operator import itemgetter
 
 from .version import FileMeta, Version
@@ -52,6 +51,18 @@ class Compaction:
 
     def all_inputs(self) -> list[tuple[int, FileMeta]]:
         return [(lvl, f) for lvl, files in self.inputs.items() for f in files]
+
+    def sources(self) -> list[list[FileMeta]]:
+        """Sorted runs to merge, newest first: level-0 files one by one (by age), then each level as one
+        run."""
+        runs: list[list[FileMeta]] = []
+        for lvl in sorted(self.inputs):
+            files = self.inputs[lvl]
+            if lvl == 0:
+                runs.extend([f] for f in sorted(files, key=lambda f: f.max_seq, reverse=True))
+            else:
+                runs.append(sorted(files, key=lambda f: f.smallest))
+        return runs
 
 
 def _key_range(files: Iterable[FileMeta]) -> tuple[bytes, bytes]:
@@ -168,20 +179,6 @@ def full_compaction(
     if list(inputs) == [out] and len(inputs[out]) == 1 and not inputs[out][0].tombstones:
         return None
     return Compaction(inputs, out, _nothing_deeper(version, out, lo, hi))
-
-
-def input_sources(compaction: Compaction) -> list[Iterator[Entry]]:
-    """Iterators over the inputs, newest data first: level 0 files one by one, then each level as one run."""
-    sources: list[Iterator[Entry]] = []
-    for lvl in sorted(compaction.inputs):
-        files = compaction.inputs[lvl]
-        if lvl == 0:
-            ordered = sorted(files, key=lambda f: f.max_seq, reverse=True)
-            sources.extend(f.table.iterate(None, None) for f in ordered)  # type: ignore[union-attr]
-        else:
-            ordered = sorted(files, key=lambda f: f.smallest)
-            sources.append(chain.from_iterable(f.table.iterate(None, None) for f in ordered))  # type: ignore[union-attr]
-    return sources
 
 
 def merge(sources: list[Iterator[Entry]], drop_tombstones: bool) -> Iterator[Entry]:

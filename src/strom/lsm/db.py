@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
+from .batch import PUT_HEADER, TAG_PUT, WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
 from .block import COMPRESSION_BY_NAME
 from .cache import BlockCache
-from .compaction import Compaction, CompactionPolicy, full_compaction, input_sources, merge, pick
+from .coding import VARINT
+from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
     CorruptionError,
@@ -33,6 +34,7 @@ from .errors import (
     NotADatabaseError,
 )
 from .iterator import merged_scan
+from .jobs import JOBS, TableSettings
 from .manifest import (
     CURRENT,
     ManifestState,
@@ -47,9 +49,10 @@ from .manifest import (
 )
 from .memtable import MemTable
 from .options import Options
-from .sstable import MISSING, Table, TableInfo, write_tables
+from .sstable import MISSING, Table, TableInfo
 from .version import FileMeta, Version
 from .wal import LogReader, LogWriter
+from .worker import WorkerDiedError, worker
 
 LOCK = "LOCK"
 _LOG_RE = re.compile(r"(\d{6,})\.log\Z")
@@ -207,6 +210,8 @@ class DB:
             opts.tiered_max_size_amplification,
         )
         self._compression = COMPRESSION_BY_NAME[opts.compression]
+        self._memtable_size = opts.memtable_size
+        self._sync = opts.wal == "sync"
         self._cache = BlockCache(opts.block_cache_size) if opts.block_cache_size else None
         self._read_stats = [0]
         self._counters = dict.fromkeys(
@@ -246,7 +251,7 @@ class DB:
                 levels.append([])
             meta.table = self._open_table(meta.number)
             levels[level].append(meta)
-        version = Version(levels)
+        version = self._new_version(levels)
         version.check_invariants()
 
         names = os.listdir(self.path)
@@ -259,9 +264,9 @@ class DB:
         recovered = self._replay_logs([n for n in old_logs if n >= mstate.log_number])
 
         if recovered is not None and recovered.data:
-            flushed = self._write_memtables([recovered])
+            flushed = self._write_memtables([recovered], in_thread=True)
             if flushed is not None:
-                version = Version([[*version.levels[0], flushed], *version.levels[1:]])
+                version = self._new_version([[*version.levels[0], flushed], *version.levels[1:]])
                 mstate.files[flushed.number] = (0, flushed)
         self._seq = max(self._seq, recovered.max_seq if recovered is not None else 0)
         wal_number = self._new_file_number() if opts.wal != "off" else 0
@@ -284,7 +289,7 @@ class DB:
                 (m and int(m.group(1)) not in live_tables)
                 or (lg and int(lg.group(1)) != wal_number)
                 or (mf and int(mf.group(1)) != mstate.manifest_number)
-                or name == CURRENT + ".tmp"
+                or name.endswith(".tmp")
             ):
                 os.unlink(os.path.join(self.path, name))
         self._mem = MemTable(wal_number, self._seq + 1)
@@ -327,8 +332,14 @@ class DB:
                 return mem
         return mem
 
+    def _new_version(self, levels: list[list[FileMeta]]) -> Version:
+        return Version(levels, self.options.optimize_filters_for_hits)
+
+    def _table_path(self, number: int) -> str:
+        return os.path.join(self.path, table_name(number))
+
     def _open_table(self, number: int) -> Table:
-        path = os.path.join(self.path, table_name(number))
+        path = self._table_path(number)
         if not os.path.exists(path):
             raise CorruptionError(f"{self.path}: the MANIFEST lists {table_name(number)}, which is missing")
         return Table(path, number, self._cache, self._read_stats)
@@ -360,8 +371,14 @@ class DB:
             seq = self._seq + 1
             wal = self._wal
             if wal is not None:
+                kl = len(key)
+                vl = len(value)
+                if kl < 16384 and vl < 16384:
+                    payload = b"".join((PUT_HEADER.pack(seq, 1, TAG_PUT), VARINT[kl], key, VARINT[vl], value))
+                else:
+                    payload = encode_put(seq, key, value)
                 try:
-                    end = wal.add_record(encode_put(seq, key, value))
+                    end = wal.add_record(payload)
                 except OSError as exc:
                     self._fail(exc)
                     raise
@@ -373,9 +390,9 @@ class DB:
             data[key] = value
             mem.max_seq = seq
             n = mem.user_bytes = mem.user_bytes + len(key) + len(value)
-            if n >= self.options.memtable_size:
+            if n >= self._memtable_size:
                 self._rotate()
-        if wal is not None and self.options.wal == "sync":
+        if wal is not None and self._sync:
             self._sync_wal(wal, end)
 
     def delete(self, key: bytes) -> None:
@@ -405,9 +422,9 @@ class DB:
             self._seq = seq + len(ops) - 1
             mem = self._mem
             mem.apply(ops, self._seq)
-            if mem.user_bytes >= self.options.memtable_size:
+            if mem.user_bytes >= self._memtable_size:
                 self._rotate()
-        if wal is not None and self.options.wal == "sync":
+        if wal is not None and self._sync:
             self._sync_wal(wal, end)
 
     def _sync_wal(self, wal: LogWriter, end: int) -> None:
@@ -551,36 +568,51 @@ class DB:
                 self._fail(exc)
                 return
 
-    def _write_memtables(self, mems: list[MemTable]) -> FileMeta | None:
-        """Write ``mems`` (newest first) as one level-0 table; return its metadata (None if nothing to
-        write)."""
+    def _write_memtables(self, mems: list[MemTable], in_thread: bool = False) -> FileMeta | None:
+        """Write ``mems`` (newest first) as one level-0 table; None if they hold nothing."""
         if len(mems) == 1:
-            items = mems[0].sorted_items()
+            data = mems[0].data
         else:
-            merged: dict[bytes, bytes | None] = {}
+            data = {}
             for m in reversed(mems):
-                merged.update(m.data)
-            items = sorted(merged.items())
-        if not items:
+                data.update(m.data)
+        if not data:
             return None
         with self._cv:
             number = self._new_file_number()
-        infos = self._write_tables(items, [number], float("inf"))
-        fsync_dir(self.path)
+        settings = self._settings(float("inf"))
+        infos = self._run_job("flush", "flush", in_thread, data, self._outputs([number]), settings)
+        self._install_outputs(infos)
         self._counters["flush_bytes_written"] += infos[0].size
         self._counters["flushes"] += 1
         return self._meta(infos[0], mems[-1].min_seq, mems[0].max_seq)
 
-    def _write_tables(self, items: Any, numbers: Any, target: float) -> list[TableInfo]:
+    def _settings(self, target: float) -> TableSettings:
         opts = self.options
-        return write_tables(
-            items,
-            ((n, os.path.join(self.path, table_name(n))) for n in numbers),
-            block_size=opts.block_size,
-            bloom_bits_per_key=opts.bloom_bits_per_key,
-            compression=self._compression,
-            target_file_size=target,  # type: ignore[arg-type]
-        )
+        return TableSettings(opts.block_size, opts.bloom_bits_per_key, self._compression, target)
+
+    def _outputs(self, numbers: list[int]) -> list[tuple[int, str]]:
+        """Temporary output paths for ``numbers``; unique to this process (see strom.lsm.jobs)."""
+        pid = os.getpid()
+        return [(n, os.path.join(self.path, f"{table_name(n)}.{pid}.tmp")) for n in numbers]
+
+    def _install_outputs(self, infos: list[TableInfo]) -> None:
+        """Rename finished (fsynced) outputs to their table names and make the renames durable."""
+        pid = os.getpid()
+        for info in infos:
+            final = os.path.join(self.path, table_name(info.number))
+            os.replace(f"{final}.{pid}.tmp", final)
+        fsync_dir(self.path)
+
+    def _run_job(self, kind: str, job: str, in_thread: bool, *args: Any) -> list[TableInfo]:
+        """Run a job in the worker process (or in this thread if so configured, or if the worker died)."""
+        if self.options.background == "process" and not in_thread:
+            try:
+                result: list[TableInfo] = worker(kind).call(job, *args)
+                return result
+            except WorkerDiedError:
+                pass  # retry here: the job is idempotent (same temporary outputs, rewritten from scratch)
+        return JOBS[job](*args)
 
     def _meta(self, info: TableInfo, min_seq: int, max_seq: int) -> FileMeta:
         meta = FileMeta(
@@ -612,7 +644,7 @@ class DB:
                 edit.log_number = min(m.wal_number for m in (*remaining, mem))
             if meta is not None:
                 edit.added.append((0, meta))
-                version = Version([[*version.levels[0], meta], *version.levels[1:]])
+                version = self._new_version([[*version.levels[0], meta], *version.levels[1:]])
             self._log_edit(edit, version)
             self._counters["user_bytes_flushed"] += sum(m.user_bytes for m in imms)
             self._state = (mem, remaining, version)
@@ -674,10 +706,21 @@ class DB:
             self._counters["trivial_moves"] += 1
         else:
             read = sum(f.size for _, f in inputs)
-            entries = merge(input_sources(plan), plan.drop_tombstones)
             target = float("inf") if plan.output_level == 0 else self.options.target_file_size
-            infos = self._write_tables(entries, self._number_source(), target)
-            fsync_dir(self.path)
+            with self._cv:
+                count = 2 + (int(read // target) if target != float("inf") else 0)
+                numbers = [self._new_file_number() for _ in range(count + 2)]
+            sources = [[self._table_path(f.number) for f in run] for run in plan.sources()]
+            infos = self._run_job(
+                "compaction",
+                "merge",
+                False,
+                sources,
+                plan.drop_tombstones,
+                self._outputs(numbers),
+                self._settings(target),
+            )
+            self._install_outputs(infos)
             min_seq = min(f.min_seq for _, f in inputs)
             max_seq = max(f.max_seq for _, f in inputs)
             for info in infos:
@@ -693,7 +736,7 @@ class DB:
                 while lvl >= len(levels):
                     levels.append([])
                 levels[lvl].append(f)
-            new_version = Version(levels)
+            new_version = self._new_version(levels)
             edit.next_file = self._next_file
             self._log_edit(edit, new_version)
             self._state = (mem, imms, new_version)
@@ -702,12 +745,6 @@ class DB:
             for _, f in inputs:
                 self._unlink(table_name(f.number))
         self._event("compaction_end", outputs=[f.number for _, f in edit.added])
-
-    def _number_source(self) -> Iterator[int]:
-        while True:
-            with self._cv:
-                n = self._new_file_number()
-            yield n
 
     def compact_range(self, start: bytes | None = None, end: bytes | None = None) -> None:
         """Flush, then merge every file holding keys in ``[start, end]`` down to the bottom level.

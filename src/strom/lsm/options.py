@@ -33,6 +33,10 @@ class Options:
     max_immutable_memtables: int = 2
     block_size: int = 4096
     bloom_bits_per_key: int = 10
+    # Skip the bloom filter where a key is last looked for (the deepest non-empty level): as in Kafka
+    # Streams' RocksDB configuration, gets of present keys save a filter probe; absent keys cost one block
+    # search there instead.
+    optimize_filters_for_hits: bool = True
     block_cache_size: int = 32 * MiB
     compaction_style: str = "levelled"
     wal: str = "buffered"
@@ -47,6 +51,9 @@ class Options:
     tiered_max_size_amplification: float = 2.0
     create_if_missing: bool = True
     paranoid_checks: bool = False
+    # "process": flushes and compactions run in a worker process (off this process's GIL); "thread": in
+    # this process's background threads (no extra process; slower foreground under write load).
+    background: str = "process"
     # Called from the background threads with ("flush_begin" | "flush_end" | "compaction_begin" |
     # "compaction_end", details), like RocksDB's EventListener. It must not call back into the DB.
     event_listener: Callable[[str, dict[str, Any]], None] | None = None
@@ -71,6 +78,9 @@ class Options:
         comp = values.get("compression", cls.compression)
         if comp not in COMPRESSIONS:
             raise InvalidOptionError(f"compression must be one of {COMPRESSIONS}, not {comp!r}")
+        if values.get("background", cls.background) not in ("process", "thread"):
+            bad = values["background"]
+            raise InvalidOptionError(f"background must be 'process' or 'thread', not {bad!r}")
         opts = cls(**values)
         minimums = {
             "memtable_size": 1,

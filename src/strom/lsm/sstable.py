@@ -218,22 +218,24 @@ class Table:
     def _read_raw(self, off: int, size: int) -> bytes:
         if off + size > self.size - FOOTER_SIZE:
             raise CorruptionError(f"{self.path}: block handle ({off}, {size}) points past the data")
-        return blk.unseal(self._map[off : off + size], off, self.path)
+        return blk.unseal(self._map, off, size, self.path)
 
     def block(self, i: int) -> blk.DecodedBlock:
         """Data block ``i``, verified and decoded (from the cache when possible)."""
-        cache = self._cache
-        key = (self.number, i)
-        if cache is not None:
-            b = cache.get(key)
+        if self._cache is not None:
+            b = self._cache.get((self.number, i))
             if b is not None:
                 return b
+        return self._load_block(i)
+
+    def _load_block(self, i: int) -> blk.DecodedBlock:
         off, size = self.handles[i]
         if self._stats is not None:
             self._stats[0] += size
         b = blk.decode_block(self._read_raw(off, size))
-        if cache is not None:
-            cache.put(key, b)
+        if self._cache is not None:
+            self._cache.misses += 1
+            self._cache.put((self.number, i), b)
         return b
 
     def get(self, key: bytes) -> object:
@@ -244,14 +246,32 @@ class Table:
             h = crc32c(key)
             d = ((h >> 17) | (h << 15)) & 0xFFFFFFFF
             for _ in range(self._k):
-                b = h % nbits
-                if not filt[b >> 3] >> (b & 7) & 1:
+                bit = h % nbits
+                if not filt[bit >> 3] >> (bit & 7) & 1:
                     return MISSING
                 h = (h + d) & 0xFFFFFFFF
+        return self.get_unfiltered(key)
+
+    def get_unfiltered(self, key: bytes) -> object:
+        """Like :meth:`get` without consulting the bloom filter (cheaper when the key is likely present)."""
         i = bisect_left(self.index_keys, key)
         if i == self.nblocks:
             return MISSING
-        buf, K, V, n = self.block(i)
+        cache = self._cache
+        if cache is not None:
+            ck = (self.number, i)
+            b = cache.entries.get(ck)
+            if b is None:
+                b = self._load_block(i)
+            else:
+                cache.hits += 1
+                try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup on this hot path
+                    cache.entries.move_to_end(ck)
+                except KeyError:
+                    pass
+        else:
+            b = self._load_block(i)
+        buf, K, V, n = b
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi) >> 1

@@ -39,33 +39,42 @@ class Version:
     ``files[i].largest < files[i + 1].smallest``; each file's ``smallest <= largest``; no file appears twice.
     """
 
-    __slots__ = ("_largest", "levels")
+    __slots__ = ("_deep", "_l0", "levels")
 
-    def __init__(self, levels: list[list[FileMeta]]) -> None:
+    def __init__(self, levels: list[list[FileMeta]], skip_last_filter: bool = False) -> None:
+        """``skip_last_filter``: the oldest place a key can be is probed without its bloom filter (RocksDB's
+        optimize_filters_for_hits): a get that reaches it usually finds its key there."""
         levels = [list(lv) for lv in levels]
         levels[0].sort(key=lambda f: f.max_seq, reverse=True)
         for lv in levels[1:]:
             lv.sort(key=lambda f: f.smallest)
         self.levels = levels
-        self._largest = [[f.largest for f in lv] for lv in levels]
+        # Flat probe lists for get(): per level-0 file (smallest, largest, lookup); per non-empty deeper
+        # level (largest keys, smallest keys, lookups), so a get does no attribute chasing.
+        self._l0 = [(f.smallest, f.largest, f.table.get) for f in levels[0] if f.table is not None]
+        self._deep = [
+            (
+                [f.largest for f in lv],
+                [f.smallest for f in lv],
+                [f.table.get for f in lv if f.table is not None],
+            )
+            for lv in levels[1:]
+            if lv
+        ]
 
     def get(self, key: bytes) -> object:
         """The newest value for ``key`` (bytes), None if its newest entry is a tombstone, else MISSING."""
-        for f in self.levels[0]:
-            if f.smallest <= key <= f.largest:
-                r = f.table.get(key)  # type: ignore[union-attr]
+        for lo, hi, get in self._l0:
+            if lo <= key <= hi:
+                r = get(key)
                 if r is not MISSING:
                     return r
-        largest = self._largest
-        levels = self.levels
-        for lvl in range(1, len(levels)):
-            files = levels[lvl]
-            if files:
-                i = bisect_left(largest[lvl], key)
-                if i < len(files) and files[i].smallest <= key:
-                    r = files[i].table.get(key)  # type: ignore[union-attr]
-                    if r is not MISSING:
-                        return r
+        for largest, smallest, gets in self._deep:
+            i = bisect_left(largest, key)
+            if i < len(gets) and smallest[i] <= key:
+                r = gets[i](key)
+                if r is not MISSING:
+                    return r
         return MISSING
 
     def files(self) -> list[tuple[int, FileMeta]]:

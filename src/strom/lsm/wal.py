@@ -26,9 +26,10 @@ _CRC_FULL = _CRC_OF_TYPE[FULL]
 _ZEROS = bytes(HEADER_SIZE)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, written: int | None = None) -> None:
     """``os.write`` until every byte is handed to the OS (a regular file may accept a short write)."""
-    written = os.write(fd, data)
+    if written is None:
+        written = os.write(fd, data)
     while written < len(data):
         written += os.write(fd, memoryview(data)[written:])
 
@@ -61,7 +62,9 @@ class LogWriter:
             c = crc32c(payload, _CRC_FULL)
             c = (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
             data = _HEADER.pack(c, n, FULL) + payload
-            _write_all(self._fd, data)
+            w = os.write(self._fd, data)
+            if w != len(data):
+                _write_all(self._fd, data, w)
             off += HEADER_SIZE + n
             self._block_off = off if off < BLOCK_SIZE else 0
             self.written += HEADER_SIZE + n

@@ -1,0 +1,66 @@
+"""Background jobs that turn sorted data into table files: flushing a memtable and merging tables.
+
+Both are pure functions of their inputs (a dict, or table paths) and write only the output paths they are
+given, so they run the same in a thread or in the worker process (:mod:`strom.lsm.worker`). Outputs are
+written and fsynced under temporary names; the DB renames them into place after the job returns, so a
+worker orphaned by a crashed parent can never write over a live file name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+
+from .compaction import merge
+from .sstable import Table, TableInfo, write_tables
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """How to write tables."""
+
+    block_size: int
+    bloom_bits_per_key: int
+    compression: int
+    target_file_size: float
+
+
+def flush_memtable(
+    data: dict[bytes, bytes | None], outputs: list[tuple[int, str]], settings: TableSettings
+) -> list[TableInfo]:
+    """Write the entries of a (merged) memtable, sorted, as level-0 table(s)."""
+    return write_tables(
+        sorted(data.items()),
+        outputs,
+        block_size=settings.block_size,
+        bloom_bits_per_key=settings.bloom_bits_per_key,
+        compression=settings.compression,
+        target_file_size=settings.target_file_size,  # type: ignore[arg-type]
+    )
+
+
+def merge_tables(
+    sources: list[list[str]], drop_tombstones: bool, outputs: list[tuple[int, str]], settings: TableSettings
+) -> list[TableInfo]:
+    """Merge sorted runs (``sources``: newest first, each a list of table paths in key order)."""
+    tables = [[Table(path, -1, None) for path in run] for run in sources]
+    try:
+        iters: list[Iterator[tuple[bytes, bytes | None]]] = [
+            chain.from_iterable(t.iterate(None, None) for t in run) for run in tables
+        ]
+        return write_tables(
+            merge(iters, drop_tombstones),
+            outputs,
+            block_size=settings.block_size,
+            bloom_bits_per_key=settings.bloom_bits_per_key,
+            compression=settings.compression,
+            target_file_size=settings.target_file_size,  # type: ignore[arg-type]
+        )
+    finally:
+        for run in tables:
+            for t in run:
+                t.close()
+
+
+JOBS: dict[str, Callable[..., list[TableInfo]]] = {"flush": flush_memtable, "merge": merge_tables}

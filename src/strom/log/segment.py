@@ -144,7 +144,7 @@ class Segment:
         self._bytes_since_index = 0
         self._unflushed = False
         self._closed = False
-        self._lock = threading.Lock()  # orders fsync against close
+        self._lock = threading.Lock()  # orders flush against close and rename
         self.offset_index = OffsetIndex(self.path(INDEX_SUFFIX), base_offset, config.segment_index_bytes)
         self.time_index = TimeIndex(self.path(TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes)
         self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
@@ -519,16 +519,18 @@ class Segment:
 
     def rename(self, suffix: str) -> None:
         """Rename every file of the segment to carry state `suffix` (`""` = live). Open descriptors stay
-        valid, so in-flight reads are unaffected."""
-        for kind in FILE_KINDS:
-            old = self.path(kind)
-            new = self.dir / file_name(self.base_offset, kind, suffix)
-            if kind == LOG_SUFFIX or old.exists():
-                os.replace(old, new)
-        self.suffix = suffix
-        self.offset_index.path = self.path(INDEX_SUFFIX)
-        self.time_index.path = self.path(TIME_INDEX_SUFFIX)
-        self.txn_index.path = self.path(TXN_INDEX_SUFFIX)
+        valid, so in-flight reads are unaffected. Serialised with `flush` (which may run on the roll-flush
+        thread), so index bytes never go to a file name that already belongs to another segment."""
+        with self._lock:
+            for kind in FILE_KINDS:
+                old = self.path(kind)
+                new = self.dir / file_name(self.base_offset, kind, suffix)
+                if kind == LOG_SUFFIX or old.exists():
+                    os.replace(old, new)
+            self.suffix = suffix
+            self.offset_index.path = self.path(INDEX_SUFFIX)
+            self.time_index.path = self.path(TIME_INDEX_SUFFIX)
+            self.txn_index.path = self.path(TXN_INDEX_SUFFIX)
 
     def _release_fd(self) -> None:
         """Release the descriptor of a segment that failed to open, leaving its files alone."""

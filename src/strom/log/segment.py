@@ -144,7 +144,8 @@ class Segment:
         self._bytes_since_index = 0
         self._unflushed = False
         self._closed = False
-        self._lock = threading.Lock()  # orders flush against close and rename
+        self._lock = threading.Lock()  # orders flush against close and rename (held during fsync)
+        self._fd_lock = threading.Lock()  # orders reads against closing the descriptor (never held long)
         self.offset_index = OffsetIndex(self.path(INDEX_SUFFIX), base_offset, config.segment_index_bytes)
         self.time_index = TimeIndex(self.path(TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes)
         self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
@@ -266,7 +267,7 @@ class Segment:
     def read_at(self, position: int, size: int) -> bytes:
         """`size` bytes of the `.log` file from `position` (fewer at end of file). Raises LogClosedError once
         the segment is closed (its descriptor number may already belong to another file)."""
-        with self._lock:
+        with self._fd_lock:
             if self._closed:
                 raise LogClosedError(f"segment {self.log_path} is closed")
             return os.pread(self._fd, size, position)
@@ -514,8 +515,7 @@ class Segment:
             self.offset_index.persist(sync=True)
             self.time_index.persist(sync=True)
             self.txn_index.persist(sync=True)
-            self._closed = True
-            os.close(self._fd)
+            self._close_fd()
 
     def rename(self, suffix: str) -> None:
         """Rename every file of the segment to carry state `suffix` (`""` = live). Open descriptors stay
@@ -535,6 +535,10 @@ class Segment:
     def _release_fd(self) -> None:
         """Release the descriptor of a segment that failed to open, leaving its files alone."""
         with self._lock:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        with self._fd_lock:
             if not self._closed:
                 self._closed = True
                 os.close(self._fd)
@@ -542,8 +546,6 @@ class Segment:
     def delete_files(self) -> None:
         """Close the segment without writing anything and unlink all of its files."""
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._fd)
+            self._close_fd()
         for kind in FILE_KINDS:
             self.path(kind).unlink(missing_ok=True)

@@ -1,0 +1,254 @@
+"""The classic group protocol's observable rules, pinned by running the same raw requests against strom and
+against Apache Kafka: which error each phase of a rebalance answers, how fencing and static members behave.
+
+Every expected code here is asserted against both brokers, so a rule strom gets wrong and a rule the reference
+notes misremember both fail."""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kio.schema.errors import ErrorCode as E
+
+from strom.broker import EmbeddedBroker
+from tests.integration.broker_wire import WireClient, decode_response, request_frame
+
+TOPIC = "group-rules"
+NO_OPS = {"include_cluster_authorized_operations": False, "include_topic_authorized_operations": False}
+SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i", -1)
+
+
+@pytest.fixture(scope="module")
+def strom_groups_broker() -> Iterator[str]:
+    with EmbeddedBroker(config={"group.initial.rebalance.delay.ms": "0"}) as b:
+        yield b.bootstrap_servers
+
+
+@pytest.fixture(params=["strom", pytest.param("kafka", marks=pytest.mark.kafka)])
+def bootstrap(request: pytest.FixtureRequest) -> str:
+    address: str = request.getfixturevalue(
+        "strom_groups_broker" if request.param == "strom" else "apache_kafka"
+    )
+    with WireClient(address) as c:
+        c.call(
+            19,
+            4,
+            {
+                "topics": [
+                    {
+                        "name": TOPIC,
+                        "num_partitions": 3,
+                        "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [],
+                    }
+                ],
+                "timeout": 10_000,
+                "validate_only": False,
+            },
+        )  # TOPIC_ALREADY_EXISTS after the first test: fine
+        deadline = time.monotonic() + 30
+        while True:
+            meta = c.call(3, 9, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS})
+            if meta.topics[0].error_code == E.none and len(meta.topics[0].partitions) == 3:
+                break
+            assert time.monotonic() < deadline, meta
+    return address
+
+
+def unique(bootstrap: str, prefix: str) -> str:
+    """A fresh group id whose coordinator is ready (Kafka creates and loads __consumer_offsets lazily)."""
+    group = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + 60
+    with WireClient(bootstrap) as c:
+        while True:
+            found = c.call(10, 3, {"key": group, "key_type": 0}).error_code
+            described = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups[0]
+            if found == E.none and described.error_code == E.none:
+                return group
+            assert time.monotonic() < deadline, (found, described)
+
+
+def join_body(
+    group: str, member_id: str = "", instance: str | None = None, protocol: str = "range"
+) -> dict[str, Any]:
+    return {
+        "group_id": group,
+        "session_timeout": 10_000,
+        "rebalance_timeout": 10_000,
+        "member_id": member_id,
+        "group_instance_id": instance,
+        "protocol_type": "consumer",
+        "protocols": [{"name": protocol, "metadata": SUB}],
+    }
+
+
+def join(c: WireClient, group: str, member_id: str = "", **kw: Any) -> Any:
+    return c.call(11, 7, join_body(group, member_id, **kw))
+
+
+def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str, bytes], **kw: Any) -> Any:
+    return c.call(
+        14,
+        5,
+        {
+            "group_id": group,
+            "generation_id": gen,
+            "member_id": member,
+            "protocol_type": "consumer",
+            "protocol_name": kw.get("protocol_name", "range"),
+            "group_instance_id": kw.get("instance"),
+            "assignments": [{"member_id": m, "assignment": a} for m, a in assignments.items()],
+        },
+    )
+
+
+def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> E:
+    body = {"group_id": group, "generation_id": gen, "member_id": member, "group_instance_id": instance}
+    return c.call(12, 4, body).error_code  # type: ignore[no-any-return]
+
+
+def await_rebalance(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> None:
+    """Heartbeat until the broker reports the rebalance another connection's JoinGroup started."""
+    deadline = time.monotonic() + 30
+    while heartbeat(c, group, member, gen, instance) != E.rebalance_in_progress:
+        assert time.monotonic() < deadline, "the other member's JoinGroup never started a rebalance"
+
+
+def commit(c: WireClient, group: str, gen: int, member: str) -> E:
+    response = c.call(
+        8,
+        8,
+        {
+            "group_id": group,
+            "generation_id_or_member_epoch": gen,
+            "member_id": member,
+            "topics": [
+                {
+                    "name": TOPIC,
+                    "partitions": [
+                        {
+                            "partition_index": 0,
+                            "committed_offset": 1,
+                            "committed_leader_epoch": -1,
+                            "committed_metadata": "",
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    return response.topics[0].partitions[0].error_code  # type: ignore[no-any-return]
+
+
+def test_codes_through_the_phases_of_a_rebalance(bootstrap: str) -> None:
+    group = unique(bootstrap, "phases")
+    with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
+        first = join(a, group)
+        assert first.error_code == E.member_id_required
+        ja = join(a, group, first.member_id)
+        me = ja.member_id
+        assert (ja.error_code, ja.generation_id, ja.leader) == (E.none, 1, me)
+        # CompletingRebalance: heartbeats are fine, commits must wait for the assignment.
+        assert heartbeat(a, group, me, 1) == E.none
+        assert commit(a, group, 1, me) == E.rebalance_in_progress
+        assert sync(a, group, me, 1, {me: b""}).error_code == E.none
+        # Stable
+        assert commit(a, group, 1, me) == E.none
+        assert commit(a, group, -1, "") == E.unknown_member_id
+        # A second member arrives: PreparingRebalance.
+        pending = join(b, group)
+        b.send(request_frame(11, 7, 77, join_body(group, pending.member_id)))
+        await_rebalance(a, group, me, 1)
+        assert commit(a, group, 1, me) == E.none  # eager consumers commit in their revoke callback
+        assert sync(a, group, me, 1, {}).error_code == E.rebalance_in_progress
+        ja2 = join(a, group, me)
+        jb = decode_response(11, 7, b.read_frame(), 77)
+        assert ja2.generation_id == jb.generation_id == 2
+        assert ja2.leader == me and jb.leader == me and jb.members == ()
+        assert {m.member_id for m in ja2.members} == {me, jb.member_id}
+        # The old generation is fenced everywhere.
+        assert heartbeat(a, group, me, 1) == E.illegal_generation
+        assert commit(a, group, 1, me) == E.illegal_generation
+        assert sync(b, group, jb.member_id, 2, {}, protocol_name="roundrobin").error_code == (
+            E.inconsistent_group_protocol
+        )
+
+
+def test_bad_requests_get_the_same_codes(bootstrap: str) -> None:
+    group = unique(bootstrap, "bad")
+    with WireClient(bootstrap) as c:
+        assert join(c, group, "made-up").error_code == E.unknown_member_id
+        assert join(c, "").error_code == E.invalid_group_id
+        body = join_body(group)
+        body["session_timeout"] = 1
+        assert c.call(11, 7, body).error_code == E.invalid_session_timeout
+        first = join(c, group)
+        me = join(c, group, first.member_id).member_id
+        sync(c, group, me, 1, {me: b""})
+        assert join(c, group, protocol="roundrobin").error_code == E.inconsistent_group_protocol
+        assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == E.unknown_member_id
+        assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == E.unknown_member_id
+        assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == E.illegal_generation
+        left = c.call(13, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
+        assert (left.error_code, [m.error_code for m in left.members]) == (E.none, [E.unknown_member_id])
+        (dead,) = c.call(
+            15, 5, {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False}
+        ).groups
+        assert (dead.error_code, dead.group_state) == (E.none, "Dead")
+        offset_delete = c.call(
+            47, 0, {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
+        )
+        assert offset_delete.topics[0].partitions[0].error_code == E.group_subscribed_to_topic
+        missing = unique(bootstrap, "nogroup")
+        deleted = c.call(42, 1, {"groups_names": [group, missing]})
+        assert {r.group_id: r.error_code for r in deleted.results} == {
+            group: E.non_empty_group,
+            missing: E.group_id_not_found,
+        }
+
+
+def test_static_member_replacement(bootstrap: str) -> None:
+    group = unique(bootstrap, "static")
+    with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
+        ja = join(a, group, instance="ia")
+        assert ja.error_code == E.none and ja.generation_id == 1
+        sync(a, group, ja.member_id, 1, {ja.member_id: b""}, instance="ia")
+        b.send(request_frame(11, 7, 5, join_body(group, instance="ib")))
+        await_rebalance(a, group, ja.member_id, 1, "ia")
+        ja2 = join(a, group, ja.member_id, instance="ia")
+        jb = decode_response(11, 7, b.read_frame(), 5)
+        assert ja2.generation_id == jb.generation_id == 2 and ja2.leader == ja.member_id
+        b.send(request_frame(14, 5, 6, _sync_body(group, jb.member_id, "ib", {})))
+        sync(a, group, ja.member_id, 2, {ja.member_id: b"A", jb.member_id: b"B"}, instance="ia")
+        assert decode_response(14, 5, b.read_frame(), 6).assignment == b"B"
+        # ib restarts: it joins without its member id and takes over without a rebalance.
+        again = join(b, group, instance="ib")
+        assert again.error_code == E.none and again.generation_id == 2 and again.member_id != jb.member_id
+        assert again.leader == ja.member_id and again.members == ()
+        assert sync(b, group, again.member_id, 2, {}, instance="ib").assignment == b"B"
+        assert heartbeat(a, group, ja.member_id, 2, "ia") == E.none
+        assert heartbeat(b, group, jb.member_id, 2, "ib") == E.fenced_instance_id
+        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        assert desc.group_state == "Stable"
+        assert sorted((m.group_instance_id, m.member_id) for m in desc.members) == [
+            ("ia", ja.member_id),
+            ("ib", again.member_id),
+        ]
+
+
+def _sync_body(group: str, member: str, instance: str, assignments: dict[str, bytes]) -> dict[str, Any]:
+    return {
+        "group_id": group,
+        "generation_id": 2,
+        "member_id": member,
+        "group_instance_id": instance,
+        "protocol_type": "consumer",
+        "protocol_name": "range",
+        "assignments": [{"member_id": m, "assignment": a} for m, a in assignments.items()],
+    }

@@ -379,9 +379,13 @@ class TestOutputTopic:
         return [(r.key, r.value) for r in self.read_records_to_list()]
 
     def read_key_values_to_map(self) -> dict[Any, Any]:
-        """The latest value per key (a null value removes the key, as Kafka's readKeyValuesToMap keeps it
-        as null; here it is kept as None too)."""
-        return {r.key: r.value for r in self.read_records_to_list()}
+        """The latest value per key (a None value is kept as None); null keys are refused, as in Kafka."""
+        result: dict[Any, Any] = {}
+        for record in self.read_records_to_list():
+            if record.key is None:
+                raise StreamsError(f"topic {self.name!r} has a record with a null key; use read_records_to_list")
+            result[record.key] = record.value
+        return result
 
     def get_queue_size(self) -> int:
         return len(self._driver._queue(self.name))

@@ -34,6 +34,10 @@ class WindowBytesStore(Protocol):
 
     def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None: ...
 
+    def write_raw(self, items: list[tuple[bytes, int, bytes | None]]) -> None:
+        """Restore path: ``(key || 8-byte start, start, value)`` items, keys already in segment layout."""
+        ...
+
     def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]: ...
 
     def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]: ...
@@ -82,6 +86,11 @@ class InMemoryWindowBytesStore:
     def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None:
         for key, start, value in items:
             self.put(key, start, value)
+
+    def write_raw(self, items: list[tuple[bytes, int, bytes | None]]) -> None:
+        put = self.put
+        for key_and_start, start, value in items:
+            put(key_and_start[:-8], start, value)
 
     def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]:
         for start in sorted(s for s in self._buckets if time_from <= s <= time_to):
@@ -182,6 +191,27 @@ class SegmentedWindowBytesStore:
             by_segment.setdefault(start // self.interval, []).append((key + _START.pack(start), value))
         for segment_id, batch in by_segment.items():
             segment = self._segment(segment_id * self.interval, True)
+            assert segment is not None
+            segment.write_batch(batch)
+
+    def write_raw(self, items: list[tuple[bytes, int, bytes | None]]) -> None:
+        if not items:
+            return
+        newest = max(start for _k, start, _v in items)
+        if newest > self.observed_time:
+            self._advance(newest)
+        min_live = self._min_live
+        interval = self.interval
+        by_segment: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key_and_start, start, value in items:
+            if start >= min_live:
+                segment_id = start // interval
+                batch = by_segment.get(segment_id)
+                if batch is None:
+                    batch = by_segment[segment_id] = []
+                batch.append((key_and_start, value))
+        for segment_id, batch in by_segment.items():
+            segment = self._segment(segment_id * interval, True)
             assert segment is not None
             segment.write_batch(batch)
 

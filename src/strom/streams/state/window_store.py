@@ -32,12 +32,6 @@ def changelog_key(key: bytes, start: int) -> bytes:
     return key + _TS.pack(start) + _SEQ0
 
 
-def split_changelog_key(data: bytes) -> tuple[bytes, int]:
-    if len(data) < 12:
-        raise StoreError(f"window changelog key of {len(data)} bytes is shorter than the 12-byte suffix")
-    return data[:-12], _TS.unpack_from(data, len(data) - 12)[0]
-
-
 class WindowStore:
     """A named, typed window store. ``put(key, None, start)`` deletes that window's value."""
 
@@ -247,12 +241,17 @@ class WindowStore:
         return self.fetch_all(0, 2**63 - 1)
 
     def restore(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> int:
+        """Apply changelog records (Kafka's window key layout) straight to the backend; returns how many."""
         pack = _TS.pack
+        unpack = _TS.unpack_from
         batch: list[tuple[bytes, int, bytes | None]] = []
+        append = batch.append
         for k, v, ts in records:
-            kb, start = split_changelog_key(k)
-            batch.append((kb, start, None if v is None else pack(ts) + v))
-        self.backend.write_batch(batch)
+            size = len(k)
+            if size < 12:
+                raise StoreError(f"window changelog key of {size} bytes is shorter than the 12-byte suffix")
+            append((k[:-4], unpack(k, size - 12)[0], None if v is None else pack(ts) + v))
+        self.backend.write_raw(batch)
         self._drop_cache()
         return len(batch)
 

@@ -383,7 +383,7 @@ class TestOutputTopic:
         result: dict[Any, Any] = {}
         for record in self.read_records_to_list():
             if record.key is None:
-                raise StreamsError(f"topic {self.name!r} has a record with a null key; use read_records_to_list")
+                raise StreamsError(f"topic {self.name!r} has a record with a null key (read it as a list)")
             result[record.key] = record.value
         return result
 

@@ -345,3 +345,18 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
     )
     assert errors_of(removed) == {(TOPIC, 2): E.none}
     assert [r.error_code for r in client.call(42, 1, {"groups_names": ["simple-admin"]}).results] == [E.none]
+
+
+def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: WireClient) -> None:
+    # 1.5 MB of subscription metadata: fine on the wire, but the group record would exceed the internal
+    # topic's max.message.bytes (1 MB), so the leader's SyncGroup cannot be stored.
+    huge = SUB + b"\x00" * 1_500_000
+    a = join_new(client, "huge", protocols=[("range", huge)])
+    assert a.error_code == E.none and a.members[0].metadata == huge
+    refused = sync(client, "huge", a.member_id, a.generation_id, {a.member_id: b""})
+    assert refused.error_code == E.unknown_server_error
+    hb = client.call(12, 4, {"group_id": "huge", "generation_id": a.generation_id, "member_id": a.member_id})
+    assert hb.error_code == E.rebalance_in_progress
+    again = join(client, "huge", a.member_id)  # a normal-sized subscription is stored fine
+    assert again.error_code == E.none and again.generation_id == a.generation_id + 1
+    assert sync(client, "huge", a.member_id, again.generation_id, {a.member_id: b"ok"}).assignment == b"ok"

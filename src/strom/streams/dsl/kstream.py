@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from strom.streams.dsl.materialized import Materialized, as_materialized
 from strom.streams.errors import TopologyError
 from strom.streams.joins import (
     JoinWindowNode,
@@ -34,6 +35,7 @@ from strom.streams.processor.stateless import (
     PeekNode,
     SelectKeyNode,
 )
+from strom.streams.processor.table import TableSourceNode
 from strom.streams.serdes import Serde
 from strom.streams.state.stores import StoreSpec
 from strom.streams.topology import NodeSpec, TopicRef
@@ -264,6 +266,31 @@ class KStream:
         name = self._builder.new_name("KSTREAM-PROCESSOR-")
         self._builder.topology.add_processor(name, supplier, self._node, stores=names)
         return KStream(self._builder, name, None, None, True, self._sources)
+
+    def to_table(self, materialized: Materialized | str | None = None) -> KTable:
+        """This stream read as a changelog: each record upserts its key, a None value deletes it, records with
+        a None key are dropped (repartitions first if the key was changed upstream)."""
+        from strom.streams.dsl.ktable import KTable, OldValues, store_getter, with_old_values
+
+        builder = self._builder
+        m = as_materialized(materialized)
+        key_serde = m.key_serde or self.key_serde
+        value_serde = m.value_serde or self.value_serde
+        store = m.name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE-")
+        parent, sources = self._for_stateful(store, key_serde, value_serde)
+        name = builder.new_name("KSTREAM-TOTABLE-")
+        builder.topology.add_state_store(
+            StoreSpec(store, "key_value", key_serde, value_serde, m.backend, m.logging, m.caching,
+                      changelog_configs=dict(m.changelog_configs))
+        )  # fmt: skip
+        flags = OldValues()
+
+        def make() -> TableSourceNode:
+            return with_old_values(TableSourceNode(name, store), flags)  # type: ignore[no-any-return]
+
+        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        return KTable(builder, name, key_serde, value_serde, sources, store_getter(store), [store], flags,
+                      store_name=store)  # fmt: skip
 
     # -- grouping --------------------------------------------------------------------------------------------
 

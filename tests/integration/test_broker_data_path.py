@@ -220,6 +220,8 @@ def test_produce_error_codes(broker: EmbeddedBroker) -> None:
         assert _produce(client, "compacted", _batch(key=None)).error_code == 87  # INVALID_RECORD
         assert _produce(client, "small", _batch()[:-5]).error_code == 2  # truncated batch
         assert _produce(client, "small", b"").error_code == 87
+        txn = _batch(producer_id=1, producer_epoch=0, base_sequence=0, is_transactional=True)
+        assert _produce(client, "small", _batch() + txn).error_code == 48  # INVALID_TXN_STATE
         # None of the refused batches landed.
         assert _list_offset(client, "small", -1).offset == 0
         assert _list_offset(client, "compacted", -1).offset == 0

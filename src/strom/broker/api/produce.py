@@ -15,17 +15,40 @@ failed partition closes the connection, as Kafka does, and the client notices th
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from strom.broker.dispatch import CloseConnection, RawResponse, RequestContext, Response
 from strom.broker.produce_response import PartitionAck, encode_produce_response
 from strom.broker.server import Broker
 
+_LENGTH = struct.Struct(">i")
+_ATTRS = struct.Struct(">h")
+_ATTRIBUTES_END = 23
+_TRANSACTIONAL = 0x10
+
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_TOPIC = 17
 INVALID_REQUIRED_ACKS = 21
+INVALID_TXN_STATE = 48
 INVALID_RECORD = 87
+
+
+def _has_transactional_batch(records: bytes) -> bool:
+    """Whether any batch header has the transactional attribute (bit 4); reads headers only."""
+    pos, end = 0, len(records)
+    while pos + _ATTRIBUTES_END <= end:
+        batch_length, attributes = (
+            _LENGTH.unpack_from(records, pos + 8)[0],
+            _ATTRS.unpack_from(records, pos + 21)[0],
+        )
+        if attributes & _TRANSACTIONAL:
+            return True
+        if batch_length <= 0:
+            return False  # malformed: the log refuses it with the precise error
+        pos += 12 + batch_length
+    return False
 
 
 def _partition_error(index: int, code: int, message: str | None = None) -> PartitionAck:
@@ -41,6 +64,10 @@ def _produce_partition(broker: Broker, topic: str, index: int, records: bytes | 
         return _partition_error(index, INVALID_TOPIC, f"clients may not produce to internal topic {topic}")
     if not records:
         return _partition_error(index, INVALID_RECORD, "the produce request holds no record batch")
+    if _has_transactional_batch(records):
+        # Without a transaction coordinator nothing would ever end the transaction, and its open first
+        # offset would hold the last stable offset (and read_committed consumers) back for good.
+        return _partition_error(index, INVALID_TXN_STATE, "transactional produce is not supported yet")
     try:
         result = partition.append(records)
     except Exception as exc:

@@ -17,7 +17,6 @@ checkpoints every `checkpoint_interval_ms`.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -239,9 +238,7 @@ class LogManager:
         if self._cleaner is not None:
             compacted = {tp: p for tp, p in parts.items() if p.config.compact}
             if compacted:
-                # A partition deleted or closed mid-pass refuses the swap; the next round carries on.
-                with contextlib.suppress(LogClosedError):
-                    self._cleaner.maintain(compacted, now)
+                self._cleaner.maintain(compacted, now)  # skips a partition closed or deleted mid-pass
         if self._log_start_dirty or now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
             self.checkpoint()
             self._last_checkpoint_ms = now

@@ -33,6 +33,7 @@ from strom.broker.coordinator.membership import (
     SyncResult,
 )
 from strom.broker.coordinator.offsets import (
+    LoadedGroup,
     OffsetLog,
     OffsetsRecordTooLargeError,
     OffsetsStorageError,
@@ -171,36 +172,43 @@ class GroupCoordinator:
         """Rebuild groups and offsets from `__consumer_offsets` (call once, before serving requests)."""
         now = self._clock()
         for group_id, loaded in self._log.load().items():
-            group = Group(group_id, state_timestamp_ms=now, offsets=loaded.offsets)
-            value = loaded.metadata
-            if value is not None:
-                group.protocol_type = value.protocol_type or None
-                group.generation_id = value.generation
-                if value.current_state_timestamp >= 0:
-                    group.state_timestamp_ms = value.current_state_timestamp
-                if value.members and value.protocol:
-                    group.protocol_name = value.protocol
-                    for mv in value.members:
-                        member = Member(
-                            member_id=mv.member_id,
-                            group_instance_id=mv.group_instance_id,
-                            client_id=mv.client_id,
-                            client_host=mv.client_host,
-                            rebalance_timeout_ms=mv.rebalance_timeout_ms,
-                            session_timeout_ms=mv.session_timeout_ms,
-                            protocol_type=value.protocol_type,
-                            protocols=[(value.protocol, mv.subscription)],
-                            assignment=mv.assignment,
-                        )
-                        group.add(member)
-                        self._touch(member, member.session_timeout_ms, now)
-                    group.protocol_type = value.protocol_type or None
-                    group.leader_id = value.leader if value.leader in group.members else group.leader_id
-                    group.state = GroupState.STABLE
-                    group.subscribed = group.compute_subscribed_topics()
-            self._groups[group_id] = group
+            self._groups[group_id] = self._restore(group_id, loaded, now)
         if self._log.skipped_records:
             log.warning("skipped %d undecodable records in __consumer_offsets", self._log.skipped_records)
+
+    def _restore(self, group_id: str, loaded: LoadedGroup, now: int) -> Group:
+        """A stored group with members comes back Stable, each member with a fresh session timer; the
+        others come back Empty (groups known only by their offsets are simple groups)."""
+        group = Group(group_id, state_timestamp_ms=now, offsets=loaded.offsets)
+        value = loaded.metadata
+        if value is None:
+            return group
+        group.protocol_type = value.protocol_type or None
+        group.generation_id = value.generation
+        if value.current_state_timestamp >= 0:
+            group.state_timestamp_ms = value.current_state_timestamp
+        if not value.members or not value.protocol:
+            return group
+        group.protocol_name = value.protocol
+        for mv in value.members:
+            member = Member(
+                member_id=mv.member_id,
+                group_instance_id=mv.group_instance_id,
+                client_id=mv.client_id,
+                client_host=mv.client_host,
+                rebalance_timeout_ms=mv.rebalance_timeout_ms,
+                session_timeout_ms=mv.session_timeout_ms,
+                protocol_type=value.protocol_type,
+                protocols=[(value.protocol, mv.subscription)],
+                assignment=mv.assignment,
+            )
+            group.add(member)
+            self._touch(member, member.session_timeout_ms, now)
+        if value.leader in group.members:
+            group.leader_id = value.leader
+        group.state = GroupState.STABLE
+        group.subscribed = group.compute_subscribed_topics()
+        return group
 
     def shutdown(self) -> None:
         """Answer every waiting JoinGroup/SyncGroup with NOT_COORDINATOR so clients move on."""

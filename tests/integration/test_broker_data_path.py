@@ -301,6 +301,43 @@ def test_fetch_returns_whole_batches_and_respects_byte_limits(broker: EmbeddedBr
         assert _fetch(client, "limits", 20).records == b""  # at the end: empty, not an error
 
 
+def test_request_max_bytes_spans_partitions(broker: EmbeddedBroker) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    admin.create_topics([NewTopic("two-parts", 2, 1)], operation_timeout=TIMEOUT)["two-parts"].result(TIMEOUT)
+    with WireClient(broker.bootstrap_servers) as client:
+        for partition in (0, 1):
+            for _ in range(3):
+                _produce(client, "two-parts", _batch(5, size=200), partition=partition)
+        body = {
+            "max_wait": 0,
+            "min_bytes": 0,
+            "max_bytes": 10,  # less than one batch
+            "isolation_level": 0,
+            "session_id": 0,
+            "session_epoch": -1,
+            "topics": [
+                {
+                    "topic": "two-parts",
+                    "partitions": [
+                        {
+                            "partition": p,
+                            "fetch_offset": 0,
+                            "log_start_offset": -1,
+                            "partition_max_bytes": 1 << 20,
+                        }
+                        for p in (0, 1)
+                    ],
+                }
+            ],
+            "forgotten_topics_data": [],
+            "rack_id": "",
+        }
+        first, second = client.call(1, 12, body).responses[0].partitions
+    # The response's first batch comes whole (KIP-74); nothing is left for the second partition.
+    assert [b.record_count for b in iter_batches(bytes(first.records))] == [5]
+    assert (second.error_code, second.records, second.high_watermark) == (0, b"", 15)
+
+
 @pytest.mark.parametrize("version", [4, 7, 11, 12])
 def test_fetch_versions_decode(broker: EmbeddedBroker, version: int) -> None:
     with WireClient(broker.bootstrap_servers) as client:

@@ -36,7 +36,7 @@ class _StoreForwarding(Node):
         self.store.set_flush_listener(self._emit)
 
     def _emit(self, key: Any, new: Any, old: Any, timestamp: int) -> None:
-        change = Change(new, old if self.send_old_values else None)
+        change = tuple.__new__(Change, (new, old if self.send_old_values else None))
         for child in self.children:
             child.process(key, change, timestamp)
 

@@ -115,7 +115,7 @@ class KeyValueStore:
         if key is None:
             return None
         entry = self.lookup(key)
-        return None if entry[0] is None else ValueAndTimestamp(entry[0], entry[1])
+        return None if entry[0] is None else tuple.__new__(ValueAndTimestamp, (entry[0], entry[1]))
 
     def get(self, key: Any) -> Any:
         if key is None:

@@ -95,7 +95,7 @@ class WindowStore:
         if key is None:
             return None
         entry = self.lookup(key, window_start)
-        return None if entry[0] is None else ValueAndTimestamp(entry[0], entry[1])
+        return None if entry[0] is None else tuple.__new__(ValueAndTimestamp, (entry[0], entry[1]))
 
     def get(self, key: Any, window_start: int) -> Any:
         """The value of ``key`` in the window starting at ``window_start`` (Kafka's ``fetch(key, time)``)."""
@@ -181,23 +181,26 @@ class WindowStore:
         size = self.window_size_ms
         batch: list[tuple[bytes, int, bytes | None]] = []
         total = 0
+        new_tuple = tuple.__new__
         for (key, start), entry in dirty.items():
             value, ts, old, _dirty, kb = entry
             if kb is None:
                 kb = entry[4] = kser(topic, key)
             vb = None if value is None else vser(topic, value)
-            batch.append((kb, start, None if vb is None else pack(ts) + vb))
+            key_and_start = kb + pack(start)
+            batch.append((key_and_start, start, None if vb is None else pack(ts) + vb))
             total += len(kb) + (0 if vb is None else len(vb))
             if log is not None:
-                log.send(log.topic, kb + pack(start) + _SEQ0, vb, ts, log.partition)
+                log.send(log.topic, key_and_start + _SEQ0, vb, ts, log.partition)
             if listener is not None:
                 if old is _MISSING:
                     raw = backend.get(kb, start)
                     old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
-                listener(Windowed(key, Window(start, start + size)), value, old, ts)
+                window = new_tuple(Window, (start, start + size))
+                listener(new_tuple(Windowed, (key, window)), value, old, ts)
             entry[2] = value
             entry[3] = False
-        backend.write_batch(batch)
+        backend.write_raw(batch)
         if self._budget is not None:
             self._budget.observe(total, len(batch))
 

@@ -147,7 +147,8 @@ class Group:
     Invariants: `leader_id` is None or a key of `members`; every value of `static_members` is a key of
     `members` whose `group_instance_id` is that key; `pending_members` (KIP-394 ids handed out with
     MEMBER_ID_REQUIRED) never overlap `members`; `pending_sync` is a subset of `members`; `protocol_name` is
-    set exactly in CompletingRebalance and Stable; generation only grows.
+    set in CompletingRebalance and Stable (and kept while the next rebalance prepares), None when Empty;
+    generation only grows.
     """
 
     group_id: str

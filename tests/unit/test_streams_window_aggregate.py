@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from strom.streams import Materialized, StreamsBuilder, TimeWindows, Window, Windowed, serdes
 from strom.streams.testing import TestInputTopic, TestOutputTopic, TopologyTestDriver
@@ -157,3 +159,47 @@ def test_window_retention_shorter_than_size_plus_grace_is_rejected() -> None:
     grouped = builder.stream("in").group_by_key().windowed_by(TimeWindows.of_size_and_grace(10, 5))
     with pytest.raises(Exception, match="must be at least"):
         grouped.count(Materialized("c", retention_ms=12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.integers(1, 20),
+    advance_divisor=st.integers(1, 4),
+    grace=st.integers(0, 15),
+    records=st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 80)), max_size=40),
+)
+def test_windowed_count_matches_a_model_of_kafkas_rules(
+    size: int, advance_divisor: int, grace: int, records: list[tuple[str, int]]
+) -> None:
+    """Final counts and the dropped-records metric equal a direct model: a record counts in every window
+    [s, s + size) containing it whose end is still > (max timestamp so far) - grace; the store keeps windows
+    starting after (newest window start) - (size + grace)."""
+    advance = max(1, size // advance_divisor)
+    windows = TimeWindows.of_size_and_grace(size, grace).advance_by(advance)
+    builder = StreamsBuilder()
+    builder.stream("in", serdes.string(), serdes.string()).group_by_key().windowed_by(windows).count(
+        Materialized("counts")
+    )
+    expected: dict[tuple[str, int], int] = {}
+    dropped = 0
+    stream_time = -1
+    newest_start = -1  # the store keeps windows by its newest window start, as Kafka's window stores do
+    for key, ts in records:
+        stream_time = max(stream_time, ts)
+        start = ts - ts % advance
+        while start > ts - size and start >= 0:
+            if start + size > stream_time - grace:
+                expected[(key, start)] = expected.get((key, start), 0) + 1
+                newest_start = max(newest_start, start)
+            else:
+                dropped += 1
+            start -= advance
+    with TopologyTestDriver(builder.build()) as driver:
+        source = driver.create_input_topic("in", serdes.string(), serdes.string())
+        for key, ts in records:
+            source.pipe_input(key, "v", ts)
+        store = driver.get_window_store("counts")
+        got = {(wk.key, wk.window.start): n for wk, n in store.fetch_all(0, 10_000)}
+        live = {k: v for k, v in expected.items() if k[1] > newest_start - (size + grace)}
+        assert got == live
+        assert driver.metrics()["dropped-records-total"] == dropped

@@ -8,6 +8,7 @@ import pytest
 
 from strom.log.config import LogConfig
 from strom.log.errors import (
+    InvalidTimestampError,
     LogClosedError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
@@ -231,6 +232,19 @@ def test_bad_batches_raise_specific_errors_and_append_nothing(
     reopened = Partition.open(tmp_path / "orders-0", LogConfig(), clock=clock)
     assert reopened.truncated_bytes == 0
     assert [o for o, _ in all_records(reopened)] == [0, 1, 2, 3]
+
+
+def test_create_time_bounds_refuse_records_too_far_from_the_broker_clock(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, message_timestamp_before_max_ms=86_400_000)
+    with pytest.raises(InvalidTimestampError, match=r"after\.max\.ms=3600000") as ahead:
+        part.append(batch(2, ts=clock.now + 3_600_001))
+    assert ahead.value.error_code == 32
+    with pytest.raises(InvalidTimestampError, match=r"before\.max\.ms=86400000"):
+        part.append(batch(2, ts=clock.now - 86_400_001))
+    assert part.next_offset == 0
+    part.append(batch(2, ts=clock.now + 3_600_000 - 1))
+    part.append(batch(2, ts=clock.now - 86_400_000))
+    assert part.next_offset == 4
 
 
 def test_keyless_records_on_a_compacted_log_are_refused(tmp_path: Path, clock: FakeClock):

@@ -6,6 +6,7 @@ on-disk formats and invariants are in docs/formats.md.
 
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.errors import (
+    InvalidTimestampError,
     InvalidTopicError,
     LogClosedError,
     LogError,
@@ -23,6 +24,7 @@ __all__ = [
     "Clock",
     "DataDirLockedError",
     "InvalidConfigError",
+    "InvalidTimestampError",
     "InvalidTopicError",
     "LogClosedError",
     "LogConfig",

@@ -48,6 +48,8 @@ class LogConfig:
     flush_ms: int = _LONG_MAX
     max_message_bytes: int = 1048588
     message_timestamp_type: str = "CreateTime"
+    message_timestamp_before_max_ms: int = _LONG_MAX
+    message_timestamp_after_max_ms: int = 3600000
     producer_id_expiration_ms: int = 86400000
 
     def __post_init__(self) -> None:
@@ -65,6 +67,8 @@ class LogConfig:
         _at_least("flush.messages", self.flush_messages, 1, _LONG_MAX)
         _at_least("flush.ms", self.flush_ms, 0, _LONG_MAX)
         _at_least("max.message.bytes", self.max_message_bytes, 0, _INT_MAX)
+        _at_least("message.timestamp.before.max.ms", self.message_timestamp_before_max_ms, 0, _LONG_MAX)
+        _at_least("message.timestamp.after.max.ms", self.message_timestamp_after_max_ms, 0, _LONG_MAX)
         _at_least("producer.id.expiration.ms", self.producer_id_expiration_ms, 1, _INT_MAX)
         if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
             raise InvalidConfigError(
@@ -169,8 +173,6 @@ _IGNORED = frozenset(
         "compression.gzip.level",
         "compression.lz4.level",
         "compression.zstd.level",
-        "message.timestamp.before.max.ms",
-        "message.timestamp.after.max.ms",
         "message.timestamp.difference.max.ms",
         "message.downconversion.enable",
         "min.insync.replicas",

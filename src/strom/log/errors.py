@@ -28,6 +28,13 @@ class RecordListTooLargeError(RecordBatchTooLargeError):
     error_code = 18
 
 
+class InvalidTimestampError(LogError):
+    """A CreateTime record timestamp is further from the broker clock than `message.timestamp.before.max.ms`
+    or `message.timestamp.after.max.ms` allow (INVALID_TIMESTAMP)."""
+
+    error_code = 32
+
+
 class LogClosedError(LogError):
     """The partition was closed or deleted (KAFKA_STORAGE_ERROR); re-open it through the LogManager."""
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
 from strom.log.errors import (
+    InvalidTimestampError,
     LogClosedError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
@@ -71,6 +72,7 @@ Clock = Callable[[], int]
 _ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
 
 LATEST_TIMESTAMP = -1
+_LONG_MAX = 2**63 - 1
 EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 
@@ -270,6 +272,8 @@ class Partition:
                 )
             if config.compact:
                 _require_keys(batches, self.topic, self.partition)
+            if not config.log_append_time:
+                _check_timestamps(batches, now, config)
 
             staged = self._producers.begin()
             offset = self.next_offset
@@ -711,6 +715,27 @@ class Partition:
 
     def __repr__(self) -> str:
         return f"Partition({self.dir.name}, offsets={self._log_start}..{self.next_offset})"
+
+
+def _check_timestamps(batches: list[RecordBatch], now: int, config: LogConfig) -> None:
+    """Kafka's CreateTime bounds. The batch max timestamp bounds every record from above (header only); the
+    lower bound needs each record's timestamp, so records are decoded only when that bound is configured."""
+    after, before = config.message_timestamp_after_max_ms, config.message_timestamp_before_max_ms
+    for batch in batches:
+        if batch.is_control:
+            continue
+        if batch.max_timestamp - now > after:
+            raise InvalidTimestampError(
+                f"record timestamp {batch.max_timestamp} is {batch.max_timestamp - now} ms ahead of the "
+                f"broker clock; message.timestamp.after.max.ms={after}"
+            )
+        if before < _LONG_MAX:
+            oldest = min(r.timestamp for r in batch.records())
+            if now - oldest > before:
+                raise InvalidTimestampError(
+                    f"record timestamp {oldest} is {now - oldest} ms behind the broker clock; "
+                    f"message.timestamp.before.max.ms={before}"
+                )
 
 
 def _require_keys(batches: list[RecordBatch], topic: str, partition: int) -> None:

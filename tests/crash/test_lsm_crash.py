@@ -22,7 +22,7 @@ import pytest
 
 from strom.lsm import DB, DatabaseLockedError
 
-ROUNDS = int(os.environ.get("LSM_CRASH_ROUNDS", "6"))
+ROUNDS = int(os.environ.get("LSM_CRASH_ROUNDS", "5"))
 TIMEOUT = 60.0
 OPTIONS = {
     "memtable_size": 3000,

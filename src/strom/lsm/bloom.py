@@ -1,9 +1,9 @@
 """Bloom filter over a table's keys: LevelDB's layout and probe sequence, hashed with CRC-32C.
 
 Format: ``bit array | k (u8)``. A key sets ``k`` bits at ``h, h+d, h+2d, ...`` modulo the bit count, where
-``h = crc32c(key)`` and ``d`` is ``h`` rotated right by 17 bits (double hashing). ``k = bits_per_key * 0.69``
-clamped to 1..30 and is stored in the last byte, so the bits-per-key option can change without a format
-change. 10 bits per key gives about 1.5 % false positives with this hash.
+``h = crc32c(key)`` and ``d`` is ``h`` rotated right by 17 bits (double hashing, modulo 2^32).
+``k = bits_per_key * 0.69`` clamped to 1..30 and is stored in the last byte, so the bits-per-key option can
+change without a format change. 10 bits per key gives about 1.5 % false positives with this hash.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from .compaction import merge
-from .sstable import Table, TableInfo, write_tables
+from .sstable import Table, TableInfo, chunked, write_tables
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,14 @@ def flush_memtable(
     data: dict[bytes, bytes | None], outputs: list[tuple[int, str]], settings: TableSettings
 ) -> list[TableInfo]:
     """Write the entries of a (merged) memtable, sorted, as level-0 table(s)."""
+    keys = sorted(data)
     return write_tables(
-        sorted(data.items()),
+        [(keys, list(map(data.__getitem__, keys)))],
         outputs,
         block_size=settings.block_size,
         bloom_bits_per_key=settings.bloom_bits_per_key,
         compression=settings.compression,
-        target_file_size=settings.target_file_size,  # type: ignore[arg-type]
+        target_file_size=settings.target_file_size,
     )
 
 
@@ -50,12 +51,12 @@ def merge_tables(
             chain.from_iterable(t.iterate(None, None) for t in run) for run in tables
         ]
         return write_tables(
-            merge(iters, drop_tombstones),
+            chunked(merge(iters, drop_tombstones)),
             outputs,
             block_size=settings.block_size,
             bloom_bits_per_key=settings.bloom_bits_per_key,
             compression=settings.compression,
-            target_file_size=settings.target_file_size,  # type: ignore[arg-type]
+            target_file_size=settings.target_file_size,
         )
     finally:
         for run in tables:

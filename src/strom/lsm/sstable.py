@@ -20,6 +20,8 @@ import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, islice
+from operator import add
 
 from crc32c import crc32c
 
@@ -35,6 +37,7 @@ TABLE_FORMAT_VERSION = 1
 _FOOTER = struct.Struct("<QIQIQIIIQ")
 FOOTER_SIZE = _FOOTER.size
 _HANDLE = struct.Struct("<QI")
+_PLUS_8 = (8).__add__  # per-entry directory overhead in a block
 MISSING: object = object()  # "this table has no entry for the key" (None means a tombstone)
 
 
@@ -54,44 +57,73 @@ def _encode_props(entries: int, tombstones: int, smallest: bytes, largest: bytes
     return varint(entries) + varint(tombstones) + encode_bytes(smallest) + encode_bytes(largest)
 
 
+def chunked(
+    items: Iterable[tuple[bytes, bytes | None]], size: int = 4096
+) -> Iterator[tuple[list[bytes], list[bytes | None]]]:
+    """Split a stream of ``(key, value)`` pairs into ``(keys, values)`` lists of up to ``size`` entries."""
+    it = iter(items)
+    while True:
+        chunk = list(islice(it, size))
+        if not chunk:
+            return
+        keys, vals = zip(*chunk, strict=True)
+        yield list(keys), list(vals)
+
+
 def write_tables(
-    items: Iterable[tuple[bytes, bytes | None]],
+    chunks: Iterable[tuple[list[bytes], list[bytes | None]]],
     new_file: Iterable[tuple[int, str]],
     *,
     block_size: int,
     bloom_bits_per_key: int,
     compression: int,
-    target_file_size: int,
+    target_file_size: float,
 ) -> list[TableInfo]:
-    """Write sorted, unique ``items`` into one or more tables, each closed near ``target_file_size``.
+    """Write sorted, unique entries into one or more tables, each closed near ``target_file_size``.
 
-    ``new_file`` yields ``(file number, path)`` pairs for the outputs. Every output is fsynced before this
-    returns; the caller fsyncs the directory. An empty input writes no file.
+    ``chunks`` yields ``(keys, values)`` lists in key order (None values are tombstones); block boundaries are
+    found with one bisect per block over cumulative entry sizes, not per entry. ``new_file`` yields
+    ``(file number, path)`` pairs for the outputs. Every output is fsynced before this returns; the caller
+    fsyncs the directory. An empty input writes no file.
     """
     outputs: list[TableInfo] = []
     files = iter(new_file)
     out: _TableFile | None = None
-    keys: list[bytes] = []
-    vals: list[bytes | None] = []
-    size = 0
-    for k, v in items:
-        keys.append(k)
-        vals.append(v)
-        size += len(k) + 8 + (len(v) if v is not None else 0)
-        if size >= block_size:
+    carry_k: list[bytes] = []
+    carry_v: list[bytes | None] = []
+    chunk_iter = iter(chunks)
+    more = True
+    while more:
+        nxt = next(chunk_iter, None)
+        if nxt is None:
+            more = False
+            keys, vals = carry_k, carry_v
+        elif carry_k:
+            keys, vals = carry_k + nxt[0], carry_v + nxt[1]
+        else:
+            keys, vals = nxt
+        if not keys:
+            continue
+        sized = vals if None not in vals else [b"" if v is None else v for v in vals]
+        cum = list(accumulate(map(_PLUS_8, map(add, map(len, keys), map(len, sized)))))  # type: ignore[arg-type]
+        n = len(keys)
+        start = 0
+        base = 0
+        while start < n:
+            end = bisect_left(cum, base + block_size, start) + 1
+            if end > n:
+                if more:
+                    break
+                end = n
             if out is None:
                 out = _TableFile(*next(files), bloom_bits_per_key, compression)
-            out.add_block(keys, vals)
-            keys = []
-            vals = []
-            size = 0
+            out.add_block(keys[start:end], vals[start:end])
+            base = cum[end - 1]
+            start = end
             if out.offset >= target_file_size:
                 outputs.append(out.finish())
                 out = None
-    if keys:
-        if out is None:
-            out = _TableFile(*next(files), bloom_bits_per_key, compression)
-        out.add_block(keys, vals)
+        carry_k, carry_v = keys[start:], vals[start:]
     if out is not None:
         outputs.append(out.finish())
     return outputs

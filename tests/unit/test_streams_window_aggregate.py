@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strom.streams import Materialized, StreamsBuilder, TimeWindows, Window, Windowed, serdes
+from strom.streams import (
+    InvalidTimestampError,
+    Materialized,
+    StreamsBuilder,
+    TimeWindows,
+    Window,
+    Windowed,
+    serdes,
+)
 from strom.streams.testing import TestInputTopic, TestOutputTopic, TopologyTestDriver
 
 VECTOR_2_INPUT = [
@@ -203,3 +211,17 @@ def test_windowed_count_matches_a_model_of_kafkas_rules(
         live = {k: v for k, v in expected.items() if k[1] > newest_start - (size + grace)}
         assert got == live
         assert driver.metrics()["dropped-records-total"] == dropped
+
+
+def test_timestamp_extractor_drives_windows_and_rejects_negative_event_times() -> None:
+    builder = StreamsBuilder()
+    builder.stream(
+        "in", serdes.string(), serdes.json(), timestamp_extractor=lambda k, v, record_ts: v["at"]
+    ).group_by_key().windowed_by(TimeWindows.of_size_without_grace(100)).count(Materialized("c"))
+    with TopologyTestDriver(builder.build()) as driver:
+        source = driver.create_input_topic("in", serdes.string(), serdes.json())
+        source.pipe_input("k", {"at": 150}, 999_999)
+        source.pipe_input("k", {"at": 120}, 5)
+        assert driver.get_window_store("c").get_with_timestamp("k", 100) == (2, 150)
+        with pytest.raises(InvalidTimestampError, match="invalid timestamp -1"):
+            source.pipe_input("k", {"at": -1}, 5)

@@ -241,7 +241,7 @@ class StreamTask:
             ctx.stores.update(global_task.stores)
 
         nodes: dict[str, Node] = {}
-        self._sources: dict[str, tuple[SourceNode, Any, Any]] = {}
+        self._sources: dict[str, tuple[SourceNode, Any, Any, Any]] = {}
         for name in sub.nodes:
             spec_node = topology.nodes[name]
             node = spec_node.make()
@@ -251,8 +251,9 @@ class StreamTask:
             if isinstance(node, SourceNode):
                 kser = resolve_serde(node.key_serde, config, "key")
                 vser = resolve_serde(node.value_serde, config, "value")
+                entry = (node, kser, vser, node.timestamp_extractor)
                 for ref in spec_node.topics:
-                    self._sources[ref.full(self.application_id)] = (node, kser, vser)
+                    self._sources[ref.full(self.application_id)] = entry
             elif isinstance(node, SinkNode):
                 if spec_node.topics:
                     node.topic = spec_node.topics[0].full(self.application_id)
@@ -289,7 +290,7 @@ class StreamTask:
         headers: Headers = None,
     ) -> None:
         try:
-            source, kser, vser = self._sources[topic]
+            source, kser, vser, extract = self._sources[topic]
         except KeyError:
             raise StreamsError(
                 f"task {self.task_id} does not read topic {topic!r}; it reads {self.source_topics}"
@@ -309,6 +310,11 @@ class StreamTask:
         except Exception as error:
             self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
             return
+        if extract is not None:
+            timestamp_ms = extract(k, v, timestamp_ms)
+            if timestamp_ms < 0:
+                raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
+            ctx.timestamp = timestamp_ms
         if timestamp_ms > ctx.stream_time:
             ctx.stream_time = timestamp_ms
         for child in source.children:

@@ -129,15 +129,27 @@ class Topology:
         self.nodes[spec.name] = spec
 
     def add_source(
-        self, name: str, topics: list[str] | str, key_serde: Any = None, value_serde: Any = None
+        self,
+        name: str,
+        topics: list[str] | str,
+        key_serde: Any = None,
+        value_serde: Any = None,
+        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
     ) -> None:
-        """A source node reading ``topics``; None serdes mean the config's defaults."""
+        """A source node reading ``topics``; None serdes mean the config's defaults; ``timestamp_extractor``
+        (key, value, record timestamp) -> event time replaces the record timestamp."""
         names = [topics] if isinstance(topics, str) else list(topics)
         if not names:
             raise TopologyError(f"source {name!r} needs at least one topic")
         refs = [TopicRef(t) for t in names]
         self.add_node(
-            NodeSpec(name, "source", lambda: SourceNode(name, names, key_serde, value_serde), [], topics=refs)
+            NodeSpec(
+                name,
+                "source",
+                lambda: SourceNode(name, names, key_serde, value_serde, timestamp_extractor),
+                [],
+                topics=refs,
+            )
         )
 
     def add_processor(

@@ -5,6 +5,7 @@ internal topic names read the same as a Java app's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from strom.streams.dsl.kstream import KStream
@@ -33,11 +34,13 @@ class StreamsBuilder:
         topic_or_topics: str | list[str],
         key_serde: Serde[Any] | None = None,
         value_serde: Serde[Any] | None = None,
+        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
     ) -> KStream:
-        """A stream of the records of one or more topics (None serdes: the config's defaults)."""
+        """A stream of the records of one or more topics (None serdes: the config's defaults). Event time is
+        the record timestamp, or ``timestamp_extractor(key, value, record_timestamp)``."""
         topics = [topic_or_topics] if isinstance(topic_or_topics, str) else list(topic_or_topics)
         name = self.new_name("KSTREAM-SOURCE-")
-        self.topology.add_source(name, topics, key_serde, value_serde)
+        self.topology.add_source(name, topics, key_serde, value_serde, timestamp_extractor)
         return KStream(self, name, key_serde, value_serde, False, frozenset(TopicRef(t) for t in topics))
 
     def table(

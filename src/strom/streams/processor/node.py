@@ -38,17 +38,29 @@ class Node:
         return None
 
 
+TimestampExtractor = Callable[[Any, Any, int], int]
+"""``extractor(key, value, record_timestamp) -> event time in ms`` (Kafka's TimestampExtractor)."""
+
+
 class SourceNode(Node):
-    """Entry point for one or more topics; the task deserialises with ``key_serde``/``value_serde`` and calls
-    ``forward``."""
+    """Entry point for one or more topics; the task deserialises with ``key_serde``/``value_serde``, applies
+    the optional timestamp extractor and calls ``forward``."""
 
-    __slots__ = ("key_serde", "topics", "value_serde")
+    __slots__ = ("key_serde", "timestamp_extractor", "topics", "value_serde")
 
-    def __init__(self, name: str, topics: list[str], key_serde: Any, value_serde: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        topics: list[str],
+        key_serde: Any,
+        value_serde: Any,
+        timestamp_extractor: TimestampExtractor | None = None,
+    ) -> None:
         super().__init__(name)
         self.topics = topics
         self.key_serde = key_serde
         self.value_serde = value_serde
+        self.timestamp_extractor = timestamp_extractor
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         self.forward(key, value, timestamp)

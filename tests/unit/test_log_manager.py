@@ -170,3 +170,23 @@ def test_maintain_compacts_compacted_partitions(tmp_path: Path):
         offset = got[-1].next_offset
     assert latest == {b"key-%d" % i: [b"value-19-%d" % i] for i in range(3)}
     logs.close()
+
+
+def test_delete_records_is_durable_at_once(tmp_path: Path):
+    clock = FakeClock()
+    logs = manager(tmp_path, clock, segment_bytes=400)
+    part = logs.create("events", 0)
+    for i in range(12):
+        part.append(batch(2, clock.now, i))
+    part.delete_records_before(9)
+    # Crash right after DeleteRecords answered: no maintain(), no close().
+    assert read_offsets(tmp_path / LOG_START_OFFSET_CHECKPOINT) == {("events", 0): 9}
+    import fcntl
+    import os
+
+    fcntl.flock(logs._lock_fd, fcntl.LOCK_UN)
+    os.close(logs._lock_fd)
+    again = manager(tmp_path, clock, segment_bytes=400)
+    reopened = again.get("events", 0)
+    assert reopened is not None and reopened.log_start_offset == 9
+    again.close()

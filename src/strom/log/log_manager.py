@@ -95,7 +95,7 @@ class LogManager:
         self._lock = threading.RLock()
         self._partitions: dict[TopicPartition, Partition] = {}
         self._closed = False
-        self._log_start_dirty = False
+        self._checkpoint_lock = threading.Lock()
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -168,7 +168,9 @@ class LogManager:
             return {}  # recovering everything from offset 0 is always safe
 
     def _note_log_start_change(self) -> None:
-        self._log_start_dirty = True
+        """Called under a partition's lock when its log start offset moves (DeleteRecords, retention): the
+        checkpoint is written at once, so records deleted before a crash stay deleted after it."""
+        self.checkpoint()
 
     # ----- partitions -----
 
@@ -239,15 +241,17 @@ class LogManager:
             compacted = {tp: p for tp, p in parts.items() if p.config.compact}
             if compacted:
                 self._cleaner.maintain(compacted, now)  # skips a partition closed or deleted mid-pass
-        if self._log_start_dirty or now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
+        if now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
             self.checkpoint()
             self._last_checkpoint_ms = now
 
     def checkpoint(self) -> None:
-        """Write the recovery-point and log-start-offset checkpoints now."""
-        with self._lock:
-            parts = dict(self._partitions)
-            self._log_start_dirty = False
+        """Write the recovery-point and log-start-offset checkpoints now.
+
+        Takes only the checkpoint lock, never a partition's or the manager's: it is called from inside
+        partition locks, while `delete` and `close` take the manager lock and then partition locks."""
+        with self._checkpoint_lock:
+            parts = dict(self._partitions)  # one atomic copy (the GIL), no lock needed
             write_offsets(
                 self.data_dir / RECOVERY_POINT_CHECKPOINT, {tp: p.recovery_point for tp, p in parts.items()}
             )

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import struct
+import uuid
+
 import pytest
 from kio.index import load_response_schema
 from kio.serial import entity_reader
 
 from strom.broker.fetch_response import PartitionResult, encode_fetch_response, part_size
 from strom.broker.produce_response import PartitionAck, encode_produce_response
-from strom.protocol.codec import api_versions_fallback, build, decode_request, encode_response
+from strom.protocol.codec import (
+    MalformedRequest,
+    api_versions_fallback,
+    build,
+    decode_request,
+    encode_response,
+)
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import decode_response, request_frame
 
@@ -112,3 +121,27 @@ def test_request_header_tagged_fields_are_skipped() -> None:
     request = decode_request(patched)
     assert request.correlation_id == 4
     assert request.body.client_software_name == "x"
+
+
+def _header_v2(api_key: int, version: int, correlation_id: int) -> bytes:
+    return struct.pack(">hhih", api_key, version, correlation_id, 1) + b"t" + b"\x00"
+
+
+def test_unknown_tagged_fields_in_a_body_are_skipped() -> None:
+    topic_id = uuid.uuid4()
+
+    def metadata_v12(topic_tags: bytes, body_tags: bytes) -> bytes:
+        topic = topic_id.bytes + bytes([len("orders") + 1]) + b"orders" + topic_tags
+        return _header_v2(3, 12, 9) + bytes([2]) + topic + b"\x01\x00" + body_tags
+
+    clean = decode_request(metadata_v12(b"\x00", b"\x00"))
+    # Unknown tag 7 (3 bytes) inside the topic struct, unknown tags 5 and 6 at the end of the body.
+    tagged = decode_request(metadata_v12(b"\x01\x07\x03abc", b"\x02\x05\x01z\x06\x00"))
+    assert tagged.body == clean.body
+    assert tagged.body.topics[0].name == "orders" and tagged.body.topics[0].topic_id == topic_id
+
+
+def test_a_body_that_ends_inside_a_tag_is_malformed() -> None:
+    frame = _header_v2(18, 3, 1) + b"\x02x\x021" + b"\x01\x07\x09ab"  # tag 7 claims 9 bytes, has 2
+    with pytest.raises(MalformedRequest):
+        decode_request(frame)

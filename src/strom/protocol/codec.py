@@ -6,8 +6,8 @@ durations and timestamps, dicts for nested structs) and `build` turns them into 
 version the client asked for, dropping fields that version lacks and defaulting the ones it omits. kio stays
 swappable: nothing outside this module imports it for (de)serialisation.
 
-The request header is parsed here rather than by kio because KIP-482 requires skipping unknown tagged fields,
-which kio rejects; clients are most likely to add tags to the header.
+KIP-482 requires skipping unknown tagged fields, which kio rejects: the request header is parsed here (all its
+tags skipped), and a body kio refuses for an unknown tag is decoded again without it (`unknown_tags`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from strom.protocol.framing import size_prefix
+from strom.protocol.unknown_tags import strip_unknown_tags
 
 
 def _import_kio_without_hypothesis() -> None:
@@ -169,7 +170,12 @@ def decode_request(frame: bytes) -> Request:
     cls = request_class(api_key, api_version)
     _, _, correlation_id, client_id, pos = _parse_header(frame, cls.__flexible__)
     try:
-        body, _used = _reader(cls)(frame, pos)
+        try:
+            body, _used = _reader(cls)(frame, pos)
+        except KeyError as exc:  # kio refuses unknown tagged fields; KIP-482 says skip them
+            if "tag" not in str(exc):
+                raise
+            body, _used = _reader(cls)(strip_unknown_tags(cls, frame[pos:]), 0)
     except (SerialError, ValueError, KeyError, OverflowError, TypeError) as exc:
         raise MalformedRequest(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
     # Trailing bytes are ignored, as Kafka's own parser does: librdkafka 2.16 appends three bytes to

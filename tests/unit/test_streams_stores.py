@@ -143,3 +143,21 @@ def test_window_store_fetches_by_key_and_time_and_drops_expired_windows(tmp_path
     store.put("a", 1, 40, 40)  # too old to be written again
     assert store.get("a", 40) is None
     store.close()
+
+
+def test_eviction_drops_clean_entries_before_it_forces_a_flush(tmp_path: Path) -> None:
+    log = Log()
+    budget = RecordCacheBudget(10 * 160)  # room for about ten entries
+    spec = Stores.key_value_store("s", serdes.string(), serdes.integer(), backend="in_memory", caching=True)
+    store = open_store(spec, {}, tmp_path, Changelogger(log.send, "app-s-changelog", 4), budget, lambda: 7)
+    assert isinstance(store, KeyValueStore)
+    store.put("dirty", 1, 1)
+    for i in range(50):
+        assert store.get(f"absent-{i}") is None  # clean cache entries, evicted without a flush
+    assert log.records == []
+    assert budget.entries <= budget.max_entries + 1
+    for i in range(50):
+        store.put(f"k{i}", i, i)  # only dirty entries left: eviction has to flush
+    assert (b"dirty", struct.pack(">i", 1), 1) in log.records
+    store.flush()
+    assert dict(store.all()) == {"dirty": 1, **{f"k{i}": i for i in range(50)}}

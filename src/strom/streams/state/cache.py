@@ -10,6 +10,10 @@ forwarded at once, which is what the book's FraudService relies on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import islice
+from typing import Any
+
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
 INITIAL_ENTRY_BYTES = 96.0
 # Per-entry overhead Kafka's ThreadCache charges (LRU node + key wrapper); keeps tiny entries from being free.
@@ -46,6 +50,28 @@ class RecordCacheBudget:
     @property
     def estimated_bytes(self) -> int:
         return int(self.entries * (self.avg_entry_bytes + ENTRY_OVERHEAD_BYTES))
+
+
+def evict(
+    cache: dict[Any, list[Any]], budget: RecordCacheBudget, flush: Callable[[], None], keep: Any
+) -> None:
+    """Make room in one store's cache (oldest entries first, never ``keep``, the entry just inserted): drop
+    a tenth of it, or at least the overflow. Clean entries go without any I/O; only when too few are clean is
+    the cache flushed first, so dirty values always reach the backend, changelog and downstream before they
+    go. Entries are lists whose index 3 is the dirty flag."""
+    want = max(1, len(cache) // 10, budget.entries - budget.max_entries)
+    victims = []
+    for key, entry in cache.items():
+        if not entry[3] and key != keep:
+            victims.append(key)
+            if len(victims) == want:
+                break
+    if len(victims) < want:
+        flush()
+        victims = [key for key in islice(cache, want + 1) if key != keep][:want]
+    for key in victims:
+        del cache[key]
+    budget.entries -= len(victims)
 
 
 def cache_max_bytes(config: dict[str, object]) -> int:

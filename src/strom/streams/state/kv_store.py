@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from strom.streams.errors import StoreError
 from strom.streams.serdes import Serde
 from strom.streams.state.bytes_store import KeyValueBytesStore
-from strom.streams.state.cache import RecordCacheBudget
+from strom.streams.state.cache import RecordCacheBudget, evict
 
 _TS = struct.Struct(">q")
 _MISSING: Any = object()
@@ -199,18 +199,7 @@ class KeyValueStore:
         assert budget is not None
         budget.entries += 1
         if budget.entries > budget.max_entries:
-            self._evict()
-
-    def _evict(self) -> None:
-        """Make room: flush every dirty entry, then drop the oldest tenth of this cache (at least one)."""
-        self.flush_cache()
-        budget = self._budget
-        assert budget is not None
-        cache = self._cache
-        victims = list(cache)[: max(1, len(cache) // 10, budget.entries - budget.max_entries)]
-        for key in victims:
-            del cache[key]
-        budget.entries -= len(victims)
+            evict(self._cache, budget, self.flush_cache, key)
 
     def flush_cache(self) -> None:
         """Write every dirty entry to the backend and changelog and forward it; keep entries cached

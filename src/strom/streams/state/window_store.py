@@ -17,7 +17,7 @@ from typing import Any
 
 from strom.streams.errors import StoreError
 from strom.streams.serdes import Serde
-from strom.streams.state.cache import RecordCacheBudget
+from strom.streams.state.cache import RecordCacheBudget, evict
 from strom.streams.state.kv_store import Changelogger, FlushListener, ValueAndTimestamp
 from strom.streams.state.window_bytes import WindowBytesStore
 from strom.streams.windows import Window, Windowed
@@ -159,12 +159,7 @@ class WindowStore:
         assert budget is not None
         budget.entries += 1
         if budget.entries > budget.max_entries:
-            self.flush_cache()
-            cache = self._cache
-            victims = list(cache)[: max(1, len(cache) // 10, budget.entries - budget.max_entries)]
-            for victim in victims:
-                del cache[victim]
-            budget.entries -= len(victims)
+            evict(self._cache, budget, self.flush_cache, ck)
 
     def flush_cache(self) -> None:
         dirty = self._dirty

@@ -182,3 +182,16 @@ def test_topology_rejects_duplicate_names_and_topics() -> None:
         builder.table("t2", materialized="s")
     with pytest.raises(TopologyError, match="parent 'nope' does not exist"):
         builder.topology.add_sink("sink", "out", "nope")
+
+
+def test_something_that_is_not_a_serde_is_refused_when_the_task_is_built() -> None:
+    from strom.streams.testing import TopologyTestDriver
+
+    builder = StreamsBuilder()
+    builder.stream("in", "string", serdes.string()).to("out")  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="source 'KSTREAM-SOURCE-0000000000': the key serde"):
+        TopologyTestDriver(builder.build())
+    builder = StreamsBuilder()
+    builder.stream("in").group_by_key().count(Materialized("c", value_serde=int))  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="store 'c': the value serde"):
+        TopologyTestDriver(builder.build())

@@ -332,12 +332,18 @@ def default_serde(config: dict[str, Any], which: str) -> Serde[Any]:
     return configured  # type: ignore[no-any-return]
 
 
-def resolve_serde(serde: Any, config: dict[str, Any], which: str) -> Serde[Any]:
+def resolve_serde(serde: Any, config: dict[str, Any], which: str, where: str = "") -> Serde[Any]:
     """``serde``, or the config default when it is None; a wrapper serde (windowed, table change) built
-    without
-    an inner serde gets the default as its inner one."""
+    without an inner serde gets the default as its inner one. Anything that is not a serde is refused here,
+    when a task is built, rather than on the first record."""
     if serde is None:
         return default_serde(config, which)
+    if not (callable(getattr(serde, "serialize", None)) and callable(getattr(serde, "deserialize", None))):
+        raise SerializationError(
+            f"{where or 'topology'}: the {which} serde {serde!r} is not a serde; pass one from "
+            "strom.streams.serdes (e.g. serdes.string()) or an object with serialize(topic, value) and "
+            "deserialize(topic, data)"
+        )
     if getattr(serde, "inner", 0) is None:
         return serde.with_inner(default_serde(config, which))  # type: ignore[no-any-return]
     return serde  # type: ignore[no-any-return]

@@ -249,16 +249,16 @@ class StreamTask:
             for parent in spec_node.parents:
                 nodes[parent].children.append(node)
             if isinstance(node, SourceNode):
-                kser = resolve_serde(node.key_serde, config, "key")
-                vser = resolve_serde(node.value_serde, config, "value")
+                kser = resolve_serde(node.key_serde, config, "key", f"source {name!r}")
+                vser = resolve_serde(node.value_serde, config, "value", f"source {name!r}")
                 entry = (node, kser, vser, node.timestamp_extractor)
                 for ref in spec_node.topics:
                     self._sources[ref.full(self.application_id)] = entry
             elif isinstance(node, SinkNode):
                 if spec_node.topics:
                     node.topic = spec_node.topics[0].full(self.application_id)
-                node.key_serde = resolve_serde(node.key_serde, config, "key")
-                node.value_serde = resolve_serde(node.value_serde, config, "value")
+                node.key_serde = resolve_serde(node.key_serde, config, "key", f"sink {name!r}")
+                node.value_serde = resolve_serde(node.value_serde, config, "value", f"sink {name!r}")
         for store in {s for n in sub.nodes for s in topology.nodes[n].stores}:
             if store not in ctx.stores:
                 raise TopologyError(

@@ -180,8 +180,8 @@ def open_store(
     backend = open_backend(spec, config, task_dir)
     cache = budget if spec.caching else None
     log = changelog if spec.logging else None
-    key_serde = resolve_serde(spec.key_serde, config, "key")
-    value_serde = resolve_serde(spec.value_serde, config, "value")
+    key_serde = resolve_serde(spec.key_serde, config, "key", f"store {spec.name!r}")
+    value_serde = resolve_serde(spec.value_serde, config, "value", f"store {spec.name!r}")
     if spec.kind == "window":
         return WindowStore(
             spec.name,

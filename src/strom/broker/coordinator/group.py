@@ -634,18 +634,6 @@ class GroupCoordinator:
             )
         return member.awaiting_sync
 
-    def next_deadline_ms(self) -> int | None:
-        """The earliest moment `tick` has work to do (a hint for the server's timer)."""
-        deadlines = [self._next_retention_check_ms]
-        for group in self._groups.values():
-            deadlines.extend(group.pending_members.values())
-            deadlines.extend(m.heartbeat_deadline_ms for m in group.members.values())
-            if group.join_deadline_ms is not None:
-                deadlines.append(group.join_deadline_ms)
-            if group.pending_sync and group.pending_sync_deadline_ms is not None:
-                deadlines.append(group.pending_sync_deadline_ms)
-        return min(deadlines)
-
     def tick(self) -> None:
         """Fire every deadline that has passed: sessions, pending members, join and sync phases, retention."""
         now = self._clock()

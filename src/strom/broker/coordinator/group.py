@@ -222,9 +222,6 @@ class GroupCoordinator:
     def group(self, group_id: str) -> Group | None:
         return self._groups.get(group_id)
 
-    def partition_of(self, group_id: str) -> int:
-        return self._log.partition_of(group_id)
-
     # ================================================================================== JoinGroup
 
     def join_group(self, req: JoinRequest, respond: JoinCallback) -> None:

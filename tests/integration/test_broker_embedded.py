@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from strom.broker import EmbeddedBroker
-from strom.broker.config import ConfigError
+from strom.broker.config import BrokerConfig, ConfigError
+from strom.broker.server import Broker
 from tests.integration.broker_wire import WireClient
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
@@ -68,3 +70,17 @@ def test_temporary_data_directory_is_removed_on_exit() -> None:
 def test_a_data_directory_serves_one_broker_at_a_time(tmp_path: Path) -> None:
     with EmbeddedBroker(data_dir=tmp_path), pytest.raises(Exception, match="in use"):
         EmbeddedBroker(data_dir=tmp_path).start()
+
+
+def test_a_failed_start_releases_the_data_directory(tmp_path: Path) -> None:
+    async def start_and_stop(port: int) -> None:
+        broker = Broker(tmp_path, BrokerConfig(), "127.0.0.1", port)
+        await broker.start()
+        await broker.stop()
+
+    with (
+        EmbeddedBroker() as other
+    ):  # holds a port, so a broker asked to listen there fails after opening logs
+        with pytest.raises(OSError):
+            asyncio.run(start_and_stop(other.port))
+    asyncio.run(start_and_stop(0))  # the failed start released the data directory's lock

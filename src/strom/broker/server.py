@@ -88,11 +88,15 @@ class Broker:
         self.topics = TopicRegistry(self.data_dir, self.node_id)
         self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
-        install_all(self)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self), self.listen_host, self.listen_port, reuse_address=True
-        )
+        try:
+            install_all(self)
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(
+                lambda: Connection(self), self.listen_host, self.listen_port, reuse_address=True
+            )
+        except BaseException:
+            self._close_logs()  # release the data directory (its lock) for a later attempt
+            raise
         sock = self._server.sockets[0]
         self.listen_port = sock.getsockname()[1]
         self._set_advertised()

@@ -78,9 +78,7 @@ def test_a_failed_start_releases_the_data_directory(tmp_path: Path) -> None:
         await broker.start()
         await broker.stop()
 
-    with (
-        EmbeddedBroker() as other
-    ):  # holds a port, so a broker asked to listen there fails after opening logs
-        with pytest.raises(OSError):
-            asyncio.run(start_and_stop(other.port))
+    # Another broker holds the port, so this one fails to listen after it opened its logs.
+    with EmbeddedBroker() as other, pytest.raises(OSError):
+        asyncio.run(start_and_stop(other.port))
     asyncio.run(start_and_stop(0))  # the failed start released the data directory's lock

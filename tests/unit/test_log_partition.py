@@ -439,3 +439,29 @@ def test_a_failed_write_leaves_the_log_as_it_was(
     again = Partition.open(tmp_path / "orders-0", LogConfig(), clock=clock)
     assert again.truncated_bytes == 0
     assert [o for o, _ in all_records(again)] == [0, 1, 2]
+
+
+def test_an_index_entry_that_passed_the_sample_check_but_lies_is_caught_on_use(
+    tmp_path: Path, clock: FakeClock
+):
+    one = batch(3)
+    config = LogConfig(index_interval_bytes=len(one))  # an entry every second batch: offsets 8, 14, 20, ...
+    part = Partition.open(tmp_path / "orders-0", config, clock=clock)
+    for _ in range(200):
+        part.append(one)
+    part.close()
+    index = tmp_path / "orders-0" / "00000000000000000000.index"
+    raw = bytearray(index.read_bytes())
+    entries = len(raw) // 8
+    victim = 7  # the load-time sample checks every entries // 32-th entry, the first and the last
+    assert victim % (entries // 32) and 0 < victim < entries - 1
+    rel = int.from_bytes(raw[8 * victim : 8 * victim + 4], "big")
+    assert rel == 6 * victim + 8
+    # The entry now claims offset rel-4, which lies in the batch before the one at its position: trusted,
+    # a read at rel-4 would start at the later batch and skip two records.
+    raw[8 * victim : 8 * victim + 4] = (rel - 4).to_bytes(4, "big")
+    index.write_bytes(bytes(raw))
+    again = Partition.open(tmp_path / "orders-0", config, clock=clock, clean_shutdown=True)
+    target = rel - 4
+    first = next(iter_batches(again.read_bytes(target, 100)))
+    assert first.base_offset <= target <= first.last_offset

@@ -113,10 +113,13 @@ class OffsetIndex:
         self._rel.append(last_offset - self.base_offset)
         self._pos.append(position)
 
-    def lookup(self, offset: int) -> int:
-        """Position to start scanning from for `offset`: that of the greatest entry <= offset, else 0."""
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """(entry offset, position) of the greatest entry <= `offset`, where a scan for `offset` may start;
+        (base_offset - 1, 0) when there is none."""
         i = bisect.bisect_right(self._rel, offset - self.base_offset) - 1
-        return self._pos[i] if i >= 0 else 0
+        if i < 0:
+            return self.base_offset - 1, 0
+        return self.base_offset + self._rel[i], self._pos[i]
 
     def clear(self) -> None:
         """Forget every entry (before a rebuild); the next persist rewrites the file."""

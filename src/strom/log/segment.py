@@ -339,25 +339,47 @@ class Segment:
         (max_ts,) = _I64.unpack_from(head, 35)
         return base, length + LOG_OVERHEAD, base + delta, max_ts
 
-    def find(self, offset: int, limit: int | None = None) -> tuple[int, int] | None:
+    def find(self, offset: int) -> tuple[int, int] | None:
         """(position, base offset) of the first batch whose last offset is >= `offset`, or None when every
         batch of the segment ends before it. Uses the offset index, then scans headers forward in chunks.
-        `limit` bounds the scan to positions below it."""
-        end = self.size if limit is None else min(limit, self.size)
-        position = self.offset_index.lookup(offset)
+
+        The index entry used is checked against the batch it points at (its last offset must match); an
+        entry that does not is proof of a damaged index, which is then rebuilt from the log, so a bad entry
+        can never make a read skip records."""
+        found = self._find(offset)
+        if found is None or found[2]:
+            return None if found is None else (found[0], found[1])
+        self.rebuild_indexes()
+        again = self._find(offset)
+        if again is None or again[2]:
+            return None if again is None else (again[0], again[1])
+        raise CorruptIndexError(f"{self.offset_index.path}: rebuilt index still disagrees with the log")
+
+    def _find(self, offset: int) -> tuple[int, int, bool] | None:
+        """Like `find`, plus whether the index entry it started from matched the log."""
+        entry_offset, position = self.offset_index.lookup(offset)
+        check = position > 0
+        end = self.size
         while position < end:
             chunk = self.read_at(position, min(_LOOKUP_CHUNK, end - position))
             pos = 0
             while pos + HEADER_SIZE <= len(chunk):
                 base, length = _HEAD.unpack_from(chunk, pos)
                 (delta,) = _I32.unpack_from(chunk, pos + 23)
+                if check:
+                    if base + delta != entry_offset:
+                        return position, base, False
+                    check = False
                 if base + delta >= offset:
-                    return position + pos, base
+                    return position + pos, base, True
                 pos += length + LOG_OVERHEAD
             if pos == 0:  # a header straddles the chunk boundary; read it on its own
                 base, size, last, _ = self._header_at(position)
+                if check and last != entry_offset:
+                    return position, base, False
+                check = False
                 if last >= offset:
-                    return position, base
+                    return position, base, True
                 pos = size
             position += pos
         return None

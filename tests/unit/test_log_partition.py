@@ -465,3 +465,21 @@ def test_an_index_entry_that_passed_the_sample_check_but_lies_is_caught_on_use(
     target = rel - 4
     first = next(iter_batches(again.read_bytes(target, 100)))
     assert first.base_offset <= target <= first.last_offset
+
+
+def test_a_lying_time_index_entry_is_caught_on_use(tmp_path: Path, clock: FakeClock):
+    config = LogConfig(index_interval_bytes=1)
+    part = Partition.open(tmp_path / "orders-0", config, clock=clock)
+    for i in range(100):
+        part.append(batch(1, ts=1000 + 10 * i, tag=i))
+    part.close()
+    timeindex = tmp_path / "orders-0" / "00000000000000000000.timeindex"
+    raw = bytearray(timeindex.read_bytes())
+    victim = 40
+    ts = int.from_bytes(raw[12 * victim : 12 * victim + 8], "big")
+    offset = int.from_bytes(raw[12 * victim + 8 : 12 * victim + 12], "big")
+    assert (ts, offset) == (1000 + 10 * offset, offset)
+    raw[12 * victim : 12 * victim + 8] = (ts - 9).to_bytes(8, "big")  # still increasing, but wrong
+    timeindex.write_bytes(bytes(raw))
+    again = Partition.open(tmp_path / "orders-0", config, clock=clock, clean_shutdown=True)
+    assert again.offsets_for_timestamp(ts - 5) == (offset, ts)

@@ -210,11 +210,12 @@ class TimeIndex:
         self._ts.append(timestamp)
         self._rel.append(offset - self.base_offset)
 
-    def lookup(self, timestamp: int) -> int | None:
-        """Offset of the last entry whose timestamp is < `timestamp`: every record up to and including that
-        offset is older than `timestamp`, so a search may start after it. None when no entry qualifies."""
+    def lookup(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the last entry whose timestamp is < `timestamp`: every record up to and
+        including that offset is older than `timestamp`, so a search may start after it. None when no entry
+        qualifies."""
         i = bisect.bisect_left(self._ts, timestamp) - 1
-        return self.base_offset + self._rel[i] if i >= 0 else None
+        return (self._ts[i], self.base_offset + self._rel[i]) if i >= 0 else None
 
     def clear(self) -> None:
         """Forget every entry (before a rebuild); the next persist rewrites the file."""

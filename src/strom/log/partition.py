@@ -488,8 +488,7 @@ class Partition:
             for seg in self._segments:
                 if seg.max_timestamp < timestamp or seg.next_offset <= self._log_start:
                     continue
-                after = seg.time_index.lookup(timestamp)
-                start = max(self._log_start, seg.base_offset if after is None else after + 1)
+                start = max(self._log_start, seg.search_start_for_timestamp(timestamp))
                 found = seg.find(start)
                 if found is None:
                     continue

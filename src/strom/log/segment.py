@@ -384,6 +384,24 @@ class Segment:
             position += pos
         return None
 
+    def search_start_for_timestamp(self, timestamp: int) -> int:
+        """The offset from which to scan for the first record with a timestamp >= `timestamp`: just after
+        the last time-index entry older than it. The entry is checked first — the batch ending at its offset
+        must carry exactly its timestamp, as Kafka's own index verification demands — and the indexes are
+        rebuilt from the log if it does not."""
+        for _ in range(2):
+            entry = self.time_index.lookup(timestamp)
+            if entry is None:
+                return self.base_offset
+            ts, offset = entry
+            found = self.find(offset)
+            if found is not None:
+                _, _, last, max_ts = self._header_at(found[0])
+                if last == offset and max_ts == ts:
+                    return offset + 1
+            self.rebuild_indexes()
+        raise CorruptIndexError(f"{self.time_index.path}: rebuilt index still disagrees with the log")
+
     def slice(self, offset: int, max_bytes: int, max_offset: int | None, min_one: bool) -> LogSlice | None:
         """The byte range starting at the batch holding `offset` (KIP-74: the first batch whole when
         `min_one`), up to `max_bytes` and not reaching batches at or beyond `max_offset`; None when the

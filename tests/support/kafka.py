@@ -45,6 +45,7 @@ TOOL_CLASSES: dict[str, str] = {
     "kafka-consumer-perf-test": "org.apache.kafka.tools.ConsumerPerformance",
     "kafka-dump-log": "org.apache.kafka.tools.DumpLogSegments",
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
 }
 
 # Short-lived tools start faster with the C1 compiler only and a serial collector; a 256 MiB heap is plenty.

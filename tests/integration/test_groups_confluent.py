@@ -252,3 +252,22 @@ def test_admin_describe_list_and_delete_groups(broker: EmbeddedBroker) -> None:
 
 def _state(admin: AdminClient, group: str) -> str:
     return admin.describe_consumer_groups([group])[group].result(10).state.name
+
+
+def test_connected_member_carries_on_across_a_broker_restart(broker: EmbeddedBroker) -> None:
+    produce(broker.bootstrap_servers, 30)
+    member = Member(broker.bootstrap_servers, "g-live")
+    try:
+        poll_until([member], lambda: len(member.records) >= 30)
+        member.consumer.commit(asynchronous=False)
+        revokes = member.revoke_calls
+        broker.stop()
+        broker.start()  # same data directory and port: the group comes back Stable with this member
+        produce(broker.bootstrap_servers, 30)
+        poll_until([member], lambda: len(member.records) >= 60)
+        assert member.revoke_calls == revokes, "the restart forced a rebalance"
+        assert len(set(member.records)) == 60
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        assert admin.describe_consumer_groups(["g-live"])["g-live"].result(10).state.name == "STABLE"
+    finally:
+        member.close()

@@ -139,3 +139,23 @@ def test_kafka_dump_log_verifies_strom_indexes_and_reads_snapshots(tmp_path: Pat
     assert "lastSequence: 49" in dumped.stdout
     assert re.search(r"version: 0 producerId: 77 firstOffset: 150 lastOffset: 151", dumped.stdout)
     assert dumped.stderr.strip() == ""
+
+
+def test_kafka_dump_log_reads_log_append_time_batches(tmp_path: Path):
+    path = tmp_path / "stamped-0"
+    now = 1_750_000_000_000
+    part = Partition.open(path, LogConfig(message_timestamp_type="LogAppendTime"), clock=lambda: now)
+    for codec in (Compression.NONE, Compression.ZSTD):
+        builder = BatchBuilder(compression=codec)
+        for i in range(3):
+            builder.append(b"k%d" % i, b"v%d" % i, 1_000 + i)  # producer timestamps are replaced
+        part.append(builder.build())
+    part.close()
+    (log,) = path.glob("*.log")
+    result = run_kafka_tool("kafka-dump-log", "--deep-iteration", "--print-data-log", "--files", str(log))
+    assert result.stderr.strip() == ""
+    batches = [line for line in result.stdout.splitlines() if line.startswith("baseOffset:")]
+    assert len(batches) == 2
+    assert all(f"LogAppendTime: {now}" in line and "isvalid: true" in line for line in batches)
+    records = [line for line in result.stdout.splitlines() if line.startswith("| offset:")]
+    assert [f"LogAppendTime: {now}" in line for line in records] == [True] * 6

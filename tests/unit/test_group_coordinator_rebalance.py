@@ -406,6 +406,10 @@ def test_static_member_with_unknown_instance_and_member_id() -> None:
     h = Harness()
     a = h.join(instance="i-a").result
     assert h.join("g", a.member_id, instance="i-other").result.error == E.unknown_member_id
+    pending = h.join().result.member_id  # a dynamic id handed out with MEMBER_ID_REQUIRED...
+    assert h.join("g", pending, instance="i-a").result.error == E.fenced_instance_id  # ...is not i-a's
+    assert h.join("g", pending, instance="i-new").result.error == E.unknown_member_id
+    assert h.coordinator.group("g").static_members == {"i-a": a.member_id}
 
 
 def test_shutdown_answers_waiting_requests() -> None:

@@ -276,7 +276,8 @@ class GroupCoordinator:
             respond(JoinResult(E.coordinator_not_available, member_id))
         elif not group.supports_protocols(req.protocol_type, [name for name, _ in req.protocols]):
             respond(JoinResult(E.inconsistent_group_protocol, member_id))
-        elif member_id in group.pending_members:
+        elif member_id in group.pending_members and req.group_instance_id is None:
+            # (a pending id is dynamic: presented with an instance id it is judged by the static rules)
             self._add_member_and_rebalance(group, member_id, req, respond)
         elif group.is_static_member_fenced(member_id, req.group_instance_id):
             respond(JoinResult(E.fenced_instance_id, member_id))

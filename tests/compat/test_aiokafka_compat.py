@@ -8,7 +8,6 @@ import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.brokers import BrokerUnderTest
@@ -124,7 +123,6 @@ def members(bootstrap: str, topic: str, group: str) -> list[GroupMember]:
     return [AiokafkaMember(bootstrap, topic, group) for _ in range(2)]
 
 
-@pytest.mark.parametrize("broker_under_test", ["kafka"], indirect=True)
 def test_aiokafka_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:

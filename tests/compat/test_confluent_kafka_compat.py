@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from tests.support.brokers import BrokerUnderTest
@@ -113,8 +112,6 @@ class ConfluentMember:
         self.consumer.close()
 
 
-# strom's produce path is still landing (issue 3): only Apache Kafka until the strom run passes.
-@pytest.mark.parametrize("broker_under_test", ["kafka"], indirect=True)
 def test_confluent_kafka_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:

@@ -9,8 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.brokers import BrokerUnderTest
 from tests.support.peers import franzgo_path
 from tests.support.scenario import (
@@ -52,7 +50,6 @@ def consume(program: Path, bootstrap: str, topic: str, group: str, count: int) -
     return records
 
 
-@pytest.mark.parametrize("broker_under_test", ["kafka"], indirect=True)
 def test_franzgo_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:

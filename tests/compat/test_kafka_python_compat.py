@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -95,7 +94,6 @@ def members(bootstrap: str, topic: str, group: str) -> list[GroupMember]:
     return [KafkaPythonMember(bootstrap, topic, group) for _ in range(2)]
 
 
-@pytest.mark.parametrize("broker_under_test", ["kafka"], indirect=True)
 def test_kafka_python_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:

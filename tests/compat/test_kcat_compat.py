@@ -7,8 +7,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from tests.support.brokers import BrokerUnderTest
 from tests.support.peers import kcat_path
 from tests.support.scenario import (
@@ -81,7 +79,6 @@ def consume_in_group(kcat: str, bootstrap: str, topic: str, group: str, counts: 
     return consumed
 
 
-@pytest.mark.parametrize("broker_under_test", ["kafka"], indirect=True)
 def test_kcat_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:

@@ -140,6 +140,7 @@ class Segment:
         self.offset_of_max_timestamp = base_offset - 1
         self.rolling_timestamp = NO_TIMESTAMP  # max timestamp of the first batch (drives segment.ms)
         self.jitter_ms = 0
+        self._config = config
         self._index_interval = config.index_interval_bytes
         self._bytes_since_index = 0
         self._unflushed = False
@@ -496,27 +497,30 @@ class Segment:
         return truncated
 
     def rebuild_indexes(self) -> None:
-        """Recompute the offset and time indexes from the batch headers (the log is trusted, e.g. flushed)."""
-        self.offset_index.clear()
-        self.time_index.clear()
-        size = self.size
-        self.size = 0
-        self.next_offset = self.base_offset
-        self.max_timestamp = NO_TIMESTAMP
-        self.offset_of_max_timestamp = self.base_offset - 1
-        self.rolling_timestamp = NO_TIMESTAMP
-        self._bytes_since_index = 0
-        for position, batch in self._walk(0, size):
-            self._index_batches(
+        """Recompute the offset, time and transaction indexes from the batch headers (the log itself is
+        trusted, e.g. flushed). The new indexes are built aside and swapped in at the end, so a concurrent
+        reader of `size`, `next_offset` or `batches()` (the cleaner) never sees a half-built state."""
+        shadow = Segment(self.dir, self.base_offset, self._config, self.created_ms, self.suffix)
+        for position, batch in self._walk(0, self.size):
+            shadow._index_batches(
                 position, [BatchInfo(batch.size_in_bytes, batch.last_offset, batch.max_timestamp)]
             )
-        self.size = size
+        shadow.add_final_time_index_entry()
         try:
-            self.txn_index = TransactionIndex.load(self.path(TXN_INDEX_SUFFIX))
+            txn_index = TransactionIndex.load(self.path(TXN_INDEX_SUFFIX))
         except CorruptIndexError:
-            self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
-            self.txn_index.clear()
-        self._unflushed = True
+            txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
+            txn_index.clear()
+        with self._lock:
+            self.offset_index = shadow.offset_index
+            self.time_index = shadow.time_index
+            self.txn_index = txn_index
+            self.next_offset = shadow.next_offset
+            self.max_timestamp = shadow.max_timestamp
+            self.offset_of_max_timestamp = shadow.offset_of_max_timestamp
+            self.rolling_timestamp = shadow.rolling_timestamp
+            self._bytes_since_index = shadow._bytes_since_index
+            self._unflushed = True
 
     # ----- durability and lifecycle -----
 

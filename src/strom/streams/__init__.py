@@ -14,6 +14,7 @@ from strom.streams.dsl import (
     KStream,
     KTable,
     Materialized,
+    SessionWindowedKStream,
     StreamsBuilder,
     TimeWindowedKStream,
 )
@@ -36,7 +37,7 @@ from strom.streams.processor import (
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
 from strom.streams.topology import Topology
-from strom.streams.windows import TimeWindows, Window, Windowed
+from strom.streams.windows import JoinWindows, SessionWindows, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
@@ -44,6 +45,7 @@ __all__ = [
     "DeserializationError",
     "GlobalKTable",
     "InvalidTimestampError",
+    "JoinWindows",
     "KGroupedStream",
     "KGroupedTable",
     "KStream",
@@ -56,6 +58,9 @@ __all__ = [
     "Record",
     "RecordMetadata",
     "SerializationError",
+    "SessionStore",
+    "SessionWindowedKStream",
+    "SessionWindows",
     "StateRestoreListener",
     "StoreError",
     "StoreSpec",

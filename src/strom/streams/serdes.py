@@ -243,6 +243,36 @@ class TimeWindowedSerde(Serde[Windowed]):
         return Windowed(self.inner.deserialize(topic, data[:-8]), Window(start, start + self.window_size_ms))
 
 
+class SessionWindowedSerde(Serde[Windowed]):
+    """Kafka's ``SessionWindowedSerde``: the inner key's bytes, then the session end and start, each 8-byte
+    big-endian (``SessionKeySchema``). Both ends are inclusive."""
+
+    name = "session-windowed"
+
+    def __init__(self, inner: Serde[Any] | None) -> None:
+        self.inner = inner
+
+    def with_inner(self, inner: Serde[Any]) -> SessionWindowedSerde:
+        return SessionWindowedSerde(inner)
+
+    def serialize(self, topic: str, value: Windowed | None) -> bytes | None:
+        if value is None:
+            return None
+        assert self.inner is not None, "session serde without an inner serde; resolve it with resolve_serde"
+        key = self.inner.serialize(topic, value.key) or b""
+        return key + _LONG.pack(value.window.end) + _LONG.pack(value.window.start)
+
+    def deserialize(self, topic: str, data: bytes | None) -> Windowed | None:
+        if data is None:
+            return None
+        if len(data) < 16:
+            raise _size_error("session-windowed", 16, data)
+        assert self.inner is not None, "session serde without an inner serde; resolve it with resolve_serde"
+        end = _LONG.unpack_from(data, len(data) - 16)[0]
+        start = _LONG.unpack_from(data, len(data) - 8)[0]
+        return Windowed(self.inner.deserialize(topic, data[:-16]), Window(start, end))
+
+
 _BYTES = _BytesSerde()
 _STRING = _StringSerde()
 _INTEGER = _StructSerde("integer", _INT)
@@ -309,6 +339,12 @@ def windowed(inner: Serde[Any], window_size_ms: int) -> TimeWindowedSerde:
     """Serde for the ``Windowed`` keys of a time-windowed aggregation
     (``WindowedSerdes.timeWindowedSerdeFrom``)."""
     return TimeWindowedSerde(inner, window_size_ms)
+
+
+def session_windowed(inner: Serde[Any]) -> SessionWindowedSerde:
+    """Serde for the ``Windowed`` keys of a session-windowed aggregation
+    (``WindowedSerdes.sessionWindowedSerdeFrom``)."""
+    return SessionWindowedSerde(inner)
 
 
 def serde(

@@ -28,6 +28,7 @@ from strom.streams.errors import StoreError, StreamsError
 from strom.streams.serdes import Serde
 from strom.streams.state.cache import RecordCacheBudget, cache_max_bytes
 from strom.streams.state.kv_store import KeyValueStore
+from strom.streams.state.session_store import SessionStore
 from strom.streams.state.window_store import WindowStore
 from strom.streams.task import GlobalStateTask, StreamTask, TaskId
 from strom.streams.topology import Topology
@@ -227,7 +228,7 @@ class TopologyTestDriver:
 
     def get_key_value_store(self, name: str) -> KeyValueStore:
         store = self.get_state_store(name)
-        if not isinstance(store, KeyValueStore):
+        if not isinstance(store, KeyValueStore) or isinstance(store, SessionStore):
             raise StoreError(f"store {name!r} is a {store.kind} store, not a key-value store")
         return store
 
@@ -235,6 +236,12 @@ class TopologyTestDriver:
         store = self.get_state_store(name)
         if not isinstance(store, WindowStore):
             raise StoreError(f"store {name!r} is a {store.kind} store, not a window store")
+        return store
+
+    def get_session_store(self, name: str) -> SessionStore:
+        store = self.get_state_store(name)
+        if not isinstance(store, SessionStore):
+            raise StoreError(f"store {name!r} is a {store.kind} store, not a session store")
         return store
 
     def metrics(self) -> dict[str, int]:

@@ -147,3 +147,39 @@ class JoinWindows:
 
     def __repr__(self) -> str:
         return f"JoinWindows(before_ms={self.before_ms}, after_ms={self.after_ms}, grace_ms={self.grace_ms})"
+
+
+class SessionWindows:
+    """Sessions per key: records closer than ``gap_ms`` to each other fall into one session ``[first, last]``
+    (both ends inclusive); a record that bridges two sessions merges them. A session closes when stream time
+    passes ``end + grace_ms``; records that would only extend closed sessions are dropped.
+
+    Invariants: ``gap_ms > 0`` and ``grace_ms >= 0``; instances are immutable.
+    """
+
+    __slots__ = ("gap_ms", "grace_ms")
+
+    def __init__(self, gap_ms: int, grace_ms: int) -> None:
+        if gap_ms <= 0:
+            raise ValueError(f"session inactivity gap must be > 0 ms, got {gap_ms}")
+        if grace_ms < 0:
+            raise ValueError(f"grace period must be >= 0 ms, got {grace_ms}")
+        self.gap_ms = gap_ms
+        self.grace_ms = grace_ms
+
+    @classmethod
+    def of_inactivity_gap_and_grace(cls, gap_ms: int, grace_ms: int) -> SessionWindows:
+        return cls(gap_ms, grace_ms)
+
+    @classmethod
+    def of_inactivity_gap_without_grace(cls, gap_ms: int) -> SessionWindows:
+        return cls(gap_ms, 0)
+
+    of_inactivity_gap_with_no_grace = of_inactivity_gap_without_grace  # Kafka's name
+
+    @property
+    def retention_ms(self) -> int:
+        return self.gap_ms + self.grace_ms
+
+    def __repr__(self) -> str:
+        return f"SessionWindows(gap_ms={self.gap_ms}, grace_ms={self.grace_ms})"

@@ -2,7 +2,12 @@
 ``Topology``."""
 
 from strom.streams.dsl.builder import StreamsBuilder
-from strom.streams.dsl.grouped import KGroupedStream, KGroupedTable, TimeWindowedKStream
+from strom.streams.dsl.grouped import (
+    KGroupedStream,
+    KGroupedTable,
+    SessionWindowedKStream,
+    TimeWindowedKStream,
+)
 from strom.streams.dsl.kstream import BranchedKStream, KStream
 from strom.streams.dsl.ktable import GlobalKTable, KTable
 from strom.streams.dsl.materialized import Materialized
@@ -15,6 +20,7 @@ __all__ = [
     "KStream",
     "KTable",
     "Materialized",
+    "SessionWindowedKStream",
     "StreamsBuilder",
     "TimeWindowedKStream",
 ]

@@ -6,18 +6,23 @@ windows for streams; with adder and subtractor for tables). Each aggregation mat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from strom.streams.dsl.ktable import KTable, OldValues, store_getter, windowed_store_getter, with_old_values
 from strom.streams.dsl.materialized import Materialized, as_materialized
 from strom.streams.errors import TopologyError
-from strom.streams.processor.aggregate import StreamAggregateNode, TableAggregateNode, WindowedAggregateNode
+from strom.streams.processor.aggregate import (
+    SessionWindowAggregateNode,
+    StreamAggregateNode,
+    TableAggregateNode,
+    WindowedAggregateNode,
+)
 from strom.streams.processor.node import SinkNode, SourceNode
 from strom.streams.processor.table import ChangeSerde
-from strom.streams.serdes import Serde, TimeWindowedSerde, long
+from strom.streams.serdes import Serde, SessionWindowedSerde, TimeWindowedSerde, long
 from strom.streams.state.stores import StoreSpec
 from strom.streams.topology import NodeSpec, TopicRef
-from strom.streams.windows import TimeWindows
+from strom.streams.windows import SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
     from strom.streams.dsl.builder import StreamsBuilder
@@ -30,6 +35,10 @@ def _count_adder(key: Any, value: Any, aggregate: int) -> int:
 
 def _count_subtractor(key: Any, value: Any, aggregate: int) -> int:
     return aggregate - 1
+
+
+def _count_merger(key: Any, left: int, right: int) -> int:
+    return left + right
 
 
 def _count_init() -> int:
@@ -68,10 +77,21 @@ class KGroupedStream:
         """``aggregator(key, value, aggregate)`` starting from ``initializer()``."""
         return self._aggregate(initializer, aggregator, materialized, None)
 
-    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream:
-        if not isinstance(windows, TimeWindows):
-            raise TopologyError(f"windowed_by expects TimeWindows, got {type(windows).__name__}")
-        return TimeWindowedKStream(self, windows)
+    @overload
+    def windowed_by(self, windows: TimeWindows) -> TimeWindowedKStream: ...
+
+    @overload
+    def windowed_by(self, windows: SessionWindows) -> SessionWindowedKStream: ...
+
+    def windowed_by(
+        self, windows: TimeWindows | SessionWindows
+    ) -> TimeWindowedKStream | SessionWindowedKStream:
+        """Aggregate per time window (tumbling or hopping) or per session."""
+        if isinstance(windows, TimeWindows):
+            return TimeWindowedKStream(self, windows)
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedKStream(self, windows)
+        raise TopologyError(f"windowed_by takes TimeWindows or SessionWindows, not {type(windows).__name__}")
 
     def _aggregate(
         self,
@@ -166,6 +186,76 @@ class TimeWindowedKStream:
         materialized: Materialized | str | None = None,
     ) -> KTable:
         return self._grouped._aggregate(initializer, aggregator, materialized, None, self.windows)
+
+
+class SessionWindowedKStream:
+    """A grouped stream aggregated per session; results are keyed by ``Windowed(key, Window(start, end))``
+    with
+    both ends inclusive, and merged-away sessions are forwarded as tombstones."""
+
+    def __init__(self, grouped: KGroupedStream, windows: SessionWindows) -> None:
+        self._grouped = grouped
+        self.windows = windows
+
+    def count(self, materialized: Materialized | str | None = None) -> KTable:
+        return self._aggregate(_count_init, _count_adder, _count_merger, materialized, long())
+
+    def reduce(
+        self, reducer: Callable[[Any, Any], Any], materialized: Materialized | str | None = None
+    ) -> KTable:
+        merge = _reducer(reducer)
+        return self._aggregate(None, merge, merge, materialized, self._grouped.value_serde)
+
+    def aggregate(
+        self,
+        initializer: Callable[[], Any],
+        aggregator: Callable[[Any, Any, Any], Any],
+        merger: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None = None,
+    ) -> KTable:
+        """``aggregator(key, value, aggregate)``; ``merger(key, aggregate1, aggregate2)`` combines two
+        sessions
+        that a record bridges."""
+        return self._aggregate(initializer, aggregator, merger, materialized, None)
+
+    def _aggregate(
+        self,
+        initializer: Callable[[], Any] | None,
+        aggregator: Callable[[Any, Any, Any], Any],
+        merger: Callable[[Any, Any, Any], Any],
+        materialized: Materialized | str | None,
+        default_value_serde: Serde[Any] | None,
+    ) -> KTable:
+        grouped = self._grouped
+        stream = grouped._stream
+        builder: StreamsBuilder = stream._builder
+        windows = self.windows
+        m = as_materialized(materialized)
+        store = m.name or builder.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
+        key_serde = m.key_serde or grouped.key_serde
+        value_serde = m.value_serde or default_value_serde
+        retention = windows.retention_ms if m.retention_ms is None else m.retention_ms
+        if retention < windows.retention_ms:
+            raise TopologyError(
+                f"the retention of session store {store!r} ({retention} ms) must be at least gap plus grace "
+                f"({windows.retention_ms} ms)"
+            )
+        parent, sources = stream._for_stateful(grouped._name or store, key_serde, grouped.value_serde)
+        name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
+        flags = OldValues()
+        builder.topology.add_state_store(
+            StoreSpec(store, "session", key_serde, value_serde, m.backend, m.logging, m.caching,
+                      retention_ms=retention, changelog_configs=dict(m.changelog_configs))
+        )  # fmt: skip
+
+        def make() -> Any:
+            node = SessionWindowAggregateNode(name, store, windows, initializer, aggregator, merger)
+            return with_old_values(node, flags)
+
+        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        key = SessionWindowedSerde(key_serde)
+        getter = store_getter(store)
+        return KTable(builder, name, key, value_serde, sources, getter, [store], flags, store_name=store)
 
 
 class KGroupedTable:

@@ -1,4 +1,5 @@
-"""Aggregation nodes: KStream aggregate (windowed or not) and KTable aggregate with adder and subtractor.
+"""Aggregation nodes: KStream aggregate (plain, time-windowed, session-windowed) and KTable aggregate with
+adder and subtractor.
 
 Each node reads the current aggregate from its store, computes the new one and writes it back; the store
 forwards ``Change(new, old)`` downstream when the write reaches it (immediately without a cache, at flush
@@ -14,7 +15,7 @@ from typing import Any
 
 from strom.streams.processor.node import Node
 from strom.streams.processor.table import Change
-from strom.streams.windows import TimeWindows
+from strom.streams.windows import TimeWindows, Window, Windowed
 
 Initializer = Callable[[], Any]
 Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
@@ -166,3 +167,67 @@ class TableAggregateNode(_StoreForwarding):
         else:
             new_agg = intermediate
         store.update(key, entry, new_agg, new_ts)
+
+
+class SessionWindowAggregateNode(_StoreForwarding):
+    """``SessionWindowedKStream.aggregate`` (``KStreamSessionWindowAggregate``): a record joins every session
+    of its key within the inactivity gap; the sessions it bridges are merged (``merger``), removed (forwarded
+    as tombstones for their old windowed keys) and replaced by one session. The result's timestamp is the
+    session end. A record whose merged session ended before stream time minus grace is dropped and counted."""
+
+    __slots__ = ("aggregator", "expire_every", "initializer", "last_expiry", "merger", "observed_stream_time",
+                 "windows")  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        store_name: str,
+        windows: Any,
+        initializer: Initializer | None,
+        aggregator: Aggregator,
+        merger: Aggregator,
+    ) -> None:
+        super().__init__(name, store_name)
+        self.windows = windows
+        self.initializer = initializer
+        self.aggregator = aggregator
+        self.merger = merger
+        self.observed_stream_time = -1
+        self.last_expiry = -1
+        self.expire_every = 1
+
+    def init(self, ctx: Any) -> None:
+        super().init(ctx)
+        # Expired sessions are purged in whole sweeps, at most every half retention of stream time (Kafka
+        # drops session segments of at least a minute the same way).
+        self.expire_every = max(self.store.retention_ms // 2, 60_000)
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        if key is None or value is None:
+            self.ctx.record_dropped("session aggregation input with a null key or value", key)
+            return
+        if timestamp > self.observed_stream_time:
+            self.observed_stream_time = timestamp
+        close_time = self.observed_stream_time - self.windows.grace_ms
+        gap = self.windows.gap_ms
+        store = self.store
+        sessions = list(store.find_sessions(key, timestamp - gap, timestamp + gap))
+        aggregate = None if self.initializer is None else self.initializer()
+        start = end = timestamp
+        for windowed, session_value in sessions:
+            aggregate = session_value if aggregate is None else self.merger(key, aggregate, session_value)
+            if windowed.window.start < start:
+                start = windowed.window.start
+            if windowed.window.end > end:
+                end = windowed.window.end
+        if end < close_time:
+            self.ctx.record_dropped(f"session [{start},{end}] closed at {close_time}", key, warn=False)
+            return
+        if start != timestamp or end != timestamp:
+            for windowed, _session_value in sessions:
+                store.put(windowed, None, windowed.window.end)
+        aggregate = value if aggregate is None else self.aggregator(key, value, aggregate)
+        store.put(Windowed(key, Window(start, end)), aggregate, end)
+        if self.observed_stream_time - self.last_expiry >= self.expire_every:
+            self.last_expiry = self.observed_stream_time
+            store.expire(self.observed_stream_time - store.retention_ms)

@@ -4,7 +4,16 @@ with a record cache and change-logging. See ``stores.py`` for how a topology dec
 
 from strom.streams.state.cache import RecordCacheBudget
 from strom.streams.state.kv_store import KeyValueStore, ValueAndTimestamp
+from strom.streams.state.session_store import SessionStore
 from strom.streams.state.stores import Stores, StoreSpec
 from strom.streams.state.window_store import WindowStore
 
-__all__ = ["KeyValueStore", "RecordCacheBudget", "StoreSpec", "Stores", "ValueAndTimestamp", "WindowStore"]
+__all__ = [
+    "KeyValueStore",
+    "RecordCacheBudget",
+    "SessionStore",
+    "StoreSpec",
+    "Stores",
+    "ValueAndTimestamp",
+    "WindowStore",
+]

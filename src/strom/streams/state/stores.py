@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from strom.streams.errors import StoreError, TopologyError
-from strom.streams.serdes import Serde, resolve_serde
+from strom.streams.serdes import Serde, SessionWindowedSerde, resolve_serde
 from strom.streams.state.bytes_store import InMemoryKeyValueBytesStore, KeyValueBytesStore
 from strom.streams.state.cache import RecordCacheBudget
 from strom.streams.state.kv_store import Changelogger, KeyValueStore
+from strom.streams.state.session_store import SessionStore
 from strom.streams.state.window_bytes import InMemoryWindowBytesStore, SegmentedWindowBytesStore
 from strom.streams.state.window_store import WindowStore
 
@@ -34,8 +35,8 @@ WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS = 24 * 60 * 60 * 1000
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """A declared state store. ``kind`` is ``key_value`` or ``window``; window stores need size and
-    retention."""
+    """A declared state store. ``kind`` is ``key_value``, ``window`` or ``session``; window stores need
+    size and retention, session stores retention."""
 
     name: str
     kind: str
@@ -51,12 +52,14 @@ class StoreSpec:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0"):
             raise TopologyError(f"invalid store name {self.name!r}: use letters, digits, '.', '_' or '-'")
-        if self.kind not in ("key_value", "window"):
+        if self.kind not in ("key_value", "window", "session"):
             raise TopologyError(f"store {self.name!r}: unknown kind {self.kind!r}")
         if self.backend is not None and self.backend not in BACKENDS:
             raise TopologyError(
                 f"store {self.name!r}: unknown backend {self.backend!r}, expected one of {BACKENDS}"
             )
+        if self.kind == "session" and self.retention_ms <= 0:
+            raise TopologyError(f"session store {self.name!r} needs retention_ms > 0 ({self.retention_ms})")
         if self.kind == "window" and (self.window_size_ms <= 0 or self.retention_ms < self.window_size_ms):
             raise TopologyError(
                 f"window store {self.name!r}: needs window_size_ms > 0 and retention_ms >= window_size_ms, "
@@ -68,7 +71,7 @@ class StoreSpec:
 
     def topic_configs(self) -> dict[str, str]:
         """Configs the changelog topic must be created with (Kafka Streams' defaults, then the user's)."""
-        if self.kind == "window":
+        if self.kind in ("window", "session"):
             base = {
                 "cleanup.policy": "compact,delete",
                 "retention.ms": str(self.retention_ms + WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS),
@@ -103,6 +106,23 @@ class Stores:
             caching,
             changelog_configs=dict(changelog_configs or {}),
         )
+
+    @staticmethod
+    def session_store(
+        name: str,
+        retention_ms: int,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
+        *,
+        backend: str | None = None,
+        logging: bool = True,
+        caching: bool = False,
+        changelog_configs: dict[str, str] | None = None,
+    ) -> StoreSpec:
+        return StoreSpec(
+            name, "session", key_serde, value_serde, backend, logging, caching,
+            retention_ms=retention_ms, changelog_configs=dict(changelog_configs or {}),
+        )  # fmt: skip
 
     @staticmethod
     def window_store(
@@ -176,12 +196,19 @@ def open_store(
     budget: RecordCacheBudget | None,
     current_timestamp: Callable[[], int],
 ) -> KeyValueStore | WindowStore:
-    """Open (or reopen, keeping its files) the store ``spec`` for one task."""
+    """Open (or reopen, keeping its files) the store ``spec`` for one task (a session store is a key-value
+    store with windowed keys)."""
     backend = open_backend(spec, config, task_dir)
     cache = budget if spec.caching else None
     log = changelog if spec.logging else None
     key_serde = resolve_serde(spec.key_serde, config, "key", f"store {spec.name!r}")
     value_serde = resolve_serde(spec.value_serde, config, "value", f"store {spec.name!r}")
+    if spec.kind == "session":
+        session = SessionStore(
+            spec.name, backend, SessionWindowedSerde(key_serde), value_serde, cache, log, current_timestamp
+        )
+        session.retention_ms = spec.retention_ms
+        return session
     if spec.kind == "window":
         return WindowStore(
             spec.name,

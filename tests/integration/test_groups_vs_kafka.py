@@ -252,3 +252,23 @@ def _sync_body(group: str, member: str, instance: str, assignments: dict[str, by
         "protocol_name": "range",
         "assignments": [{"member_id": m, "assignment": a} for m, a in assignments.items()],
     }
+
+
+def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
+    group = unique(bootstrap, "static-leader")
+    with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
+        ja = join(a, group, instance="ia")
+        sync(a, group, ja.member_id, 1, {ja.member_id: b"A"}, instance="ia")
+        again = join(b, group, instance="ia")
+        # Not told it leads (the old leader id comes back), so it computes no assignment the Stable group
+        # would ignore; it gets its predecessor's assignment whatever it sends.
+        assert (again.error_code, again.generation_id, again.leader, again.members) == (
+            E.none,
+            1,
+            ja.member_id,
+            (),
+        )
+        assert sync(b, group, again.member_id, 1, {again.member_id: b"NEW"}, instance="ia").assignment == b"A"
+        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        assert desc.group_state == "Stable"
+        assert heartbeat(a, group, ja.member_id, 1, "ia") == E.fenced_instance_id

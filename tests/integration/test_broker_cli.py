@@ -81,3 +81,18 @@ def test_bad_listen_address_is_refused(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "HOST:PORT" in err
+
+
+def test_a_data_directory_in_use_is_refused_with_a_message(tmp_path: Path) -> None:
+    first = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().startswith(READY_PREFIX)
+        second = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert "in use" in err and "Traceback" not in err
+        assert READY_PREFIX not in out
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)

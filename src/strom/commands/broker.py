@@ -72,9 +72,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     warn_ignored(config)
     host, port = args.listen
+    from strom.log.log_manager import DataDirLockedError
+
     try:
         asyncio.run(serve(args.data_dir, config, host, port))
+    except DataDirLockedError as exc:
+        print(f"strom broker: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"strom broker: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        print(f"strom broker: cannot start on {host}:{port} with {args.data_dir}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -272,3 +272,45 @@ def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
         (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
         assert desc.group_state == "Stable"
         assert heartbeat(a, group, ja.member_id, 1, "ia") == E.fenced_instance_id
+
+
+def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
+    group = unique(bootstrap, "describe")
+    with WireClient(bootstrap) as c:
+
+        def describe() -> Any:
+            (desc,) = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+            return desc
+
+        first = join(c, group)
+        me = join(c, group, first.member_id).member_id
+        completing = describe()  # no assignment yet: members without metadata, no protocol
+        assert (completing.group_state, completing.protocol_type, completing.protocol_data) == (
+            "CompletingRebalance",
+            "consumer",
+            "",
+        )
+        assert [(m.member_id, m.member_metadata, m.member_assignment) for m in completing.members] == [
+            (me, b"", b"")
+        ]
+        sync(c, group, me, 1, {me: b"\x00\x01"})
+        stable = describe()
+        assert (stable.group_state, stable.protocol_data) == ("Stable", "range")
+        assert [(m.member_metadata, m.member_assignment) for m in stable.members] == [(SUB, b"\x00\x01")]
+        assert commit(c, group, 1, me) == E.none
+        c.call(13, 4, {"group_id": group, "members": [{"member_id": me}]})
+        empty = describe()
+        assert (empty.group_state, empty.protocol_type, empty.protocol_data, empty.members) == (
+            "Empty",
+            "consumer",
+            "",
+            (),
+        )
+        listed = {
+            g.group_id: (g.protocol_type, g.group_state) for g in c.call(16, 4, {"states_filter": []}).groups
+        }
+        assert listed[group] == ("consumer", "Empty")
+        fetched = c.call(9, 7, {"group_id": group, "topics": None})
+        assert [
+            (t.name, [(p.partition_index, p.committed_offset) for p in t.partitions]) for t in fetched.topics
+        ] == [(TOPIC, [(0, 1)])]

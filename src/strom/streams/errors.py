@@ -9,8 +9,8 @@ class StreamsError(Exception):
 
 
 class TopologyError(StreamsError):
-    """The topology is invalid: a bad DSL call, a missing store, or co-partitioned inputs of different
-    sizes."""
+    """The topology is invalid: a bad DSL call, a missing store, or co-partitioned inputs of different sizes.
+    """
 
 
 class SerializationError(StreamsError):

@@ -1,6 +1,5 @@
 """Joins: KStream-KTable and KStream-GlobalKTable (inner, left), as Kafka's ``KStreamKTableJoinProcessor``,
-and
-windowed KStream-KStream joins (inner, left, outer), as Kafka's ``KStreamKStreamJoin``.
+and windowed KStream-KStream joins (inner, left, outer), as Kafka's ``KStreamKStreamJoin``.
 
 Only stream records trigger output; table updates change the table and emit nothing. Rules:
 
@@ -77,10 +76,8 @@ _OUTER_KEY = struct.Struct(">q?")
 
 class ValueListSerde(Serde[list[Any]]):
     """The values one join window store keeps per (key, timestamp), in arrival order: ``4-byte count`` then
-    per
-    value ``4-byte length || bytes``. (Kafka keeps duplicates as separate keys with a sequence number; strom
-    keeps
-    them as one list, so its join-store changelogs are not byte-compatible with Kafka's.)"""
+    per value ``4-byte length || bytes``. (Kafka keeps duplicates as separate keys with a sequence number;
+    strom keeps them as one list, so its join-store changelogs are not byte-compatible with Kafka's.)"""
 
     name = "value-list"
 
@@ -150,8 +147,7 @@ class OuterKeySerde(Serde[tuple[int, bool, Any]]):
 
 class OuterValueSerde(Serde[tuple[bool, list[Any]]]):
     """``(is_left, values)`` of a pending non-joined record: a side byte, then the values as
-    ``ValueListSerde``
-    with that side's value serde."""
+    ``ValueListSerde`` with that side's value serde."""
 
     name = "left-or-right-value"
 
@@ -195,8 +191,8 @@ class JoinTimeTracker:
 
 
 class JoinWindowNode(Node):
-    """Stores each record with a key and a value in its side's window store (at its timestamp), then passes
-    it on to the join node."""
+    """Stores each record with a key and a value in its side's window store (at its timestamp), then passes it
+    on to the join node."""
 
     __slots__ = ("store", "store_name")
 

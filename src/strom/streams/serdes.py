@@ -350,8 +350,8 @@ def session_windowed(inner: Serde[Any]) -> SessionWindowedSerde:
 def serde(
     to_bytes: Callable[[Any], bytes], from_bytes: Callable[[bytes], Any], name: str = "custom"
 ) -> Serde[Any]:
-    """A serde from two functions; ``None`` is handled for you and exceptions become
-    ``SerializationError``."""
+    """A serde from two functions; ``None`` is handled for you and exceptions become ``SerializationError``.
+    """
     return _FunctionSerde(to_bytes, from_bytes, name)
 
 

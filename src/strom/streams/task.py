@@ -2,58 +2,53 @@
 contract between the processing core (DSL, topology, tasks, stores) and the runtime that feeds tasks from
 brokers (``strom.streams.runtime``) or from memory (``strom.streams.testing``).
 
-Topology side (``strom.streams.topology.Topology``)
+Topology side (``strom.streams.topology.Topology``):
+
   ``subtopology_ids``; ``topic_groups(application_id)`` -> ``TopicGroup(subtopology, source_topics,
   repartition_sources, sink_topics, changelog_topics: {store: topic})``; ``internal_topics(application_id)``
-  ->
-  ``InternalTopic(name, kind "repartition"|"changelog", configs, subtopology)`` with the configs to create
-  them
-  with (changelog ``cleanup.policy=compact``; windowed changelog ``compact,delete`` + ``retention.ms``;
+  -> ``InternalTopic(name, kind "repartition"|"changelog", configs, subtopology)`` with the configs to create
+  them with (changelog ``cleanup.policy=compact``; windowed changelog ``compact,delete`` + ``retention.ms``;
   repartition ``delete``, ``retention.ms=-1``: purge consumed records with DeleteRecords after commit);
   ``resolve_partitions(application_id, partitions_of)`` -> partition count of every source and internal topic,
   raising ``TopologyError`` when co-partitioned topics differ; ``task_count(subtopology, counts,
-  application_id)``;
-  ``global_topics``; ``build_task(...)`` and ``build_global_task(...)`` below.
+  application_id)``; ``global_topics``; ``build_task(...)`` and ``build_global_task(...)`` below.
 
-Task side
+Task side:
+
   ``StreamTask(task_id, topology, config, state_dir, collector, cache=None, global_task=None,
-  wall_clock=None)``
-  where ``state_dir`` is this task's directory (``<state.dir>/<application.id>/<task_id>``), ``cache`` the
-  instance's shared ``RecordCacheBudget`` and ``wall_clock`` a function returning epoch milliseconds.
+  wall_clock=None)`` where ``state_dir`` is this task's directory
+  (``<state.dir>/<application.id>/<task_id>``), ``cache`` the instance's shared ``RecordCacheBudget`` and
+  ``wall_clock`` a function returning epoch milliseconds.
 
   - ``process(topic, partition, offset, key, value, timestamp_ms, headers)`` runs one consumed record (raw
-  bytes)
-    through the sub-topology, synchronously, then fires due stream-time punctuators. A record whose key or
-    value cannot be deserialised goes to the deserialization handler: with
-    ``errors.deadletterqueue.topic.name``
-    set it is sent there unchanged plus KIP-1034 ``__streams.errors.*`` headers; otherwise
-    ``default.deserialization.exception.handler`` decides: ``log_and_fail`` (default) raises
-    ``DeserializationError`` naming topic, partition and offset; ``log_and_continue`` logs and counts it in
-    ``metrics.dropped_records``. A negative timestamp raises ``InvalidTimestampError``. When the task reads
-    several partitions, feed the record with the smallest head timestamp first (Kafka's PartitionGroup rule).
+    bytes) through the sub-topology, synchronously, then fires due stream-time punctuators. A record whose key
+    or value cannot be deserialised goes to the deserialization handler: with
+    ``errors.deadletterqueue.topic.name`` set it is sent there unchanged plus KIP-1034 ``__streams.errors.*``
+    headers; otherwise ``default.deserialization.exception.handler`` decides: ``log_and_fail`` (default)
+    raises ``DeserializationError`` naming topic, partition and offset; ``log_and_continue`` logs and counts
+    it in ``metrics.dropped_records``. A negative timestamp raises ``InvalidTimestampError``. When the task
+    reads several partitions, feed the record with the smallest head timestamp first (Kafka's PartitionGroup
+    rule).
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
-  downstream
-    and writing changelogs through the collector) and the stores' backends, so a checkpoint written afterwards
-    is safe; then returns the offsets to commit. The runtime flushes its producer before committing them.
-    Processing may continue after a commit.
+    downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written
+    afterwards is safe; then returns the offsets to commit. The runtime flushes its producer before committing
+    them. Processing may continue after a commit.
   - ``changelog_partitions() -> {store: (topic, partition)}``, ``persistent_stores() -> set``,
     ``restore(store, records)`` applies ``(key bytes, value bytes | None, timestamp)`` changelog records in a
-    batch
-    (nothing is logged or forwarded), ``wipe_store(store)`` deletes a store's files and reopens it empty.
-  - ``stores`` (by name), ``stream_time``, ``metrics`` (``processed``, ``dropped_records``), ``close()``
-    (does not flush: commit first for a clean close).
+    batch (nothing is logged or forwarded), ``wipe_store(store)`` deletes a store's files and reopens it
+    empty.
+  - ``stores`` (by name), ``stream_time``, ``metrics`` (``processed``, ``dropped_records``), ``close()`` (does
+    not flush: commit first for a clean close).
 
   ``GlobalStateTask(topology, config, state_dir, collector=None)`` (the collector is used only for dead
-  letters): ``process(...)`` as above for global
-  topics, ``restore(topic, records)`` for the bootstrap (raw, batched; null keys skipped), ``flush()``,
-  ``stores``,
-  ``close()``. Build it first and pass it to every ``StreamTask`` (``global_task=``) so joins see its stores.
+  letters): ``process(...)`` as above for global topics, ``restore(topic, records)`` for the bootstrap (raw,
+  batched; null keys skipped), ``flush()``, ``stores``, ``close()``. Build it first and pass it to every
+  ``StreamTask`` (``global_task=``) so joins see its stores.
 
 ``RecordCollector``: ``send(topic, key, value, timestamp_ms, partition=None, headers=None)``;
-``partition=None``
-means the producer's partitioner, which must be murmur2 (Java's default) so keys co-partition with Kafka
-clients.
+``partition=None`` means the producer's partitioner, which must be murmur2 (Java's default) so keys
+co-partition with Kafka clients.
 """
 
 from __future__ import annotations
@@ -189,8 +184,7 @@ class StreamTask:
     Invariants: stream time never decreases; each consumed record is fully processed (all downstream nodes,
     stores and sends) before ``process`` returns; the offsets returned by ``commit`` never run ahead of what
     the flushed stores and sent records reflect. A failure inside ``process`` propagates and leaves the task
-    to
-    be closed and rebuilt from the changelog and the last committed offsets (at-least-once).
+    to be closed and rebuilt from the changelog and the last committed offsets (at-least-once).
     """
 
     def __init__(

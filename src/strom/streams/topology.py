@@ -3,8 +3,7 @@ application id and of partitions.
 
 The graph is split into sub-topologies exactly as Kafka Streams does: nodes connected by an edge, or sharing a
 state store, belong together; a repartition topic cuts the graph (one sub-topology writes it, another reads
-it).
-Each sub-topology becomes one task per input partition. Internal topic names follow Kafka Streams:
+it). Each sub-topology becomes one task per input partition. Internal topic names follow Kafka Streams:
 ``<application.id>-<name>-repartition`` and ``<application.id>-<store>-changelog``.
 
 Invariant: node names are unique and every parent named by a node exists before it (the graph is a DAG in
@@ -83,8 +82,7 @@ class Subtopology:
 
 class Topology:
     """A processor graph. Build it with ``StreamsBuilder`` or with
-    ``add_source``/``add_processor``/``add_sink``/
-    ``add_state_store``."""
+    ``add_source``/``add_processor``/``add_sink``/ ``add_state_store``."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, NodeSpec] = {}
@@ -211,8 +209,7 @@ class Topology:
 
     def add_global_store(self, spec: StoreSpec, topic: str, source_name: str) -> None:
         """A store holding every partition of ``topic``, filled by the global task (the topic is its
-        changelog);
-        the store's serdes deserialise the topic."""
+        changelog); the store's serdes deserialise the topic."""
         if spec.name in self.stores or spec.name in self.global_stores:
             raise TopologyError(f"a state store named {spec.name!r} already exists")
         self.global_stores[spec.name] = (spec, TopicRef(topic), source_name)
@@ -330,8 +327,8 @@ class Topology:
 
         Repartition topics get the largest count among the sources of the sub-topology writing them (or their
         explicit count); co-partitioned inputs must agree, repartition topics in such a group take the user
-        topics' count; a changelog has one partition per task of its sub-topology.
-        Raises TopologyError naming the topics when co-partitioned user topics differ.
+        topics' count; a changelog has one partition per task of its sub-topology. Raises TopologyError naming
+        the topics when co-partitioned user topics differ.
         """
         subs = self.subtopologies()
         counts: dict[TopicRef, int] = {}

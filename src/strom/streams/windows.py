@@ -1,9 +1,9 @@
 """Window definitions and windowed keys, with Kafka Streams' arithmetic.
 
 Time windows are half-open ``[start, end)`` in milliseconds, aligned to the epoch: a window starts at every
-multiple of the advance, windows with a negative start do not exist, and a window accepts records until
-stream time reaches ``end + grace`` (``KStreamWindowAggregate``). Sliding and session windows will be further
-classes here with their own ``windows_for``.
+multiple of the advance, windows with a negative start do not exist, and a window accepts records until stream
+time reaches ``end + grace`` (``KStreamWindowAggregate``). Sliding and session windows will be further classes
+here with their own ``windows_for``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """``StreamsBuilder``: the entry point of the DSL. It names nodes the way Kafka Streams does
 (``KSTREAM-SOURCE-0000000000``, ``KSTREAM-AGGREGATE-STATE-STORE-0000000002``, ...) so topologies, store names
-and
-internal topic names read the same as a Java app's."""
+and internal topic names read the same as a Java app's."""
 
 from __future__ import annotations
 

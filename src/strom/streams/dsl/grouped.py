@@ -1,7 +1,6 @@
 """Grouped streams and tables and their aggregations: ``count``, ``reduce``, ``aggregate`` (optionally over
-time
-windows for streams; with adder and subtractor for tables). Each aggregation materialises a store (logged to
-``<application.id>-<store>-changelog``, cached) and returns the result as a ``KTable``."""
+time windows for streams; with adder and subtractor for tables). Each aggregation materialises a store (logged
+to ``<application.id>-<store>-changelog``, cached) and returns the result as a ``KTable``."""
 
 from __future__ import annotations
 
@@ -190,8 +189,7 @@ class TimeWindowedKStream:
 
 class SessionWindowedKStream:
     """A grouped stream aggregated per session; results are keyed by ``Windowed(key, Window(start, end))``
-    with
-    both ends inclusive, and merged-away sessions are forwarded as tombstones."""
+    with both ends inclusive, and merged-away sessions are forwarded as tombstones."""
 
     def __init__(self, grouped: KGroupedStream, windows: SessionWindows) -> None:
         self._grouped = grouped
@@ -214,8 +212,7 @@ class SessionWindowedKStream:
         materialized: Materialized | str | None = None,
     ) -> KTable:
         """``aggregator(key, value, aggregate)``; ``merger(key, aggregate1, aggregate2)`` combines two
-        sessions
-        that a record bridges."""
+        sessions that a record bridges."""
         return self._aggregate(initializer, aggregator, merger, materialized, None)
 
     def _aggregate(

@@ -173,8 +173,7 @@ class KStream:
         value_serde: Serde[Any] | None = None,
     ) -> None:
         """Write to a topic, or to ``topic_or_function(key, value, context)`` per record. Serdes default to
-        this
-        stream's, then to the config's defaults."""
+        this stream's, then to the config's defaults."""
         name = self._builder.new_name("KSTREAM-SINK-")
         ks = key_serde or self.key_serde
         vs = value_serde or self.value_serde
@@ -336,9 +335,9 @@ class KStream:
         windows: JoinWindows | None = None,
         other_value_serde: Serde[Any] | None = None,
     ) -> KStream:
-        """Inner join with a table's current value for the record's key (KTable) or for
-        ``key_selector(key, value)`` (GlobalKTable), or with another stream's records of the same key within
-        ``windows`` (KStream); output ``joiner(this value, other value)``.
+        """Inner join with a table's current value for the record's key (KTable) or for ``key_selector(key,
+        value)`` (GlobalKTable), or with another stream's records of the same key within ``windows``
+        (KStream); output ``joiner(this value, other value)``.
         ``key_serde``/``value_serde``/``other_value_serde`` serialise the sides if they must be repartitioned
         or stored (defaults: the streams' serdes, then the other side's key serde)."""
         return self._join(
@@ -530,9 +529,8 @@ class KStream:
 
 class BranchedKStream:
     """Branches of ``KStream.split()``. Each record goes to the first matching branch; ``default_branch``
-    takes
-    the rest. The finishing call returns the branches by name: ``<split name><branch name>``, or the branch's
-    1-based position for unnamed branches (Kafka's naming)."""
+    takes the rest. The finishing call returns the branches by name: ``<split name><branch name>``, or the
+    branch's 1-based position for unnamed branches (Kafka's naming)."""
 
     def __init__(self, stream: KStream, name: str) -> None:
         self._stream = stream

@@ -189,8 +189,7 @@ class KTable:
 
 class GlobalKTable:
     """A table over all partitions of a topic, replicated to every instance; join it from any stream with a
-    key
-    selector, no co-partitioning needed."""
+    key selector, no co-partitioning needed."""
 
     def __init__(self, store_name: str, topic: str) -> None:
         self.store_name = store_name

@@ -11,9 +11,9 @@ from strom.streams.serdes import Serde
 @dataclass(frozen=True)
 class Materialized:
     """Options of a table's store. A ``name`` makes the store queryable under that name and fixes its
-    changelog
-    topic (``<application.id>-<name>-changelog``) and repartition topic names; without one a Kafka-style name
-    such as ``KSTREAM-AGGREGATE-STATE-STORE-0000000003`` is generated. DSL stores cache by default."""
+    changelog topic (``<application.id>-<name>-changelog``) and repartition topic names; without one a
+    Kafka-style name such as ``KSTREAM-AGGREGATE-STATE-STORE-0000000003`` is generated. DSL stores cache by
+    default."""
 
     name: str | None = None
     key_serde: Serde[Any] | None = None

@@ -2,10 +2,10 @@
 adder and subtractor.
 
 Each node reads the current aggregate from its store, computes the new one and writes it back; the store
-forwards ``Change(new, old)`` downstream when the write reaches it (immediately without a cache, at flush
-with one). Output timestamps follow Kafka Streams: the maximum timestamp of the records that contributed.
-Stream records with a null key or null value are dropped and counted; a windowed record whose window has
-closed (``end <= observed stream time - grace``) is dropped for that window and counted per window.
+forwards ``Change(new, old)`` downstream when the write reaches it (immediately without a cache, at flush with
+one). Output timestamps follow Kafka Streams: the maximum timestamp of the records that contributed. Stream
+records with a null key or null value are dropped and counted; a windowed record whose window has closed
+(``end <= observed stream time - grace``) is dropped for that window and counted per window.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class StreamAggregateNode(_StoreForwarding):
 
 
 class WindowedAggregateNode(_StoreForwarding):
-    """``TimeWindowedKStream.aggregate`` (and ``reduce``/``count`` as above) over tumbling or hopping
-    windows."""
+    """``TimeWindowedKStream.aggregate`` (and ``reduce``/``count`` as above) over tumbling or hopping windows.
+    """
 
     __slots__ = ("aggregator", "initializer", "observed_stream_time", "windows")
 
@@ -123,8 +123,8 @@ class WindowedAggregateNode(_StoreForwarding):
 
 
 class TableAggregateNode(_StoreForwarding):
-    """``KGroupedTable.aggregate``: subtract the old row from its group, then add the new row
-    (``reduce`` uses ``initializer=None`` and reducers of ``(aggregate, value)``)."""
+    """``KGroupedTable.aggregate``: subtract the old row from its group, then add the new row (``reduce`` uses
+    ``initializer=None`` and reducers of ``(aggregate, value)``)."""
 
     __slots__ = ("adder", "initializer", "subtractor")
 

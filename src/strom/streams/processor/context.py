@@ -1,8 +1,7 @@
 """The task context: the record being processed, stream time, stores, punctuation and metrics of one task.
 
 Every node of a task shares one ``TaskContext``. The current record's metadata lives here instead of
-travelling
-with each record, so forwarding a record is a plain call ``child.process(key, value, timestamp)``.
+travelling with each record, so forwarding a record is a plain call ``child.process(key, value, timestamp)``.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ class TaskMetrics:
 
 class TaskContext:
     """Shared state of one task. ``topic``/``partition``/``offset``/``headers`` describe the input record
-    being
-    processed (None/-1 inside a punctuation or a cache flush at commit)."""
+    being processed (None/-1 inside a punctuation or a cache flush at commit)."""
 
     def __init__(
         self,

@@ -1,9 +1,9 @@
 """Processor nodes: the per-task objects a topology's node specs are instantiated into.
 
 A node receives ``process(key, value, timestamp)`` and forwards to its children in order; values in KTable
-sub-graphs are ``Change(new, old)`` pairs. Node instances are per task and may keep task-local state
-(observed stream time, store handles). Sources deserialise in the task; sinks serialise and hand bytes to
-the task's record collector.
+sub-graphs are ``Change(new, old)`` pairs. Node instances are per task and may keep task-local state (observed
+stream time, store handles). Sources deserialise in the task; sinks serialise and hand bytes to the task's
+record collector.
 """
 
 from __future__ import annotations

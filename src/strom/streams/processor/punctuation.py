@@ -1,10 +1,9 @@
 """Punctuation schedules: callbacks fired by stream time or by the wall clock, with Kafka Streams' alignment.
 
 A stream-time schedule is aligned to 0 and fires as soon as stream time reaches its next multiple; a
-wall-clock
-schedule first fires ``interval`` after it was made. After a gap longer than the interval a schedule fires
-once,
-not once per missed interval, and the next time stays on the original grid (``PunctuationSchedule.next``).
+wall-clock schedule first fires ``interval`` after it was made. After a gap longer than the interval a
+schedule fires once, not once per missed interval, and the next time stays on the original grid
+(``PunctuationSchedule.next``).
 """
 
 from __future__ import annotations

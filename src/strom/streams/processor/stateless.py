@@ -125,8 +125,8 @@ class PeekNode(Node):
 
 
 class BranchNode(Node):
-    """Sends each record to the first branch whose predicate holds (a None predicate is the default branch);
-    a record matching no branch is dropped, as in Kafka's ``split()``. ``children[i]`` is branch ``i``."""
+    """Sends each record to the first branch whose predicate holds (a None predicate is the default branch); a
+    record matching no branch is dropped, as in Kafka's ``split()``. ``children[i]`` is branch ``i``."""
 
     __slots__ = ("predicates",)
 

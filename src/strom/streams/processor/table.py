@@ -1,6 +1,5 @@
 """KTable nodes. Values flowing between them are ``Change(new, old)``; ``old`` is filled only where a
-downstream
-operator needs it (``send_old_values``, enabled by ``KTable.group_by``), as in Kafka Streams.
+downstream operator needs it (``send_old_values``, enabled by ``KTable.group_by``), as in Kafka Streams.
 
 A tombstone (``new is None``) deletes the row in the materialising store and travels downstream as such.
 """
@@ -132,9 +131,9 @@ _LEN = struct.Struct(">i")
 
 
 class ChangeSerde(Serde[Change]):
-    """Serialises a ``Change`` for a table repartition topic (strom's internal format, not Kafka's):
-    ``4-byte length of new (-1 = null) || new || old`` where an empty remainder means old is null; a present
-    but empty old value is marked by the one-byte suffix 0x01 after it (0x00 otherwise)."""
+    """Serialises a ``Change`` for a table repartition topic (strom's internal format, not Kafka's): ``4-byte
+    length of new (-1 = null) || new || old`` where an empty remainder means old is null; a present but empty
+    old value is marked by the one-byte suffix 0x01 after it (0x00 otherwise)."""
 
     name = "change"
 

@@ -1,6 +1,5 @@
 """State stores for strom.streams: typed key-value and window stores over lsm, in-memory or rocksdict
-backends,
-with a record cache and change-logging. See ``stores.py`` for how a topology declares them."""
+backends, with a record cache and change-logging. See ``stores.py`` for how a topology declares them."""
 
 from strom.streams.state.cache import RecordCacheBudget
 from strom.streams.state.kv_store import KeyValueStore, ValueAndTimestamp

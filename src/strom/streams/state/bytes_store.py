@@ -2,8 +2,7 @@
 
 Typed stores (``kv_store.KeyValueStore``, ``window_store.WindowStore``) serialise and cache on top of this
 interface, so a backend only moves bytes: strom.lsm (default, persistent), a dict (``in_memory``) or
-rocksdict.
-Keys are compared as unsigned bytes, the order Kafka Streams' RocksDB stores use for range queries.
+rocksdict. Keys are compared as unsigned bytes, the order Kafka Streams' RocksDB stores use for range queries.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from typing import Protocol
 
 class KeyValueBytesStore(Protocol):
     """What a backend provides. ``write_batch`` applies puts and deletes (value None) in order, atomically
-    where
-    the backend can; restore uses it, so it should be the fastest way in."""
+    where the backend can; restore uses it, so it should be the fastest way in."""
 
     persistent: bool
 

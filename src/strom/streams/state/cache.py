@@ -2,10 +2,9 @@
 
 Kafka Streams gives each instance ``statestore.cache.max.bytes`` (formerly ``cache.max.bytes.buffering``,
 default 10 MiB) for all of its caches. The caches here hold deserialised Python objects, so the size of an
-entry
-is estimated from its serialised size, measured each time a cache is flushed (a running average, starting
-at ``INITIAL_ENTRY_BYTES``). A budget of 0 bytes disables caching: every update is written through, logged and
-forwarded at once, which is what the book's FraudService relies on.
+entry is estimated from its serialised size, measured each time a cache is flushed (a running average,
+starting at ``INITIAL_ENTRY_BYTES``). A budget of 0 bytes disables caching: every update is written through,
+logged and forwarded at once, which is what the book's FraudService relies on.
 """
 
 from __future__ import annotations
@@ -55,8 +54,8 @@ class RecordCacheBudget:
 def evict(
     cache: dict[Any, list[Any]], budget: RecordCacheBudget, flush: Callable[[], None], keep: Any
 ) -> None:
-    """Make room in one store's cache (oldest entries first, never ``keep``, the entry just inserted): drop
-    a tenth of it, or at least the overflow. Clean entries go without any I/O; only when too few are clean is
+    """Make room in one store's cache (oldest entries first, never ``keep``, the entry just inserted): drop a
+    tenth of it, or at least the overflow. Clean entries go without any I/O; only when too few are clean is
     the cache flushed first, so dirty values always reach the backend, changelog and downstream before they
     go. Entries are lists whose index 3 is the dirty flag."""
     want = max(1, len(cache) // 10, budget.entries - budget.max_entries)

@@ -3,19 +3,17 @@
 This is the store processors and the test driver see. Layers, outermost first (Kafka Streams has the same
 stack as separate wrapper classes; here they share one object so the hot path is a dict lookup):
 
-1. the record cache, a dict of deserialised entries; consecutive updates to a key collapse, and only flush
-   (on commit, or when the shared budget is exceeded) serialises, writes the backend, sends the changelog
-   record
+1. the record cache, a dict of deserialised entries; consecutive updates to a key collapse, and only flush (on
+   commit, or when the shared budget is exceeded) serialises, writes the backend, sends the changelog record
    and calls the flush listener, which forwards ``(key, new, old, timestamp)`` downstream;
 2. change-logging: every backend write is also sent to ``<application.id>-<store>-changelog`` through the
-task's
-   record collector, key = serialised key, value = serialised value (None for a delete), timestamp = the
-   value's timestamp, partition = the task's partition, as Kafka's timestamped changelog stores write it;
+   task's record collector, key = serialised key, value = serialised value (None for a delete), timestamp =
+   the value's timestamp, partition = the task's partition, as Kafka's timestamped changelog stores write it;
 3. the backend, holding ``8-byte big-endian timestamp || value`` per key.
 
 Invariants: a read sees the latest write (cache first, then backend); after ``flush()`` the backend, the
-changelog and downstream have seen every write, in the order keys were first dirtied; values in the cache
-are never lost by eviction (a dirty entry is flushed before it is dropped).
+changelog and downstream have seen every write, in the order keys were first dirtied; values in the cache are
+never lost by eviction (a dirty entry is flushed before it is dropped).
 """
 
 from __future__ import annotations
@@ -136,8 +134,8 @@ class KeyValueStore:
             self._dirty[key] = entry
 
     def put(self, key: Any, value: Any, timestamp: int | None = None) -> None:
-        """Insert or replace ``key``; a None value deletes it. The timestamp defaults to the current
-        record's."""
+        """Insert or replace ``key``; a None value deletes it. The timestamp defaults to the current record's.
+        """
         if key is None:
             raise StoreError(f"store {self.name!r}: null keys are not allowed")
         if not self._open:
@@ -202,8 +200,8 @@ class KeyValueStore:
             evict(self._cache, budget, self.flush_cache, key)
 
     def flush_cache(self) -> None:
-        """Write every dirty entry to the backend and changelog and forward it; keep entries cached
-        (clean)."""
+        """Write every dirty entry to the backend and changelog and forward it; keep entries cached (clean).
+        """
         dirty = self._dirty
         if not dirty:
             return

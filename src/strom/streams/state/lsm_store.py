@@ -2,10 +2,10 @@
 
 Durability: the LSM's WAL runs in ``buffered`` mode (each write batch is handed to the OS before it is
 applied), so a store survives a killed process with everything ``commit()`` flushed into it, and a checkpoint
-written after ``commit()`` is consistent with it. Against power loss the changelog is the source of truth:
-the last writes before the outage may be missing locally, as with Kafka Streams' RocksDB stores (whose WAL is
-off) — wipe the task directory after a machine crash to force a full restore. Flushing the memtable at each
-commit would write a table file per commit, so ``flush()`` leaves that to the LSM's own memtable rotation.
+written after ``commit()`` is consistent with it. Against power loss the changelog is the source of truth: the
+last writes before the outage may be missing locally, as with Kafka Streams' RocksDB stores (whose WAL is off)
+— wipe the task directory after a machine crash to force a full restore. Flushing the memtable at each commit
+would write a table file per commit, so ``flush()`` leaves that to the LSM's own memtable rotation.
 """
 
 from __future__ import annotations

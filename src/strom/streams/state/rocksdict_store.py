@@ -2,8 +2,7 @@
 
 rocksdict is imported only when this backend is chosen, so strom runs without it. As in Kafka Streams the
 RocksDB write-ahead log is disabled: the changelog topic is the source of truth, and a crash before a commit
-is
-repaired by replaying the changelog from the last checkpoint.
+is repaired by replaying the changelog from the last checkpoint.
 """
 
 from __future__ import annotations

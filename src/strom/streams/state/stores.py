@@ -1,13 +1,12 @@
 """Store specifications (what a topology declares) and opening them for a task (what a task owns).
 
 ``Stores.key_value_store(...)`` / ``Stores.window_store(...)`` are the user-facing builders for stores
-attached
-to ``KStream.process``; the DSL makes the same specs for its aggregations and tables. A spec is independent of
-the application id and the partition; ``open_store`` binds it to a task's directory, collector and cache.
+attached to ``KStream.process``; the DSL makes the same specs for its aggregations and tables. A spec is
+independent of the application id and the partition; ``open_store`` binds it to a task's directory, collector
+and cache.
 
 Backends (``backend=`` on the spec, else the ``default.dsl.store`` config): ``lsm`` (strom.lsm, persistent,
-the
-default), ``in_memory`` and ``rocksdict`` (optional dependency).
+the default), ``in_memory`` and ``rocksdict`` (optional dependency).
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS = 24 * 60 * 60 * 1000
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """A declared state store. ``kind`` is ``key_value``, ``window`` or ``session``; window stores need
-    size and retention, session stores retention."""
+    """A declared state store. ``kind`` is ``key_value``, ``window`` or ``session``; window stores need size
+    and retention, session stores retention."""
 
     name: str
     kind: str

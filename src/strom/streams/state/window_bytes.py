@@ -4,14 +4,12 @@ Two layouts, one interface:
 
 - ``InMemoryWindowBytesStore`` keeps ``{window start: {key: value}}``; expiry drops whole start buckets.
 - ``SegmentedWindowBytesStore`` keeps time segments of ``segment_interval_ms`` each in its own key-value
-backend
-  (strom.lsm or rocksdict), with keys ``key || start`` (8-byte big-endian, so one key's windows are adjacent
-  and
-  ordered). Expiry drops whole segments, as Kafka Streams' ``RocksDBSegmentedBytesStore`` does, instead of
-  deleting record by record.
+  backend (strom.lsm or rocksdict), with keys ``key || start`` (8-byte big-endian, so one key's windows are
+  adjacent and ordered). Expiry drops whole segments, as Kafka Streams' ``RocksDBSegmentedBytesStore`` does,
+  instead of deleting record by record.
 
-Invariant of both: a window whose start is ``<= observed_time - retention_ms`` is gone: reads do not return
-it and a put for it is ignored, where ``observed_time`` is the largest window start ever put (after a restart,
+Invariant of both: a window whose start is ``<= observed_time - retention_ms`` is gone: reads do not return it
+and a put for it is ignored, where ``observed_time`` is the largest window start ever put (after a restart,
 the newest segment's start).
 """
 
@@ -115,9 +113,8 @@ class SegmentedWindowBytesStore:
     """Time segments over any persistent ``KeyValueBytesStore`` backend.
 
     Segment ``i`` holds windows with ``i * interval <= start < (i + 1) * interval`` in directory
-    ``<dir>/<i>``.
-    Segments found on disk at open are reopened, so a restart keeps its state and only replays the changelog
-    delta. A segment is destroyed once every window in it has expired.
+    ``<dir>/<i>``. Segments found on disk at open are reopened, so a restart keeps its state and only replays
+    the changelog delta. A segment is destroyed once every window in it has expired.
     """
 
     persistent = True

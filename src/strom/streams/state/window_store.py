@@ -74,8 +74,8 @@ class WindowStore:
         self._listener = listener
 
     def lookup(self, key: Any, window_start: int) -> list[Any]:
-        """Fast path for DSL processors: the cache entry ``[value, timestamp, ...]`` of ``key`` in the
-        window starting at ``window_start`` (None value: absent), loaded on a miss. Pass it to ``update``."""
+        """Fast path for DSL processors: the cache entry ``[value, timestamp, ...]`` of ``key`` in the window
+        starting at ``window_start`` (None value: absent), loaded on a miss. Pass it to ``update``."""
         ck = (key, window_start)
         entry = self._cache.get(ck)
         if entry is not None:

@@ -1,8 +1,10 @@
-"""Block cache: an LRU of decoded blocks, bounded by the bytes of their contents.
+"""Block cache: an LRU of verified block contents, bounded by their bytes.
 
-Keyed by ``(table number, block index)``; table numbers are never reused within a database, so an entry can
-never describe another file's block. Lookups take no lock (a dict probe under the GIL); inserts and evictions
-are serialised. A lookup racing an eviction simply misses.
+Keyed by ``table number << 32 | block index``; table numbers are never reused within a database, so an entry
+can never describe another file's block. Entries are the contents only (one bytes object each): caching
+decoded directories costs more in allocation and memory traffic than re-reading two offsets per probe.
+Lookups take no lock (a dict probe under the GIL); inserts and evictions are serialised. A lookup racing an
+eviction simply misses.
 """
 
 from __future__ import annotations
@@ -10,21 +12,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from .block import DecodedBlock
-
 
 class BlockCache:
-    """LRU cache of decoded blocks. Invariant: ``used`` <= ``capacity`` after every insert returns."""
+    """LRU cache of verified blocks. Invariant: ``used`` <= ``capacity`` after every insert returns."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(0, capacity)
         self.used = 0
         self.hits = 0
         self.misses = 0
-        self.entries: OrderedDict[tuple[int, int], DecodedBlock] = OrderedDict()
+        self.entries: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> DecodedBlock | None:
+    def get(self, key: int) -> bytes | None:
         """The cached block or None; a hit becomes the most recently used entry."""
         block = self.entries.get(key)
         if block is None:
@@ -36,20 +36,20 @@ class BlockCache:
             pass
         return block
 
-    def put(self, key: tuple[int, int], block: DecodedBlock) -> None:
+    def put(self, key: int, block: bytes) -> None:
         """Insert a block, evicting least recently used blocks to stay within capacity."""
-        charge = len(block[0])
+        charge = len(block)
         if charge > self.capacity:
             return
         with self._lock:
             old = self.entries.pop(key, None)
             if old is not None:
-                self.used -= len(old[0])
+                self.used -= len(old)
             self.entries[key] = block
             self.used += charge
             while self.used > self.capacity:
                 _, evicted = self.entries.popitem(last=False)
-                self.used -= len(evicted[0])
+                self.used -= len(evicted)
 
     def clear(self) -> None:
         """Drop every entry."""

@@ -37,7 +37,7 @@ class Options:
     # Streams' RocksDB configuration, gets of present keys save a filter probe; absent keys cost one block
     # search there instead.
     optimize_filters_for_hits: bool = True
-    block_cache_size: int = 32 * MiB
+    block_cache_size: int = 8 * MiB
     compaction_style: str = "levelled"
     wal: str = "buffered"
     compression: str = "none"

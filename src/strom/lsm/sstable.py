@@ -37,6 +37,8 @@ TABLE_FORMAT_VERSION = 1
 _FOOTER = struct.Struct("<QIQIQIIIQ")
 FOOTER_SIZE = _FOOTER.size
 _HANDLE = struct.Struct("<QI")
+_U32 = struct.Struct("<I")
+_U2 = struct.Struct("<II")
 _PLUS_8 = (8).__add__  # per-entry directory overhead in a block
 MISSING: object = object()  # "this table has no entry for the key" (None means a tombstone)
 
@@ -252,22 +254,22 @@ class Table:
             raise CorruptionError(f"{self.path}: block handle ({off}, {size}) points past the data")
         return blk.unseal(self._map, off, size, self.path)
 
-    def block(self, i: int) -> blk.DecodedBlock:
-        """Data block ``i``, verified and decoded (from the cache when possible)."""
+    def block(self, i: int) -> bytes:
+        """Contents of data block ``i``, verified (from the cache when possible)."""
         if self._cache is not None:
-            b = self._cache.get((self.number, i))
+            b = self._cache.get((self.number << 32) | i)
             if b is not None:
                 return b
         return self._load_block(i)
 
-    def _load_block(self, i: int) -> blk.DecodedBlock:
+    def _load_block(self, i: int) -> bytes:
         off, size = self.handles[i]
         if self._stats is not None:
             self._stats[0] += size
-        b = blk.decode_block(self._read_raw(off, size))
+        b = blk.check_block(self._read_raw(off, size))
         if self._cache is not None:
             self._cache.misses += 1
-            self._cache.put((self.number, i), b)
+            self._cache.put((self.number << 32) | i, b)
         return b
 
     def get(self, key: bytes) -> object:
@@ -291,31 +293,36 @@ class Table:
             return MISSING
         cache = self._cache
         if cache is not None:
-            ck = (self.number, i)
-            b = cache.entries.get(ck)
-            if b is None:
-                b = self._load_block(i)
+            ck = (self.number << 32) | i
+            buf = cache.entries.get(ck)
+            if buf is None:
+                buf = self._load_block(i)
             else:
-                cache.hits += 1
                 try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup on this hot path
                     cache.entries.move_to_end(ck)
                 except KeyError:
                     pass
         else:
-            b = self._load_block(i)
-        buf, K, V, n = b
+            buf = self._load_block(i)
+        # Binary search over the key offsets (block layout in strom.lsm.block), two offsets per probe.
+        size = len(buf)
+        n = _U32.unpack_from(buf, size - 4)[0]
+        kdir = size - 4 - 8 * (n + 1)
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi) >> 1
-            if buf[K[mid] : K[mid + 1]] < key:
+            s, e = _U2.unpack_from(buf, kdir + 4 * mid)
+            if buf[s:e] < key:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < n and buf[K[lo] : K[lo + 1]] == key:
-            ve = V[lo + 1]
-            if ve & 0x80000000:
-                return None
-            return buf[V[lo] & 0x7FFFFFFF : ve]
+        if lo < n:
+            s, e = _U2.unpack_from(buf, kdir + 4 * lo)
+            if buf[s:e] == key:
+                vs, ve = _U2.unpack_from(buf, kdir + 4 * (n + 1 + lo))
+                if ve & 0x80000000:
+                    return None
+                return buf[vs & 0x7FFFFFFF : ve]
         return MISSING
 
     def iterate(
@@ -327,7 +334,7 @@ class Table:
         if not reverse:
             b = 0 if start is None else bisect_left(index, start)
             while b < self.nblocks:
-                decoded = self.block(b)
+                decoded = blk.decode_block(self.block(b))
                 items = blk.block_items(decoded)
                 if start is not None and items[0][0] < start:
                     items = items[blk.lower_bound(decoded, start) :]
@@ -342,7 +349,7 @@ class Table:
         else:
             b = self.nblocks - 1 if end is None else min(bisect_left(index, end), self.nblocks - 1)
             while b >= 0:
-                decoded = self.block(b)
+                decoded = blk.decode_block(self.block(b))
                 items = blk.block_items(decoded)
                 if end is not None and items[-1][0] >= end:
                     items = items[: blk.lower_bound(decoded, end)]

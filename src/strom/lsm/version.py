@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import CorruptionError
@@ -51,16 +52,28 @@ class Version:
         self.levels = levels
         # Flat probe lists for get(): per level-0 file (smallest, largest, lookup); per non-empty deeper
         # level (largest keys, smallest keys, lookups), so a get does no attribute chasing.
-        self._l0 = [(f.smallest, f.largest, f.table.get) for f in levels[0] if f.table is not None]
-        self._deep = [
+        self._l0: list[tuple[bytes, bytes, Callable[[bytes], object]]] = [
+            (f.smallest, f.largest, f.table.get) for f in levels[0] if f.table is not None
+        ]
+        deep = [lv for lv in levels[1:] if lv]
+        self._deep: list[tuple[list[bytes], list[bytes], list[Callable[[bytes], object]]]] = [
             (
                 [f.largest for f in lv],
                 [f.smallest for f in lv],
                 [f.table.get for f in lv if f.table is not None],
             )
-            for lv in levels[1:]
-            if lv
+            for lv in deep
         ]
+        if skip_last_filter and deep:
+            largest, smallest, _ = self._deep[-1]
+            self._deep[-1] = (
+                largest,
+                smallest,
+                [f.table.get_unfiltered for f in deep[-1] if f.table is not None],
+            )
+        elif skip_last_filter and self._l0 and levels[0][-1].table is not None:
+            lo, hi, _ = self._l0[-1]
+            self._l0[-1] = (lo, hi, levels[0][-1].table.get_unfiltered)
 
     def get(self, key: bytes) -> object:
         """The newest value for ``key`` (bytes), None if its newest entry is a tombstone, else MISSING."""

@@ -170,6 +170,7 @@ class Streams:
             on_running=lambda: self._set_state(StreamsState.RUNNING),
             on_rebalancing=lambda: self._set_state(StreamsState.REBALANCING),
             on_error=self._on_thread_error,
+            on_stopped=self._on_thread_stopped,
             name_suffix=uuid.uuid4().hex[:12],
         )
         self._thread.start()
@@ -197,8 +198,11 @@ class Streams:
     def _on_thread_error(self, error: BaseException) -> None:
         self.error = error
         self._set_state(StreamsState.PENDING_ERROR)
-        self._release_app_dir()
-        self._set_state(StreamsState.ERROR)
+
+    def _on_thread_stopped(self) -> None:
+        if self.error is not None:
+            self._release_app_dir()
+            self._set_state(StreamsState.ERROR)
 
     def close(self, timeout: float = 60.0) -> bool:
         """Commit, close tasks and leave the group; True if the stream thread finished within `timeout`

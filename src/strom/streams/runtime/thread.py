@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from strom.streams.runtime.checkpoint import CheckpointCorruptError, read_checkpoint, write_checkpoint
 from strom.streams.runtime.collector import KafkaRecordCollector
 from strom.streams.runtime.config import StreamsConfig
+from strom.streams.runtime.errors import ProducerSendError
 from strom.streams.runtime.global_state import GlobalStateUpdater
 from strom.streams.runtime.restore import ChangelogReader, StateRestoreListener
 from strom.streams.runtime.tasks import AssignedTask, TaskFactory
@@ -34,6 +35,7 @@ from strom.streams.runtime.tasks import AssignedTask, TaskFactory
 log = logging.getLogger(__name__)
 
 _FLUSH_TIMEOUT_S = 60.0
+_DIRTY_FLUSH_TIMEOUT_S = 10.0
 _POLL_BATCH = 10000
 
 
@@ -43,8 +45,8 @@ class StreamThread(threading.Thread):
     Invariants: `_route` maps exactly the input partitions of running tasks to their task; a partition of a
     task that is restoring is paused on the consumer; offsets committed for a task never exceed the records it
     processed and whose outputs the producer acknowledged. A fatal error (deserialisation with log_and_fail, a
-    failed send, a broker error) stops the loop and is reported through `on_error` after the tasks are closed
-    without commit.
+    failed send, a broker error) stops the loop and is reported through `on_error`; then the tasks are closed
+    without commit and `on_stopped` follows once everything is closed.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class StreamThread(threading.Thread):
         on_running: Callable[[], None],
         on_rebalancing: Callable[[], None],
         on_error: Callable[[BaseException], None],
+        on_stopped: Callable[[], None],
         name_suffix: str,
     ) -> None:
         super().__init__(name=f"{config.client_id}-StreamThread-1", daemon=True)
@@ -64,6 +67,7 @@ class StreamThread(threading.Thread):
         self._on_running = on_running
         self._on_rebalancing = on_rebalancing
         self._on_error = on_error
+        self._on_stopped = on_stopped
         self._suffix = name_suffix
         self._stopping = threading.Event()
         self._tasks: dict[Any, AssignedTask] = {}
@@ -92,10 +96,10 @@ class StreamThread(threading.Thread):
         except BaseException as exc:
             failure = exc
             log.error("stream thread %s stops on a fatal error: %s", self.name, exc)
+            self._on_error(exc)
         finally:
-            self._close(clean=failure is None)
-        if failure is not None:
-            self._on_error(failure)
+            self._close(clean=failure is None, send_pending=not isinstance(failure, ProducerSendError))
+            self._on_stopped()
 
     def _start_clients(self) -> None:
         config = self._config
@@ -125,7 +129,12 @@ class StreamThread(threading.Thread):
             on_lost=self._on_lost,
         )
 
-    def _close(self, clean: bool) -> None:
+    def _close(self, clean: bool, send_pending: bool = True) -> None:
+        """Close tasks (committing nothing more when not `clean`), clients and the producer.
+
+        Records already handed to the producer are still sent unless the producer itself failed: their source
+        offsets are not committed after a failure, so a restart may send them again (at-least-once).
+        """
         tasks = list(self._tasks.values()) + list(self._suspended.values())
         self._tasks.clear()
         self._suspended.clear()
@@ -142,7 +151,8 @@ class StreamThread(threading.Thread):
         if self._global is not None:
             self._global.close(clean)
         if self._collector is not None:
-            self._collector.close(_FLUSH_TIMEOUT_S if clean else 0)
+            flush_s = _FLUSH_TIMEOUT_S if clean else _DIRTY_FLUSH_TIMEOUT_S if send_pending else 0.0
+            self._collector.close(flush_s)
 
     # ---- the loop
 

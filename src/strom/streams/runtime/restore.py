@@ -60,6 +60,7 @@ class _Restoring:
     store_name: str
     topic: str
     partition: int
+    start_offset: int
     end_offset: int
     apply: Callable[[RestoreBatch], None]
     restored: int = 0
@@ -70,9 +71,13 @@ class ChangelogReader:
     """Restores stores from changelog partitions with one assign-only consumer shared by all tasks of a
     thread.
 
-    Invariant: a partition is assigned to the consumer exactly while it is in `_active`; `owner` (a task) is
-    done when none of its partitions remain. Work per `step` is bounded by `batch_records`, so the caller
-    keeps polling its group consumer between steps and never exceeds max.poll.interval.ms, however large the
+    Partitions are restored one after the other: restore is bound by the Python work per record, not by the
+    network, so parallel fetching gains nothing, while a single assigned partition makes every consumed batch
+    belong to one store and lets the per-record work be a flat list comprehension.
+
+    Invariants: exactly the head of `_queue` is assigned to the consumer; an owner (a task) is restoring while
+    any of its partitions is queued. Work per `step` is bounded by `batch_records`, so the caller keeps
+    polling its group consumer between steps and never exceeds max.poll.interval.ms, however large the
     changelog.
     """
 
@@ -82,7 +87,8 @@ class ChangelogReader:
         self._consumer = Consumer(consumer_config)
         self._listener = listener
         self._batch_records = batch_records
-        self._active: dict[tuple[str, int], _Restoring] = {}
+        self._queue: list[_Restoring] = []
+        self._assigned: _Restoring | None = None
         self._last_progress_log = time.monotonic()
 
     def offsets(self, topic: str, partition: int) -> tuple[int, int]:
@@ -107,8 +113,7 @@ class ChangelogReader:
         apply: Callable[[RestoreBatch], None],
         wipe: Callable[[], None],
     ) -> None:
-        """Start restoring `store_name` from `topic`/`partition`, resuming after `checkpoint` when it is
-        usable."""
+        """Queue `store_name` for restore from `topic`/`partition`, after `checkpoint` when it is usable."""
         low, high = self.offsets(topic, partition)
         if checkpoint is None:
             start = low
@@ -116,9 +121,8 @@ class ChangelogReader:
             start = checkpoint + 1
         else:
             log.warning(
-                "checkpoint offset %d of store %r is outside changelog %s-%d offsets [%d, %d]: "
-                "wiping the store "
-                "and restoring it from the beginning",
+                "checkpoint offset %d of store %r is outside changelog %s-%d offsets [%d, %d]: wiping the "
+                "store and restoring it from the beginning",
                 checkpoint,
                 store_name,
                 topic,
@@ -129,7 +133,6 @@ class ChangelogReader:
             wipe()
             start = low
         self._listener.on_restore_start(topic, partition, store_name, start, high)
-        entry = _Restoring(owner, store_name, topic, partition, high, apply, last_offset=start - 1)
         if start >= high:
             self._listener.on_restore_end(topic, partition, store_name, 0)
             return
@@ -142,85 +145,98 @@ class ChangelogReader:
             high,
             high - start,
         )
-        self._active[(topic, partition)] = entry
-        self._consumer.incremental_assign([TopicPartition(topic, partition, start)])
+        self._queue.append(_Restoring(owner, store_name, topic, partition, start, high, apply, 0, start - 1))
+        self._assign_head()
+
+    def _assign_head(self) -> None:
+        if self._assigned is None and self._queue:
+            head = self._assigned = self._queue[0]
+            self._consumer.assign([TopicPartition(head.topic, head.partition, head.last_offset + 1)])
+
+    def _unassign_head(self) -> None:
+        if self._assigned is not None:
+            self._consumer.unassign()
+            self._assigned = None
 
     def remove_owner(self, owner: object) -> None:
         """Stop restoring every partition of `owner` (its task was revoked mid-restore)."""
-        gone = [key for key, entry in self._active.items() if entry.owner is owner]
-        for key in gone:
-            del self._active[key]
-        if gone:
-            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in gone])
+        if self._assigned is not None and self._assigned.owner is owner:
+            self._unassign_head()
+        self._queue = [entry for entry in self._queue if entry.owner is not owner]
+        self._assign_head()
 
     def is_restoring(self, owner: object) -> bool:
-        return any(entry.owner is owner for entry in self._active.values())
+        return any(entry.owner is owner for entry in self._queue)
 
     @property
     def idle(self) -> bool:
-        return not self._active
+        return not self._queue
 
     def step(self, timeout_s: float) -> None:
-        """Consume one batch and write it to the stores; finish partitions that reached their end offset."""
-        if not self._active:
-            return
-        messages = self._consumer.consume(num_messages=self._batch_records, timeout=timeout_s)
-        batches: dict[tuple[str, int], RestoreBatch] = {}
-        ended: list[tuple[str, int]] = []
-        last: dict[tuple[str, int], int] = {}
-        for m in messages:
-            err = m.error()
-            tp = (m.topic(), m.partition())
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    ended.append(tp)
-                    continue
-                raise ChangelogRestoreError(
-                    f"error reading changelog {tp[0]!r} partition {tp[1]}: {err.str()}"
-                )
-            batch = batches.get(tp)
-            if batch is None:
-                batch = batches[tp] = []
-            batch.append((m.key(), m.value(), m.timestamp()[1]))
-            last[tp] = m.offset()
-        for tp, batch in batches.items():
-            entry = self._active.get(tp)
-            if entry is None:
-                continue  # revoked while the batch was in flight
-            entry.apply(batch)
-            entry.restored += len(batch)
-            entry.last_offset = last[tp]
-            self._listener.on_batch_restored(tp[0], tp[1], entry.store_name, entry.last_offset, len(batch))
-            if entry.last_offset + 1 >= entry.end_offset:
-                ended.append(tp)
-        for tp in ended:
-            self._finish(tp)
-        self._log_progress()
-
-    def _finish(self, tp: tuple[str, int]) -> None:
-        entry = self._active.pop(tp, None)
+        """Consume one batch of the partition being restored and write it to its store in one call."""
+        entry = self._assigned
         if entry is None:
             return
-        self._consumer.incremental_unassign([TopicPartition(tp[0], tp[1])])
-        log.info("restored store %r from %s-%d: %d records", entry.store_name, tp[0], tp[1], entry.restored)
-        self._listener.on_restore_end(tp[0], tp[1], entry.store_name, entry.restored)
+        messages = self._consumer.consume(num_messages=self._batch_records, timeout=timeout_s)
+        if not messages:
+            return
+        batch = [(m.key(), m.value(), m.timestamp()[1]) for m in messages if m.error() is None]
+        ended = False
+        if len(batch) != len(messages):
+            for m in messages:
+                err = m.error()
+                if err is None:
+                    continue
+                if err.code() != KafkaError._PARTITION_EOF:
+                    raise ChangelogRestoreError(
+                        f"error reading changelog {entry.topic!r} partition {entry.partition}: {err.str()}"
+                    )
+                ended = True
+        if batch:
+            last = next(m for m in reversed(messages) if m.error() is None)
+            entry.apply(batch)
+            entry.restored += len(batch)
+            entry.last_offset = last.offset()
+            self._listener.on_batch_restored(
+                entry.topic, entry.partition, entry.store_name, entry.last_offset, len(batch)
+            )
+        if ended or entry.last_offset + 1 >= entry.end_offset:
+            self._finish(entry)
+        self._log_progress()
+
+    def _finish(self, entry: _Restoring) -> None:
+        self._unassign_head()
+        self._queue.remove(entry)
+        log.info(
+            "restored store %r from %s-%d: %d records",
+            entry.store_name,
+            entry.topic,
+            entry.partition,
+            entry.restored,
+        )
+        self._listener.on_restore_end(entry.topic, entry.partition, entry.store_name, entry.restored)
+        self._assign_head()
 
     def _log_progress(self) -> None:
         now = time.monotonic()
         if now - self._last_progress_log < _PROGRESS_LOG_INTERVAL_S:
             return
         self._last_progress_log = now
-        for entry in self._active.values():
+        entry = self._assigned
+        if entry is not None:
             log.info(
-                "restoring store %r from %s-%d: %d records restored, at offset %d of %d",
+                "restoring store %r from %s-%d: %d records restored, at offset %d of %d; %d partitions "
+                "queued",
                 entry.store_name,
                 entry.topic,
                 entry.partition,
                 entry.restored,
                 entry.last_offset,
                 entry.end_offset,
+                len(self._queue) - 1,
             )
 
     def close(self) -> None:
-        self._active.clear()
+        self._queue.clear()
+        self._assigned = None
         self._consumer.close()

@@ -1,0 +1,137 @@
+"""`strom consume TOPIC`: print records, like kafka-console-consumer and `kcat -C`.
+
+Without `--group` it reads every partition on its own (nothing is committed). With `--group` it joins that
+consumer group, shares the partitions with the other members, and commits exactly the records it printed,
+so the next run of the group starts after them. `--from-beginning` starts where the log starts when there
+is no committed offset; otherwise only new records are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+
+from strom.commands.connection import (
+    CommandError,
+    add_connection_arguments,
+    admin_client,
+    client_config,
+    cluster_metadata,
+    reporting_errors,
+    require_topic,
+)
+
+FIELDS = "topic, partition, offset, timestamp, key, value"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("consume", help="print records of a topic", description=__doc__)
+    parser.add_argument("topic")
+    parser.add_argument(
+        "-g", "--group", help="consume as a member of this consumer group, committing offsets"
+    )
+    parser.add_argument("--from-beginning", action="store_true", help="start at the earliest offset")
+    parser.add_argument("-c", "--max-messages", type=int, metavar="N", help="exit after N records")
+    parser.add_argument(
+        "--idle-timeout", type=float, metavar="SECONDS", help="exit after this long without records"
+    )
+    parser.add_argument("--print-key", action="store_true", help="print KEY<sep>VALUE")
+    parser.add_argument("-K", "--key-separator", default="\t", metavar="SEP", help="default: a tab")
+    parser.add_argument(
+        "-f",
+        "--format",
+        metavar="TEMPLATE",
+        help=f"a Python format string over {{{FIELDS}}}, e.g. '{{offset}}: {{value}}'",
+    )
+    add_connection_arguments(parser)
+    parser.set_defaults(func=reporting_errors(consume))
+
+
+def _decode(data: bytes | None) -> str:
+    return "null" if data is None else data.decode("utf-8", errors="replace")
+
+
+def template_of(args: argparse.Namespace) -> str:
+    if args.format is not None:
+        template: str = args.format.encode().decode("unicode_escape")  # so '\t' typed in a shell means a tab
+    elif args.print_key:
+        template = "{key}" + args.key_separator.replace("{", "{{").replace("}", "}}") + "{value}"
+    else:
+        template = "{value}"
+    try:
+        template.format(topic="", partition=0, offset=0, timestamp=0, key="", value="")
+    except (KeyError, IndexError, ValueError) as error:
+        raise CommandError(f"--format {args.format!r} is not valid: use the fields {{{FIELDS}}}") from error
+    return template
+
+
+def consume(args: argparse.Namespace) -> int:
+    template = template_of(args)
+    metadata = cluster_metadata(admin_client(args), args)
+    require_topic(metadata, args.topic)
+    settings: dict[str, Any] = {"enable.partition.eof": False}
+    if args.group is not None:
+        settings |= {
+            "group.id": args.group,
+            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+            # Offsets are stored only once a record is printed, so the commit covers exactly what was shown.
+            "enable.auto.offset.store": False,
+        }
+    else:
+        settings |= {"group.id": "strom-consume-unused", "enable.auto.commit": False}
+    consumer = Consumer(client_config(args, **settings))
+    if args.group is not None:
+        consumer.subscribe([args.topic])
+    else:
+        start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+        consumer.assign(
+            [TopicPartition(args.topic, p, start) for p in metadata.topics[args.topic].partitions]
+        )
+    printed = 0
+    last_record = time.monotonic()
+    try:
+        while args.max_messages is None or printed < args.max_messages:
+            wanted = 500 if args.max_messages is None else min(500, args.max_messages - printed)
+            messages = consumer.consume(num_messages=wanted, timeout=0.2)
+            for message in messages:
+                _check(message, args.topic)
+                print(_format(template, message))
+                if args.group is not None:
+                    consumer.store_offsets(message)
+                printed += 1
+            if messages:
+                sys.stdout.flush()
+                last_record = time.monotonic()
+            elif args.idle_timeout is not None and time.monotonic() - last_record > args.idle_timeout:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.stdout.flush()
+        consumer.close()  # commits the stored offsets when in a group
+    print(f"strom: consumed {printed} records", file=sys.stderr)
+    return 0
+
+
+def _check(message: Message, topic: str) -> None:
+    error = message.error()
+    if error is None:
+        return
+    if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+        raise CommandError(f"topic {topic!r} does not exist")
+    raise CommandError(f"consuming {topic!r} failed: {error.str()}")
+
+
+def _format(template: str, message: Message) -> str:
+    return template.format(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp=message.timestamp()[1],
+        key=_decode(message.key()),
+        value=_decode(message.value()),
+    )

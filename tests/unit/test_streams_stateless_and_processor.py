@@ -192,3 +192,31 @@ def test_sink_names_the_topic_when_a_value_cannot_be_serialised() -> None:
         source = driver.create_input_topic("in", S, S)
         with pytest.raises(StreamsError, match=r"topic 'out'.*value_serde"):
             source.pipe_input("k", "abc", 1)
+
+
+class RunningTotal(Processor):
+    def init(self, context):  # type: ignore[no-untyped-def]
+        self.context = context
+        self.totals = context.get_state_store("totals")
+
+    def process(self, record: Record) -> None:
+        total = (self.totals.get(record.key) or 0) + record.value
+        self.totals.put(record.key, total)
+        self.context.forward(record.with_value(total))
+
+
+def test_low_level_topology_api_with_sources_processors_stores_and_sinks() -> None:
+    from strom.streams import Topology
+
+    topology = Topology()
+    topology.add_source("Source", ["amounts"], S, serdes.integer())
+    topology.add_processor("Total", RunningTotal, "Source")
+    topology.add_state_store(Stores.key_value_store("totals", S, serdes.integer()), "Total")
+    topology.add_sink("Sink", "totals-out", "Total", key_serde=S, value_serde=serdes.integer())
+    assert "Processor: Total (stores: [totals])" in topology.describe()
+    with TopologyTestDriver(topology, {"application.id": "papi"}) as driver:
+        amounts = driver.create_input_topic("amounts", S, serdes.integer())
+        amounts.pipe_records([("a", 5, 1), ("a", 7, 2), ("b", 1, 3)])
+        out = driver.create_output_topic("totals-out", S, serdes.integer())
+        assert out.read_records_to_list() == [("a", 5, 1), ("a", 12, 2), ("b", 1, 3)]
+        assert "papi-totals-changelog" in driver.produced_topic_names()

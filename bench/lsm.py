@@ -14,7 +14,7 @@ found, scan complete and ordered). Durability is each store's default except LMD
 (WAL journal, synchronous=NORMAL), as in the reference's "no fsync" rows; strom.lsm's default WAL mode is
 ``buffered`` (every write handed to the OS, like RocksDB's default). Ratios are against rocksdict defaults.
 
-Usage: python bench/lsm.py [--n 1000000] [--stores strom,rocksdict,...] [--dir PATH]
+Usage: python bench/lsm.py [--n 1000000] [--repeat 3] [--stores strom,rocksdict,...] [--dir PATH]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -375,6 +376,13 @@ def run_store(name: str, n: int, base: Path) -> dict[str, float]:
     return out
 
 
+def _median(rounds: list[dict[str, float]]) -> dict[str, float]:
+    out = dict(rounds[-1])
+    for key, _ in ROWS:
+        out[key] = statistics.median(r[key] for r in rounds)
+    return out
+
+
 def fmt(v: float) -> str:
     if v >= 1e6:
         return f"{v / 1e6:.2f} M"
@@ -388,28 +396,32 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="number of keys (default 1,000,000)")
     ap.add_argument("--stores", default=",".join(STORES), help=f"comma-separated subset of {STORES}")
     ap.add_argument("--dir", default=None, help="where to put the databases (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; each figure is the median (default 1)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(run_store(args.worker, args.n, Path(args.dir))))
         return
     stores = [s for s in args.stores.split(",") if s]
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {s: [] for s in stores}
     root = Path(tempfile.mkdtemp(prefix="bench-lsm-", dir=args.dir))
     try:
-        for s in stores:
-            d = root / s
-            d.mkdir()
-            cmd = [sys.executable, __file__, "--worker", s, "--n", str(args.n), "--dir", str(d)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-            if proc.returncode != 0:
-                print(f"{s}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
-                continue
-            results[s] = json.loads(proc.stdout.strip().splitlines()[-1])
-            shutil.rmtree(d, ignore_errors=True)
-            print(f"  {s}: done", file=sys.stderr, flush=True)
+        for rnd in range(args.repeat):
+            # Alternate the order between rounds so that load drifting over time biases no store.
+            for s in stores if rnd % 2 == 0 else reversed(stores):
+                d = root / f"{s}-{rnd}"
+                d.mkdir()
+                cmd = [sys.executable, __file__, "--worker", s, "--n", str(args.n), "--dir", str(d)]
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+                shutil.rmtree(d, ignore_errors=True)
+                if proc.returncode != 0:
+                    print(f"{s}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
+                    continue
+                runs[s].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                print(f"  round {rnd + 1}/{args.repeat}: {s} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    results = {s: _median(r) for s, r in runs.items() if r}
     base = results.get("rocksdict")
     names = list(results)
     print(

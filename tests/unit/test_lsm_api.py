@@ -291,3 +291,31 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
         db.wait_for_compactions()
         assert len(list(db.scan())) == 1800
         db.check_invariants()
+
+
+@pytest.mark.parametrize("background", ["thread", "process"])
+def test_background_modes_flush_and_compact_alike(tmp_path: Path, background: str) -> None:
+    events: list[str] = []
+    opts = {**SMALL, "background": background, "event_listener": lambda name, details: events.append(name)}
+    with DB.open(tmp_path / "db", **opts) as db:
+        for i in range(1500):
+            db.put(_key(i % 700), b"%d" % i)
+        db.wait_for_compactions()
+        assert {"flush_begin", "flush_end", "compaction_begin", "compaction_end"} <= set(events)
+        assert [v for _, v in db.scan()] == [b"%d" % (j + 1400 if j < 100 else j + 700) for j in range(700)]
+
+
+def test_a_dead_worker_process_is_replaced(tmp_path: Path) -> None:
+    from strom.lsm.worker import worker
+
+    with DB.open(tmp_path / "db", background="process") as db:
+        db.put(b"a", b"1")
+        db.flush()
+        proc = worker("flush")._proc
+        assert proc is not None
+        proc.kill()
+        proc.wait(timeout=30)
+        db.put(b"b", b"2")
+        db.flush()
+        assert worker("flush")._proc is not proc
+        assert list(db.scan()) == [(b"a", b"1"), (b"b", b"2")]

@@ -181,3 +181,25 @@ def test_torn_manifest_tail_is_ignored(tmp_path: Path) -> None:
         f.write(b"\x12\x34\x56\x78\x20\x00\x01partial")
     with DB.open(tmp_path / "db") as db:
         assert db.get(b"k") == b"v"
+
+
+def test_verify_checksums_finds_a_corrupt_block_nobody_has_read(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "db") as db:
+        for i in range(1000):
+            db.put(b"k%04d" % i, b"value-%04d" % i)
+    with DB.open(tmp_path / "db") as db:
+        db.verify_checksums()
+    _corrupt_first_data_block(tmp_path / "db")
+    with DB.open(tmp_path / "db") as db, pytest.raises(CorruptionError, match="checksum mismatch"):
+        db.verify_checksums()
+
+
+def test_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    from strom.lsm.bloom import build_filter, may_contain
+
+    keys = [os.urandom(16) for _ in range(20000)]
+    filt = build_filter(keys, len(keys), 10)
+    assert all(may_contain(filt, k) for k in keys)
+    absent = [os.urandom(17) for _ in range(20000)]
+    assert sum(may_contain(filt, k) for k in absent) / len(absent) < 0.03
+    assert may_contain(build_filter([], 0, 0), b"anything")

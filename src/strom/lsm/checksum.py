@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from crc32c import crc32c
 
-__all__ = ["crc32c", "mask", "masked_crc", "unmask"]
+__all__ = ["crc32c", "mask", "masked_crc"]
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -16,12 +16,6 @@ _MASK_DELTA = 0xA282EAD8
 def mask(crc: int) -> int:
     """Return the stored form of ``crc``."""
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def unmask(masked: int) -> int:
-    """Invert :func:`mask`."""
-    rot = (masked - _MASK_DELTA) & 0xFFFFFFFF
-    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
 def masked_crc(data: bytes, seed: int = 0) -> int:

@@ -783,6 +783,13 @@ class DB:
 
     # ------------------------------------------------------------------ introspection
 
+    def verify_checksums(self) -> None:
+        """Read every block of every live table and check its checksum (raises CorruptionError)."""
+        if self._closed:
+            raise DatabaseClosedError(f"database {self.path} is closed")
+        for _, f in self._state[2].files():
+            f.table.verify()  # type: ignore[union-attr]
+
     def check_invariants(self) -> None:
         """Raise CorruptionError if the current version violates a level invariant."""
         self._state[2].check_invariants()

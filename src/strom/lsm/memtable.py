@@ -63,13 +63,6 @@ class MemTable:
         data = self.data
         return [(k, data[k]) for k in keys]
 
-    def sorted_items(self) -> list[tuple[bytes, bytes | None]]:
-        """All entries in key order (for a flush)."""
-        if not self._sorted:
-            return sorted(self.data.items())
-        data = self.data
-        return [(k, data[k]) for k in self._sorted_keys()]
-
     def frozen_copy(self) -> MemTable:
         """An independent copy that later writes to this memtable do not affect."""
         copy = MemTable(self.wal_number, self.min_seq)

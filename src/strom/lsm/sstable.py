@@ -363,10 +363,6 @@ class Table:
                         yield item
                 b -= 1
 
-    def overlaps(self, start: bytes | None, end: bytes | None) -> bool:
-        """Whether the table may hold keys in ``[start, end)``."""
-        return (end is None or self.smallest < end) and (start is None or self.largest >= start)
-
     def verify(self) -> None:
         """Read and checksum every block (raises CorruptionError on the first bad one)."""
         for off, size in self.handles:

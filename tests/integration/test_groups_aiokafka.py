@@ -43,8 +43,10 @@ class Tracker(ConsumerRebalanceListener):
     def __init__(self, changed: asyncio.Event) -> None:
         self.assigned: set[TopicPartition] = set()
         self.changed = changed
+        self.revocations = 0
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.revocations += 1
         self.assigned -= set(revoked)
         self.changed.set()
 
@@ -54,7 +56,7 @@ class Tracker(ConsumerRebalanceListener):
 
 
 async def member(
-    broker: EmbeddedBroker, group: str, changed: asyncio.Event, assignor: str = "range"
+    broker: EmbeddedBroker, group: str, changed: asyncio.Event, assignor: str = "range", **kw: object
 ) -> tuple[AIOKafkaConsumer, Tracker]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker.bootstrap_servers,
@@ -63,6 +65,7 @@ async def member(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         heartbeat_interval_ms=200,
+        **kw,
     )
     tracker = Tracker(changed)
     consumer.subscribe([TOPIC], listener=tracker)
@@ -142,3 +145,38 @@ async def _drain(consumer: AIOKafkaConsumer, expected: int) -> dict[TopicPartiti
         for tp, records in (await consumer.getmany(timeout_ms=500)).items():
             seen.setdefault(tp, []).extend(r.offset for r in records)
     return seen
+
+
+def test_static_member_restart_keeps_assignment(broker: EmbeddedBroker) -> None:
+    async def scenario() -> None:
+        changed = asyncio.Event()
+        a, ta = await member(broker, "aio-static", changed, group_instance_id="a")
+        b, tb = await member(broker, "aio-static", changed, group_instance_id="b")
+        b2 = None
+        try:
+            await wait_for(
+                changed,
+                lambda: (
+                    bool(ta.assigned)
+                    and bool(tb.assigned)
+                    and ta.assigned | tb.assigned == ALL
+                    and not ta.assigned & tb.assigned
+                ),
+            )
+            mine = set(tb.assigned)
+            before = set(ta.assigned)
+            revocations = ta.revocations
+            await b.stop()  # a static member's stop sends no LeaveGroup (KIP-345)
+            b = None
+            b2, tb2 = await member(broker, "aio-static", changed, group_instance_id="b")
+            await wait_for(changed, lambda: tb2.assigned == mine)
+            assert ta.assigned == before
+            assert ta.revocations == revocations, "the other member was made to rebalance"
+        finally:
+            await a.stop()
+            if b is not None:
+                await b.stop()
+            if b2 is not None:
+                await b2.stop()
+
+    asyncio.run(scenario())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from strom.streams import Materialized, StreamsBuilder, TimeWindows, serdes
@@ -144,3 +145,51 @@ def test_global_table_join_reads_the_whole_table_before_processing(any_broker: s
     late = [value for key, value, _, _ in reader.records if key is not None and key.startswith(b"/late")]
     assert late and set(late) == {b"u33:late-joiner"}
     assert len(reader.records) == len(expected) + len(late)
+
+
+def test_repartitioned_count_purges_consumed_repartition_records(any_broker: str, tmp_path: Path) -> None:
+    views, out, app_id = unique("views"), unique("per-page"), unique("purge")
+    create_topics(any_broker, {views: 2, out: 1})
+    builder = StreamsBuilder()
+    (
+        builder.stream(views, key_serde=serdes.string(), value_serde=serdes.string())
+        .group_by(lambda user, page: page, key_serde=serdes.string(), value_serde=serdes.string())
+        .count(Materialized.as_("per-page"))
+        .to_stream()
+        .to(out, key_serde=serdes.string(), value_serde=serdes.long())
+    )
+    pages = [b"/", b"/docs", b"/pricing"]
+    produce(any_broker, views, [(f"user-{i}".encode(), pages[i % 3], 1000 + i) for i in range(30)])
+    reader = TopicReader(any_broker, out)
+    config = streams_config(any_broker, app_id, tmp_path, **{"repartition.purge.interval.ms": 0})
+    admin = AdminClient({"bootstrap.servers": any_broker})
+    with Streams(builder.build(), config):
+        reader.wait_until(
+            lambda _: (
+                {k: int.from_bytes(v or b"", "big") for k, v in reader.latest_by_key().items()}
+                == dict.fromkeys(pages, 10)
+            )
+        )
+        repartition = [
+            t for t in admin.list_topics(timeout=30).topics if t.startswith(app_id) and "repartition" in t
+        ]
+        assert len(repartition) == 1
+        consumer = Consumer({"bootstrap.servers": any_broker, "group.id": unique("wm")})
+        partitions = range(
+            len(admin.list_topics(repartition[0], timeout=30).topics[repartition[0]].partitions)
+        )
+
+        def purged() -> int:
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(repartition[0], p), timeout=30, cached=False)[0]
+                for p in partitions
+            )
+
+        deadline = time.monotonic() + 60
+        while purged() < 30:  # the app commits every 100 ms and purges after each commit
+            assert time.monotonic() < deadline, (
+                f"repartition records not purged: log start offsets sum {purged()}"
+            )
+            time.sleep(0.1)
+        consumer.close()
+    reader.close()

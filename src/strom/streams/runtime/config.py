@@ -57,6 +57,7 @@ _RUNTIME_KEYS = frozenset(
         "poll.ms",
         "client.id",
         "restore.batch.records",
+        "repartition.purge.interval.ms",
     }
 )
 
@@ -75,6 +76,7 @@ class StreamsConfig:
     poll_ms: int
     client_id: str
     restore_batch_records: int
+    repartition_purge_interval_ms: int
     originals: dict[str, Any] = field(repr=False)
     consumer_overrides: dict[str, Any] = field(repr=False)
     producer_overrides: dict[str, Any] = field(repr=False)
@@ -141,6 +143,7 @@ class StreamsConfig:
             poll_ms=_int(config, "poll.ms", 100, minimum=0),
             client_id=str(config.get("client.id", app_id)),
             restore_batch_records=_int(config, "restore.batch.records", 50000, minimum=1),
+            repartition_purge_interval_ms=_int(config, "repartition.purge.interval.ms", 30000, minimum=0),
             originals=dict(config),
             consumer_overrides=overrides["consumer."],
             producer_overrides=overrides["producer."],

@@ -59,9 +59,11 @@ class TaskFactory:
         self.app_dir = config.state_dir / config.application_id
         self.global_dir = self.app_dir / "global"
         self._subtopology_of: dict[str, int] = {}
+        self.repartition_topics: frozenset[str] = frozenset()
         for group in topology.topic_groups(config.application_id):
             for topic in group.source_topics:
                 self._subtopology_of[topic] = group.subtopology
+            self.repartition_topics |= frozenset(group.repartition_sources)
         self.subscribed_topics = frozenset(self._subtopology_of)
         self._cache = RecordCacheBudget(config.cache_max_bytes)
         self._global_task: Any = None

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from strom.streams.runtime.checkpoint import CheckpointCorruptError, read_checkpoint, write_checkpoint
 from strom.streams.runtime.collector import KafkaRecordCollector
@@ -80,6 +81,10 @@ class StreamThread(threading.Thread):
         self._global: GlobalStateUpdater | None = None
         self._reported_running = False
         self._active_snapshot: tuple[str, ...] = ()
+        self._admin: AdminClient | None = None
+        self._purge_due = 0.0
+        self._purging: dict[Any, Any] = {}
+        self._committed: dict[tuple[str, int], int] = {}
 
     def shutdown(self) -> None:
         """Ask the loop to commit, close its tasks and leave the group; returns at once (join() to wait)."""
@@ -242,6 +247,25 @@ class StreamThread(threading.Thread):
             self._write_checkpoint(task)
         if self._global is not None:
             self._global.checkpoint()
+        self._committed.update(offsets)
+        self._purge_repartition_topics()
+
+    def _purge_repartition_topics(self) -> None:
+        """Delete repartition records below the committed offsets (Kafka Streams does the same): they are
+        consumed for good, and repartition topics keep records forever (retention.ms=-1) otherwise."""
+        repartition = self._factory.repartition_topics
+        if not repartition or time.monotonic() < self._purge_due:
+            return
+        self._purge_due = time.monotonic() + self._config.repartition_purge_interval_ms / 1000.0
+        for tp, future in self._purging.items():
+            if future.done() and future.exception() is not None:
+                log.warning("purging %s-%d failed: %s", tp.topic, tp.partition, future.exception())
+        todo = [TopicPartition(t, p, o) for (t, p), o in self._committed.items() if t in repartition]
+        if not todo:
+            return
+        if self._admin is None:
+            self._admin = AdminClient(self._config.admin())
+        self._purging = self._admin.delete_records(todo, operation_timeout=0)
 
     def _write_checkpoint(self, task: AssignedTask) -> None:
         assert self._reader is not None
@@ -263,6 +287,7 @@ class StreamThread(threading.Thread):
         self._reported_running = False
         if self._tasks:
             self._commit()
+        self._committed.clear()
         assert self._reader is not None
         for task_id, task in list(self._tasks.items()):
             if task.running:

@@ -689,8 +689,11 @@ class Partition:
             self._flush(now)
             end = self.next_offset
             self._producers.write_snapshot(snapshot_path(self.dir, end))
+            first = self._segments[0].base_offset
             for offset in snapshot_offsets(self.dir):
-                if offset > end:
+                # Beyond the end: stale; below the first segment: written by a roll flush after retention
+                # had already removed that segment (the snapshot at the end supersedes both).
+                if offset > end or offset < first:
                     snapshot_path(self.dir, offset).unlink(missing_ok=True)
             for seg in self._segments:
                 seg.close()

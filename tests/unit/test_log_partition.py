@@ -483,3 +483,11 @@ def test_a_lying_time_index_entry_is_caught_on_use(tmp_path: Path, clock: FakeCl
     timeindex.write_bytes(bytes(raw))
     again = Partition.open(tmp_path / "orders-0", config, clock=clock, clean_shutdown=True)
     assert again.offsets_for_timestamp(ts - 5) == (offset, ts)
+
+
+def test_a_zero_or_negative_max_bytes_without_min_one_reads_nothing(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock)
+    part.append(batch(3))
+    assert part.read(0, 0, min_one=False).size == 0
+    assert part.read(0, -5, min_one=False).read() == b""
+    assert part.read(0, -5).size == len(batch(3))  # min_one still returns the first batch whole

@@ -418,7 +418,7 @@ class Segment:
             bound = self.find(max_offset)
             if bound is not None:
                 end = bound[0] if bound[1] >= max_offset else bound[0] + self._header_at(bound[0])[1]
-        size = min(end - position, max_bytes)
+        size = max(0, min(end - position, max_bytes))
         if min_one and size < end - position:
             first = self._header_at(position)[1]
             size = max(size, min(first, end - position))

@@ -220,3 +220,30 @@ def test_low_level_topology_api_with_sources_processors_stores_and_sinks() -> No
         out = driver.create_output_topic("totals-out", S, serdes.integer())
         assert out.read_records_to_list() == [("a", 5, 1), ("a", 12, 2), ("b", 1, 3)]
         assert "papi-totals-changelog" in driver.produced_topic_names()
+
+
+class Tagger(Processor):
+    """Tags each value with where it came from and keeps the first value per key."""
+
+    def init(self, context):  # type: ignore[no-untyped-def]
+        self.context = context
+        self.first = context.get_state_store("first")
+
+    def process(self, record: Record) -> None:
+        meta = self.context.record_metadata()
+        kept = self.first.put_if_absent(record.key, record.value)
+        tag = f"{meta.topic}/{meta.partition}/{meta.offset}:{kept or '-'}"
+        self.context.forward(record.with_value(tag))
+
+
+def test_processor_context_exposes_record_metadata_and_stores_offer_put_if_absent() -> None:
+    builder = StreamsBuilder()
+    builder.stream("in", S, S).process(Tagger, Stores.key_value_store("first", S, S)).to("out", S, S)
+    with TopologyTestDriver(builder.build()) as driver:
+        source = driver.create_input_topic("in", S, S)
+        source.pipe_input("a", "x", 1)
+        source.pipe_input("a", "y", 2)
+        out = driver.create_output_topic("out", S, S)
+        assert out.get_queue_size() == 2
+        assert out.read_values_to_list() == ["in/0/0:-", "in/0/1:x"]
+        assert out.is_empty()

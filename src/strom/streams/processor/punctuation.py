@@ -43,9 +43,6 @@ class PunctuationQueue:
         heapq.heappush(self.heap, (first_due, next(self._seq), interval, callback, handle))
         return handle
 
-    def next_due(self) -> int | None:
-        return self.heap[0][0] if self.heap else None
-
     def punctuate(self, now: int) -> bool:
         """Fire every schedule due at ``now``; returns whether any fired."""
         heap = self.heap

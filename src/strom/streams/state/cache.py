@@ -46,10 +46,6 @@ class RecordCacheBudget:
             self.avg_entry_bytes = 0.8 * self.avg_entry_bytes + 0.2 * sample
             self.max_entries = max(1, int(self.max_bytes / (self.avg_entry_bytes + ENTRY_OVERHEAD_BYTES)))
 
-    @property
-    def estimated_bytes(self) -> int:
-        return int(self.entries * (self.avg_entry_bytes + ENTRY_OVERHEAD_BYTES))
-
 
 def evict(
     cache: dict[Any, list[Any]], budget: RecordCacheBudget, flush: Callable[[], None], keep: Any

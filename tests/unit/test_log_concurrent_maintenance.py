@@ -54,7 +54,9 @@ def test_append_read_and_maintain_concurrently(tmp_path: Path):
     def reader() -> None:
         rng = random.Random(7)
         reads = 0
-        while not done.is_set() or reads < 50:
+        for _ in range(1_000_000):  # bounded; normally ends soon after the writer
+            if done.is_set() and reads >= 50:
+                break
             low, high = part.log_start_offset, part.next_offset
             if high == low:
                 continue
@@ -72,10 +74,10 @@ def test_append_read_and_maintain_concurrently(tmp_path: Path):
 
     @guarded
     def maintainer() -> None:
-        rounds = 0
-        while not done.is_set() or rounds < 3:
+        for rounds in range(100_000):
+            if done.is_set() and rounds >= 3:
+                break
             logs.maintain(now[0])
-            rounds += 1
 
     threads = [threading.Thread(target=f) for f in (writer, reader, maintainer)]
     for t in threads:

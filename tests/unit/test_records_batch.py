@@ -375,3 +375,27 @@ def test_a_damaged_header_is_detected_unless_outside_the_crc_by_design(
         kinds = (UnsupportedMagicError,)
     with pytest.raises(kinds):
         validate_batches(raw)
+
+
+def test_malformed_control_records_are_named() -> None:
+    builder = BatchBuilder(is_control=True, is_transactional=True, producer_id=1, producer_epoch=0)
+    builder.append(b"\x00", b"", 1)
+    (record,) = RecordBatch(builder.build()).records()
+    with pytest.raises(InvalidRecordError, match="1-byte key"):
+        read_control_record(record)
+    builder = BatchBuilder(is_control=True, is_transactional=True, producer_id=1, producer_epoch=0)
+    builder.append(struct.pack(">hh", 0, 1), b"\x00", 1)
+    (record,) = RecordBatch(builder.build()).records()
+    with pytest.raises(InvalidRecordError, match="transaction marker"):
+        read_control_record(record)
+
+
+def test_builder_refuses_offsets_that_go_backwards() -> None:
+    builder = BatchBuilder(base_offset=10)
+    assert builder.append(b"a", b"1", 1, offset_delta=3) == 13
+    with pytest.raises(ValueError, match="offset delta 2"):
+        builder.append(b"b", b"2", 2, offset_delta=2)
+    with pytest.raises(ValueError, match="below the last record"):
+        builder.build(last_offset_delta=1)
+    batch = RecordBatch(builder.build(last_offset_delta=7))
+    assert (batch.last_offset, batch.record_count, [r.offset for r in batch.records()]) == (17, 1, [13])

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strom.streams import (
+    EmitStrategy,
     InvalidTimestampError,
     Materialized,
     StreamsBuilder,
@@ -15,6 +16,7 @@ from strom.streams import (
     Windowed,
     serdes,
 )
+from strom.streams.processor.aggregate import WINDOWED_EMIT_INTERVAL_CONFIG
 from strom.streams.testing import TestInputTopic, TestOutputTopic, TopologyTestDriver
 
 VECTOR_2_INPUT = [
@@ -225,3 +227,53 @@ def test_timestamp_extractor_drives_windows_and_rejects_negative_event_times() -
         assert driver.get_window_store("c").get_with_timestamp("k", 100) == (2, 150)
         with pytest.raises(InvalidTimestampError, match="invalid timestamp -1"):
             source.pipe_input("k", {"at": -1}, 5)
+
+
+def _emit_final_count(grace: int) -> TopologyTestDriver:
+    builder = StreamsBuilder()
+    (
+        builder.stream("in", serdes.string(), serdes.string())
+        .group_by_key()
+        .windowed_by(TimeWindows.of_size_and_grace(10, grace))
+        .emit_strategy(EmitStrategy.on_window_close())
+        .count(Materialized("final"))
+        .to_stream()
+        .map(lambda wk, n: (f"{wk.key}@{wk.window.start}", n))
+        .to("out", serdes.string(), serdes.long())
+    )
+    return TopologyTestDriver(builder.build(), {WINDOWED_EMIT_INTERVAL_CONFIG: 0})
+
+
+def test_vector_2_with_emit_on_window_close_emits_nothing_because_no_window_closes() -> None:
+    builder = StreamsBuilder()
+    (
+        builder.stream("topic1", serdes.string(), serdes.string())
+        .group_by_key()
+        .windowed_by(TimeWindows.of_size_and_grace(10, 100).advance_by(5))
+        .emit_strategy(EmitStrategy.on_window_close())
+        .aggregate(lambda: "0", lambda k, v, agg: agg + "+" + v, Materialized(value_serde=serdes.string()))
+        .to_stream()
+        .to("out", serdes.windowed(serdes.string(), 10), serdes.string())
+    )
+    with TopologyTestDriver(builder.build(), {WINDOWED_EMIT_INTERVAL_CONFIG: 0}) as driver:
+        source = driver.create_input_topic("topic1", serdes.string(), serdes.string())
+        for key, value, ts in VECTOR_2_INPUT:
+            source.pipe_input(key, value, ts)
+        out = driver.create_output_topic("out", serdes.windowed(serdes.string(), 10), serdes.string())
+        assert out.is_empty()
+
+
+def test_emit_on_window_close_forwards_each_final_result_once_at_end_plus_grace() -> None:
+    with _emit_final_count(grace=5) as driver:
+        source = driver.create_input_topic("in", serdes.string(), serdes.string())
+        out = driver.create_output_topic("out", serdes.string(), serdes.long())
+        for key, ts in [("a", 1), ("a", 4), ("b", 9), ("a", 12)]:
+            source.pipe_input(key, "v", ts)
+        assert out.is_empty()  # [0,10) closes at 10 + 5
+        source.pipe_input("a", "v", 8)  # late but within grace: still counted
+        source.pipe_input("c", "v", 15)  # stream time 15: [0,10) is final now
+        assert out.read_records_to_list() == [("a@0", 3, 8), ("b@0", 1, 9)]
+        source.pipe_input("c", "v", 16)
+        assert out.is_empty()  # nothing new closed
+        source.pipe_input("c", "v", 40)
+        assert out.read_records_to_list() == [("a@10", 1, 12), ("c@10", 2, 16)]

@@ -37,12 +37,13 @@ from strom.streams.processor import (
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
 from strom.streams.topology import Topology
-from strom.streams.windows import JoinWindows, SessionWindows, TimeWindows, Window, Windowed
+from strom.streams.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
     "Cancellable",
     "DeserializationError",
+    "EmitStrategy",
     "GlobalKTable",
     "InvalidTimestampError",
     "JoinWindows",

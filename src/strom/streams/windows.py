@@ -183,3 +183,25 @@ class SessionWindows:
 
     def __repr__(self) -> str:
         return f"SessionWindows(gap_ms={self.gap_ms}, grace_ms={self.grace_ms})"
+
+
+class EmitStrategy:
+    """When a windowed aggregation forwards results (KIP-825): ``on_window_update()`` (the default: every
+    update, subject to the record cache) or ``on_window_close()`` (only the final result of each window, once
+    stream time reaches its end + grace)."""
+
+    __slots__ = ("on_close",)
+
+    def __init__(self, on_close: bool) -> None:
+        self.on_close = on_close
+
+    @classmethod
+    def on_window_update(cls) -> EmitStrategy:
+        return cls(False)
+
+    @classmethod
+    def on_window_close(cls) -> EmitStrategy:
+        return cls(True)
+
+    def __repr__(self) -> str:
+        return "EmitStrategy.on_window_close()" if self.on_close else "EmitStrategy.on_window_update()"

@@ -21,7 +21,7 @@ from strom.streams.processor.table import ChangeSerde
 from strom.streams.serdes import Serde, SessionWindowedSerde, TimeWindowedSerde, long
 from strom.streams.state.stores import StoreSpec
 from strom.streams.topology import NodeSpec, TopicRef
-from strom.streams.windows import SessionWindows, TimeWindows
+from strom.streams.windows import EmitStrategy, SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
     from strom.streams.dsl.builder import StreamsBuilder
@@ -99,6 +99,7 @@ class KGroupedStream:
         materialized: Materialized | str | None,
         default_value_serde: Serde[Any] | None,
         windows: TimeWindows | None = None,
+        emit_final: bool = False,
     ) -> KTable:
         stream = self._stream
         builder: StreamsBuilder = stream._builder
@@ -149,7 +150,7 @@ class KGroupedStream:
 
             def make(n: str = name) -> Any:
                 return with_old_values(
-                    WindowedAggregateNode(n, store, windows, initializer, aggregator), flags
+                    WindowedAggregateNode(n, store, windows, initializer, aggregator, emit_final), flags
                 )
 
             getter = windowed_store_getter(store)
@@ -164,18 +165,27 @@ class KGroupedStream:
 class TimeWindowedKStream:
     """A grouped stream over tumbling or hopping windows; results are keyed by ``Windowed(key, window)``."""
 
-    def __init__(self, grouped: KGroupedStream, windows: TimeWindows) -> None:
+    def __init__(
+        self, grouped: KGroupedStream, windows: TimeWindows, emit: EmitStrategy | None = None
+    ) -> None:
         self._grouped = grouped
         self.windows = windows
+        self._emit_final = emit is not None and emit.on_close
+
+    def emit_strategy(self, emit: EmitStrategy) -> TimeWindowedKStream:
+        """``EmitStrategy.on_window_close()``: forward only each window's final result once it closed."""
+        return TimeWindowedKStream(self._grouped, self.windows, emit)
 
     def count(self, materialized: Materialized | str | None = None) -> KTable:
-        return self._grouped._aggregate(_count_init, _count_adder, materialized, long(), self.windows)
+        return self._grouped._aggregate(
+            _count_init, _count_adder, materialized, long(), self.windows, self._emit_final
+        )
 
     def reduce(
         self, reducer: Callable[[Any, Any], Any], materialized: Materialized | str | None = None
     ) -> KTable:
         return self._grouped._aggregate(
-            None, _reducer(reducer), materialized, self._grouped.value_serde, self.windows
+            None, _reducer(reducer), materialized, self._grouped.value_serde, self.windows, self._emit_final
         )
 
     def aggregate(
@@ -184,7 +194,9 @@ class TimeWindowedKStream:
         aggregator: Callable[[Any, Any, Any], Any],
         materialized: Materialized | str | None = None,
     ) -> KTable:
-        return self._grouped._aggregate(initializer, aggregator, materialized, None, self.windows)
+        return self._grouped._aggregate(
+            initializer, aggregator, materialized, None, self.windows, self._emit_final
+        )
 
 
 class SessionWindowedKStream:

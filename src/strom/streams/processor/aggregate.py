@@ -17,6 +17,9 @@ from strom.streams.processor.node import Node
 from strom.streams.processor.table import Change
 from strom.streams.windows import TimeWindows, Window, Windowed
 
+WINDOWED_EMIT_INTERVAL_CONFIG = "__emit.interval.ms.kstreams.windowed.aggregation__"
+"""Kafka's internal config: the least wall-clock time between two emissions of closed windows."""
+
 Initializer = Callable[[], Any]
 Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
 
@@ -75,7 +78,8 @@ class WindowedAggregateNode(_StoreForwarding):
     """``TimeWindowedKStream.aggregate`` (and ``reduce``/``count`` as above) over tumbling or hopping windows.
     """
 
-    __slots__ = ("aggregator", "initializer", "observed_stream_time", "windows")
+    __slots__ = ("aggregator", "emit_final", "emit_interval", "initializer", "last_emit_close", "next_emit",
+                 "observed_stream_time", "windows")  # fmt: skip
 
     def __init__(
         self,
@@ -84,12 +88,43 @@ class WindowedAggregateNode(_StoreForwarding):
         windows: TimeWindows,
         initializer: Initializer | None,
         aggregator: Aggregator,
+        emit_final: bool = False,
     ) -> None:
         super().__init__(name, store_name)
         self.windows = windows
         self.initializer = initializer
         self.aggregator = aggregator
         self.observed_stream_time = -1
+        self.emit_final = emit_final
+        self.last_emit_close = -1
+        self.next_emit = -1
+        self.emit_interval = 0
+
+    def init(self, ctx: Any) -> None:
+        super().init(ctx)
+        if self.emit_final:
+            self.store.set_flush_listener(None)  # updates are not forwarded; closed windows are, below
+            self.emit_interval = int(ctx.config.get(WINDOWED_EMIT_INTERVAL_CONFIG, 1000))
+
+    def _emit_closed_windows(self, close_time: int) -> None:
+        """Forward the final result of every window that closed since the last emission (KIP-825). The last
+        emission time lives in memory, so after a restart closed windows still in the store are emitted again
+        (at-least-once)."""
+        size = self.windows.size_ms
+        upper = close_time - size
+        if upper < 0 or (self.last_emit_close >= 0 and close_time <= self.last_emit_close):
+            return
+        now = self.ctx.wall_clock()
+        if now < self.next_emit:
+            return
+        self.next_emit = now + self.emit_interval
+        lower = 0 if self.last_emit_close < 0 else max(0, self.last_emit_close - size) + 1
+        self.last_emit_close = close_time
+        new_tuple = tuple.__new__
+        for windowed, found in self.store.fetch_all_with_timestamps(lower, upper):
+            change = new_tuple(Change, (found.value, None))
+            for child in self.children:
+                child.process(windowed, change, found.timestamp)
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if key is None or value is None:
@@ -120,6 +155,8 @@ class WindowedAggregateNode(_StoreForwarding):
                 new = self.aggregator(key, value, old)
                 new_ts = entry[1] if entry[1] > timestamp else timestamp
             store.update(key, start, entry, new, new_ts)
+        if self.emit_final:
+            self._emit_closed_windows(close_time)
 
 
 class TableAggregateNode(_StoreForwarding):

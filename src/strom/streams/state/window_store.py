@@ -218,22 +218,29 @@ class WindowStore:
                 yield start, merged[start]
 
     def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[Windowed, Any]]:
-        """Every ``(Windowed key, value)`` whose window start is in ``[time_from, time_to]``."""
+        """Every ``(Windowed key, value)`` whose window start is in ``[time_from, time_to]``, by start."""
+        for windowed, found in self.fetch_all_with_timestamps(time_from, time_to):
+            yield windowed, found.value
+
+    def fetch_all_with_timestamps(
+        self, time_from: int, time_to: int
+    ) -> Iterator[tuple[Windowed, ValueAndTimestamp]]:
+        """As ``fetch_all``, with each value's timestamp."""
         topic = self._topic
         kde, vde = self.key_serde.deserialize, self.value_serde.deserialize
         size = self.window_size_ms
-        merged: dict[tuple[int, bytes], tuple[Any, Any]] = {}
+        merged: dict[tuple[int, bytes], tuple[Any, Any, int]] = {}
         for kb, start, raw in self.backend.fetch_all(time_from, time_to):
-            merged[(start, kb)] = (kde(topic, kb), vde(topic, raw[8:]))
+            merged[(start, kb)] = (kde(topic, kb), vde(topic, raw[8:]), _TS.unpack_from(raw)[0])
         for (key, start), entry in self._dirty.items():
             if time_from <= start <= time_to:
                 dirty_kb = self.key_serde.serialize(topic, key)
                 assert dirty_kb is not None
-                merged[(start, dirty_kb)] = (key, entry[0])
+                merged[(start, dirty_kb)] = (key, entry[0], entry[1])
         for start, kb in sorted(merged):
-            key, value = merged[(start, kb)]
+            key, value, ts = merged[(start, kb)]
             if value is not None:
-                yield Windowed(key, Window(start, start + size)), value
+                yield Windowed(key, Window(start, start + size)), ValueAndTimestamp(value, ts)
 
     def all(self) -> Iterator[tuple[Windowed, Any]]:
         return self.fetch_all(0, 2**63 - 1)

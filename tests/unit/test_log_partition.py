@@ -491,3 +491,14 @@ def test_a_zero_or_negative_max_bytes_without_min_one_reads_nothing(tmp_path: Pa
     assert part.read(0, 0, min_one=False).size == 0
     assert part.read(0, -5, min_one=False).read() == b""
     assert part.read(0, -5).size == len(batch(3))  # min_one still returns the first batch whole
+
+
+def test_segment_jitter_shortens_the_time_roll(tmp_path: Path, clock: FakeClock):
+    part = open_part(tmp_path, clock, segment_ms=1000, segment_jitter_ms=900)
+    jitter = part.active_segment.jitter_ms
+    assert 0 <= jitter < 900
+    part.append(batch(1, ts=10_000))
+    part.append(batch(1, ts=10_000 + 1000 - jitter))
+    assert len(part.segments_snapshot()) == 1
+    part.append(batch(1, ts=10_000 + 1001 - jitter))
+    assert len(part.segments_snapshot()) == 2

@@ -177,3 +177,15 @@ def test_a_corrupt_snapshot_is_ignored_and_state_replayed(part: Partition):
     snap.write_bytes(bytes(raw))
     again = Partition.open(part.dir, LogConfig(), clock=FakeClock(), clean_shutdown=True)
     assert again.append(pbatch(0, n=3)).duplicate
+
+
+def test_idle_producers_expire_after_producer_id_expiration_ms(tmp_path: Path):
+    clock = FakeClock(now=10_000)
+    part = Partition.open(tmp_path / "exp-0", LogConfig(producer_id_expiration_ms=5_000), clock=clock)
+    part.append(pbatch(0, n=1, pid=1))  # batch timestamp 1000
+    part.append(pbatch(0, n=1, pid=2, txn=True))  # open transaction: never expires while open
+    part.maintain(5_999)
+    assert set(part.producer_state.producers) == {1, 2}
+    part.maintain(6_000)
+    assert set(part.producer_state.producers) == {2}
+    assert part.append(pbatch(17, n=1, pid=1)).base_offset == 2  # forgotten: any sequence is accepted again

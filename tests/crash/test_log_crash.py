@@ -15,6 +15,7 @@ import pytest
 
 from strom.log.config import LogConfig
 from strom.log.partition import Partition
+from strom.protocol.errors import TruncatedBatchError
 from strom.protocol.records import BatchBuilder, iter_batches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -305,3 +306,15 @@ def test_kill_9_of_a_log_manager_recovers_every_partition(tmp_path: Path):
             assert part.recovered_segments < len(part.segments_snapshot())  # the checkpoint spared some
     finally:
         logs.close()
+
+
+def test_a_segment_cut_short_under_a_running_reader_raises_instead_of_hanging(tmp_path: Path):
+    path = tmp_path / "shrunk-0"
+    part = Partition.open(path, LogConfig())
+    for tag in range(5):
+        part.append(payload(tag))
+    seg = part.active_segment
+    os.truncate(seg.log_path, seg.size - 5)  # another process damages the file behind the log's back
+    with pytest.raises(TruncatedBatchError):
+        list(seg.batches())
+    part.close()

@@ -436,10 +436,13 @@ class Segment:
         pos = start
         need = _CHUNK
         while pos < end:
-            buf = self.read_at(pos, min(max(need, _CHUNK), end - pos))
+            requested = min(max(need, _CHUNK), end - pos)
+            buf = self.read_at(pos, requested)
             n = len(buf)
             if n == 0:
                 raise TruncatedBatchError(f"{self.log_path}: file ends at {pos}, expected {end} bytes")
+            if n < requested:
+                end = pos + n  # the file is shorter than expected: its last batch is cut off
             view = memoryview(buf)
             off = 0
             need = _CHUNK

@@ -145,3 +145,26 @@ def test_a_body_that_ends_inside_a_tag_is_malformed() -> None:
     frame = _header_v2(18, 3, 1) + b"\x02x\x021" + b"\x01\x07\x09ab"  # tag 7 claims 9 bytes, has 2
     with pytest.raises(MalformedRequest):
         decode_request(frame)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Metadata v8 (not flexible): a topics array claiming 2^31-1 entries, then nothing.
+        struct.pack(">hhih", 3, 8, 1, 1) + b"t" + b"\x7f\xff\xff\xff",
+        # Metadata v12 (flexible): a compact array count of 2^34 in a 5-byte uvarint.
+        _header_v2(3, 12, 1) + b"\x80\x80\x80\x80\x40",
+        # Produce v9: one topic whose partition array claims 10^9 entries.
+        _header_v2(0, 9, 1) + b"\x00\x00\x01\x00\x00\x13\x88\x02\x02t" + b"\x80\x94\xeb\xdc\x03",
+        # A mutated Fetch v12 found by fuzzing: kio alone aborts the process trying to allocate 83 GB.
+        bytes.fromhex(
+            "0001000c0000000100017400ffffffff00000000000000000000006400009d1489ac000000ffffffff2602740200000000"
+            "ffffffff0000000000000000ffffffffffddc8ffffffffffffff0000000a0000010100dcdcd8bb"
+        ),
+    ],
+    ids=["legacy-array", "compact-array", "nested-array", "fuzzed-fetch"],
+)
+def test_absurd_array_counts_are_refused_before_allocation(frame: bytes) -> None:
+    # kio itself would reserve memory for the announced count and abort the process.
+    with pytest.raises(MalformedRequest, match=r"exceeds|ends inside"):
+        decode_request(frame)

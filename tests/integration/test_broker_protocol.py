@@ -127,8 +127,22 @@ def test_oversized_length_prefix_closes_the_connection_without_reading_a_body(br
         request_frame(3, 9, 5, {"topics": [{"name": "a" * 50}], **NO_OPS})[
             :-20
         ],  # truncated: the announced length is larger than what follows, then the client goes quiet
+        # A Fetch v12 with absurd array counts (found by fuzzing; kio alone would abort the process).
+        struct.pack(">i", 88)
+        + bytes.fromhex(
+            "0001000c0000000100017400ffffffff00000000000000000000006400009d1489ac000000ffffffff2602740200000000"
+            "ffffffff0000000000000000ffffffffffddc8ffffffffffffff0000000a0000010100dcdcd8bb"
+        ),
     ],
-    ids=["negative-length", "too-short", "garbage", "unknown-api-key", "unknown-version", "truncated"],
+    ids=[
+        "negative-length",
+        "too-short",
+        "garbage",
+        "unknown-api-key",
+        "unknown-version",
+        "truncated",
+        "huge-count",
+    ],
 )
 def test_hostile_frames_close_only_their_connection(broker: EmbeddedBroker, data: bytes) -> None:
     with (

@@ -6,8 +6,10 @@ durations and timestamps, dicts for nested structs) and `build` turns them into 
 version the client asked for, dropping fields that version lacks and defaulting the ones it omits. kio stays
 swappable: nothing outside this module imports it for (de)serialisation.
 
-KIP-482 requires skipping unknown tagged fields, which kio rejects: the request header is parsed here (all its
-tags skipped), and a body kio refuses for an unknown tag is decoded again without it (`unknown_tags`).
+The request header is parsed here (KIP-482: its unknown tagged fields are skipped). Every body is walked once
+with its schema before kio decodes it (`request_walk`): lengths are checked against the frame, because kio
+would try to allocate whatever a hostile count says and abort the process, and unknown tagged fields, which
+kio refuses, are dropped from a copy that is decoded instead.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from strom.protocol.framing import size_prefix
-from strom.protocol.unknown_tags import strip_unknown_tags
+from strom.protocol.request_walk import check_body, strip_unknown_tags
 
 
 def _import_kio_without_hypothesis() -> None:
@@ -170,12 +172,11 @@ def decode_request(frame: bytes) -> Request:
     cls = request_class(api_key, api_version)
     _, _, correlation_id, client_id, pos = _parse_header(frame, cls.__flexible__)
     try:
-        try:
+        # Bounds every length before kio reserves memory for it (kio aborts the process on a huge count).
+        if check_body(cls, frame, pos):  # unknown tagged fields: kio refuses them, KIP-482 skips them
+            body, _used = _reader(cls)(strip_unknown_tags(cls, frame, pos), 0)
+        else:
             body, _used = _reader(cls)(frame, pos)
-        except KeyError as exc:  # kio refuses unknown tagged fields; KIP-482 says skip them
-            if "tag" not in str(exc):
-                raise
-            body, _used = _reader(cls)(strip_unknown_tags(cls, frame[pos:]), 0)
     except (SerialError, ValueError, KeyError, OverflowError, TypeError) as exc:
         raise MalformedRequest(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
     # Trailing bytes are ignored, as Kafka's own parser does: librdkafka 2.16 appends three bytes to

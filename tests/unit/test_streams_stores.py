@@ -161,3 +161,39 @@ def test_eviction_drops_clean_entries_before_it_forces_a_flush(tmp_path: Path) -
     assert (b"dirty", struct.pack(">i", 1), 1) in log.records
     store.flush()
     assert dict(store.all()) == {"dirty": 1, **{f"k{i}": i for i in range(50)}}
+
+
+def test_window_restore_skips_windows_expired_by_the_end_of_the_restore(tmp_path: Path) -> None:
+    from strom.streams.state.window_store import changelog_key
+
+    spec = Stores.window_store("w", 60_000, 60_000, serdes.string(), serdes.long(), backend="lsm")
+    store = open_store(spec, {}, tmp_path, None, None, lambda: 0)
+    assert isinstance(store, WindowStore)
+    minute = 60_000
+    for batch_start in range(0, 10, 2):  # ten minutes of windows, restored in five batches
+        store.restore(
+            [
+                (changelog_key(b"k", m * minute), struct.pack(">q", m), m * minute)
+                for m in (batch_start, batch_start + 1)
+            ]
+        )
+    assert store.get("k", 9 * minute) == 9  # reading settles the held-back batches
+    segment_dirs = sorted(p.name for p in (tmp_path / "lsm" / "w").iterdir() if p.is_dir())
+    assert segment_dirs == ["9"]  # no segment was created for the windows that had expired meanwhile
+    assert store.get("k", 3 * minute) is None
+    store.close()
+
+
+def test_a_segment_marked_dropped_is_deleted_when_the_store_reopens(tmp_path: Path) -> None:
+    spec = Stores.window_store("w", 10, 100, serdes.string(), serdes.long(), backend="rocksdict")
+    pytest.importorskip("rocksdict")
+    store = open_store(spec, {}, tmp_path, None, None, lambda: 0)
+    assert isinstance(store, WindowStore)
+    store.put("k", 1, 0, 0)
+    store.close()
+    base = tmp_path / "rocksdict" / "w"
+    (base / "0.dropped").touch()  # as if the process died while the segment was being dropped
+    again = open_store(spec, {}, tmp_path, None, None, lambda: 0)
+    assert again.get("k", 0) is None
+    assert not (base / "0").exists() and not (base / "0.dropped").exists()
+    again.close()

@@ -10,11 +10,15 @@ would write a table file per commit, so ``flush()`` leaves that to the LSM's own
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from strom.lsm import DB, WriteBatch
+
+log = logging.getLogger("strom.streams")
 
 # Kafka Streams sizes RocksDB per store with a 16 MiB write buffer; a smaller block cache keeps many tasks'
 # stores within a reasonable footprint.
@@ -65,5 +69,17 @@ class LsmKeyValueBytesStore:
         self._db.close()
 
     def destroy(self) -> None:
-        self.close()
-        shutil.rmtree(self._path, ignore_errors=True)
+        """Close and delete in a background thread: closing flushes the memtable and joins the LSM's threads,
+        which takes long and is wasted on a store being dropped (an expired window segment); the caller marks
+        the directory dropped first, so a crash half-way leaves nothing that is read again."""
+        db, path = self._db, self._path
+
+        def finish() -> None:
+            try:
+                db.close()
+            except Exception as e:  # the directory may already be gone (store wiped)
+                log.debug("closing dropped store %s: %s", path, e)
+            finally:
+                shutil.rmtree(path, ignore_errors=True)
+
+        threading.Thread(target=finish, name=f"strom-drop-{path.name}", daemon=True).start()

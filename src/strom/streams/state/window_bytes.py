@@ -15,6 +15,7 @@ the newest segment's start).
 
 from __future__ import annotations
 
+import shutil
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,10 @@ from typing import Protocol
 from strom.streams.state.bytes_store import KeyValueBytesStore
 
 _START = struct.Struct(">q")
+# Marks a segment directory as expired; it is deleted (again) when found at open.
+DROPPED_SUFFIX = ".dropped"
+# Restore records held back per window store before they are written (see write_raw), about 100 MB at most.
+RESTORE_BUFFER_RECORDS = 1_000_000
 
 
 class WindowBytesStore(Protocol):
@@ -131,11 +136,20 @@ class SegmentedWindowBytesStore:
         self._dir = directory
         self._open = open_backend
         self._segments: dict[int, KeyValueBytesStore] = {}
+        self._pending: list[tuple[bytes, int, bytes | None]] = []
         self.observed_time = -1
         self._min_live = -(2**63)
         directory.mkdir(parents=True, exist_ok=True)
+        for marker in directory.glob(f"*{DROPPED_SUFFIX}"):
+            if not (directory / marker.name.removesuffix(DROPPED_SUFFIX)).exists():
+                marker.unlink(missing_ok=True)
         for child in sorted(directory.iterdir()):
             if child.is_dir() and child.name.isdigit():
+                dropped = directory / f"{child.name}{DROPPED_SUFFIX}"
+                if dropped.exists():  # expired before a crash or while being deleted
+                    shutil.rmtree(child, ignore_errors=True)
+                    dropped.unlink(missing_ok=True)
+                    continue
                 segment_id = int(child.name)
                 self._segments[segment_id] = open_backend(child)
                 self.observed_time = max(self.observed_time, segment_id * self.interval)
@@ -156,15 +170,23 @@ class SegmentedWindowBytesStore:
             self._min_live = min_live
             last_dead = min_live // self.interval - 1
             for segment_id in [s for s in self._segments if s <= last_dead]:
+                marker = self._dir / f"{segment_id}{DROPPED_SUFFIX}"
+                marker.touch()
                 self._segments.pop(segment_id).destroy()
+                if not (self._dir / str(segment_id)).exists():
+                    marker.unlink(missing_ok=True)
 
     def get(self, key: bytes, start: int) -> bytes | None:
+        if self._pending:
+            self._settle()
         if start < self._min_live:
             return None
         segment = self._segment(start, False)
         return None if segment is None else segment.get(key + _START.pack(start))
 
     def put(self, key: bytes, start: int, value: bytes | None) -> None:
+        if self._pending:
+            self._settle()
         if start > self.observed_time:
             self._advance(start)
         if start < self._min_live:
@@ -179,6 +201,8 @@ class SegmentedWindowBytesStore:
             segment.put(key + _START.pack(start), value)
 
     def write_batch(self, items: Iterable[tuple[bytes, int, bytes | None]]) -> None:
+        if self._pending:
+            self._settle()
         by_segment: dict[int, list[tuple[bytes, bytes | None]]] = {}
         for key, start, value in items:
             if start > self.observed_time:
@@ -192,6 +216,15 @@ class SegmentedWindowBytesStore:
             segment.write_batch(batch)
 
     def write_raw(self, items: list[tuple[bytes, int, bytes | None]]) -> None:
+        """Restore batches are held back (up to ``RESTORE_BUFFER_RECORDS``) and written when the store is next
+        used: by then the newest window of the whole restore is known, so windows that expired during the
+        restore are skipped instead of creating segments that would be destroyed again a batch later."""
+        self._pending.extend(items)
+        if len(self._pending) >= RESTORE_BUFFER_RECORDS:
+            self._settle()
+
+    def _settle(self) -> None:
+        items, self._pending = self._pending, []
         if not items:
             return
         newest = max(start for _k, start, _v in items)
@@ -213,6 +246,8 @@ class SegmentedWindowBytesStore:
             segment.write_batch(batch)
 
     def fetch(self, key: bytes, time_from: int, time_to: int) -> Iterator[tuple[int, bytes]]:
+        if self._pending:
+            self._settle()
         time_from = max(time_from, self._min_live)
         size = len(key) + 8
         lo, hi = key + _START.pack(max(time_from, 0)), key + _START.pack(time_to)
@@ -224,6 +259,8 @@ class SegmentedWindowBytesStore:
                     yield _START.unpack_from(stored, size - 8)[0], value
 
     def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[bytes, int, bytes]]:
+        if self._pending:
+            self._settle()
         time_from = max(time_from, self._min_live)
         for segment_id in sorted(self._segments):
             if (segment_id + 1) * self.interval <= time_from or segment_id * self.interval > time_to:
@@ -234,10 +271,12 @@ class SegmentedWindowBytesStore:
                     yield stored[:-8], start, value
 
     def flush(self) -> None:
+        self._settle()
         for segment in self._segments.values():
             segment.flush()
 
     def close(self) -> None:
+        self._settle()
         for segment in self._segments.values():
             segment.close()
         self._segments.clear()

@@ -147,3 +147,24 @@ def test_key_selector_is_rejected_for_a_ktable_join() -> None:
     builder = StreamsBuilder()
     with pytest.raises(TopologyError, match="key_selector"):
         builder.stream("l").join(builder.table("r"), lambda a, b: a, key_selector=lambda k, v: v)
+
+
+def test_a_rekeyed_stream_joined_twice_is_repartitioned_once() -> None:
+    builder = StreamsBuilder()
+    names = builder.table("names", serdes.string(), serdes.string())
+    ages = builder.table("ages", serdes.string(), serdes.integer())
+    rekeyed = builder.stream("events", serdes.string(), serdes.string()).select_key(lambda k, v: v)
+    rekeyed.join(names, lambda v, n: n).to("with-name", serdes.string(), serdes.string())
+    rekeyed.left_join(ages, lambda v, a: str(a)).to("with-age", serdes.string(), serdes.string())
+    topology = builder.build()
+    repartitions = [t.name for t in topology.internal_topics("app") if t.kind == "repartition"]
+    assert repartitions == ["app-KSTREAM-KEY-SELECT-0000000007-repartition"]
+    with TopologyTestDriver(topology, {"application.id": "app"}) as driver:
+        driver.create_input_topic("names", serdes.string(), serdes.string()).pipe_input("u1", "Ann", 1)
+        driver.create_input_topic("events", serdes.string(), serdes.string()).pipe_input("e1", "u1", 2)
+        assert driver.create_output_topic(
+            "with-name", serdes.string(), serdes.string()
+        ).read_key_values_to_list() == [("u1", "Ann")]
+        assert driver.create_output_topic(
+            "with-age", serdes.string(), serdes.string()
+        ).read_values_to_list() == ["None"]

@@ -69,6 +69,7 @@ class KStream:
         self.value_serde = value_serde
         self._repartition_required = repartition_required
         self._sources = sources
+        self._join_repartition: tuple[str, frozenset[TopicRef]] | None = None
 
     @property
     def name(self) -> str:
@@ -243,9 +244,15 @@ class KStream:
     def _for_stateful(
         self, base: str, key_serde: Serde[Any] | None, value_serde: Serde[Any] | None
     ) -> tuple[str, frozenset[TopicRef]]:
-        """The node a stateful operator should hang off: this one, or a repartition topic's source."""
+        """The node a stateful operator should hang off: this one, or a repartition topic's source. Joins
+        (``base`` is this node's name) share one repartition topic per stream, as a second join of the same
+        re-keyed stream must read the same records."""
         if not self._repartition_required:
             return self._node, self._sources
+        if base == self._node:
+            if self._join_repartition is None:
+                self._join_repartition = self._through_repartition_topic(base, key_serde, value_serde)
+            return self._join_repartition
         return self._through_repartition_topic(base, key_serde, value_serde)
 
     # -- Processor API ---------------------------------------------------------------------------------------

@@ -55,14 +55,25 @@ class KafkaRecordCollector:
         """Queue one record; partition None lets murmur2 choose by key (random for null keys)."""
         if self.failure is not None:
             raise self.failure
-        kwargs: dict[str, Any] = {"timestamp": timestamp_ms}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = list(headers)
         try:
-            self._produce(topic, value, key, **kwargs)
+            if partition is None and not headers:
+                self._produce(topic, value, key, timestamp=timestamp_ms)
+            else:
+                self._produce(
+                    topic,
+                    value,
+                    key,
+                    timestamp=timestamp_ms,
+                    partition=-1 if partition is None else partition,
+                    headers=list(headers) if headers else None,
+                )
         except BufferError:
+            kwargs: dict[str, Any] = {
+                "timestamp": timestamp_ms,
+                "partition": -1 if partition is None else partition,
+            }
+            if headers:
+                kwargs["headers"] = list(headers)
             self._send_when_queue_drains(topic, key, value, kwargs)
         self._sends += 1
         if self._sends & 0x3FFF == 0:

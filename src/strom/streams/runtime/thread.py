@@ -85,6 +85,7 @@ class StreamThread(threading.Thread):
         self._purge_due = 0.0
         self._purging: dict[Any, Any] = {}
         self._committed: dict[tuple[str, int], int] = {}
+        self._consumer_warned: dict[int, float] = {}
 
     def shutdown(self) -> None:
         """Ask the loop to commit, close its tasks and leave the group; returns at once (join() to wait)."""
@@ -155,6 +156,8 @@ class StreamThread(threading.Thread):
             self._reader.close()
         if self._global is not None:
             self._global.close(clean)
+        self._purging = {}
+        self._admin = None  # AdminClient has no close(): dropping the last reference releases it
         if self._collector is not None:
             flush_s = _FLUSH_TIMEOUT_S if clean else _DIRTY_FLUSH_TIMEOUT_S if send_pending else 0.0
             self._collector.close(flush_s)
@@ -218,13 +221,18 @@ class StreamThread(threading.Thread):
                 buf.clear()
 
     def _consumer_error(self, message: Any) -> None:
+        """librdkafka reports transient conditions (a topic not yet in its metadata right after creation, a
+        broker connection lost) as error events and recovers by itself; only a fatal error stops the
+        thread."""
         err = message.error()
         if err.code() == KafkaError._PARTITION_EOF:
             return
-        if err.retriable() or err.code() in _TRANSIENT:
-            log.warning("consumer: %s", err.str())
-            return
-        raise KafkaException(err)
+        if err.fatal():
+            raise KafkaException(err)
+        now = time.monotonic()
+        if now - self._consumer_warned.get(err.code(), -60.0) >= 10.0:
+            self._consumer_warned[err.code()] = now
+            log.warning("consumer: %s (retrying)", err.str())
 
     # ---- commit
 
@@ -417,9 +425,6 @@ class StreamThread(threading.Thread):
 
     def _publish_tasks(self) -> None:
         self._active_snapshot = tuple(sorted(str(task_id) for task_id in self._tasks))
-
-
-_TRANSIENT = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
 
 
 def _timestamp_of(record: tuple[Any, ...]) -> int:

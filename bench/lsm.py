@@ -153,7 +153,7 @@ class Rocks(Adapter):
         self.db = r.Rdict(str(path), self._options())
         if self.ks:
             wo = r.WriteOptions()
-            wo.disable_wal(True)
+            wo.disable_wal = True
             self.db.set_write_options(wo)
 
     def close(self) -> None:

@@ -98,12 +98,12 @@ def check_block(contents: bytes) -> bytes:
     return contents
 
 
-def block_items(block: DecodedBlock) -> list[tuple[bytes, bytes | None]]:
-    """Every entry of a decoded block, in order (tombstones as None)."""
+def block_items(block: DecodedBlock, lo: int = 0, hi: int | None = None) -> list[tuple[bytes, bytes | None]]:
+    """Entries ``lo..hi`` of a decoded block, in order (tombstones as None)."""
     buf, K, V, n = block
     return [
         (buf[K[i] : K[i + 1]], None if V[i + 1] & TOMBSTONE_BIT else buf[V[i] & OFFSET_MASK : V[i + 1]])
-        for i in range(n)
+        for i in range(lo, n if hi is None else hi)
     ]
 
 

@@ -17,14 +17,16 @@ level overlaps the merged key range and, in tiered mode, the oldest run takes pa
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 from .version import FileMeta, Version
 
 Entry = tuple[bytes, bytes | None]
+_KEY = itemgetter(0)
 
 
 @dataclass
@@ -181,15 +183,41 @@ def full_compaction(
     return Compaction(inputs, out, _nothing_deeper(version, out, lo, hi))
 
 
-def merge(sources: list[Iterator[Entry]], drop_tombstones: bool) -> Iterator[Entry]:
-    """Merge sorted sources (newest first) keeping the newest entry per key; drop tombstones if asked."""
-    it: Iterator[Entry] = sources[0] if len(sources) == 1 else heapq.merge(*sources, key=itemgetter(0))
-    last: bytes | None = None
-    for entry in it:
-        k = entry[0]
-        if k == last:
-            continue
-        last = k
-        if drop_tombstones and entry[1] is None:
-            continue
-        yield entry
+def merge_blocks(sources: list[Iterator[list[Entry]]]) -> Iterator[list[Entry]]:
+    """Merge runs given as ascending lists (newest run first) into ascending lists, newest entry per key.
+
+    Works a window at a time instead of an entry at a time: the window ends at the smallest last key among
+    the runs' current lists, the parts of the lists up to it go into one dict oldest run first (so newer
+    entries overwrite older ones), and the dict is sorted. A window always uses up at least one list whole.
+    Tombstones are kept (as None values).
+    """
+    active: list[list[Any]] = []  # [current list, its iterator], newest run first
+    for it in sources:
+        cur = next(it, None)
+        if cur:
+            active.append([cur, it])
+    while active:
+        if len(active) == 1:
+            cur, it = active[0]
+            yield cur
+            yield from it
+            return
+        bound = min(a[0][-1][0] for a in active)
+        window: dict[bytes, bytes | None] = {}
+        taken = 0
+        single: list[Entry] = []
+        for a in reversed(active):
+            cur = a[0]
+            if cur[-1][0] <= bound:
+                part = cur
+                a[0] = next(a[1], None)
+            else:
+                cut = bisect_right(cur, bound, key=_KEY)
+                part = cur[:cut]
+                a[0] = cur[cut:]
+            if part:
+                window.update(part)
+                taken += 1
+                single = part
+        yield single if taken == 1 else sorted(window.items())
+        active = [a for a in active if a[0]]

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 
-from .compaction import merge
-from .sstable import Table, TableInfo, chunked, write_tables
+from .compaction import merge_blocks
+from .sstable import Table, TableInfo, write_tables
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,28 @@ def flush_memtable(
     )
 
 
+def _chunks(
+    lists: Iterator[list[tuple[bytes, bytes | None]]], drop_tombstones: bool
+) -> Iterator[tuple[list[bytes], list[bytes | None]]]:
+    for lst in lists:
+        if drop_tombstones:
+            lst = [kv for kv in lst if kv[1] is not None]
+        if lst:
+            keys, vals = zip(*lst, strict=True)
+            yield list(keys), list(vals)
+
+
 def merge_tables(
     sources: list[list[str]], drop_tombstones: bool, outputs: list[tuple[int, str]], settings: TableSettings
 ) -> list[TableInfo]:
     """Merge sorted runs (``sources``: newest first, each a list of table paths in key order)."""
     tables = [[Table(path, -1, None) for path in run] for run in sources]
     try:
-        iters: list[Iterator[tuple[bytes, bytes | None]]] = [
-            chain.from_iterable(t.iterate(None, None) for t in run) for run in tables
+        runs: list[Iterator[list[tuple[bytes, bytes | None]]]] = [
+            chain.from_iterable(t.iter_blocks(None, None) for t in run) for run in tables
         ]
         return write_tables(
-            chunked(merge(iters, drop_tombstones)),
+            _chunks(merge_blocks(runs), drop_tombstones),
             outputs,
             block_size=settings.block_size,
             bloom_bits_per_key=settings.bloom_bits_per_key,

@@ -20,7 +20,7 @@ import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate, islice
+from itertools import accumulate, chain
 from operator import add
 
 from crc32c import crc32c
@@ -57,19 +57,6 @@ class TableInfo:
 
 def _encode_props(entries: int, tombstones: int, smallest: bytes, largest: bytes) -> bytes:
     return varint(entries) + varint(tombstones) + encode_bytes(smallest) + encode_bytes(largest)
-
-
-def chunked(
-    items: Iterable[tuple[bytes, bytes | None]], size: int = 4096
-) -> Iterator[tuple[list[bytes], list[bytes | None]]]:
-    """Split a stream of ``(key, value)`` pairs into ``(keys, values)`` lists of up to ``size`` entries."""
-    it = iter(items)
-    while True:
-        chunk = list(islice(it, size))
-        if not chunk:
-            return
-        keys, vals = zip(*chunk, strict=True)
-        yield list(keys), list(vals)
 
 
 def write_tables(
@@ -330,38 +317,42 @@ class Table:
     ) -> Iterator[tuple[bytes, bytes | None]]:
         """Entries with ``start <= key < end`` (None = unbounded) in key order, or reversed; tombstones
         included."""
+        return chain.from_iterable(self.iter_blocks(start, end, reverse))
+
+    def iter_blocks(
+        self, start: bytes | None, end: bytes | None, reverse: bool = False
+    ) -> Iterator[list[tuple[bytes, bytes | None]]]:
+        """Like :meth:`iterate`, one non-empty list per data block (only the part inside the range)."""
         index = self.index_keys
+        nblocks = self.nblocks
         if not reverse:
             b = 0 if start is None else bisect_left(index, start)
-            while b < self.nblocks:
+            while b < nblocks:
                 decoded = blk.decode_block(self.block(b))
-                items = blk.block_items(decoded)
-                if start is not None and items[0][0] < start:
-                    items = items[blk.lower_bound(decoded, start) :]
-                if end is not None and index[b] >= end:
-                    for item in items:
-                        if item[0] >= end:
-                            return
-                        yield item
+                lo = blk.lower_bound(decoded, start) if start is not None else 0
+                last = end is not None and index[b] >= end
+                hi = blk.lower_bound(decoded, end) if end is not None and last else decoded[3]
+                if lo < hi:
+                    yield blk.block_items(decoded, lo, hi)
+                if last:
                     return
-                yield from items
                 b += 1
+                start = None
         else:
-            b = self.nblocks - 1 if end is None else min(bisect_left(index, end), self.nblocks - 1)
+            b = nblocks - 1 if end is None else min(bisect_left(index, end), nblocks - 1)
             while b >= 0:
                 decoded = blk.decode_block(self.block(b))
-                items = blk.block_items(decoded)
-                if end is not None and items[-1][0] >= end:
-                    items = items[: blk.lower_bound(decoded, end)]
-                items.reverse()
-                if start is None or (b > 0 and index[b - 1] >= start):
-                    yield from items
-                else:
-                    for item in items:
-                        if item[0] < start:
-                            return
-                        yield item
+                hi = blk.lower_bound(decoded, end) if end is not None else decoded[3]
+                at_start = start is not None and (b == 0 or index[b - 1] < start)
+                lo = blk.lower_bound(decoded, start) if start is not None and at_start else 0
+                if lo < hi:
+                    items = blk.block_items(decoded, lo, hi)
+                    items.reverse()
+                    yield items
+                if at_start:
+                    return
                 b -= 1
+                end = None
 
     def verify(self) -> None:
         """Read and checksum every block (raises CorruptionError on the first bad one)."""

@@ -1,5 +1,6 @@
 """Joins: KStream-KTable and KStream-GlobalKTable (inner, left), as Kafka's ``KStreamKTableJoinProcessor``,
-and windowed KStream-KStream joins (inner, left, outer), as Kafka's ``KStreamKStreamJoin``.
+windowed KStream-KStream joins (inner, left, outer), as Kafka's ``KStreamKStreamJoin``, and KTable-KTable
+joins.
 
 Only stream records trigger output; table updates change the table and emit nothing. Rules:
 
@@ -10,7 +11,8 @@ Only stream records trigger output; table updates change the table and emit noth
 - inner: no table row, no output; left: ``joiner(value, None)``;
 - the output keeps the stream record's key and timestamp.
 
-Table-table joins will live here too.
+KTable-KTable joins (inner, left, outer; ``KTableKTable*Join``) recompute the result on an update of either
+side and retract it with a tombstone when it stops holding; foreign-key joins will live here too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 
 from strom.streams.errors import SerializationError
 from strom.streams.processor.node import Node
+from strom.streams.processor.table import Change
 from strom.streams.serdes import Serde
+from strom.streams.state.kv_store import ValueAndTimestamp
 
 ValueGetter = Callable[[Any], Any]  # key -> ValueAndTimestamp | None
 Joiner = Callable[[Any, Any], Any]  # (stream value, table value) -> joined value
@@ -67,7 +71,7 @@ class StreamTableJoinNode(Node):
         self.forward(key, self.joiner(value, found.value), timestamp)
 
 
-# -- stream-stream joins
+# -- stream-stream joins -------------------------------------------------------------------------------------
 # ---------------------------------------------------------------------------------------
 
 _LIST_LEN = struct.Struct(">i")
@@ -341,3 +345,90 @@ class StreamStreamJoinNode(Node):
 
 EMIT_INTERVAL_CONFIG = "__emit.interval.ms.kstreams.outer.join.spurious.results.fix__"
 """Kafka's internal config: the least wall-clock time between two scans for expired non-joined records."""
+
+
+# -- table-table joins ---------------------------------------------------------------------------------------
+
+
+class TableTableJoinNode(Node):
+    """One side of a KTable-KTable join (``KTableKTable{Inner,Left,Outer}Join``): an update of this table
+    looks up the other table's current row and emits the recomputed result as ``Change(new, old)`` at the
+    later of the two timestamps. ``kind`` is ``inner``, ``left`` or ``outer``; for a left join the right side
+    emits only while a left row exists, and a tombstone on either side retracts the result with a None value.
+    """
+
+    __slots__ = ("getter", "getter_factory", "is_left", "joiner", "kind", "send_old_values")
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        is_left: bool,
+        getter_factory: Callable[[Any], ValueGetter],
+        joiner: Joiner,
+    ) -> None:
+        super().__init__(name)
+        self.kind = kind
+        self.is_left = is_left
+        self.getter_factory = getter_factory
+        self.joiner = joiner
+        self.send_old_values = False
+
+    def init(self, ctx: Any) -> None:
+        super().init(ctx)
+        self.getter = self.getter_factory(ctx)
+
+    def _join(self, mine: Any, other: Any) -> Any:
+        return self.joiner(mine, other) if self.is_left else self.joiner(other, mine)
+
+    def _result(self, mine: Any, other: Any) -> Any:
+        kind = self.kind
+        if kind == "inner":
+            return None if mine is None or other is None else self._join(mine, other)
+        if kind == "outer":
+            return None if mine is None and other is None else self._join(mine, other)
+        # left join: the left row decides
+        left = mine if self.is_left else other
+        return None if left is None else self._join(mine, other)
+
+    def process(self, key: Any, value: Any, timestamp: int) -> None:
+        if key is None:
+            self.ctx.record_dropped("table-table join input with a null key", key)
+            return
+        found = self.getter(key)
+        other = None if found is None else found.value
+        if self.kind == "inner" or (self.kind == "left" and not self.is_left):
+            if other is None:
+                return
+        elif other is None and value.new is None and value.old is None:
+            return
+        if found is not None and found.timestamp > timestamp:
+            timestamp = found.timestamp
+        new = self._result(value.new, other)
+        old = self._result(value.old, other) if self.send_old_values else None
+        self.forward(key, Change(new, old), timestamp)
+
+
+def table_join_getter(
+    kind: str, left: Callable[[Any], ValueGetter], right: Callable[[Any], ValueGetter], joiner: Joiner
+) -> Callable[[Any], ValueGetter]:
+    """The value getter of a table-table join result, computed from both sides' getters."""
+
+    def factory(ctx: Any) -> ValueGetter:
+        get_left, get_right = left(ctx), right(ctx)
+
+        def get(key: Any) -> Any:
+            found_left, found_right = get_left(key), get_right(key)
+            lv = None if found_left is None else found_left.value
+            rv = None if found_right is None else found_right.value
+            if (kind == "inner" and (lv is None or rv is None)) or (kind == "left" and lv is None):
+                return None
+            if lv is None and rv is None:
+                return None
+            ts = max(-1 if found_left is None else found_left.timestamp,
+                     -1 if found_right is None else found_right.timestamp)  # fmt: skip
+            return ValueAndTimestamp(joiner(lv, rv), ts)
+
+        return get
+
+    return factory

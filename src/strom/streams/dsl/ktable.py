@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from strom.streams.errors import TopologyError
+from strom.streams.joins import TableTableJoinNode, table_join_getter
+from strom.streams.processor.stateless import PassThroughNode
 from strom.streams.processor.table import (
     TableFilterNode,
     TableMapValuesNode,
@@ -70,7 +73,7 @@ class KTable:
         getter: GetterFactory,
         getter_stores: list[str],
         old_values: OldValues,
-        parent: KTable | None = None,
+        parents: tuple[KTable, ...] = (),
         store_name: str | None = None,
     ) -> None:
         self._builder = builder
@@ -81,7 +84,7 @@ class KTable:
         self._getter = getter
         self._getter_stores = getter_stores
         self._old_values = old_values
-        self._parent = parent
+        self._parents = parents
         self.store_name = store_name
         """The name of the store materialising this table (None for filtered/mapped views)."""
 
@@ -91,8 +94,8 @@ class KTable:
 
     def _enable_send_old_values(self) -> None:
         self._old_values.enabled = True
-        if self._parent is not None:
-            self._parent._enable_send_old_values()
+        for parent in self._parents:
+            parent._enable_send_old_values()
 
     def _derive(
         self, prefix: str, make: Callable[[str], Any], value_serde: Serde[Any] | None, getter: GetterFactory
@@ -111,7 +114,7 @@ class KTable:
             getter,
             self._getter_stores,
             flags,
-            parent=self,
+            parents=(self,),
         )
 
     def filter(self, predicate: Callable[[Any, Any], bool]) -> KTable:
@@ -166,6 +169,57 @@ class KTable:
         name = self._builder.new_name("KTABLE-TOSTREAM-")
         self._builder.topology.add_node(NodeSpec(name, "processor", lambda: ToStreamNode(name), [self._node]))
         return KStream(self._builder, name, self.key_serde, self.value_serde, False, self._sources)
+
+    def join(self, other: KTable, joiner: Callable[[Any, Any], Any]) -> KTable:
+        """Inner join with another table on the key: ``joiner(this value, other value)`` while both rows
+        exist, recomputed on an update of either side, retracted with a tombstone when one side is deleted."""
+        return self._table_join(other, joiner, "inner")
+
+    def left_join(self, other: KTable, joiner: Callable[[Any, Any], Any]) -> KTable:
+        """Every row of this table, joined with the other table's row or None."""
+        return self._table_join(other, joiner, "left")
+
+    def outer_join(self, other: KTable, joiner: Callable[[Any, Any], Any]) -> KTable:
+        """Every key of either table: ``joiner(this value or None, other value or None)``."""
+        return self._table_join(other, joiner, "outer")
+
+    def _table_join(self, other: KTable, joiner: Callable[[Any, Any], Any], kind: str) -> KTable:
+        if not isinstance(other, KTable):
+            raise TopologyError(f"a KTable joins another KTable, not {type(other).__name__}")
+        # Left and outer joins must see a side's old value to retract a result when its row is deleted.
+        if kind in ("left", "outer"):
+            self._enable_send_old_values()
+        if kind == "outer":
+            other._enable_send_old_values()
+        builder = self._builder
+        topology = builder.topology
+        prefix = "KTABLE-JOIN" if kind == "inner" else f"KTABLE-{kind.upper()}"
+        this_name = builder.new_name(f"{prefix}THIS-")
+        other_name = builder.new_name(f"{prefix}OTHER-")
+        merge = builder.new_name("KTABLE-MERGE-")
+        flags = OldValues()
+        this_getter, other_getter = self._getter, other._getter
+
+        def make_this() -> Any:
+            return with_old_values(TableTableJoinNode(this_name, kind, True, other_getter, joiner), flags)
+
+        def make_other() -> Any:
+            return with_old_values(TableTableJoinNode(other_name, kind, False, this_getter, joiner), flags)
+
+        this_stores, other_stores = list(other._getter_stores), list(self._getter_stores)
+        topology.add_node(NodeSpec(this_name, "processor", make_this, [self._node], stores=this_stores))
+        topology.add_node(NodeSpec(other_name, "processor", make_other, [other._node], stores=other_stores))
+
+        def make_merge() -> PassThroughNode:
+            return PassThroughNode(merge)
+
+        topology.add_node(NodeSpec(merge, "processor", make_merge, [this_name, other_name]))
+        topology.copartition_groups.append(set(self._sources | other._sources))
+        return KTable(
+            builder, merge, self.key_serde, None, self._sources | other._sources,
+            table_join_getter(kind, this_getter, other_getter, joiner),
+            [*self._getter_stores, *other._getter_stores], flags, parents=(self, other),
+        )  # fmt: skip
 
     def group_by(
         self,

@@ -4,7 +4,7 @@ The same records (keys overwritten across segments, a tombstone, keys written on
 to a strom partition, with record timestamps that make both roll segments at the same offsets
 (`segment.ms`, driven by record timestamps in both). Kafka's cleaner thread compacts its copy on its own
 schedule (`log.cleaner.backoff.ms`, 15 s); strom's is run directly. The surviving (offset, key, value)
-records read from both sets of segment files must be the same.
+records read from both sets of segment files must be the same, and so must the batches that hold them.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ ROWS: list[tuple[bytes, bytes | None, int]] = (
     + [(b"user-0", b"v3-0", BASE + 4 * SEGMENT_MS)]
     + [(b"active", b"stays in the active segment", BASE + 6 * SEGMENT_MS)]
 )
+IDEMPOTENT_ROWS = 10
 TOPIC_CONFIG = {
     "cleanup.policy": "compact",
     "segment.ms": str(SEGMENT_MS),
@@ -48,6 +49,10 @@ Row = tuple[int, bytes | None, bytes | None]
 
 def rows_of(batches: list[RecordBatch]) -> list[Row]:
     return [(r.offset, r.key, r.value) for b in batches if not b.is_control for r in b.records()]
+
+
+def shape(batch: RecordBatch) -> tuple[int, int, int, int]:
+    return (batch.base_offset, batch.last_offset, batch.record_count, batch.base_sequence)
 
 
 def kafka_segments(kafka: ApacheKafka, topic: str) -> list[list[RecordBatch]]:
@@ -68,8 +73,13 @@ def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
     admin = AdminClient({"bootstrap.servers": apache_kafka_server.bootstrap_servers})
     for future in admin.create_topics([NewTopic(topic, 1, 1, config=TOPIC_CONFIG)]).values():
         future.result(30)
-    producer = Producer({"bootstrap.servers": apache_kafka_server.bootstrap_servers, "linger.ms": 0})
-    for key, value, timestamp in ROWS:
+    # The first IDEMPOTENT_ROWS records come from an idempotent producer whose every record is overwritten
+    # later by a plain producer: its last batch must survive emptied, keeping its sequence number.
+    settings = {"bootstrap.servers": apache_kafka_server.bootstrap_servers, "linger.ms": 0}
+    idempotent = Producer({**settings, "enable.idempotence": True})
+    plain = Producer(settings)
+    for n, (key, value, timestamp) in enumerate(ROWS):
+        producer = idempotent if n < IDEMPOTENT_ROWS else plain
         producer.produce(topic, key=key, value=value, timestamp=timestamp)
         assert producer.flush(30) == 0  # one batch per record, in order
 
@@ -78,12 +88,14 @@ def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
         LogConfig.from_properties({**TOPIC_CONFIG, "file.delete.delay.ms": "0"}),
         clock=lambda: BASE + 7 * SEGMENT_MS,
     )
-    for key, value, timestamp in ROWS:
-        builder = BatchBuilder()
+    for n, (key, value, timestamp) in enumerate(ROWS):
+        pid, epoch, sequence = (1000, 0, n) if n < IDEMPOTENT_ROWS else (-1, -1, -1)
+        builder = BatchBuilder(producer_id=pid, producer_epoch=epoch, base_sequence=sequence)
         builder.append(key, value, timestamp)
         strom.append(builder.build())
     Cleaner(tmp_path).clean(("compare", 0), strom, int(time.time() * 1000))
-    strom_rows = rows_of([b for seg in strom.segments_snapshot() for _, b in seg.batches()])
+    strom_batches = [b for seg in strom.segments_snapshot() for _, b in seg.batches()]
+    strom_rows = rows_of(strom_batches)
     strom.close()
 
     deadline = time.monotonic() + 90  # Kafka's cleaner wakes every 15 s; nothing to subscribe to
@@ -92,8 +104,13 @@ def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
         time.sleep(0.5)
         segments = kafka_segments(apache_kafka_server, topic)
     assert is_compacted(segments), "Apache Kafka's cleaner did not compact the topic within 90 s"
-    kafka_rows = rows_of([b for seg in segments for b in seg])
+    kafka_batches = [b for seg in segments for b in seg]
+    kafka_rows = rows_of(kafka_batches)
 
     assert strom_rows == kafka_rows
+    # The same batches survive, emptied ones included (an idempotent producer's last batch keeps its
+    # sequence number): compare their offsets, record counts and sequences.
+    assert [shape(b) for b in strom_batches] == [shape(b) for b in kafka_batches]
     assert (13, b"user-4", None) in strom_rows  # the tombstone is kept on the first clean by both
     assert [key for _, key, _ in strom_rows].count(b"user-0") == 1
+    assert (9, 9, 0, 9) in [shape(b) for b in strom_batches]  # the idempotent producer's emptied last batch

@@ -202,3 +202,21 @@ def test_global_table_restore_and_updates_feed_joins(tmp_path: Path) -> None:
     global_task.process("ref", 0, 5, b"j", b"3", 12)
     task.process("in", 0, 2, b"j", b"w", 13)
     assert collector.to("out") == [(b"k", b"v1", 10, None), (b"j", b"w3", 13, None)]
+
+
+def test_each_partition_is_its_own_task_with_its_own_stores_and_changelog_partition(tmp_path: Path) -> None:
+    topology = _count_topology()
+    assert str(TaskId(0, 1)) == "0_1"
+    collector = Collector()
+    tasks = {p: topology.build_task(TaskId(0, p), _config(), tmp_path / f"0_{p}", collector) for p in (0, 1)}
+    tasks[0].process("in", 0, 0, b"k", b"v", 1)
+    tasks[1].process("in", 1, 0, b"k", b"v", 2)
+    tasks[1].process("in", 1, 1, b"k", b"v", 3)
+    assert tasks[0].commit() == {("in", 0): 1}
+    assert tasks[1].commit() == {("in", 1): 2}
+    assert tasks[0].stores["counts"].get("k") == 1
+    assert tasks[1].stores["counts"].get("k") == 2
+    changelog = [(v, p) for t, _k, v, _ts, p, _h in collector.sent if t == "app-counts-changelog"]
+    assert changelog == [(struct.pack(">q", 1), 0), (struct.pack(">q", 2), 1)]
+    with pytest.raises(Exception, match="does not read topic 'other'"):
+        tasks[0].process("other", 0, 0, b"k", b"v", 1)

@@ -177,7 +177,13 @@ class ChangelogReader:
         entry = self._assigned
         if entry is None:
             return
-        messages = self._consumer.consume(num_messages=self._batch_records, timeout=timeout_s)
+        # Asking for no more than what is left makes consume() return as soon as the tail has arrived instead
+        # of waiting out the timeout for a batch that can never fill (offset gaps of a compacted changelog
+        # still wait once, then end-of-partition ends the restore).
+        remaining = entry.end_offset - entry.last_offset - 1
+        messages = self._consumer.consume(
+            num_messages=max(1, min(self._batch_records, remaining)), timeout=timeout_s
+        )
         if not messages:
             return
         batch = [(m.key(), m.value(), m.timestamp()[1]) for m in messages if m.error() is None]

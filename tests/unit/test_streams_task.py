@@ -13,6 +13,7 @@ from strom.streams import (
     InvalidTimestampError,
     Materialized,
     StreamsBuilder,
+    StreamsError,
     TimeWindows,
     serdes,
 )
@@ -218,5 +219,5 @@ def test_each_partition_is_its_own_task_with_its_own_stores_and_changelog_partit
     assert tasks[1].stores["counts"].get("k") == 2
     changelog = [(v, p) for t, _k, v, _ts, p, _h in collector.sent if t == "app-counts-changelog"]
     assert changelog == [(struct.pack(">q", 1), 0), (struct.pack(">q", 2), 1)]
-    with pytest.raises(Exception, match="does not read topic 'other'"):
+    with pytest.raises(StreamsError, match="does not read topic 'other'"):
         tasks[0].process("other", 0, 0, b"k", b"v", 1)

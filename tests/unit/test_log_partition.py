@@ -502,3 +502,20 @@ def test_segment_jitter_shortens_the_time_roll(tmp_path: Path, clock: FakeClock)
     assert len(part.segments_snapshot()) == 1
     part.append(batch(1, ts=10_000 + 1001 - jitter))
     assert len(part.segments_snapshot()) == 2
+
+
+def test_indexes_of_a_cleanly_closed_log_are_loaded_on_first_use(tmp_path: Path, clock: FakeClock):
+    config = LogConfig(segment_bytes=1000, index_interval_bytes=100)
+    part = Partition.open(tmp_path / "orders-0", config, clock=clock)
+    for i in range(20):
+        part.append(batch(3, tag=i))
+    before = all_records(part)
+    part.close()
+    again = Partition.open(tmp_path / "orders-0", config, clock=clock, clean_shutdown=True)
+    segments = again.segments_snapshot()
+    assert len(segments) > 3
+    assert all(s._oi is None and s._ti is None for s in segments)  # only the files' last entries were read
+    assert again.next_offset == 60 and again.offsets_for_timestamp(-3) == (2, 1002)
+    again.read(4, 100)
+    assert segments[0]._oi is not None and all(s._oi is None for s in segments[1:-1])
+    assert all_records(again) == before

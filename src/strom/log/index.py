@@ -23,10 +23,10 @@ import sys
 from array import array
 from pathlib import Path
 
-_OFFSET_ENTRY = struct.Struct(">ii")
-_TIME_ENTRY = struct.Struct(">qi")
-OFFSET_ENTRY_SIZE = _OFFSET_ENTRY.size
-TIME_ENTRY_SIZE = _TIME_ENTRY.size
+OFFSET_ENTRY = struct.Struct(">ii")
+TIME_ENTRY = struct.Struct(">qi")
+OFFSET_ENTRY_SIZE = OFFSET_ENTRY.size
+TIME_ENTRY_SIZE = TIME_ENTRY.size
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
@@ -172,7 +172,7 @@ class TimeIndex:
             raise CorruptIndexError(f"{path}: size {len(data)} is not a multiple of {TIME_ENTRY_SIZE}")
         prev_ts, prev_rel = -(2**63), -1
         limit = last_offset - base_offset
-        for ts, rel in _TIME_ENTRY.iter_unpack(data):
+        for ts, rel in TIME_ENTRY.iter_unpack(data):
             if ts <= prev_ts or rel < prev_rel or rel < 0 or rel > limit:
                 raise CorruptIndexError(
                     f"{path}: entry (timestamp {ts}, relative offset {rel}) is not after "
@@ -230,7 +230,7 @@ class TimeIndex:
         if not self._rewrite and self._persisted == len(self._ts) and (self._synced or not sync):
             return
         data = b"".join(
-            _TIME_ENTRY.pack(self._ts[i], self._rel[i]) for i in range(self._persisted, len(self._ts))
+            TIME_ENTRY.pack(self._ts[i], self._rel[i]) for i in range(self._persisted, len(self._ts))
         )
         start = self._persisted * TIME_ENTRY_SIZE
         _write_file(self.path, data, start, start if self._rewrite else None, sync)

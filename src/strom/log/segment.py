@@ -20,7 +20,15 @@ from pathlib import Path
 
 from strom.log.config import LogConfig
 from strom.log.errors import LogClosedError
-from strom.log.index import CorruptIndexError, OffsetIndex, TimeIndex
+from strom.log.index import (
+    OFFSET_ENTRY,
+    OFFSET_ENTRY_SIZE,
+    TIME_ENTRY,
+    TIME_ENTRY_SIZE,
+    CorruptIndexError,
+    OffsetIndex,
+    TimeIndex,
+)
 from strom.log.txn_index import TransactionIndex
 from strom.protocol.errors import CorruptRecordError, TruncatedBatchError
 from strom.protocol.records import HEADER_SIZE, LOG_OVERHEAD, RecordBatch
@@ -56,6 +64,16 @@ def parse_file_name(name: str) -> tuple[int, str, str] | None:
         return None
     kind, _, suffix = rest.partition(".")
     return int(stem), "." + kind, ("." + suffix) if suffix else ""
+
+
+def _read_tail(path: Path, size: int, count: int) -> bytes:
+    """The last `count` bytes of a file of `size` bytes."""
+    with open(path, "rb") as f:
+        f.seek(size - count)
+        data = f.read(count)
+    if len(data) != count:
+        raise CorruptIndexError(f"{path}: shorter than its size {size}")
+    return data
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,8 +165,14 @@ class Segment:
         self._closed = False
         self._lock = threading.Lock()  # orders flush against close and rename (held during fsync)
         self._fd_lock = threading.Lock()  # orders reads against closing the descriptor (never held long)
-        self.offset_index = OffsetIndex(self.path(INDEX_SUFFIX), base_offset, config.segment_index_bytes)
-        self.time_index = TimeIndex(self.path(TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes)
+        # None = not loaded yet: a trusted segment reads its index files only when a lookup needs them.
+        self._oi: OffsetIndex | None = OffsetIndex(
+            self.path(INDEX_SUFFIX), base_offset, config.segment_index_bytes
+        )
+        self._ti: TimeIndex | None = TimeIndex(
+            self.path(TIME_INDEX_SUFFIX), base_offset, config.segment_index_bytes
+        )
+        self._indexed_max_timestamp = NO_TIMESTAMP  # last time-index timestamp on disk while not loaded
         self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
         self._fd = -1
 
@@ -201,19 +225,39 @@ class Segment:
         return seg
 
     def _load_indexes(self, config: LogConfig) -> None:
-        self.offset_index = OffsetIndex.load(
-            self.path(INDEX_SUFFIX), self.base_offset, config.segment_index_bytes, self.size
-        )
-        # Find the end of the log from the last indexed batch, and verify a sample of index entries.
-        start = self._check_offset_index_sample()
+        """Open a trusted segment cheaply: read only the last entry of each index file (checking the offset
+        index's against the batch it names), find the log end by scanning the headers after it, and leave
+        the full indexes to be loaded on first use (`_ensure_indexes`), as Kafka does."""
+        index_path = self.path(INDEX_SUFFIX)
+        index_size = index_path.stat().st_size
+        if index_size % OFFSET_ENTRY_SIZE:
+            raise CorruptIndexError(
+                f"{index_path}: size {index_size} is not a multiple of {OFFSET_ENTRY_SIZE}"
+            )
+        start = 0
+        if index_size:
+            rel, position = OFFSET_ENTRY.unpack(_read_tail(index_path, index_size, OFFSET_ENTRY_SIZE))
+            if (
+                rel < 0
+                or not 0 <= position < self.size
+                or self._header_at(position)[2] != self.base_offset + rel
+            ):
+                raise CorruptIndexError(
+                    f"{index_path}: last entry ({rel}, {position}) does not match the log"
+                )
+            start = position
         next_offset, max_ts, max_ts_offset = self._scan_tail(start)
         self.next_offset = next_offset
-        self.time_index = TimeIndex.load(
-            self.path(TIME_INDEX_SUFFIX), self.base_offset, config.segment_index_bytes, next_offset - 1
-        )
-        last = self.time_index.last_entry()
-        if last is not None:
-            self.max_timestamp, self.offset_of_max_timestamp = last
+        time_path = self.path(TIME_INDEX_SUFFIX)
+        time_size = time_path.stat().st_size
+        if time_size % TIME_ENTRY_SIZE:
+            raise CorruptIndexError(f"{time_path}: size {time_size} is not a multiple of {TIME_ENTRY_SIZE}")
+        if time_size:
+            ts, rel = TIME_ENTRY.unpack(_read_tail(time_path, time_size, TIME_ENTRY_SIZE))
+            if not 0 <= rel <= next_offset - 1 - self.base_offset:
+                raise CorruptIndexError(f"{time_path}: last entry ({ts}, {rel}) lies outside the segment")
+            self.max_timestamp, self.offset_of_max_timestamp = ts, self.base_offset + rel
+            self._indexed_max_timestamp = ts
         if max_ts > self.max_timestamp:
             self.max_timestamp, self.offset_of_max_timestamp = max_ts, max_ts_offset
         self.txn_index = TransactionIndex.load(self.path(TXN_INDEX_SUFFIX))
@@ -221,23 +265,52 @@ class Segment:
             raise CorruptIndexError(f"{self.txn_index.path}: entry beyond the segment's last offset")
         if self.size:
             self.rolling_timestamp = self._header_at(0)[3]
+        self._oi = self._ti = None
 
-    def _check_offset_index_sample(self) -> int:
+    def _ensure_indexes(self) -> tuple[OffsetIndex, TimeIndex]:
+        """The loaded indexes: read and checked on first use (every entry's order and bounds, a sample of
+        entries against the log); anything wrong, or a missing file, means a rebuild from the log."""
+        if self._oi is not None and self._ti is not None:
+            return self._oi, self._ti
+        try:
+            oi = OffsetIndex.load(
+                self.path(INDEX_SUFFIX), self.base_offset, self._config.segment_index_bytes, self.size
+            )
+            self._check_offset_index_sample(oi)
+            ti = TimeIndex.load(
+                self.path(TIME_INDEX_SUFFIX),
+                self.base_offset,
+                self._config.segment_index_bytes,
+                self.next_offset - 1,
+            )
+        except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
+            self.rebuild_indexes()
+            assert self._oi is not None and self._ti is not None
+            return self._oi, self._ti
+        self._oi, self._ti = oi, ti
+        return oi, ti
+
+    @property
+    def offset_index(self) -> OffsetIndex:
+        return self._ensure_indexes()[0]
+
+    @property
+    def time_index(self) -> TimeIndex:
+        return self._ensure_indexes()[1]
+
+    def _check_offset_index_sample(self, index: OffsetIndex) -> None:
         """Check that sampled index entries (always the first and last) name the last offset of the batch at
-        their position; return the position of the last entry (where the tail scan starts)."""
-        n = len(self.offset_index)
-        if n == 0:
-            return 0
+        their position."""
+        n = len(index)
         step = max(1, n // 32)
-        for i in sorted({*range(0, n, step), n - 1}):
-            offset, position = self.offset_index.entry(i)
+        for i in sorted({*range(0, n, step), n - 1}) if n else ():
+            offset, position = index.entry(i)
             base, _, last, _ = self._header_at(position)
             if last != offset or base < self.base_offset:
                 raise CorruptIndexError(
-                    f"{self.offset_index.path}: entry {i} says offset {offset} at position {position}, "
+                    f"{index.path}: entry {i} says offset {offset} at position {position}, "
                     f"the batch there ends at offset {last}"
                 )
-        return self.offset_index.entry(n - 1)[1]
 
     def _scan_tail(self, start: int) -> tuple[int, int, int]:
         """Walk batch headers from `start` to the end: (next offset, max timestamp, its offset)."""
@@ -515,8 +588,8 @@ class Segment:
             txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
             txn_index.clear()
         with self._lock:
-            self.offset_index = shadow.offset_index
-            self.time_index = shadow.time_index
+            self._oi = shadow._oi
+            self._ti = shadow._ti
             self.txn_index = txn_index
             self.next_offset = shadow.next_offset
             self.max_timestamp = shadow.max_timestamp
@@ -534,9 +607,13 @@ class Segment:
         self.flush()
 
     def add_final_time_index_entry(self) -> None:
-        """Index the segment's largest timestamp (Kafka writes this entry when a segment becomes inactive)."""
-        if self.max_timestamp != NO_TIMESTAMP:
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        """Index the segment's largest timestamp (Kafka writes this entry when a segment becomes inactive).
+        An index not loaded yet already ends with it unless a later batch raised the maximum."""
+        if self.max_timestamp == NO_TIMESTAMP:
+            return
+        if self._ti is None and self.max_timestamp <= self._indexed_max_timestamp:
+            return
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
 
     def flush(self) -> None:
         """fsync the `.log` file and write + fsync the indexes. A no-op on a closed segment."""
@@ -546,23 +623,26 @@ class Segment:
             if self._unflushed:
                 os.fsync(self._fd)
                 self._unflushed = False
-            self.offset_index.persist(sync=True)
-            self.time_index.persist(sync=True)
-            self.txn_index.persist(sync=True)
+            self._persist_indexes()
 
     def close(self) -> None:
         """Write and fsync the indexes (with the final time-index entry), then release the descriptor."""
         with self._lock:
             if self._closed:
                 return
-            if self.max_timestamp != NO_TIMESTAMP:
-                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.add_final_time_index_entry()
             if self._unflushed:
                 os.fsync(self._fd)
-            self.offset_index.persist(sync=True)
-            self.time_index.persist(sync=True)
-            self.txn_index.persist(sync=True)
+            self._persist_indexes()
             self._close_fd()
+
+    def _persist_indexes(self) -> None:
+        """Write and fsync what changed; indexes never loaded have not changed."""
+        if self._oi is not None:
+            self._oi.persist(sync=True)
+        if self._ti is not None:
+            self._ti.persist(sync=True)
+        self.txn_index.persist(sync=True)
 
     def rename(self, suffix: str) -> None:
         """Rename every file of the segment to carry state `suffix` (`""` = live). Open descriptors stay
@@ -575,8 +655,10 @@ class Segment:
                 if kind == LOG_SUFFIX or old.exists():
                     os.replace(old, new)
             self.suffix = suffix
-            self.offset_index.path = self.path(INDEX_SUFFIX)
-            self.time_index.path = self.path(TIME_INDEX_SUFFIX)
+            if self._oi is not None:
+                self._oi.path = self.path(INDEX_SUFFIX)
+            if self._ti is not None:
+                self._ti.path = self.path(TIME_INDEX_SUFFIX)
             self.txn_index.path = self.path(TXN_INDEX_SUFFIX)
 
     def _release_fd(self) -> None:

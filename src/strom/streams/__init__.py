@@ -36,11 +36,13 @@ from strom.streams.processor import (
 )
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
+from strom.streams.suppress import BufferConfig, Suppressed
 from strom.streams.topology import Topology
 from strom.streams.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Window, Windowed
 
 __all__ = [
     "BranchedKStream",
+    "BufferConfig",
     "Cancellable",
     "DeserializationError",
     "EmitStrategy",
@@ -70,6 +72,7 @@ __all__ = [
     "StreamsBuilder",
     "StreamsError",
     "StreamsState",
+    "Suppressed",
     "TimeWindowedKStream",
     "TimeWindows",
     "Topology",

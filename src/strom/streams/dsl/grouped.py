@@ -157,9 +157,11 @@ class KGroupedStream:
             table_key_serde = TimeWindowedSerde(key_serde, windows.size_ms)
         builder.topology.add_state_store(spec)
         builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        windowing = None if windows is None else (windows.grace_ms, False)
         return KTable(
-            builder, name, table_key_serde, value_serde, sources, getter, [store], flags, store_name=store
-        )
+            builder, name, table_key_serde, value_serde, sources, getter, [store], flags, store_name=store,
+            windowing=windowing,
+        )  # fmt: skip
 
 
 class TimeWindowedKStream:
@@ -264,7 +266,8 @@ class SessionWindowedKStream:
         builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
         key = SessionWindowedSerde(key_serde)
         getter = store_getter(store)
-        return KTable(builder, name, key, value_serde, sources, getter, [store], flags, store_name=store)
+        return KTable(builder, name, key, value_serde, sources, getter, [store], flags, store_name=store,
+                      windowing=(windows.grace_ms, True))  # fmt: skip
 
 
 class KGroupedTable:

@@ -21,6 +21,8 @@ from strom.streams.processor.table import (
 )
 from strom.streams.serdes import Serde
 from strom.streams.state.kv_store import ValueAndTimestamp
+from strom.streams.state.stores import StoreSpec
+from strom.streams.suppress import BufferedSerde, Suppressed, SuppressNode
 from strom.streams.topology import NodeSpec, TopicRef
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class KTable:
         old_values: OldValues,
         parents: tuple[KTable, ...] = (),
         store_name: str | None = None,
+        windowing: tuple[int, bool] | None = None,
     ) -> None:
         self._builder = builder
         self._node = node
@@ -86,6 +89,7 @@ class KTable:
         self._old_values = old_values
         self._parents = parents
         self.store_name = store_name
+        self._windowing = windowing  # (grace ms, session windows?) of a windowed aggregation's result
         """The name of the store materialising this table (None for filtered/mapped views)."""
 
     @property
@@ -219,6 +223,29 @@ class KTable:
             builder, merge, self.key_serde, None, self._sources | other._sources,
             table_join_getter(kind, this_getter, other_getter, joiner),
             [*self._getter_stores, *other._getter_stores], flags, parents=(self, other),
+        )  # fmt: skip
+
+    def suppress(self, suppressed: Suppressed, name: str | None = None) -> KTable:
+        """Hold updates back: ``Suppressed.until_window_closes()`` forwards only final window results (this
+        table must come from a windowed aggregation), ``Suppressed.until_time_limit(ms, buffer)`` rate-limits
+        updates per key. The buffer is a logged store named ``name`` (or a generated name)."""
+        if suppressed.until_close and self._windowing is None:
+            raise TopologyError("until_window_closes() needs a windowed KTable (from windowed_by(...))")
+        builder = self._builder
+        store = f"{name}-store" if name else builder.new_name("KTABLE-SUPPRESS-STATE-STORE-")
+        node = name or builder.new_name("KTABLE-SUPPRESS-")
+        grace, session = self._windowing or (0, False)
+        builder.topology.add_state_store(
+            StoreSpec(store, "key_value", self.key_serde, BufferedSerde(self.value_serde), None, True, False)
+        )
+
+        def make() -> SuppressNode:
+            return SuppressNode(node, store, suppressed, grace, session)
+
+        builder.topology.add_node(NodeSpec(node, "processor", make, [self._node], stores=[store]))
+        return KTable(
+            builder, node, self.key_serde, self.value_serde, self._sources, self._getter, self._getter_stores,
+            OldValues(), parents=(self,), windowing=self._windowing,
         )  # fmt: skip
 
     def group_by(

@@ -140,9 +140,11 @@ class Segment:
     - every last offset fits in an int32 relative to base_offset (the partition rolls before it would not);
     - index entries point at batch starts and carry that batch's last offset (offset index) or the largest
       timestamp so far (time index); they are a cache of the log: whenever they might be stale or fail
-      their checks they are rebuilt from the `.log` file, never trusted.
-    Failures survived: an append that fails half-way (disk full) is cut off again (ftruncate)
-    so the file never holds a partial batch; a closed segment's `flush` is a no-op.
+      their checks (at load, or the entry a lookup uses) they are rebuilt from the `.log` file, never
+      trusted. A trusted segment loads them lazily, on first use.
+    Failures survived: an append that fails half-way (disk full) is cut off again (ftruncate) so the file
+    never holds a partial batch; a closed segment refuses reads (`LogClosedError`) and ignores `flush`; a
+    file that shrank behind the log's back raises `TruncatedBatchError` instead of being misread.
     """
 
     def __init__(

@@ -4,6 +4,8 @@ delete records, and list consumer groups with their committed offsets and lag.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -31,6 +33,7 @@ RETRIABLE_COMMIT = (
     KafkaError.COORDINATOR_NOT_AVAILABLE,
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
 )
+T = TypeVar("T")
 KEYS = [f"key-{i}" for i in range(40)]
 
 
@@ -115,3 +118,62 @@ def test_confluent_admin_configs_delete_records_and_group_lag(any_broker: str) -
     assert ends == counts
     lag = {tp.partition: ends[tp.partition] - tp.offset for tp in committed}
     assert lag == {0: counts[0] - 5, 1: counts[1] - 2}
+
+
+def until_coordinator_ready(call: Callable[[], T]) -> T:
+    """Run a group call, retrying while a fresh cluster still creates or loads __consumer_offsets."""
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
+
+    for attempt in range(40):
+        try:
+            return call()
+        except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+def test_kafka_python_admin_configs_delete_records_and_group_lag(any_broker: str) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource as KConfigResource
+    from kafka.admin import ConfigResourceType
+    from kafka.structs import OffsetAndMetadata
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    topic, group = unique_name("admin-kp"), unique_name("admin-kp-group")
+    create_topic(any_broker, topic, partitions=2)
+    counts = fill(any_broker, topic)
+    admin = KafkaAdminClient(bootstrap_servers=any_broker)
+    try:
+        resource = KConfigResource(ConfigResourceType.TOPIC, topic)
+        everything = admin.describe_configs([resource], config_filter="all")["topic"][topic]
+        assert everything["retention.ms"]["value"] == "604800000"
+        assert everything["retention.ms"]["config_source"] == "DEFAULT_CONFIG"
+
+        change = KConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "7200000"})
+        assert admin.alter_configs([change]) == {"topic": {topic: "OK"}}
+        modified = admin.describe_configs([resource])["topic"][topic]
+        assert modified["retention.ms"]["value"] == "7200000"
+        assert modified["retention.ms"]["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+
+        deleted = admin.delete_records({KTopicPartition(topic, 1): 4})
+        assert deleted[KTopicPartition(topic, 1)]["low_watermark"] == 4
+        earliest = admin.list_partition_offsets({KTopicPartition(topic, p): -2 for p in (0, 1)})
+        assert {tp.partition: o.offset for tp, o in earliest.items()} == {0: 0, 1: 4}
+
+        # Committing offsets for a group with no members: what `kafka-consumer-groups --reset-offsets` does.
+        offsets = {
+            KTopicPartition(topic, 0): OffsetAndMetadata(6, "", -1),
+            KTopicPartition(topic, 1): OffsetAndMetadata(5, "", -1),
+        }
+        results = until_coordinator_ready(lambda: admin.alter_group_offsets(group, offsets))
+        assert all(error.errno == 0 for error in results.values()), results
+        assert group in {g["group_id"] for g in admin.list_groups()}
+        committed = admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: o.offset for tp, o in committed.items()} == {0: 6, 1: 5}
+        latest = admin.list_partition_offsets({KTopicPartition(topic, p): -1 for p in (0, 1)})
+        lag = {tp.partition: latest[tp].offset - o.offset for tp, o in committed.items()}
+        assert lag == {0: counts[0] - 6, 1: counts[1] - 5}
+    finally:
+        admin.close()

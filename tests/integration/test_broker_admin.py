@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from strom.broker import EmbeddedBroker
+from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 TIMEOUT = 15
 
@@ -160,11 +162,10 @@ def test_describe_broker_configs_and_cluster(admin: AdminClient, broker: Embedde
 
 
 def test_kafka_python_admin_round_trip(broker: EmbeddedBroker) -> None:
+    from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource as KConfigResource
     from kafka.admin import ConfigResourceType
     from kafka.admin import NewTopic as KNewTopic
-
-    from kafka import KafkaAdminClient
 
     client = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=10000)
     try:
@@ -192,3 +193,43 @@ def test_topics_and_configs_survive_restart(tmp_path: Path) -> None:
         admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
         assert len(admin.list_topics("kept", timeout=TIMEOUT).topics["kept"].partitions) == 3
         assert _describe(admin, "kept")["cleanup.policy"].value == "compact"
+
+
+def test_creating_a_large_topic_does_not_stall_other_connections(broker: EmbeddedBroker) -> None:
+    body = {
+        "topics": [
+            {"name": "wide", "num_partitions": 300, "replication_factor": 1, "assignments": [], "configs": []}
+        ],
+        "timeout": 60000,
+        "validate_only": False,
+    }
+    with (
+        WireClient(broker.bootstrap_servers, timeout=60) as creator,
+        WireClient(broker.bootstrap_servers) as other,
+    ):
+        creator.send(request_frame(19, 5, 7, body))
+        # While the 300 partitions are being made, another connection is served: its answer comes while
+        # the creator's has not (a blocked event loop would answer the creator first).
+        assert other.call(18, 0, {}).error_code == 0
+        assert select.select([creator.sock], [], [], 0)[0] == []
+        resp = decode_response(19, 5, creator.read_frame(), 7)
+    assert resp.topics[0].error_code == 0 and resp.topics[0].num_partitions == 300
+    with WireClient(broker.bootstrap_servers) as client:
+        md = client.call(
+            3,
+            9,
+            {
+                "topics": [{"name": "wide"}],
+                "allow_auto_topic_creation": False,
+                "include_topic_authorized_operations": False,
+                "include_cluster_authorized_operations": False,
+            },
+        )
+    assert len(md.topics[0].partitions) == 300
+
+
+def test_partition_count_is_bounded(admin: AdminClient) -> None:
+    futures = admin.create_topics(
+        [NewTopic("huge", num_partitions=5000, replication_factor=1)], operation_timeout=TIMEOUT
+    )
+    assert _error_of(futures["huge"]) == "INVALID_PARTITIONS"

@@ -138,6 +138,8 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("node.id", T.INT, "0", minimum=0),
         _k("advertised.listeners", T.STRING, None),
         _k("num.partitions", T.INT, "1", minimum=1),
+        # strom's own: every partition is files and work on one node; a typo must not create a million.
+        _k("max.partitions.per.topic", T.INT, "1000", minimum=1),
         _k("default.replication.factor", T.SHORT, "1", minimum=1),
         _k("auto.create.topics.enable", T.BOOLEAN, "true"),
         _k("delete.topic.enable", T.BOOLEAN, "true"),

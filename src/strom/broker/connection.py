@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from typing import IO, TYPE_CHECKING, cast
 
 from strom.broker.dispatch import CloseConnection
@@ -35,17 +36,29 @@ _MAY_WAIT = frozenset({1, 11, 14})
 
 
 class _SendfileSource:
-    """What loop.sendfile needs of a file: its descriptor. Its seek() is ignored, because the descriptor
-    is shared with the log (appends use O_APPEND and reads use pread, so no one relies on its position)."""
+    """The file object loop.sendfile wants, over a log segment's shared descriptor.
+
+    Reads use pread at a position of this object's own, so the shared descriptor's offset is never moved
+    (appends use O_APPEND, other reads pread). asyncio reads through `readinto` only when sendfile(2) fails
+    before sending anything (typically because the peer has gone), and then sends the bytes itself.
+    """
 
     def __init__(self, region: FileRegion) -> None:
-        self._region = region
+        self._fd = region.fileno()
+        self._pos = 0
 
     def fileno(self) -> int:
-        return self._region.fileno()
+        return self._fd
 
     def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset
         return offset
+
+    def readinto(self, buffer: memoryview) -> int:
+        data = os.pread(self._fd, len(buffer), self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 class Connection(asyncio.Protocol):

@@ -23,7 +23,7 @@ from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, insta
 from strom.broker.fetch_response import Part, part_size
 from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
-from strom.broker.topics import TopicInfo, TopicRegistry
+from strom.broker.topics import TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
@@ -79,6 +79,7 @@ class Broker:
         self._ticker_specs: list[tuple[float, Callback]] = []
         self._stop_callbacks: list[Callback] = []
         self._topic_deleted_callbacks: list[Callable[[str], None]] = []
+        self._busy_topics: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -188,34 +189,76 @@ class Broker:
         except InvalidConfigError as exc:
             raise ConfigError(str(exc)) from None
 
+    def topic_busy(self, name: str) -> bool:
+        """Whether `name` is being created, grown or deleted (partition files being made or removed)."""
+        return name in self._busy_topics
+
     def create_topic(
         self, name: str, partitions: int, configs: dict[str, str], internal: bool = False
     ) -> TopicInfo:
-        """Create a topic's partition logs, then register it (the registry is the commit point)."""
-        self.logs.create(name, range(partitions), self.topic_log_config(configs))
+        """Create a topic's partition logs, then register it (the registry is the commit point).
+
+        Synchronous, for small topics (Metadata auto-creation, internal topics at start-up); CreateTopics
+        uses `create_topic_async`.
+        """
+        self._claim(name)
         try:
-            return self.topics.create(name, partitions, configs, internal)
-        except BaseException:
-            self.logs.delete(name, range(partitions))
-            raise
+            self.logs.create(name, range(partitions), self.topic_log_config(configs))
+            try:
+                return self.topics.create(name, partitions, configs, internal)
+            except BaseException:
+                self.logs.delete(name, range(partitions))
+                raise
+        finally:
+            self._busy_topics.discard(name)
 
-    def delete_topic(self, name: str) -> None:
-        """Unregister a topic, then remove its partition logs; tell listeners (offsets of the topic go)."""
-        topic = self.topics.delete(name)
-        self.logs.delete(name, range(topic.partitions))
-        for fn in self._topic_deleted_callbacks:
-            fn(name)
+    async def create_topic_async(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
+        """`create_topic` with the partition files made on a worker thread, so that creating hundreds of
+        partitions does not stall every connection; the topic is invisible until it is registered."""
+        log_config = self.topic_log_config(configs)
+        self._claim(name)
+        try:
+            await asyncio.to_thread(self.logs.create, name, range(partitions), log_config)
+            try:
+                return self.topics.create(name, partitions, configs)
+            except BaseException:
+                await asyncio.to_thread(self.logs.delete, name, range(partitions))
+                raise
+        finally:
+            self._busy_topics.discard(name)
 
-    def add_partitions(self, name: str, count: int) -> None:
-        """Grow a topic to `count` partitions: new logs first, then the registry."""
+    async def delete_topic_async(self, name: str) -> None:
+        """Unregister a topic (it is gone for clients at once), then remove its partition logs on a worker
+        thread; tell listeners (the group coordinator drops the topic's committed offsets)."""
+        self._claim(name)
+        try:
+            topic = self.topics.delete(name)
+            for fn in self._topic_deleted_callbacks:
+                fn(name)
+            await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
+        finally:
+            self._busy_topics.discard(name)
+
+    async def add_partitions_async(self, name: str, count: int) -> None:
+        """Grow a topic to `count` partitions: new logs first (worker thread), then the registry."""
         topic = self.topics.require(name)
         new = range(topic.partitions, count)
-        self.logs.create(name, new, self.topic_log_config(topic.configs))
+        log_config = self.topic_log_config(topic.configs)
+        self._claim(name)
         try:
-            self.topics.set_partitions(name, count)
-        except BaseException:
-            self.logs.delete(name, new)
-            raise
+            await asyncio.to_thread(self.logs.create, name, new, log_config)
+            try:
+                self.topics.set_partitions(name, count)
+            except BaseException:
+                await asyncio.to_thread(self.logs.delete, name, new)
+                raise
+        finally:
+            self._busy_topics.discard(name)
+
+    def _claim(self, name: str) -> None:
+        if name in self._busy_topics:
+            raise TopicExistsError(f"topic {name!r} is being created or deleted; retry shortly")
+        self._busy_topics.add(name)
 
     def alter_topic_configs(self, name: str, overrides: dict[str, str]) -> None:
         """Persist a topic's new overrides and apply them to its open partition logs at once."""
@@ -229,7 +272,10 @@ class Broker:
         self._topic_deleted_callbacks.append(fn)
 
     def partition(self, topic: str, index: int) -> Partition | None:
-        """The open partition log, or None if the topic or partition does not exist."""
+        """The open partition log, or None unless the topic is registered (fully created) and has it."""
+        info = self.topics.get(topic)
+        if info is None or not 0 <= index < info.partitions:
+            return None
         return self.logs.get(topic, index)
 
     def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:

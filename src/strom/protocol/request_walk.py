@@ -44,7 +44,8 @@ class _Step(NamedTuple):
     kafka_type: str  # primitive type, or "" for a struct
     struct: type[Any] | None
     array: bool
-    nullable: bool
+    nullable: bool  # the field itself (the array, string or struct) may be null
+    element_nullable: bool  # for arrays of primitives: each element may be null
 
 
 class _Plan(NamedTuple):
@@ -77,15 +78,16 @@ def _plan(cls: type[Any]) -> _Plan:
             continue
         inner, nullable = _unwrap_optional(hints[f.name])
         array = typing.get_origin(inner) is tuple
+        element_nullable = False
         if array:
-            inner, _ = _unwrap_optional(typing.get_args(inner)[0])
+            inner, element_nullable = _unwrap_optional(typing.get_args(inner)[0])
         if dataclasses.is_dataclass(inner):
-            steps.append(_Step("", typing.cast(type[Any], inner), array, nullable))
+            steps.append(_Step("", typing.cast(type[Any], inner), array, nullable, False))
         else:
             kafka_type = str(f.metadata.get("kafka_type", ""))
             if kafka_type not in _FIXED and kafka_type not in _LENGTH_WIDTH:
                 raise RequestWalkError(f"{cls.__qualname__}.{f.name}: unknown field type {kafka_type!r}")
-            steps.append(_Step(kafka_type, None, array, nullable))
+            steps.append(_Step(kafka_type, None, array, nullable, element_nullable))
     plan = _PLANS[cls] = _Plan(tuple(steps), frozenset(tags), bool(cls.__flexible__))
     return plan
 
@@ -133,8 +135,9 @@ class _Walker:
             if shift > 28:
                 raise RequestWalkError("unsigned varint longer than 5 bytes")
 
-    def _length(self, flexible: bool, width: int) -> int:
-        """A length or count prefix (copied); -1 for null. Refuses one larger than the bytes left."""
+    def _length(self, flexible: bool, width: int, nullable: bool) -> int:
+        """A length or count prefix (copied); -1 for null. Refuses one larger than the bytes left, and null
+        where the schema does not allow it (kio would hand the handler a None it does not expect)."""
         if flexible:
             value, start = self._uvarint()
             if self.out is not None:
@@ -148,26 +151,28 @@ class _Walker:
                 raise RequestWalkError(f"negative length {length}")
         if length > len(self.buf) - self.pos:
             raise RequestWalkError(f"length {length} exceeds the {len(self.buf) - self.pos} bytes left")
+        if length == -1 and not nullable:
+            raise RequestWalkError("null where the schema requires a value")
         return length
 
-    def _primitive(self, kafka_type: str, flexible: bool) -> None:
+    def _primitive(self, kafka_type: str, flexible: bool, nullable: bool) -> None:
         size = _FIXED.get(kafka_type)
         if size is not None:
             self._skip(size)
         else:
-            self._skip(max(0, self._length(flexible, _LENGTH_WIDTH[kafka_type])))
+            self._skip(max(0, self._length(flexible, _LENGTH_WIDTH[kafka_type], nullable)))
 
     def entity(self, cls: type[Any]) -> None:
         plan = _plan(cls)
         flexible = plan.flexible
         for step in plan.steps:
             if step.array:
-                count = self._length(flexible, 4)
+                count = self._length(flexible, 4, step.nullable)
                 for _ in range(count):
                     if step.struct is not None:
                         self.entity(step.struct)
                     else:
-                        self._primitive(step.kafka_type, flexible)
+                        self._primitive(step.kafka_type, flexible, step.element_nullable)
             elif step.struct is not None:
                 if step.nullable:
                     marker = self.pos
@@ -176,7 +181,7 @@ class _Walker:
                         continue
                 self.entity(step.struct)
             else:
-                self._primitive(step.kafka_type, flexible)
+                self._primitive(step.kafka_type, flexible, step.nullable)
         if flexible:
             self._tags(plan.known_tags)
 

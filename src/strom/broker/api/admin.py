@@ -32,6 +32,7 @@ INVALID_REPLICATION_FACTOR = 38
 INVALID_REPLICA_ASSIGNMENT = 39
 INVALID_CONFIG = 40
 INVALID_REQUEST = 42
+REASSIGNMENT_IN_PROGRESS = 60
 TOPIC_DELETION_DISABLED = 73
 UNSUPPORTED_ENDPOINT_TYPE = 119
 
@@ -60,6 +61,15 @@ def _check_replication(broker: Broker, replication_factor: int, assignments: Any
             )
     if assignments and len(assignments) != partitions:
         raise _AdminError(INVALID_REPLICA_ASSIGNMENT, "replica assignments must cover every new partition")
+
+
+def _check_partition_count(broker: Broker, partitions: int) -> None:
+    limit = broker.config.int("max.partitions.per.topic")
+    if not 1 <= partitions <= limit:
+        raise _AdminError(
+            INVALID_PARTITIONS,
+            f"a topic needs between 1 and {limit} partitions (max.partitions.per.topic), got {partitions}",
+        )
 
 
 class _AdminError(Exception):
@@ -146,16 +156,13 @@ async def create_topics(ctx: RequestContext, request: Any) -> Response:
             partitions = entry.num_partitions
             if partitions == -1:
                 partitions = len(entry.assignments) or broker.config.int("num.partitions")
-            if partitions < 1:
-                raise _AdminError(
-                    INVALID_PARTITIONS, f"number of partitions must be at least 1, got {partitions}"
-                )
+            _check_partition_count(broker, partitions)
             _check_replication(broker, entry.replication_factor, entry.assignments, partitions)
             configs = {c.name: c.value for c in entry.configs if c.value is not None}
             configs = broker.topics.check_new(entry.name, partitions, configs)
             broker.validate_topic_configs(configs)
             if not request.validate_only:
-                topic = broker.create_topic(entry.name, partitions, configs)
+                topic = await broker.create_topic_async(entry.name, partitions, configs)
             else:
                 topic = TopicInfo(entry.name, uuid.UUID(int=0), partitions, configs)
         except _AdminError as exc:
@@ -199,8 +206,10 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Response:
                 code = UNKNOWN_TOPIC_OR_PARTITION
             elif topic.internal:
                 code = INVALID_REQUEST
+            elif broker.topic_busy(name):
+                code = UNKNOWN_TOPIC_OR_PARTITION  # another request is deleting or growing it
             else:
-                broker.delete_topic(name)
+                await broker.delete_topic_async(name)
                 code = NONE
         responses.append({"name": name, "error_code": code, "error_message": None})
     return {"throttle_time": 0, "responses": responses}
@@ -223,12 +232,15 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Response:
                     f"topic {entry.name!r} has {topic.partitions} partitions; the new count {entry.count} "
                     "must be larger",
                 )
+            _check_partition_count(broker, entry.count)
             _check_replication(broker, 1, entry.assignments, entry.count - topic.partitions)
             if not request.validate_only:
-                broker.add_partitions(entry.name, entry.count)
+                await broker.add_partitions_async(entry.name, entry.count)
             results.append({"name": entry.name, **_error(NONE)})
         except _AdminError as exc:
             results.append({"name": entry.name, **_error(exc.code, str(exc))})
+        except TopicExistsError as exc:  # being created or deleted by another request
+            results.append({"name": entry.name, **_error(REASSIGNMENT_IN_PROGRESS, str(exc))})
     return {"throttle_time": 0, "results": results}
 
 

@@ -55,7 +55,7 @@ def _read(
                 code = OFFSET_OUT_OF_RANGE
             records = None
             upper = stable if read_committed else high_watermark
-            limit = min(fp.partition_max_bytes, remaining)
+            limit = min(max(0, fp.partition_max_bytes), remaining)
             if code == NONE and fp.fetch_offset < upper and (limit > 0 or total == 0):
                 try:
                     records = partition.read(fp.fetch_offset, limit, max_offset=upper, min_one=total == 0)
@@ -73,7 +73,7 @@ def _read(
 
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    max_bytes = getattr(request, "max_bytes", 2**31 - 1)
+    max_bytes = max(0, getattr(request, "max_bytes", 2**31 - 1))
     read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]

@@ -15,6 +15,7 @@ from strom.broker.server import Broker
 from strom.broker.topics import InvalidTopicError, TopicInfo, validate_topic_name
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
 INVALID_TOPIC = 17
 UNKNOWN_TOPIC_ID = 100
 # No authorizer: every topic operation is allowed (READ..ALTER_CONFIGS bits of AclOperation).
@@ -68,6 +69,8 @@ def _lookup(ctx: RequestContext, name: str, auto_create: bool, operations: bool)
         return _missing(name, INVALID_TOPIC)
     if not (auto_create and broker.config.bool("auto.create.topics.enable")):
         return _missing(name, UNKNOWN_TOPIC_OR_PARTITION)
+    if broker.topic_busy(name):  # being created by CreateTopics right now: clients retry
+        return _missing(name, LEADER_NOT_AVAILABLE)
     try:
         topic = broker.create_topic(name, broker.config.int("num.partitions"), {})
     except (InvalidTopicError, ConfigError):

@@ -183,6 +183,8 @@ class Connection(asyncio.Protocol):
             if pending:
                 transport.writelines(pending)
                 pending = []
+            if transport.is_closing():  # the peer went away (loop.sendfile would raise RuntimeError)
+                raise ConnectionError("connection closed")
             loop = asyncio.get_running_loop()
             source = cast(IO[bytes], _SendfileSource(part))
             await loop.sendfile(transport, source, part.position, part.size)

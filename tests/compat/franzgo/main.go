@@ -128,6 +128,12 @@ func consume(args []string) {
 	var wg sync.WaitGroup
 	errs := make(chan error, *members)
 
+	// Nobody polls before every member has been assigned partitions once: the group's first rebalances are
+	// over by then, and records are not all taken by the first member before the second one joins.
+	var groupMu sync.Mutex
+	everAssigned := map[int]bool{}
+	groupComplete := make(chan struct{})
+
 	for m := 0; m < *members; m++ {
 		member := m
 		cl, err := kgo.NewClient(
@@ -141,6 +147,16 @@ func consume(args []string) {
 				parts := assigned[*topic]
 				sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 				out.emit(map[string]any{"member": member, "assigned": parts})
+				if len(parts) > 0 {
+					groupMu.Lock()
+					if !everAssigned[member] {
+						everAssigned[member] = true
+						if len(everAssigned) == *members {
+							close(groupComplete)
+						}
+					}
+					groupMu.Unlock()
+				}
 			}),
 		)
 		if err != nil {
@@ -151,6 +167,11 @@ func consume(args []string) {
 			defer wg.Done()
 			// A poll that returned because ctx ended never got its AllowRebalance; plain Close would wait for it.
 			defer cl.CloseAllowingRebalance()
+			select {
+			case <-groupComplete:
+			case <-ctx.Done():
+				return
+			}
 			for {
 				fetches := cl.PollRecords(ctx, 500)
 				if ctx.Err() != nil {

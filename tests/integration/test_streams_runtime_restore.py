@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
@@ -142,4 +143,47 @@ def test_lost_local_state_is_restored_in_full_from_the_changelog(any_broker: str
     listener = run_until_counted(any_broker, count_topology(views, out), fresh, reader, expected)
     assert listener.total == changelog_records
     assert {started[2] for started in listener.started} == {"counts"}
+    reader.close()
+
+
+def test_checkpoint_below_the_changelog_start_wipes_the_store(delta_broker: str, tmp_path: Path) -> None:
+    """Retention or DeleteRecords removed changelog records the checkpoint still needs: the local store can no
+    longer be brought up to date by a delta, so it is wiped and rebuilt from what the changelog still has."""
+    any_broker = delta_broker
+    views, out, app_id = unique("views"), unique("counts"), unique("trimmed")
+    create_topics(any_broker, {views: 1, out: 1})
+    changelog = f"{app_id}-counts-changelog"
+    reader = TopicReader(any_broker, out)
+    keys = [f"user-{i}".encode() for i in range(5)]
+    config_a = streams_config(any_broker, app_id, tmp_path / "a", **{"statestore.cache.max.bytes": 0})
+    config_b = streams_config(any_broker, app_id, tmp_path / "b", **{"statestore.cache.max.bytes": 0})
+    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+    run_until_counted(any_broker, count_topology(views, out), config_a, reader, dict.fromkeys(keys, 2))
+    assert read_checkpoint(tmp_path / "a" / app_id / "0_0") == {(changelog, 0): 9}
+    # Another instance moves the changelog on, then everything before its last record is deleted.
+    produce(any_broker, views, [(keys[0], b"/", 2000), (keys[0], b"/", 2001)])
+    expected = {**dict.fromkeys(keys, 2), keys[0]: 4}
+    run_until_counted(any_broker, count_topology(views, out), config_b, reader, expected)
+    end = changelog_end(any_broker, changelog)
+    assert end == 12
+    admin = AdminClient({"bootstrap.servers": any_broker})
+    # Kafka refuses DeleteRecords on a compact-only topic: an operator would first add the delete policy.
+    policy = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        changelog,
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact,delete", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    for future in admin.incremental_alter_configs([policy]).values():
+        future.result(30)
+    for future in admin.delete_records([TopicPartition(changelog, 0, end - 1)]).values():
+        future.result(30)
+    # A's checkpoint (9) + 1 is below the changelog's new start (11): A wipes its store, restores the one
+    # record left (keys[0] = 4), and the other keys start again from nothing (keys[1] counts 1, not 3).
+    produce(any_broker, views, [(keys[1], b"/", 3000)])
+    expected = {**expected, keys[1]: 1}
+    listener = run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
+    assert listener.total == 1
+    assert listener.started[0][3] == end - 1
     reader.close()

@@ -277,3 +277,23 @@ def test_emit_on_window_close_forwards_each_final_result_once_at_end_plus_grace(
         assert out.is_empty()  # nothing new closed
         source.pipe_input("c", "v", 40)
         assert out.read_records_to_list() == [("a@10", 1, 12), ("c@10", 2, 16)]
+
+
+@pytest.mark.parametrize("backend", ["lsm", "rocksdict"])
+def test_vector_2_on_persistent_stores_in_a_state_dir(tmp_path: object, backend: str) -> None:
+    if backend == "rocksdict":
+        pytest.importorskip("rocksdict")
+    builder = StreamsBuilder()
+    builder.stream("topic1", serdes.string(), serdes.string()).group_by_key().windowed_by(
+        TimeWindows.of_size_and_grace(10, 100).advance_by(5)
+    ).aggregate(
+        lambda: "0", lambda k, v, agg: agg + "+" + v, Materialized("agg", value_serde=serdes.string())
+    )
+    config = {"default.dsl.store": backend, "state.dir": str(tmp_path), "application.id": "persist"}
+    with TopologyTestDriver(builder.build(), config) as driver:
+        source = driver.create_input_topic("topic1", serdes.string(), serdes.string())
+        for key, value, ts in VECTOR_2_INPUT:
+            source.pipe_input(key, value, ts)
+    with TopologyTestDriver(builder.build(), config) as driver:  # the same state directory, reopened
+        store = driver.get_window_store("agg")
+        assert list(store.fetch("B", 0, 10)) == [(0, "0+2+2+2+1+2+3"), (5, "0+2+2+2+2+3"), (10, "0+2+2")]

@@ -18,7 +18,7 @@ from kafka import TopicPartition as KTopicPartition
 
 from strom.broker import EmbeddedBroker
 
-TIMEOUT = 15
+TIMEOUT = 30  # generous: a loaded CI machine may take long to elect and start a consumer
 TOPIC = "compacted-cleaned"
 
 

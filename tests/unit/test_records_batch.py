@@ -343,14 +343,16 @@ def test_rebuild_keeps_offsets_and_identity_of_surviving_records(
     rebuilt.validate()
     assert (rebuilt.base_offset, rebuilt.last_offset) == (batch.base_offset, batch.last_offset)
     assert (rebuilt.producer_id, rebuilt.producer_epoch, rebuilt.base_sequence) == (5, 1, 10)
-    assert rebuilt.delete_horizon_ms == horizon
+    assert rebuilt.max_timestamp == batch.max_timestamp
+    assert rebuilt.delete_horizon_ms == (horizon if kept else None)  # an empty batch has nothing to delete
     originals = {r.offset: r for r in batch.records()}
     survivors = list(rebuilt.records())
     assert [r.offset for r in survivors] == [100 + s.offset_delta for s in kept]
     assert survivors == [originals[r.offset] for r in survivors]
-    if not kept:
+    if not kept:  # Kafka's empty-batch header (writeEmptyHeader)
         assert rebuilt.size_in_bytes == HEADER_SIZE
         assert rebuilt.compression is Compression.NONE
+        assert rebuilt.base_timestamp == -1
 
 
 @settings(max_examples=80, deadline=None)

@@ -919,9 +919,10 @@ def rebuild_batch(
     if not kept:
         codec = Compression.NONE
         block = b""
-        # Kafka's empty batch carries the max timestamp as its base timestamp, unless a horizon is stamped.
-        if not attributes & _DELETE_HORIZON_BIT:
-            base_ts = max_ts
+        # As Kafka's DefaultRecordBatch.writeEmptyHeader: no base timestamp and no delete horizon (nothing
+        # is left to delete); the max timestamp stays.
+        attributes &= ~_DELETE_HORIZON_BIT
+        base_ts = NO_TIMESTAMP
     else:
         codec = Compression.from_attributes(attributes)
         if base_ts == old_base_ts:

@@ -5,6 +5,7 @@ with acks=1 and acks=all:
 - kafka-producer-perf-test: N records of 100 bytes, unthrottled, into a new topic (records/s);
 - kafka-consumer-perf-test: the same N records read back by a fresh group (records/s over the whole run,
   and records/s of the fetch phase alone, which leaves out the group join).
+Each broker first gets one unmeasured warm-up round (200,000 records) so the JIT has compiled the hot paths.
 Then each broker's peak RSS (VmHWM) over the runs and its time from process start to the first accepted
 connection. Both brokers run with `group.initial.rebalance.delay.ms=0` so the consumer rows do not include
 a 3 s wait for more members. The tools run in a JVM with the normal JIT, outside the brokers' processes.
@@ -134,6 +135,13 @@ def run(broker: str, workdir: Path, records: int) -> Result:
     starter = strom_broker if broker == "strom" else kafka_broker
     with starter(workdir) as (bootstrap, pid, ready):
         result.ready_s = ready
+        # One unmeasured round first, so the JVMs (broker and tools) are past their JIT warm-up when the first
+        # measured row starts; strom gets the same round.
+        warmup = min(records, 200_000)
+        run_kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--create", "--topic", "bench-warmup",
+                       "--partitions", "6", "--replication-factor", "1")  # fmt: skip
+        produce(bootstrap, "bench-warmup", warmup, "1")
+        consume(bootstrap, "bench-warmup", warmup)
         for partitions, acks in ROWS:
             topic = f"bench-p{partitions}-acks{acks}"
             run_kafka_tool(

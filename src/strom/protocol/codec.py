@@ -56,7 +56,6 @@ from kio.serial.errors import SerialError  # noqa: E402
 from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta  # noqa: E402
 
 _HEADER_V1 = struct.Struct(">hhih")
-_INT32 = struct.Struct(">i")
 _UTC = datetime.UTC
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
@@ -309,8 +308,3 @@ def api_versions_fallback(correlation_id: int, ranges: Mapping[int, tuple[int, i
         ],
     }
     return encode_response(API_VERSIONS_KEY, 0, correlation_id, values)
-
-
-def int32(value: int) -> bytes:
-    """Big-endian int32, for hand-built response sections."""
-    return _INT32.pack(value)

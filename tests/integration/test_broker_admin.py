@@ -83,6 +83,7 @@ def test_create_topic_errors(admin: AdminClient) -> None:
             NewTopic("bad config", num_partitions=1, replication_factor=1),
             NewTopic("bad-config", num_partitions=1, replication_factor=1, config={"retention.ms": "soon"}),
             NewTopic("unknown-config", num_partitions=1, replication_factor=1, config={"no.such.key": "1"}),
+            NewTopic("__transaction_state", num_partitions=1, replication_factor=1),
         ],
         operation_timeout=TIMEOUT,
     )
@@ -91,6 +92,7 @@ def test_create_topic_errors(admin: AdminClient) -> None:
     assert _error_of(futures["bad config"]) == "TOPIC_EXCEPTION"
     assert _error_of(futures["bad-config"]) == "INVALID_CONFIG"
     assert _error_of(futures["unknown-config"]) == "INVALID_CONFIG"
+    assert _error_of(futures["__transaction_state"]) == "TOPIC_EXCEPTION"  # internal: the broker's own
     assert "bad-config" not in admin.list_topics(timeout=TIMEOUT).topics
 
 

@@ -6,6 +6,7 @@ import os
 import struct
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -189,6 +190,22 @@ def test_metadata_names_the_broker_as_controller_and_auto_creates_topics(broker:
     assert topic.error_code == 0 and topic.name == "auto-made"
     assert len(topic.partitions) == 2
     assert topic.topic_id is not None
+
+
+def test_metadata_never_auto_creates_internal_topics(tmp_path: Path) -> None:
+    # Before any group exists __consumer_offsets may be absent; a client asking for it must not create an
+    # ordinary (uncompacted) topic under that name.
+    with EmbeddedBroker(data_dir=tmp_path) as b, WireClient(b.bootstrap_servers) as client:
+        names = [{"name": "__transaction_state"}] + (
+            [] if _exists(client, "__consumer_offsets") else [{"name": "__consumer_offsets"}]
+        )
+        resp = client.call(3, 9, {"topics": names, "allow_auto_topic_creation": True, **NO_OPS})
+        assert [t.error_code for t in resp.topics] == [3] * len(names)
+
+
+def _exists(client: WireClient, name: str) -> bool:
+    resp = client.call(3, 9, {"topics": [{"name": name}], "allow_auto_topic_creation": False, **NO_OPS})
+    return bool(resp.topics[0].error_code == 0)
 
 
 def test_metadata_rejects_invalid_topic_names(broker: EmbeddedBroker) -> None:

@@ -26,7 +26,8 @@ REGISTRY_FILE = "topics.json"
 META_FILE = "meta.properties"
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_NAME_LENGTH = 249
-OFFSETS_TOPIC = "__consumer_offsets"
+# Topics only the broker creates, with their own configs; clients can neither create nor auto-create them.
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 class InvalidTopicError(ValueError):
@@ -150,6 +151,8 @@ class TopicRegistry:
     def check_new(self, name: str, partitions: int, configs: dict[str, str]) -> dict[str, str]:
         """Validate a CreateTopics entry without changing anything; returns the normalised configs."""
         validate_topic_name(name)
+        if name in INTERNAL_TOPICS:
+            raise InvalidTopicError(f"{name} is an internal topic: the broker creates it itself")
         if name in self._topics:
             raise TopicExistsError(f"topic {name!r} already exists")
         colliding = name.replace(".", "_")

@@ -12,7 +12,7 @@ from typing import Any
 from strom.broker.config import ConfigError
 from strom.broker.dispatch import RequestContext, Response
 from strom.broker.server import Broker
-from strom.broker.topics import InvalidTopicError, TopicInfo, validate_topic_name
+from strom.broker.topics import INTERNAL_TOPICS, InvalidTopicError, TopicInfo, validate_topic_name
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
@@ -67,7 +67,7 @@ def _lookup(ctx: RequestContext, name: str, auto_create: bool, operations: bool)
         validate_topic_name(name)
     except InvalidTopicError:
         return _missing(name, INVALID_TOPIC)
-    if not (auto_create and broker.config.bool("auto.create.topics.enable")):
+    if name in INTERNAL_TOPICS or not (auto_create and broker.config.bool("auto.create.topics.enable")):
         return _missing(name, UNKNOWN_TOPIC_OR_PARTITION)
     if broker.topic_busy(name):  # being created by CreateTopics right now: clients retry
         return _missing(name, LEADER_NOT_AVAILABLE)

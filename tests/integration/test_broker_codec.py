@@ -17,6 +17,7 @@ from strom.protocol.codec import (
     build,
     decode_request,
     encode_response,
+    response_header,
 )
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import decode_response, request_frame
@@ -168,3 +169,12 @@ def test_absurd_array_counts_are_refused_before_allocation(frame: bytes) -> None
     # kio itself would reserve memory for the announced count and abort the process.
     with pytest.raises(MalformedRequest, match=r"exceeds|ends inside"):
         decode_request(frame)
+
+
+@pytest.mark.parametrize("api", [(0, 8), (0, 9), (1, 11), (1, 12), (18, 0), (18, 4), (3, 12)])
+def test_response_header_matches_the_schema(api: tuple[int, int]) -> None:
+    api_key, version = api
+    header_cls = load_response_schema(api_key, version).__header_schema__
+    header, used = entity_reader(header_cls)(response_header(api_key, version, 4242), 0)
+    assert header.correlation_id == 4242
+    assert used == len(response_header(api_key, version, 4242))

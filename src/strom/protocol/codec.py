@@ -56,6 +56,7 @@ from kio.serial.errors import SerialError  # noqa: E402
 from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta  # noqa: E402
 
 _HEADER_V1 = struct.Struct(">hhih")
+_CORRELATION = struct.Struct(">i")
 _UTC = datetime.UTC
 API_VERSIONS_KEY = 18
 UNSUPPORTED_VERSION = 35
@@ -288,12 +289,17 @@ def encode_entity(body: Any, correlation_id: int) -> bytes:
     return buf.getvalue()
 
 
+_HEADER_TAGGED: dict[tuple[int, int], bool] = {}
+
+
 def response_header(api_key: int, api_version: int, correlation_id: int) -> bytes:
-    """The response header bytes (v0 or v1, as the response class dictates), without a size prefix."""
-    header_cls = response_class(api_key, api_version).__header_schema__
-    buf = io.BytesIO()
-    _writer(header_cls)(buf, header_cls(correlation_id=correlation_id))
-    return buf.getvalue()
+    """The response header bytes without a size prefix: v0 is the correlation id, v1 adds an empty
+    tagged-field section. Which one an API version uses is read once from its schema (ApiVersions: v0)."""
+    tagged = _HEADER_TAGGED.get((api_key, api_version))
+    if tagged is None:
+        header_cls = response_class(api_key, api_version).__header_schema__
+        tagged = _HEADER_TAGGED[(api_key, api_version)] = bool(header_cls.__flexible__)
+    return _CORRELATION.pack(correlation_id) + (b"\x00" if tagged else b"")
 
 
 def api_versions_fallback(correlation_id: int, ranges: Mapping[int, tuple[int, int]]) -> bytes:

@@ -19,7 +19,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from strom.log.cleaner import Cleaner
 from strom.log.config import LogConfig
 from strom.log.partition import Partition
-from strom.protocol.records import BatchBuilder, RecordBatch, iter_batches
+from strom.protocol.records import (
+    BatchBuilder,
+    ControlRecordType,
+    RecordBatch,
+    build_control_batch,
+    iter_batches,
+)
 from tests.support.kafka import ApacheKafka
 
 pytestmark = pytest.mark.kafka
@@ -126,3 +132,88 @@ def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
     assert (13, b"user-4", None) in strom_rows  # the tombstone is kept on the first clean by both
     assert [key for _, key, _ in strom_rows].count(b"user-0") == 1
     assert (9, 9, 0, 9) in [shape(b)[:4] for b in strom_batches]  # the idempotent producer's emptied batch
+
+
+def txn_shape(batch: RecordBatch) -> tuple[object, ...]:
+    """Batch identity without timestamps (transaction markers carry the coordinator's wall-clock time)."""
+    return (
+        batch.base_offset,
+        batch.last_offset,
+        batch.record_count,
+        batch.base_sequence,
+        batch.is_transactional,
+        batch.is_control,
+        batch.delete_horizon_ms is not None,
+        [(r.key, r.value) for r in batch.records()] if not batch.is_control else None,
+    )
+
+
+def test_transactions_are_cleaned_as_kafka_cleans_them(
+    apache_kafka_server: ApacheKafka, tmp_path: Path
+) -> None:
+    """An aborted transaction's record goes while its ABORT marker stays; a committed transaction whose
+    record is overwritten keeps an empty batch (its producer's last) and its COMMIT marker."""
+    minute = 60_000
+    now = int(time.time() * 1000)  # the markers carry the coordinator's clock: stay near it
+    topic = f"compare-txn-{time.time_ns()}"
+    config = {**TOPIC_CONFIG, "segment.ms": str(5 * minute)}
+    admin = AdminClient({"bootstrap.servers": apache_kafka_server.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(topic, 1, 1, config=config)]).values():
+        future.result(30)
+    settings = {"bootstrap.servers": apache_kafka_server.bootstrap_servers, "linger.ms": 0}
+    txn = Producer({**settings, "transactional.id": f"compare-{time.time_ns()}"})
+    txn.init_transactions(30)
+    txn.begin_transaction()
+    txn.produce(topic, key=b"x", value=b"aborted", timestamp=now)
+    txn.flush(30)
+    txn.abort_transaction(30)
+    txn.begin_transaction()
+    txn.produce(topic, key=b"y", value=b"committed", timestamp=now)
+    txn.flush(30)
+    txn.commit_transaction(30)
+    plain = Producer(settings)
+    later = [
+        (b"y", b"overwritten", now + 10 * minute),
+        (b"z", b"z", now + 10 * minute),
+        (b"t", b"t", now + 20 * minute),
+    ]
+    for key, value, timestamp in later:
+        plain.produce(topic, key=key, value=value, timestamp=timestamp)
+        assert plain.flush(30) == 0
+
+    strom = Partition.open(
+        tmp_path / "txn-0",
+        LogConfig.from_properties({**config, "file.delete.delay.ms": "0"}),
+        clock=lambda: now,
+    )
+    for sequence, (key, value, kind) in enumerate(
+        [(b"x", b"aborted", ControlRecordType.ABORT), (b"y", b"committed", ControlRecordType.COMMIT)]
+    ):
+        builder = BatchBuilder(
+            producer_id=3000, producer_epoch=0, base_sequence=sequence, is_transactional=True
+        )
+        builder.append(key, value, now)
+        strom.append(builder.build())
+        strom.append(build_control_batch(kind, producer_id=3000, producer_epoch=0, timestamp=now))
+    for key, value, timestamp in later:
+        builder = BatchBuilder()
+        builder.append(key, value, timestamp)
+        strom.append(builder.build())
+    Cleaner(tmp_path).clean(("txn", 0), strom, now)
+    strom_batches = [b for seg in strom.segments_snapshot() for _, b in seg.batches()]
+    strom.close()
+
+    deadline = time.monotonic() + 90  # Kafka's cleaner wakes every 15 s; nothing to subscribe to
+    segments = kafka_segments(apache_kafka_server, topic)
+    while not is_compacted(segments) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        segments = kafka_segments(apache_kafka_server, topic)
+    assert is_compacted(segments), "Apache Kafka's cleaner did not compact the topic within 90 s"
+    kafka_batches = [b for seg in segments for b in seg]
+
+    assert [txn_shape(b) for b in strom_batches] == [txn_shape(b) for b in kafka_batches]
+    assert [txn_shape(b)[:3] for b in strom_batches if b.producer_id == 3000] == [
+        (1, 1, 1),  # the ABORT marker
+        (2, 2, 0),  # the committed batch, emptied: its producer's last
+        (3, 3, 1),  # the COMMIT marker
+    ]

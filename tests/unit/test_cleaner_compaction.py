@@ -260,7 +260,9 @@ def test_last_batch_of_each_producer_is_kept_as_an_empty_batch(tmp_path: Path) -
     reopened.close()
 
 
-def test_aborted_transaction_data_is_removed_and_markers_expire(tmp_path: Path) -> None:
+def test_aborted_transaction_data_is_removed_and_markers_stay_while_their_batches_remain(
+    tmp_path: Path,
+) -> None:
     clock = Clock()
     part = open_log(tmp_path, clock, delete_retention_ms=1_000)
     put(part, [(b"k", b"committed-before")], T0)
@@ -277,7 +279,8 @@ def test_aborted_transaction_data_is_removed_and_markers_expire(tmp_path: Path) 
     assert (0, b"k", b"committed-before") in rows  # the aborted write does not shadow it
     assert all(v not in (b"aborted-value", b"aborted-too", b"committed-in-txn") for _, _, v in rows)
     markers = [b for b in batches(part) if b.is_control]
-    assert [b.producer_id for b in markers] == [5, 6]  # kept: each is its producer's last entry
+    assert [b.producer_id for b in markers] == [5, 6]  # this pass read their transactions: kept
+    assert all(b.delete_horizon_ms is None for b in markers)  # as Kafka: not yet discardable
     part.close()
 
 
@@ -350,3 +353,28 @@ def test_a_partition_closed_under_the_cleaner_does_not_stop_the_others(tmp_path:
     assert [v for _, _, v in contents(logs[("compacted", 1)])] == [b"v3"]
     assert ("compacted", 0) not in cleaner.uncleanable
     logs[("compacted", 1)].close()
+
+
+def test_a_marker_whose_transaction_is_gone_expires_after_its_horizon(tmp_path: Path) -> None:
+    clock = Clock()
+    part = open_log(tmp_path, clock, delete_retention_ms=1_000)
+    put(part, [(b"a", b"in txn A")], T0, pid=5, epoch=0, seq=0, txn=True)
+    part.append(build_control_batch(ControlRecordType.COMMIT, producer_id=5, producer_epoch=0, timestamp=T0))
+    put(part, [(b"b", b"in txn B")], T0, pid=5, epoch=0, seq=1, txn=True)
+    part.append(build_control_batch(ControlRecordType.COMMIT, producer_id=5, producer_epoch=0, timestamp=T0))
+    put(part, [(b"a", b"overwrites txn A")], T0)
+    part.roll()
+    cleaner = Cleaner(tmp_path, clock=clock)
+
+    def markers() -> list[tuple[int, int | None]]:
+        return [(b.base_offset, b.delete_horizon_ms) for b in batches(part) if b.is_control]
+
+    cleaner.clean(TP, part, T0)  # txn A's batch goes, but this pass read it: its marker stays as is
+    assert markers() == [(1, None), (3, None)]
+    cleaner.clean(TP, part, T0 + 10)  # nothing of txn A is left: its marker gets a horizon
+    assert markers() == [(1, T0 + 10 + 1_000), (3, None)]
+    cleaner.clean(TP, part, T0 + 10 + 999)
+    assert markers() == [(1, T0 + 10 + 1_000), (3, None)]
+    assert len(cleaner.maintain({TP: part}, T0 + 10 + 1_000)) == 1  # the passed horizon forces a pass
+    assert markers() == [(3, None)]  # txn B still has its record, so its marker stays
+    part.close()

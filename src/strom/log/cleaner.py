@@ -374,7 +374,8 @@ class _Recopy:
         self.horizon = now + partition.config.delete_retention_ms
         self.aborted = aborted
         self.producer_last = producer_last_offsets
-        self.txn_has_data: dict[int, bool] = {}  # producer id -> its open transaction kept a record
+        # producer id -> this pass read a data batch of its current transaction (kept or not)
+        self.txn_seen: dict[int, bool] = {}
         self.earliest_horizon: int | None = None
         self.bytes_read = self.bytes_written = self.records_read = self.records_kept = 0
 
@@ -426,6 +427,8 @@ class _Recopy:
             return self._clean_marker(batch, protected, existing_horizon)
         count = batch.record_count
         self.records_read += count
+        if batch.is_transactional:
+            self.txn_seen[pid] = True
         if batch.is_transactional and _is_aborted(batch, self.aborted):
             kept: list[RecordSpan] = []
             data = b""
@@ -434,8 +437,6 @@ class _Recopy:
             data, spans = batch.record_spans()
             kept = self._surviving(batch.base_offset, spans, existing_horizon)
             all_kept = len(kept) == len(spans)
-            if batch.is_transactional and kept:
-                self.txn_has_data[pid] = True
         self.records_kept += len(kept)
         if not kept and not protected:
             return None
@@ -467,25 +468,28 @@ class _Recopy:
     def _clean_marker(
         self, batch: RecordBatch, protected: bool, horizon: int | None
     ) -> bytes | memoryview | None:
-        """A transaction marker stays while its transaction still has records here, while it is its
-        producer's last entry, or until its delete horizon passes (stamped on the first pass)."""
-        pid = batch.producer_id
+        """Kafka's rule for transaction markers: a marker stays as it is while this pass read a data batch
+        of its transaction (for an ABORT, the aborted batches it is about to remove); after that it is
+        discardable: stamped with a delete horizon on the first pass, dropped once the horizon passed."""
         self.records_read += batch.record_count
-        has_data = self.txn_has_data.pop(pid, False)
-        last_data = self.producer_last.get(pid)
-        protected = protected or (last_data is not None and batch.base_offset > last_data)
+        seen = self.txn_seen.pop(batch.producer_id, False)
         for record in batch.records():
             read_control_record(record)  # a malformed marker is corruption, not something to drop silently
-        if has_data or protected or (horizon is not None and self.now < horizon):
+        if seen:
             self.records_kept += batch.record_count
-            if horizon is not None and not has_data:
-                self._note_horizon(horizon)
             return batch.buffer
         if horizon is None:
             self.records_kept += batch.record_count
             self._note_horizon(self.horizon)
             data, spans = batch.record_spans()
             return rebuild_batch(batch, data, spans, delete_horizon_ms=self.horizon)
+        if self.now < horizon:
+            self.records_kept += batch.record_count
+            self._note_horizon(horizon)
+            return batch.buffer
+        if protected:  # expired, but the last batch of its group: kept so the group keeps its offsets
+            self.records_kept += batch.record_count
+            return batch.buffer
         return None
 
     def _note_horizon(self, horizon: int) -> None:

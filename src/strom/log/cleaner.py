@@ -16,10 +16,11 @@ each partition is kept in the data directory's `cleaner-offset-checkpoint`. A pa
 
 Tombstones and transaction markers follow KIP-534: the first pass that keeps one stamps its batch with
 `deleteHorizonMs = now + delete.retention.ms` (attribute bit 6, in baseTimestamp); passes after the horizon
-drop it. A batch whose records all go is still written, as a bare header, when it is the last batch of a
-producer (its sequence and epoch must survive for idempotence) or the last batch of a group (so a cleaned
-segment covers exactly the offsets of the segments it replaces). Batches whose records all survive and need
-no horizon are copied byte for byte, never re-encoded.
+drop it. A marker becomes eligible only once a pass reads no data batch of its transaction (Kafka's rule).
+A batch whose records all go is still written, as a bare header, when it is the last batch of a producer
+(its sequence and epoch must survive for idempotence) or the last batch of a group (so a cleaned segment
+covers exactly the offsets of the segments it replaces). Batches whose records all survive and need no
+horizon are copied byte for byte, never re-encoded.
 """
 
 from __future__ import annotations

@@ -83,7 +83,6 @@ class Statistics:
     trivial_moves: int
     write_stalls: int
     stall_seconds: float
-    block_cache_hits: int
     block_cache_misses: int
     files_per_level: list[int]
     bytes_per_level: list[int]
@@ -817,7 +816,6 @@ class DB:
             trivial_moves=c["trivial_moves"],
             write_stalls=c["write_stalls"],
             stall_seconds=self._stall_seconds,
-            block_cache_hits=self._cache.hits if self._cache else 0,
             block_cache_misses=self._cache.misses if self._cache else 0,
             files_per_level=[len(lv) for lv in version.levels],
             bytes_per_level=[sum(f.size for f in lv) for lv in version.levels],

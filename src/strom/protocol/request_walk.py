@@ -186,6 +186,11 @@ class _Walker:
             self._tags(plan.known_tags)
 
     def _tags(self, known: frozenset[int]) -> None:
+        if self.pos < len(self.buf) and self.buf[self.pos] == 0:  # the usual case: no tagged fields
+            self.pos += 1
+            if self.out is not None:
+                self.out.append(0)
+            return
         count, _ = self._uvarint()
         if count > len(self.buf) - self.pos:
             raise RequestWalkError(f"{count} tagged fields exceed the request size")

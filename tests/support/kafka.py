@@ -319,9 +319,9 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def start_apache_kafka(workdir: Path, **kwargs: object) -> ApacheKafka:
+def start_apache_kafka(workdir: Path, overrides: dict[str, str] | None = None) -> ApacheKafka:
     """Format a fresh one-node KRaft cluster in `workdir` and start it; the caller must stop() it."""
-    kafka = ApacheKafka(workdir, **kwargs)  # type: ignore[arg-type]
+    kafka = ApacheKafka(workdir, overrides=overrides)
     kafka.start()
     return kafka
 

@@ -215,3 +215,16 @@ def test_dump_log_reads_the_partition_files(broker_under_test: BrokerUnderTest) 
     records = re.findall(r"\boffset: (\d+) .*?key: (\S+) payload: (\S+)", dumped)
     assert [(int(o), k, p) for o, k, p in records] == [(i, f"k{i}", f"value-{i}") for i in range(50)]
     assert "compresscodec: gzip" in dumped.lower()
+
+
+def test_tools_kafka_sh_runs_a_kafka_tool_from_the_cached_jars() -> None:
+    require_kafka()
+    script = Path(__file__).resolve().parents[2] / "tools" / "kafka.sh"
+    result = subprocess.run(
+        ["bash", str(script), "tool", "kafka-topics", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("4.4.0"), result.stdout

@@ -57,7 +57,8 @@ def _decode(data: bytes | None) -> str:
 
 def template_of(args: argparse.Namespace) -> str:
     if args.format is not None:
-        template: str = args.format.encode().decode("unicode_escape")  # so '\t' typed in a shell means a tab
+        # `\t` and `\n` typed in a shell mean a tab and a newline, as in kcat's -f.
+        template: str = args.format.replace("\\t", "\t").replace("\\n", "\n")
     elif args.print_key:
         template = "{key}" + args.key_separator.replace("{", "{{").replace("}", "}}") + "{value}"
     else:

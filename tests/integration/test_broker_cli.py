@@ -96,3 +96,24 @@ def test_a_data_directory_in_use_is_refused_with_a_message(tmp_path: Path) -> No
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(30)
+
+
+def test_listen_address_and_data_directory_from_a_kafka_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "server.properties"
+    config.write_text(
+        "listeners=CONTROLLER://127.0.0.1:9093,PLAINTEXT://127.0.0.1:0\n"
+        f"log.dirs={tmp_path / 'kafka-logs'},/elsewhere\n"
+    )
+    proc = _start("--config", str(config))
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith(READY_PREFIX + "127.0.0.1:"), line
+        assert not line.endswith(":9093")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert (tmp_path / "kafka-logs" / ".kafka_cleanshutdown").exists()

@@ -136,7 +136,10 @@ BROKER_KEYS: dict[str, ConfigKey] = {
     k.name: k
     for k in [
         _k("node.id", T.INT, "0", minimum=0),
+        _k("listeners", T.STRING, None),
         _k("advertised.listeners", T.STRING, None),
+        _k("log.dirs", T.STRING, None),
+        _k("log.dir", T.STRING, None),
         _k("num.partitions", T.INT, "1", minimum=1),
         # strom's own: every partition is files and work on one node; a typo must not create a million.
         _k("max.partitions.per.topic", T.INT, "1000", minimum=1),

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from strom.broker.config import BrokerConfig, ConfigError, warn_ignored
 
+DEFAULT_LISTEN = ("127.0.0.1", 9092)
+DEFAULT_DATA_DIR = Path("strom-data")
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 as `[::1]:9092`) -> (host, port)."""
@@ -25,15 +28,31 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def listen_from_config(config: BrokerConfig) -> tuple[str, int]:
+    """The first non-controller entry of a Kafka `listeners` value (`PLAINTEXT://host:port,...`)."""
+    for entry in (config.raw("listeners") or "").split(","):
+        name, sep, address = entry.strip().partition("://")
+        if sep and not name.upper().startswith("CONTROLLER"):
+            return parse_listen(address)
+    return DEFAULT_LISTEN
+
+
+def data_dir_from_config(config: BrokerConfig) -> Path:
+    """The first entry of Kafka's `log.dirs` (or `log.dir`); strom uses one data directory."""
+    dirs = config.raw("log.dirs") or config.raw("log.dir")
+    return Path(dirs.split(",")[0].strip()) if dirs else DEFAULT_DATA_DIR
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("broker", help="run a Kafka-protocol broker", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=Path("strom-data"), help="default: ./strom-data")
+    parser.add_argument(
+        "--data-dir", type=Path, help="default: the config's log.dirs (first entry), else ./strom-data"
+    )
     parser.add_argument(
         "--listen",
         type=parse_listen,
-        default=("127.0.0.1", 9092),
         metavar="HOST:PORT",
-        help="default: 127.0.0.1:9092",
+        help="default: the config's listeners (first non-controller entry), else 127.0.0.1:9092",
     )
     parser.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
     parser.add_argument(
@@ -71,15 +90,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 2
     warn_ignored(config)
-    host, port = args.listen
+    try:
+        host, port = args.listen or listen_from_config(config)
+    except argparse.ArgumentTypeError as exc:
+        print(f"strom broker: listeners: {exc}", file=sys.stderr)
+        return 2
+    data_dir = args.data_dir or data_dir_from_config(config)
     from strom.log.log_manager import DataDirLockedError
 
     try:
-        asyncio.run(serve(args.data_dir, config, host, port))
+        asyncio.run(serve(data_dir, config, host, port))
     except DataDirLockedError as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"strom broker: cannot start on {host}:{port} with {args.data_dir}: {exc}", file=sys.stderr)
+        print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -12,6 +12,7 @@ from strom.streams import (
     DeserializationError,
     InvalidTimestampError,
     Materialized,
+    ProcessingError,
     StreamsBuilder,
     StreamsError,
     TimeWindows,
@@ -221,3 +222,34 @@ def test_each_partition_is_its_own_task_with_its_own_stores_and_changelog_partit
     assert changelog == [(struct.pack(">q", 1), 0), (struct.pack(">q", 2), 1)]
     with pytest.raises(StreamsError, match="does not read topic 'other'"):
         tasks[0].process("other", 0, 0, b"k", b"v", 1)
+
+
+def _failing_topology() -> Topology:
+    builder = StreamsBuilder()
+    builder.stream("in", S, S).map_values(lambda v: 100 // int(v)).to("out", S, serdes.integer())
+    return builder.build()
+
+
+def test_a_failing_user_function_stops_the_task_naming_the_record(tmp_path: Path) -> None:
+    task = _failing_topology().build_task(TaskId(0, 4), _config(), tmp_path, Collector())
+    with pytest.raises(ProcessingError, match=r"partition 4 offset 9 failed: ZeroDivisionError") as failure:
+        task.process("in", 4, 9, b"k", b"0", 1)
+    assert isinstance(failure.value.__cause__, ZeroDivisionError)
+
+
+def test_processing_handler_log_and_continue_and_dead_letters(tmp_path: Path) -> None:
+    collector = Collector()
+    config = _config(**{"processing.exception.handler": "log_and_continue"})
+    task = _failing_topology().build_task(TaskId(0, 0), config, tmp_path / "a", collector)
+    task.process("in", 0, 0, b"k", b"0", 1)
+    task.process("in", 0, 1, b"k", b"4", 2)
+    assert collector.to("out") == [(b"k", struct.pack(">i", 25), 2, None)]
+    assert task.metrics.dropped_records == 1
+    assert task.commit() == {("in", 0): 2}
+    dead = Collector()
+    config = _config(**{"errors.deadletterqueue.topic.name": "in-dlq"})
+    task = _failing_topology().build_task(TaskId(0, 0), config, tmp_path / "b", dead)
+    task.process("in", 0, 0, b"k", b"0", 1)
+    [(topic, key, value, ts, _p, headers)] = dead.sent
+    assert (topic, key, value, ts) == ("in-dlq", b"k", b"0", 1)
+    assert dict(headers)["__streams.errors.exception"] == b"ZeroDivisionError"

@@ -21,6 +21,7 @@ from strom.streams.dsl import (
 from strom.streams.errors import (
     DeserializationError,
     InvalidTimestampError,
+    ProcessingError,
     SerializationError,
     StoreError,
     StreamsError,
@@ -55,6 +56,7 @@ __all__ = [
     "KTable",
     "KeyValueStore",
     "Materialized",
+    "ProcessingError",
     "Processor",
     "ProcessorContext",
     "PunctuationType",

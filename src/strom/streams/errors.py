@@ -35,6 +35,24 @@ class DeserializationError(StreamsError):
         self.cause = cause
 
 
+class ProcessingError(StreamsError):
+    """Processing a record raised (a user function, a store, a sink) and the handler said to stop.
+
+    The message names the input record's topic, partition and offset and the cause; the cause is chained.
+    """
+
+    def __init__(self, topic: str, partition: int, offset: int, cause: BaseException) -> None:
+        super().__init__(
+            f"processing the record at topic {topic!r} partition {partition} offset {offset} failed: "
+            f"{type(cause).__name__}: {cause}. Set 'processing.exception.handler' to 'log_and_continue' or "
+            "set 'errors.deadletterqueue.topic.name' to skip such records."
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.cause = cause
+
+
 class InvalidTimestampError(StreamsError):
     """A record has a negative timestamp; Kafka Streams' default extractor refuses it as well."""
 

@@ -26,9 +26,10 @@ Task side:
     ``errors.deadletterqueue.topic.name`` set it is sent there unchanged plus KIP-1034 ``__streams.errors.*``
     headers; otherwise ``default.deserialization.exception.handler`` decides: ``log_and_fail`` (default)
     raises ``DeserializationError`` naming topic, partition and offset; ``log_and_continue`` logs and counts
-    it in ``metrics.dropped_records``. A negative timestamp raises ``InvalidTimestampError``. When the task
-    reads several partitions, feed the record with the smallest head timestamp first (Kafka's PartitionGroup
-    rule).
+    it in ``metrics.dropped_records``. An exception while processing goes the same way through
+    ``processing.exception.handler`` (default: ``ProcessingError``, cause chained). A negative timestamp
+    raises ``InvalidTimestampError``. When the task reads several partitions, feed the record with the
+    smallest head timestamp first (Kafka's PartitionGroup rule).
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
     downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written
@@ -60,7 +61,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from strom.streams.errors import DeserializationError, InvalidTimestampError, StreamsError, TopologyError
+from strom.streams.errors import (
+    DeserializationError,
+    InvalidTimestampError,
+    ProcessingError,
+    StreamsError,
+    TopologyError,
+)
 from strom.streams.processor.context import TaskContext, TaskMetrics
 from strom.streams.processor.node import Node, SinkNode, SourceNode
 from strom.streams.serdes import resolve_serde
@@ -108,23 +115,30 @@ _HANDLER_ALIASES = {
 }
 
 
-class _DeserializationHandling:
-    """Applies the configured policy to a record that failed to deserialise. Never skips silently: every
-    outcome is an exception, a dead-letter record or a logged, counted drop."""
+class _ErrorHandling:
+    """Applies a configured policy (``default.deserialization.exception.handler`` or
+    ``processing.exception.handler``) to a record that failed. Never skips silently: every outcome is an
+    exception, a dead-letter record or a logged, counted drop."""
 
     def __init__(
-        self, config: dict[str, Any], collector: RecordCollector, metrics: TaskMetrics, task: str
+        self,
+        config: dict[str, Any],
+        key: str,
+        error: Callable[[str, int, int, Exception], StreamsError],
+        collector: RecordCollector,
+        metrics: TaskMetrics,
+        task: str,
     ) -> None:
         self.dlq = config.get("errors.deadletterqueue.topic.name") or None
-        raw = config.get("default.deserialization.exception.handler", "log_and_fail")
+        self.error = error
+        raw = config.get(key, "log_and_fail")
         self.custom: Callable[..., Any] | None = raw if callable(raw) else None
         if self.custom is None:
             policy = _HANDLER_ALIASES.get(str(raw))
             if policy is None:
                 raise StreamsError(
-                    f"default.deserialization.exception.handler={raw!r}: expected 'log_and_fail', "
-                    "'log_and_continue' or a callable(topic, partition, offset, exception) returning "
-                    "'continue' or 'fail'"
+                    f"{key}={raw!r}: expected 'log_and_fail', 'log_and_continue' or a "
+                    "callable(topic, partition, offset, exception) returning 'continue' or 'fail'"
                 )
             self.policy = policy
         self.collector = collector
@@ -154,28 +168,16 @@ class _DeserializationHandling:
             self.collector.send(self.dlq, key, value, timestamp, None, list(headers or []) + extra)
             self.metrics.dropped_records += 1
             log.warning(
-                "task %s: record %s-%s@%s could not be deserialised (%s); sent to dead-letter topic %s",
-                self.task,
-                topic,
-                partition,
-                offset,
-                error,
-                self.dlq,
-            )
+                "task %s: record %s-%s@%s failed (%s); sent to dead-letter topic %s",
+                self.task, topic, partition, offset, error, self.dlq,
+            )  # fmt: skip
             return
         decision = self.policy if self.custom is None else self.custom(topic, partition, offset, error)
         if decision in ("continue", "log_and_continue"):
             self.metrics.dropped_records += 1
-            log.warning(
-                "task %s: skipping record %s-%s@%s that could not be deserialised: %s",
-                self.task,
-                topic,
-                partition,
-                offset,
-                error,
-            )
+            log.warning("task %s: skipping record %s-%s@%s: %s", self.task, topic, partition, offset, error)
             return
-        raise DeserializationError(topic, partition, offset, error) from error
+        raise self.error(topic, partition, offset, error) from error
 
 
 class StreamTask:
@@ -212,7 +214,13 @@ class StreamTask:
         ctx = TaskContext(task_id, self.application_id, config, collector, wall_clock or _system_clock)
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self._handler = _DeserializationHandling(config, collector, ctx.metrics, str(task_id))
+        self._handler = _ErrorHandling(
+            config, "default.deserialization.exception.handler", DeserializationError, collector, ctx.metrics,
+            str(task_id),
+        )  # fmt: skip
+        self._processing_handler = _ErrorHandling(
+            config, "processing.exception.handler", ProcessingError, collector, ctx.metrics, str(task_id)
+        )
 
         # Stores in the order the sub-topology first uses them, so upstream caches flush before downstream
         # ones.
@@ -311,8 +319,13 @@ class StreamTask:
             ctx.timestamp = timestamp_ms
         if timestamp_ms > ctx.stream_time:
             ctx.stream_time = timestamp_ms
-        for child in source.children:
-            child.process(k, v, timestamp_ms)
+        try:
+            for child in source.children:
+                child.process(k, v, timestamp_ms)
+        except Exception as error:
+            handler = self._processing_handler
+            handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
+            return
         ctx.metrics.processed += 1
         due = self._stream_punctuations.heap
         if due and due[0][0] <= ctx.stream_time:
@@ -397,7 +410,10 @@ class GlobalStateTask:
         self.metrics = TaskMetrics()
         self.stores: dict[str, Any] = {}
         self._by_topic: dict[str, tuple[Any, Any, Any]] = {}
-        self._handler = _DeserializationHandling(config, collector or _NoCollector(), self.metrics, "global")
+        self._handler = _ErrorHandling(
+            config, "default.deserialization.exception.handler", DeserializationError,
+            collector or _NoCollector(), self.metrics, "global",
+        )  # fmt: skip
         for store_name, (spec, ref, _source) in topology.global_stores.items():
             store = open_store(spec, config, self.state_dir, None, None, lambda: 0)
             self.stores[store_name] = store

@@ -39,6 +39,7 @@ FOOTER_SIZE = _FOOTER.size
 _HANDLE = struct.Struct("<QI")
 _U32 = struct.Struct("<I")
 _U2 = struct.Struct("<II")
+_RUN = 16  # entries decoded at a time by iter_blocks
 _PLUS_8 = (8).__add__  # per-entry directory overhead in a block
 MISSING: object = object()  # "this table has no entry for the key" (None means a tombstone)
 
@@ -322,7 +323,8 @@ class Table:
     def iter_blocks(
         self, start: bytes | None, end: bytes | None, reverse: bool = False
     ) -> Iterator[list[tuple[bytes, bytes | None]]]:
-        """Like :meth:`iterate`, one non-empty list per data block (only the part inside the range)."""
+        """Like :meth:`iterate`, as non-empty lists of up to 16 entries, decoded only as they are consumed
+        (a short range scan does not decode whole blocks)."""
         index = self.index_keys
         nblocks = self.nblocks
         if not reverse:
@@ -332,8 +334,8 @@ class Table:
                 lo = blk.lower_bound(decoded, start) if start is not None else 0
                 last = end is not None and index[b] >= end
                 hi = blk.lower_bound(decoded, end) if end is not None and last else decoded[3]
-                if lo < hi:
-                    yield blk.block_items(decoded, lo, hi)
+                for c in range(lo, hi, _RUN):
+                    yield blk.block_items(decoded, c, min(c + _RUN, hi))
                 if last:
                     return
                 b += 1
@@ -345,8 +347,8 @@ class Table:
                 hi = blk.lower_bound(decoded, end) if end is not None else decoded[3]
                 at_start = start is not None and (b == 0 or index[b - 1] < start)
                 lo = blk.lower_bound(decoded, start) if start is not None and at_start else 0
-                if lo < hi:
-                    items = blk.block_items(decoded, lo, hi)
+                for c in range(hi, lo, -_RUN):
+                    items = blk.block_items(decoded, max(lo, c - _RUN), c)
                     items.reverse()
                     yield items
                 if at_start:

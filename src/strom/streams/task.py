@@ -222,8 +222,7 @@ class StreamTask:
             config, "processing.exception.handler", ProcessingError, collector, ctx.metrics, str(task_id)
         )
 
-        # Stores in the order the sub-topology first uses them, so upstream caches flush before downstream
-        # ones.
+        # Stores in the order the sub-topology first uses them: upstream caches flush before downstream ones.
         ordered: list[str] = []
         for name in sub.nodes:
             for store in topology.nodes[name].stores:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from tests.support.cli import run_strom, table_rows
 from tests.support.scenario import java_partition, unique_name
 
@@ -106,3 +109,23 @@ def test_unknown_topics_and_bad_formats_are_clear_errors(any_broker: str) -> Non
     wrong_partition = run_strom("produce", topic, "-p", "5", "--bootstrap", any_broker, input="x\n")
     assert wrong_partition.returncode == 1
     assert wrong_partition.stderr.strip() == f"strom: topic {topic!r} has partitions 0..0, not 5"
+
+
+def test_consume_into_a_closed_pipe_stops_quietly(any_broker: str) -> None:
+    topic = create(any_broker, 1)
+    assert run_strom("produce", topic, "--bootstrap", any_broker, input="x\n" * 5000).returncode == 0
+    command = [sys.executable, "-m", "strom.cli", "consume", topic, "--from-beginning", "-c", "5000"]
+    reader = subprocess.Popen(
+        [*command, "--bootstrap", any_broker], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline() == b"x\n"
+    reader.stdout.close()  # like `| head -1` exiting
+    try:
+        reader.wait(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    stderr = reader.stderr.read().decode()
+    assert reader.returncode == 0, stderr
+    assert "Traceback" not in stderr

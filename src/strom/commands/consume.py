@@ -9,6 +9,7 @@ is no committed offset; otherwise only new records are printed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -109,10 +110,15 @@ def consume(args: argparse.Namespace) -> int:
                 last_record = time.monotonic()
             elif args.idle_timeout is not None and time.monotonic() - last_record > args.idle_timeout:
                 break
+        sys.stdout.flush()
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:
+        # The reader went away (`strom consume ... | head`): stop quietly. The record whose print failed
+        # was not stored, so a group commits only what was delivered. stdout now points at /dev/null so
+        # the interpreter's own final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
-        sys.stdout.flush()
         consumer.close()  # commits the stored offsets when in a group
     print(f"strom: consumed {printed} records", file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ finishing a job cannot damage a database that a new process has reopened.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -75,7 +76,12 @@ class Worker:
         """Run ``job`` in the worker and return its result (re-raising its exception)."""
         with self._lock:
             proc = self._proc
-            if proc is None or proc.poll() is not None or self._pid != os.getpid():
+            if proc is not None and self._pid != os.getpid():
+                proc = None  # inherited through fork: the worker belongs to the parent
+            elif proc is not None and proc.poll() is not None:
+                self._stop(proc)
+                proc = None
+            if proc is None:
                 proc = self._start()
             assert proc.stdin is not None and proc.stdout is not None
             try:
@@ -110,6 +116,14 @@ class Worker:
 
 _WORKERS: dict[str, Worker] = {}
 _WORKERS_LOCK = threading.Lock()
+
+
+def _stop_all() -> None:
+    for w in list(_WORKERS.values()):
+        w.stop()
+
+
+atexit.register(_stop_all)
 
 
 def worker(name: str) -> Worker:

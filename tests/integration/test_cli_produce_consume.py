@@ -129,3 +129,29 @@ def test_consume_into_a_closed_pipe_stops_quietly(any_broker: str) -> None:
     stderr = reader.stderr.read().decode()
     assert reader.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_without_from_beginning_only_records_produced_later_are_printed(any_broker: str) -> None:
+    topic = create(any_broker, 2)
+    assert run_strom("produce", topic, "--bootstrap", any_broker, input="old\n" * 20).returncode == 0
+    command = [sys.executable, "-m", "strom.cli", "consume", topic, "-c", "1", "--bootstrap", any_broker]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The consumer reports nothing when it has found the log end, so keep producing new records until it
+        # prints one (bounded); whatever it prints must be new.
+        for i in range(120):
+            produced = run_strom("produce", topic, "--bootstrap", any_broker, input=f"new-{i}\n")
+            assert produced.returncode == 0, produced.stderr
+            try:
+                out, err = reader.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            raise AssertionError("strom consume printed nothing while 120 new records arrived")
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, err
+    assert out.startswith("new-"), out

@@ -62,6 +62,12 @@ def _ensure(client: WireClient, topic: str) -> None:
 
 
 def _produce(client: WireClient, topic: str, records: bytes, acks: int = -1, partition: int = 0) -> Any:
+    return _produce_v(client, 9, topic, records, acks, partition)
+
+
+def _produce_v(
+    client: WireClient, version: int, topic: str, records: bytes, acks: int = -1, partition: int = 0
+) -> Any:
     _ensure(client, topic)
     body = {
         "transactional_id": None,
@@ -69,7 +75,7 @@ def _produce(client: WireClient, topic: str, records: bytes, acks: int = -1, par
         "timeout": 5000,
         "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}],
     }
-    return client.call(0, 9, body).responses[0].partition_responses[0]
+    return client.call(0, version, body).responses[0].partition_responses[0]
 
 
 def _fetch(
@@ -215,13 +221,18 @@ def test_produce_error_codes(broker: EmbeddedBroker) -> None:
         assert _produce(client, "small", bytes(corrupt)).error_code == 2  # CORRUPT_MESSAGE (CRC)
         old_magic = bytearray(_batch())
         old_magic[16] = 1
-        assert _produce(client, "small", bytes(old_magic)).error_code == 43  # UNSUPPORTED_FOR_MESSAGE_FORMAT
+        assert _produce(client, "small", bytes(old_magic)).error_code == 87  # INVALID_RECORD, as Kafka
         assert _produce(client, "small", _batch(1, size=3000)).error_code == 10  # MESSAGE_TOO_LARGE
         assert _produce(client, "compacted", _batch(key=None)).error_code == 87  # INVALID_RECORD
         assert _produce(client, "small", _batch()[:-5]).error_code == 2  # truncated batch
         assert _produce(client, "small", b"").error_code == 87
         txn = _batch(producer_id=1, producer_epoch=0, base_sequence=0, is_transactional=True)
-        assert _produce(client, "small", _batch() + txn).error_code == 48  # INVALID_TXN_STATE
+        assert _produce(client, "small", txn).error_code == 48  # INVALID_TXN_STATE
+        # Produce v3+ carries exactly one batch per partition (Kafka's ProduceRequest.validateRecords).
+        assert _produce(client, "small", _batch() + _batch()).error_code == 87
+        zstd = _batch(compression=Compression.ZSTD)
+        assert _produce_v(client, 6, "small", zstd).error_code == 76  # UNSUPPORTED_COMPRESSION_TYPE before v7
+        assert _produce_v(client, 7, "zstd-v7", zstd).error_code == 0
         # None of the refused batches landed.
         assert _list_offset(client, "small", -1).offset == 0
         assert _list_offset(client, "compacted", -1).offset == 0

@@ -191,7 +191,7 @@ def test_magic_0_and_1_are_refused_by_name() -> None:
             validate_batches(raw)
         with pytest.raises(UnsupportedMagicError):
             RecordBatch(raw)
-    assert UnsupportedMagicError.error_code == 43
+    assert UnsupportedMagicError.error_code == 87  # INVALID_RECORD: Kafka's answer to magic 0/1
 
 
 def test_a_legacy_message_set_is_refused_as_unsupported_magic() -> None:

@@ -33,11 +33,11 @@ class CrcMismatchError(CorruptRecordError):
 class UnsupportedMagicError(CorruptRecordError):
     """The batch uses message format v0 or v1 (or an unknown magic); strom stores only v2.
 
-    Maps to UNSUPPORTED_FOR_MESSAGE_FORMAT (43): the client must use a producer that writes magic 2
-    (every Kafka client since 0.11 does).
+    Maps to INVALID_RECORD (87), as Kafka answers a Produce v3+ carrying magic 0/1: the client must use a
+    producer that writes magic 2 (every Kafka client since 0.11 does).
     """
 
-    error_code = 43
+    error_code = 87
 
 
 class UnsupportedCompressionError(CorruptRecordError):

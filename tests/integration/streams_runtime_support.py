@@ -10,12 +10,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.streams.runtime.restore import StateRestoreListener
 
 Record = tuple[bytes | None, bytes | None, int]
+
+# Event times of test records: an hour ago, not near 1970. Brokers delete records older than retention.ms
+# (7 days by default) by their timestamps, and strom's broker does so within seconds, so tiny timestamps would
+# make the input vanish mid-test.
+BASE_TS = (int(time.time() * 1000) - 3_600_000) // 60_000 * 60_000
 
 
 def unique(prefix: str) -> str:
@@ -48,21 +53,19 @@ def produce(bootstrap: str, topic: str, records: Iterable[Record], partition: in
 
 
 class TopicReader:
-    """Reads a topic from the beginning and keeps everything read; `wait_until` polls with a deadline."""
+    """Reads every partition of a topic from the beginning and keeps everything read; `wait_until` polls with
+    a deadline. It assigns partitions itself (no consumer group), so no rebalance can make it re-read or
+    stall."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.records: list[
             tuple[bytes | None, bytes | None, int, int]
         ] = []  # key, value, timestamp, partition
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": unique("reader"),
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+            {"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False}
         )
-        self._consumer.subscribe([topic])
+        partitions = self._consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
 
     def wait_until(self, condition: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
         deadline = time.monotonic() + timeout

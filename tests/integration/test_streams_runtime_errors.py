@@ -14,6 +14,7 @@ from strom.streams import DeserializationError, StreamsBuilder, TopologyError, s
 from strom.streams.app import Streams, StreamsState
 from strom.streams.runtime.errors import IllegalStateError, MissingSourceTopicError
 from tests.integration.streams_runtime_support import (
+    BASE_TS,
     TopicReader,
     create_topics,
     produce,
@@ -74,7 +75,14 @@ def test_undeserialisable_record_stops_the_app_naming_topic_partition_offset(
     create_topics(any_broker, {views: 1, out: 1})
     good = (7).to_bytes(8, "big")
     produce(
-        any_broker, views, [(b"a", good, 1), (b"b", good, 2), (b"c", b"\x01\x02\x03", 3), (b"d", good, 4)]
+        any_broker,
+        views,
+        [
+            (b"a", good, BASE_TS),
+            (b"b", good, BASE_TS),
+            (b"c", b"\x01\x02\x03", BASE_TS),
+            (b"d", good, BASE_TS),
+        ],
     )
     reader = TopicReader(any_broker, out)
     app = Streams(long_sum_topology(views, out), streams_config(any_broker, app_id, tmp_path))
@@ -97,7 +105,7 @@ def test_dead_letter_topic_receives_the_bad_record_and_processing_continues(
     views, out, dlq, app_id = unique("numbers"), unique("out"), unique("dead-letters"), unique("dlq")
     create_topics(any_broker, {views: 1, out: 1, dlq: 1})
     good = (7).to_bytes(8, "big")
-    produce(any_broker, views, [(b"a", good, 1), (b"bad", b"\xff", 2), (b"c", good, 3)])
+    produce(any_broker, views, [(b"a", good, BASE_TS), (b"bad", b"\xff", BASE_TS), (b"c", good, BASE_TS)])
     reader = TopicReader(any_broker, out)
     dead = TopicReader(any_broker, dlq)
     config = streams_config(any_broker, app_id, tmp_path, **{"errors.deadletterqueue.topic.name": dlq})

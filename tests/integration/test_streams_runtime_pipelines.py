@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from strom.streams import Materialized, StreamsBuilder, TimeWindows, serdes
 from strom.streams.app import Streams, StreamsState
 from tests.integration.streams_runtime_support import (
+    BASE_TS,
     TopicReader,
     create_topics,
     produce,
@@ -159,7 +160,7 @@ def test_repartitioned_count_purges_consumed_repartition_records(any_broker: str
         .to(out, key_serde=serdes.string(), value_serde=serdes.long())
     )
     pages = [b"/", b"/docs", b"/pricing"]
-    produce(any_broker, views, [(f"user-{i}".encode(), pages[i % 3], 1000 + i) for i in range(30)])
+    produce(any_broker, views, [(f"user-{i}".encode(), pages[i % 3], BASE_TS + i) for i in range(30)])
     reader = TopicReader(any_broker, out)
     config = streams_config(any_broker, app_id, tmp_path, **{"repartition.purge.interval.ms": 0})
     admin = AdminClient({"bootstrap.servers": any_broker})

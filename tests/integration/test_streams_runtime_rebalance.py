@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 
 from strom.streams.app import Streams, StreamsState
 from tests.integration.streams_runtime_support import (
+    BASE_TS,
     CountingRestoreListener,
     TopicReader,
     create_topics,
@@ -75,7 +76,7 @@ def test_two_instances_share_tasks_and_a_stopped_ones_move_with_their_state(
             "A and B run 2 tasks each",
         )
         assert set(a.active_tasks()) | set(b.active_tasks()) == {"0_0", "0_1", "0_2", "0_3"}
-        produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+        produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
         reader.wait_until(lambda _: counts(reader) == dict.fromkeys(keys, 2))
         moved = set(a.active_tasks())
         restored_before = b_restores.total
@@ -89,7 +90,7 @@ def test_two_instances_share_tasks_and_a_stopped_ones_move_with_their_state(
         assert taken_over == moved  # only A's tasks were restored; B kept its own
         assert b_restores.total - restored_before > 0
 
-        produce(any_broker, views, [(k, b"/", 3000 + i) for i, k in enumerate(keys)])
+        produce(any_broker, views, [(k, b"/", BASE_TS + 3000 + i) for i, k in enumerate(keys)])
         reader.wait_until(lambda _: counts(reader) == dict.fromkeys(keys, 3))  # continued from A's state
     finally:
         a.close()
@@ -135,7 +136,7 @@ def test_a_killed_instance_tasks_are_taken_over_after_its_session_expires(
             lambda: survivor.state == StreamsState.RUNNING and len(survivor.active_tasks()) == 1,
             "the survivor runs one of the two tasks",
         )
-        produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+        produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
         reader.wait_until(lambda _: counts(reader) == dict.fromkeys(keys, 2))
         # All consumed offsets are committed before the kill: nothing is replayed, counts stay exact.
         wait_for(
@@ -150,7 +151,7 @@ def test_a_killed_instance_tasks_are_taken_over_after_its_session_expires(
         )
         assert restores.ended.wait(60)
         assert restores.total > 0
-        produce(any_broker, views, [(k, b"/", 3000 + i) for i, k in enumerate(keys)])
+        produce(any_broker, views, [(k, b"/", BASE_TS + 3000 + i) for i, k in enumerate(keys)])
         reader.wait_until(lambda _: counts(reader) == dict.fromkeys(keys, 3))
     finally:
         if worker.poll() is None:

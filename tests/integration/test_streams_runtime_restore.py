@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
@@ -14,6 +13,7 @@ from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
 from strom.streams.runtime.checkpoint import read_checkpoint
 from tests.integration.streams_runtime_support import (
+    BASE_TS,
     CountingRestoreListener,
     TopicReader,
     create_topics,
@@ -66,16 +66,7 @@ def run_until_counted(
     return listener
 
 
-@pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka)])
-def delta_broker(request: pytest.FixtureRequest) -> str:
-    """Apache Kafka only for now: the strom broker drops the connection on this scenario's mid-log fetch
-    (connection.py sendfile fallback, reported to its owner); switch to `any_broker` once fixed."""
-    address: str = request.getfixturevalue("apache_kafka")
-    return address
-
-
-def test_restart_replays_only_the_delta_after_the_checkpoint(delta_broker: str, tmp_path: Path) -> None:
-    any_broker = delta_broker
+def test_restart_replays_only_the_delta_after_the_checkpoint(any_broker: str, tmp_path: Path) -> None:
     views, out, app_id = unique("views"), unique("counts"), unique("restore")
     create_topics(any_broker, {views: 1, out: 1})
     changelog = f"{app_id}-counts-changelog"
@@ -85,7 +76,7 @@ def test_restart_replays_only_the_delta_after_the_checkpoint(delta_broker: str, 
     config_a = streams_config(any_broker, app_id, dir_a, **{"statestore.cache.max.bytes": 0})
     config_b = streams_config(any_broker, app_id, dir_b, **{"statestore.cache.max.bytes": 0})
 
-    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 3)])
+    produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 3)])
     first = run_until_counted(
         any_broker, count_topology(views, out), config_a, reader, dict.fromkeys(keys, 3)
     )
@@ -101,7 +92,7 @@ def test_restart_replays_only_the_delta_after_the_checkpoint(delta_broker: str, 
     assert again.total == 0
 
     # Another instance (own state dir) processes more input: it restores the whole changelog and extends it.
-    produce(any_broker, views, [(k, b"/", 2000 + i) for i, k in enumerate(keys[:4] * 2)])
+    produce(any_broker, views, [(k, b"/", BASE_TS + 2000 + i) for i, k in enumerate(keys[:4] * 2)])
     expected = {k: 5 if k in keys[:4] else 3 for k in keys}
     other = run_until_counted(any_broker, count_topology(views, out), config_b, reader, expected)
     assert other.total == end_after_a
@@ -109,12 +100,12 @@ def test_restart_replays_only_the_delta_after_the_checkpoint(delta_broker: str, 
     assert end_after_b == end_after_a + 8
 
     # Instance A comes back: its checkpoint is at end_after_a - 1, so only B's 8 records are replayed...
-    produce(any_broker, views, [(keys[9], b"/", 3000)])
+    produce(any_broker, views, [(keys[9], b"/", BASE_TS + 3000)])
     expected[keys[9]] = 4
     resumed = run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
     assert resumed.total == end_after_b - end_after_a == 8
     # ...and the state it resumed from is complete: keys[0] continues from 5, not from A's old 3.
-    produce(any_broker, views, [(keys[0], b"/", 4000)])
+    produce(any_broker, views, [(keys[0], b"/", BASE_TS + 4000)])
     expected[keys[0]] = 6
     run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
     reader.close()
@@ -125,7 +116,7 @@ def test_lost_local_state_is_restored_in_full_from_the_changelog(any_broker: str
     create_topics(any_broker, {views: 2, out: 1})
     reader = TopicReader(any_broker, out)
     keys = [f"k{i}".encode() for i in range(50)]
-    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+    produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
     config = streams_config(any_broker, app_id, tmp_path / "state")
     run_until_counted(any_broker, count_topology(views, out), config, reader, dict.fromkeys(keys, 2))
     changelog = f"{app_id}-counts-changelog"
@@ -138,7 +129,7 @@ def test_lost_local_state_is_restored_in_full_from_the_changelog(any_broker: str
     assert changelog_records >= len(keys)
 
     fresh = streams_config(any_broker, app_id, tmp_path / "empty-state")
-    produce(any_broker, views, [(k, b"/", 5000) for k in keys[:5]])
+    produce(any_broker, views, [(k, b"/", BASE_TS + 5000) for k in keys[:5]])
     expected = {k: 3 if k in keys[:5] else 2 for k in keys}
     listener = run_until_counted(any_broker, count_topology(views, out), fresh, reader, expected)
     assert listener.total == changelog_records
@@ -146,10 +137,9 @@ def test_lost_local_state_is_restored_in_full_from_the_changelog(any_broker: str
     reader.close()
 
 
-def test_checkpoint_below_the_changelog_start_wipes_the_store(delta_broker: str, tmp_path: Path) -> None:
+def test_checkpoint_below_the_changelog_start_wipes_the_store(any_broker: str, tmp_path: Path) -> None:
     """Retention or DeleteRecords removed changelog records the checkpoint still needs: the local store can no
     longer be brought up to date by a delta, so it is wiped and rebuilt from what the changelog still has."""
-    any_broker = delta_broker
     views, out, app_id = unique("views"), unique("counts"), unique("trimmed")
     create_topics(any_broker, {views: 1, out: 1})
     changelog = f"{app_id}-counts-changelog"
@@ -157,11 +147,11 @@ def test_checkpoint_below_the_changelog_start_wipes_the_store(delta_broker: str,
     keys = [f"user-{i}".encode() for i in range(5)]
     config_a = streams_config(any_broker, app_id, tmp_path / "a", **{"statestore.cache.max.bytes": 0})
     config_b = streams_config(any_broker, app_id, tmp_path / "b", **{"statestore.cache.max.bytes": 0})
-    produce(any_broker, views, [(k, b"/", 1000 + i) for i, k in enumerate(keys * 2)])
+    produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
     run_until_counted(any_broker, count_topology(views, out), config_a, reader, dict.fromkeys(keys, 2))
     assert read_checkpoint(tmp_path / "a" / app_id / "0_0") == {(changelog, 0): 9}
     # Another instance moves the changelog on, then everything before its last record is deleted.
-    produce(any_broker, views, [(keys[0], b"/", 2000), (keys[0], b"/", 2001)])
+    produce(any_broker, views, [(keys[0], b"/", BASE_TS + 2000), (keys[0], b"/", BASE_TS + 2001)])
     expected = {**dict.fromkeys(keys, 2), keys[0]: 4}
     run_until_counted(any_broker, count_topology(views, out), config_b, reader, expected)
     end = changelog_end(any_broker, changelog)
@@ -181,7 +171,7 @@ def test_checkpoint_below_the_changelog_start_wipes_the_store(delta_broker: str,
         future.result(30)
     # A's checkpoint (9) + 1 is below the changelog's new start (11): A wipes its store, restores the one
     # record left (keys[0] = 4), and the other keys start again from nothing (keys[1] counts 1, not 3).
-    produce(any_broker, views, [(keys[1], b"/", 3000)])
+    produce(any_broker, views, [(keys[1], b"/", BASE_TS + 3000)])
     expected = {**expected, keys[1]: 1}
     listener = run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
     assert listener.total == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import select
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,41 @@ def test_create_partitions_grows_only(admin: AdminClient) -> None:
         _error_of(admin.create_partitions([NewPartitions("growing", 3)])["growing"]) == "INVALID_PARTITIONS"
     )
     assert _error_of(admin.create_partitions([NewPartitions("nope", 3)])["nope"]) == "UNKNOWN_TOPIC_OR_PART"
+
+
+def test_internal_topic_partition_count_is_fixed(broker: EmbeddedBroker, admin: AdminClient) -> None:
+    # Groups live on __consumer_offsets partition hash(group) % count: growing it would strand their offsets.
+    broker.call(lambda b: b.ensure_internal_topic("__consumer_offsets", 2, {"cleanup.policy": "compact"}))
+    before = len(
+        admin.list_topics("__consumer_offsets", timeout=TIMEOUT).topics["__consumer_offsets"].partitions
+    )
+    future = admin.create_partitions([NewPartitions("__consumer_offsets", before + 3)])["__consumer_offsets"]
+    assert _error_of(future) == "INVALID_REQUEST"
+    after = admin.list_topics("__consumer_offsets", timeout=TIMEOUT).topics["__consumer_offsets"].partitions
+    assert len(after) == before
+
+
+def test_a_plain_topic_under_an_internal_name_is_made_internal_before_use(tmp_path: Path) -> None:
+    # A data directory from before clients were refused internal names may hold a plain __consumer_offsets.
+    b = EmbeddedBroker(data_dir=tmp_path)
+    with b:
+        b.call(lambda br: br.ensure_internal_topic("__consumer_offsets", 1, {"cleanup.policy": "compact"}))
+        b.stop()
+        registry = tmp_path / "topics.json"
+        doc = json.loads(registry.read_text(encoding="utf-8"))
+        doc["topics"]["__consumer_offsets"].update(internal=False, configs={})
+        registry.write_text(json.dumps(doc), encoding="utf-8")
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
+        assert _describe(admin, "__consumer_offsets")["cleanup.policy"].value == "delete"
+        wanted = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
+        topic = b.call(lambda br: br.ensure_internal_topic("__consumer_offsets", 1, wanted))
+        assert topic.internal and topic.configs == wanted
+        assert _describe(admin, "__consumer_offsets")["cleanup.policy"].value == "compact"
+        assert b.call(lambda br: br.partition("__consumer_offsets", 0).config.compact)
+        assert (
+            _error_of(admin.delete_topics(["__consumer_offsets"])["__consumer_offsets"]) == "INVALID_REQUEST"
+        )
 
 
 def test_delete_topics(admin: AdminClient) -> None:

@@ -279,10 +279,19 @@ class Broker:
         return self.logs.get(topic, index)
 
     def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
-        """An internal topic, created on first use with `partitions` partitions and the given configs."""
+        """An internal topic, created on first use with `partitions` partitions and the given configs.
+
+        A plain topic of that name (left in a data directory by a client before internal names were
+        refused) is adopted only after it is made internal with `configs` applied (e.g. compaction).
+        """
         topic = self.topics.get(name)
         if topic is None:
-            topic = self.create_topic(name, partitions, configs, internal=True)
+            return self.create_topic(name, partitions, configs, internal=True)
+        if not topic.internal or any(topic.configs.get(k) != v for k, v in configs.items()):
+            merged = {**topic.configs, **configs}
+            log.warning("topic %s was not set up as an internal topic; applying %s", name, configs)
+            self.topics.set_internal(name, merged)
+            self.logs.update_config(name, range(topic.partitions), self.topic_log_config(merged))
         return topic
 
     # --- connections ----------------------------------------------------------------------------------

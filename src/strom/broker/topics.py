@@ -190,6 +190,13 @@ class TopicRegistry:
         topic.partitions = count
         self._save()
 
+    def set_internal(self, name: str, configs: dict[str, str]) -> None:
+        """Mark an existing topic internal (the broker's own) with the given overrides."""
+        topic = self.require(name)
+        topic.internal = True
+        topic.configs = dict(configs)
+        self._save()
+
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
         """Replace the topic's overrides (already validated by the caller)."""
         self.require(name).configs = dict(configs)

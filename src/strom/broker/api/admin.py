@@ -226,6 +226,12 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Response:
         try:
             if topic is None:
                 raise _AdminError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {entry.name!r} does not exist")
+            if topic.internal:
+                # Groups are placed on __consumer_offsets partitions by hash modulo the count: growing it
+                # would move groups away from their committed offsets.
+                raise _AdminError(
+                    INVALID_REQUEST, f"{entry.name} is an internal topic: its partition count is fixed"
+                )
             if entry.count <= topic.partitions:
                 raise _AdminError(
                     INVALID_PARTITIONS,

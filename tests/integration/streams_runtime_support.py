@@ -86,6 +86,18 @@ class TopicReader:
         self._consumer.close()
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offset per partition (-1001 when none), read through a consumer of that group
+    that never joins it. (AdminClient.list_consumer_group_offsets crashes librdkafka 2.16 on some OffsetFetch
+    answers.)"""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return [tp.offset for tp in tps]
+    finally:
+        consumer.close()
+
+
 class CountingRestoreListener(StateRestoreListener):
     """Counts restored records per store; `ended` is set once every started restore has ended."""
 

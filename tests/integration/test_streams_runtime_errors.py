@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from strom.streams import DeserializationError, StreamsBuilder, TopologyError, serdes
 from strom.streams.app import Streams, StreamsState
@@ -16,6 +14,7 @@ from strom.streams.runtime.errors import IllegalStateError, MissingSourceTopicEr
 from tests.integration.streams_runtime_support import (
     BASE_TS,
     TopicReader,
+    committed_offsets,
     create_topics,
     produce,
     streams_config,
@@ -62,12 +61,6 @@ def long_sum_topology(views: str, out: str) -> object:
     return builder.build()
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])
-    return int(admin.list_consumer_group_offsets([request])[group].result(30).topic_partitions[0].offset)
-
-
 def test_undeserialisable_record_stops_the_app_naming_topic_partition_offset(
     any_broker: str, tmp_path: Path
 ) -> None:
@@ -93,7 +86,7 @@ def test_undeserialisable_record_stops_the_app_naming_topic_partition_offset(
     message = str(app.error)
     assert views in message and "partition 0" in message and "offset 2" in message
     # At-least-once: the records before the bad one may be committed, never the bad one or anything after it.
-    assert committed(any_broker, app_id, views) <= 2
+    assert committed_offsets(any_broker, app_id, views, 1)[0] <= 2
     reader.wait_until(lambda recs: len(recs) >= 2)
     assert [r[0] for r in reader.records] == [b"a", b"b"]
     reader.close()

@@ -11,14 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
-
 from strom.streams.app import Streams, StreamsState
 from tests.integration.streams_runtime_support import (
     BASE_TS,
     CountingRestoreListener,
     TopicReader,
+    committed_offsets,
     create_topics,
     produce,
     streams_config,
@@ -99,10 +97,7 @@ def test_two_instances_share_tasks_and_a_stopped_ones_move_with_their_state(
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
-    result = admin.list_consumer_group_offsets([request])[group].result(30)
-    return sum(max(tp.offset, 0) for tp in result.topic_partitions)
+    return sum(max(offset, 0) for offset in committed_offsets(bootstrap, group, topic, partitions))
 
 
 def test_a_killed_instance_tasks_are_taken_over_after_its_session_expires(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from strom.streams.runtime.errors import StreamsError
+from strom.streams.errors import StreamsError
 
 CHECKPOINT_FILE_NAME = ".checkpoint"
 _VERSION = 0

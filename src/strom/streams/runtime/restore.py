@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from strom.streams.runtime.errors import StreamsError
+from strom.streams.errors import StreamsError
 
 log = logging.getLogger(__name__)
 

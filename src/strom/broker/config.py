@@ -43,6 +43,8 @@ class ConfigSource(enum.IntEnum):
 
 
 LONG_MAX = 2**63 - 1
+# Kafka's compression.type values: keep the producer's codec, or store every batch with the named one.
+COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 _RANGES = {
     ConfigType.INT: (-(2**31), 2**31 - 1),
     ConfigType.SHORT: (-(2**15), 2**15 - 1),
@@ -80,7 +82,11 @@ TOPIC_KEYS: dict[str, ConfigKey] = {
             broker_synonym="log.cleanup.policy",
         ),
         _k(
-            "compression.type", T.STRING, "producer", choices=("producer",), broker_synonym="compression.type"
+            "compression.type",
+            T.STRING,
+            "producer",
+            choices=COMPRESSION_TYPES,
+            broker_synonym="compression.type",
         ),
         _k(
             "delete.retention.ms",
@@ -148,7 +154,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("delete.topic.enable", T.BOOLEAN, "true"),
         _k("socket.request.max.bytes", T.INT, "104857600", minimum=1),
         _k("message.max.bytes", T.INT, "1048588", minimum=0),
-        _k("compression.type", T.STRING, "producer", choices=("producer",)),
+        _k("compression.type", T.STRING, "producer", choices=COMPRESSION_TYPES),
         _k("min.insync.replicas", T.INT, "1", minimum=1),
         _k("log.cleanup.policy", T.LIST, "delete", choices=("delete", "compact")),
         _k("log.retention.hours", T.INT, "168", minimum=-1),

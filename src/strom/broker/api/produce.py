@@ -22,6 +22,7 @@ from typing import Any
 
 from strom.broker.dispatch import CloseConnection, RawResponse, RequestContext, Response
 from strom.broker.produce_response import PartitionAck, encode_produce_response
+from strom.broker.recompress import recompress, target_codec
 from strom.broker.server import Broker
 
 _LENGTH = struct.Struct(">i")
@@ -104,6 +105,9 @@ def _produce_partition(
         # offset would hold the last stable offset (and read_committed consumers) back for good.
         return _partition_error(index, INVALID_TXN_STATE, "transactional produce is not supported yet")
     try:
+        codec = target_codec(broker.config, info.configs) if info is not None else None
+        if codec is not None:
+            records = recompress(records, codec)
         result = partition.append(records)
     except Exception as exc:
         # strom.protocol and strom.log failures carry the Kafka error code to answer with.

@@ -110,3 +110,24 @@ def test_dead_letter_topic_receives_the_bad_record_and_processing_continues(
     assert [(r[0], r[1]) for r in dead.records] == [(b"bad", b"\xff")]
     reader.close()
     dead.close()
+
+
+def test_a_record_that_cannot_be_sent_stops_the_app_without_committing_past_it(
+    any_broker: str, tmp_path: Path
+) -> None:
+    views, out, app_id = unique("numbers"), unique("out"), unique("toolarge")
+    create_topics(any_broker, {views: 1, out: 1})
+    good = (7).to_bytes(8, "big")
+    produce(any_broker, views, [(b"a", good, BASE_TS), (b"huge", good, BASE_TS), (b"c", good, BASE_TS)])
+    builder = StreamsBuilder()
+    (
+        builder.stream(views, key_serde=serdes.string(), value_serde=serdes.long())
+        .map(lambda k, v: (k, b"x" * 2_000_000 if k == "huge" else b"ok"))
+        .to(out, key_serde=serdes.string(), value_serde=serdes.bytes_())
+    )
+    app = Streams(builder.build(), streams_config(any_broker, app_id, tmp_path))
+    app.start()
+    assert app.wait_for_state(StreamsState.ERROR, timeout=60) == StreamsState.ERROR
+    app.close()
+    assert "too large" in str(app.error).lower()  # 2 MB is over the producer's message.max.bytes (1 MB)
+    assert committed_offsets(any_broker, app_id, views, 1)[0] <= 1

@@ -104,9 +104,11 @@ def describe_groups(args: argparse.Namespace) -> int:
     blocks = []
     for group in args.groups:
         description = _describe(admin, group, args.timeout)
-        committed = _committed(admin, group, args.timeout)
-        if description.state == ConsumerGroupState.DEAD and not committed:
+        # A group with only committed offsets is Empty; Dead means the coordinator does not know it. Asking
+        # for the offsets of an unknown group is also avoided: it crashes librdkafka 2.16 in some states.
+        if description.state == ConsumerGroupState.DEAD:
             raise CommandError(f"consumer group {group!r} does not exist")
+        committed = _committed(admin, group, args.timeout)
         owners = {
             (tp.topic, tp.partition): member
             for member in description.members

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from strom.log import LogConfig, LogManager
+from strom.log.log_manager import INITIAL_TASK_DELAY_MS
 from strom.log.partition import Partition
 from strom.protocol.records import BatchBuilder, Compression, iter_batches
 
@@ -96,6 +97,7 @@ def main() -> None:
 
     section("retention: segments whose newest record is older than retention.ms=1h are deleted")
     before_segments = len(orders.segments_snapshot())
+    clock.now += INITIAL_TASK_DELAY_MS  # like Kafka, the first retention check comes 30 s after opening
     logs.maintain(clock.now)
     print(
         f"  segments {before_segments} -> {len(orders.segments_snapshot())}; log start offset now "
@@ -111,6 +113,7 @@ def main() -> None:
         table.append(builder.build())
     table.roll()
     before = table.size_in_bytes
+    clock.now += logs.cleaner_backoff_ms  # the cleaner found nothing last time, so it backed off
     logs.maintain(clock.now)
     latest = {k: v for _, k, v in read_all(table)}
     print(f"  {before} bytes -> {table.size_in_bytes} bytes; latest values: {latest}")

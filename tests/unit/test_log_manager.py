@@ -9,7 +9,12 @@ import pytest
 from strom.log.checkpoint import LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, read_offsets
 from strom.log.config import LogConfig
 from strom.log.errors import InvalidTopicError, PartitionExistsError
-from strom.log.log_manager import CLEAN_SHUTDOWN_FILE, DataDirLockedError, LogManager
+from strom.log.log_manager import (
+    CLEAN_SHUTDOWN_FILE,
+    INITIAL_TASK_DELAY_MS,
+    DataDirLockedError,
+    LogManager,
+)
 from strom.protocol.records import BatchBuilder, iter_batches
 
 
@@ -123,6 +128,7 @@ def test_maintain_applies_time_retention_with_an_injected_clock(tmp_path: Path):
     part.append(batch(2, clock.now, 99))  # fresh
     before = len(part.segments_snapshot())
     assert before > 2
+    clock.now += INITIAL_TASK_DELAY_MS  # the first retention check; the fresh batch is still within 60 s
     logs.maintain(clock.now)
     segs = part.segments_snapshot()
     assert len(segs) == 1

@@ -34,9 +34,20 @@ class BrokerLogs:
     """
 
     def __init__(
-        self, data_dir: Path, config_for: Callable[[str], LogConfig], expected: Iterable[TopicPartition]
+        self,
+        data_dir: Path,
+        config_for: Callable[[str], LogConfig],
+        expected: Iterable[TopicPartition],
+        *,
+        retention_check_interval_ms: int = 300_000,
+        cleaner_backoff_ms: int = 15_000,
     ) -> None:
-        self.manager = LogManager(data_dir, config_for=config_for)
+        self.manager = LogManager(
+            data_dir,
+            config_for=config_for,
+            retention_check_interval_ms=retention_check_interval_ms,
+            cleaner_backoff_ms=cleaner_backoff_ms,
+        )
         wanted = set(expected)
         for tp in self.manager.partitions():
             if tp not in wanted:

@@ -160,7 +160,13 @@ class Broker:
 
     def _open_logs(self) -> None:
         expected = [(t.name, i) for t in self.topics.all() for i in range(t.partitions)]
-        self.logs = BrokerLogs(self.data_dir, self._log_config_for, expected)
+        self.logs = BrokerLogs(
+            self.data_dir,
+            self._log_config_for,
+            expected,
+            retention_check_interval_ms=self.config.int("log.retention.check.interval.ms"),
+            cleaner_backoff_ms=self.config.int("log.cleaner.backoff.ms"),
+        )
 
     def _log_config_for(self, topic: str) -> LogConfig:
         info = self.topics.get(topic)
@@ -171,6 +177,8 @@ class Broker:
         self.logs.close()
 
     def _start_maintenance(self) -> None:
+        """The thread wakes at the shorter of the two intervals; the LogManager runs retention and the
+        cleaner each on its own schedule (flush.ms and delayed deletes are checked at every wake-up)."""
         interval_ms = min(
             self.config.int("log.retention.check.interval.ms"), self.config.int("log.cleaner.backoff.ms")
         )

@@ -10,9 +10,15 @@ Layout of the data directory:
     <topic>-<partition>/               one Partition each
     <topic>-<partition>.<id>-delete/   a partition being deleted (removed at the next open)
 
-The broker calls `maintain(now)` from a background thread every few seconds: it runs retention, flush.ms,
-delayed file deletion and producer expiry on every partition, the cleaner on compacted ones, and writes the
-checkpoints every `checkpoint_interval_ms`.
+The broker calls `maintain(now)` from a background thread every few seconds. Each kind of work keeps its own
+cadence, as in Kafka's LogManager, however often `maintain` is called:
+
+- retention: first `INITIAL_TASK_DELAY_MS` (30 s) after opening, then every `retention_check_interval_ms`
+  (`log.retention.check.interval.ms`, 5 min); the first check comes sooner when the interval is shorter;
+- the cleaner: at once, again right away while it finds work, else after `cleaner_backoff_ms`
+  (`log.cleaner.backoff.ms`, 15 s);
+- flush.ms, delayed file deletion and producer expiry: on every call (each has its own per-partition timer);
+- the checkpoints: every `checkpoint_interval_ms`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+INITIAL_TASK_DELAY_MS = 30_000  # Kafka's delay before the first retention check after start-up
 
 
 class DataDirLockedError(RuntimeError):
@@ -81,6 +88,8 @@ class LogManager:
         recovery_threads: int = 2,
         checkpoint_interval_ms: int = 60_000,
         cleaner_enabled: bool = True,
+        retention_check_interval_ms: int = 300_000,
+        cleaner_backoff_ms: int = 15_000,
     ) -> None:
         """Open `data_dir` (created if missing) and load every partition in it, in parallel.
 
@@ -92,6 +101,14 @@ class LogManager:
         self._config_for = config_for
         self.clock = clock
         self.checkpoint_interval_ms = checkpoint_interval_ms
+        if retention_check_interval_ms < 1:
+            raise ValueError(
+                f"retention_check_interval_ms must be at least 1, not {retention_check_interval_ms}"
+            )
+        if cleaner_backoff_ms < 0:
+            raise ValueError(f"cleaner_backoff_ms must not be negative, not {cleaner_backoff_ms}")
+        self.retention_check_interval_ms = retention_check_interval_ms
+        self.cleaner_backoff_ms = cleaner_backoff_ms
         self._lock = threading.RLock()
         self._partitions: dict[TopicPartition, Partition] = {}
         self._closed = False
@@ -112,7 +129,10 @@ class LogManager:
                 part.close()
             os.close(self._lock_fd)
             raise
-        self._last_checkpoint_ms = clock()
+        opened = clock()
+        self._last_checkpoint_ms = opened
+        self._next_retention_ms = opened + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
+        self._next_clean_ms = opened
         self._cleaner = None
         if cleaner_enabled:
             from strom.log.cleaner import Cleaner
@@ -235,12 +255,17 @@ class LogManager:
         """One round of background work (see module doc). Call it from one thread at a time."""
         now = self.clock() if now_ms is None else now_ms
         parts = self.partitions()
+        retention_due = now >= self._next_retention_ms
         for part in parts.values():
-            part.maintain(now)
-        if self._cleaner is not None:
+            part.maintain(now, retention=retention_due)
+        if retention_due:
+            self._next_retention_ms = now + self.retention_check_interval_ms
+        if self._cleaner is not None and now >= self._next_clean_ms:
             compacted = {tp: p for tp, p in parts.items() if p.config.compact}
-            if compacted:
-                self._cleaner.maintain(compacted, now)  # skips a partition closed or deleted mid-pass
+            # skips a partition closed or deleted mid-pass; after a pass that cleaned something, look again
+            # at once (the next call), as Kafka's cleaner thread does, else back off
+            cleaned = self._cleaner.maintain(compacted, now) if compacted else []
+            self._next_clean_ms = now if cleaned else now + self.cleaner_backoff_ms
         if now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
             self.checkpoint()
             self._last_checkpoint_ms = now

@@ -668,13 +668,15 @@ class Partition:
         self._unflushed_messages = 0
         self._last_flush_ms = now
 
-    def maintain(self, now: int) -> None:
-        """Periodic work: retention, flush.ms, deleting `.deleted` files whose delay passed, expiring idle
-        producers. Safe to call from a background thread."""
+    def maintain(self, now: int, *, retention: bool = True) -> None:
+        """Periodic work: retention (unless `retention` is False: the LogManager checks it on its own,
+        slower schedule), flush.ms, deleting `.deleted` files whose delay passed, expiring idle producers.
+        Safe to call from a background thread."""
         with self.lock:
             if self._closed:
                 return
-            self.apply_retention(now)
+            if retention:
+                self.apply_retention(now)
             if self._unflushed_messages and now - self._last_flush_ms >= self.config.flush_ms:
                 self._flush(now)
             self._delete_due(now)

@@ -167,7 +167,8 @@ def test_a_plain_topic_under_an_internal_name_is_made_internal_before_use(tmp_pa
         registry.write_text(json.dumps(doc), encoding="utf-8")
         b.start()
         admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        assert _describe(admin, "__consumer_offsets")["cleanup.policy"].value == "delete"
+        # the group coordinator already ran the repair path at start-up (test_groups_offsets_topic_repair)
+        assert _describe(admin, "__consumer_offsets")["cleanup.policy"].value == "compact"
         wanted = {"cleanup.policy": "compact", "segment.bytes": "104857600"}
         topic = b.call(lambda br: br.ensure_internal_topic("__consumer_offsets", 1, wanted))
         assert topic.internal and topic.configs == wanted

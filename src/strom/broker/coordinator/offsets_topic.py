@@ -3,6 +3,10 @@
 The topic is created on first write, as Kafka creates it on first use, so a broker that never sees a group
 shows no internal topic. Its partition count is fixed when it is created (`offsets.topic.num.partitions`);
 later changes of the setting do not move groups, which would orphan their offsets.
+
+At start-up an existing topic goes through the broker's repair path: a plain topic of that name (an old data
+directory, where a client could create it) is made internal with the configs the coordinator would have
+created it with, and an internal one without compaction gets it back, so old offsets never grow unbounded.
 """
 
 from __future__ import annotations
@@ -35,9 +39,14 @@ class OffsetsTopic:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         existing = broker.topics.get(OFFSETS_TOPIC)
-        self._num_partitions = (
-            existing.partitions if existing is not None else broker.config.int("offsets.topic.num.partitions")
-        )
+        if existing is None:
+            self._num_partitions = broker.config.int("offsets.topic.num.partitions")
+        else:
+            self._num_partitions = existing.partitions
+            # segment.bytes only when adopting a plain topic: a later change of offsets.topic.segment.bytes
+            # does not alter a topic already created, as in Kafka
+            configs = {"cleanup.policy": "compact"} if existing.internal else self._configs()
+            broker.ensure_internal_topic(OFFSETS_TOPIC, existing.partitions, configs)
 
     @property
     def num_partitions(self) -> int:
@@ -46,15 +55,13 @@ class OffsetsTopic:
     def _partition(self, index: int, create: bool) -> Any:
         broker = self._broker
         if create and broker.topics.get(OFFSETS_TOPIC) is None:
-            broker.ensure_internal_topic(
-                OFFSETS_TOPIC,
-                self._num_partitions,
-                {
-                    "cleanup.policy": "compact",
-                    "segment.bytes": str(broker.config.int("offsets.topic.segment.bytes")),
-                },
-            )
+            broker.ensure_internal_topic(OFFSETS_TOPIC, self._num_partitions, self._configs())
         return broker.partition(OFFSETS_TOPIC, index)
+
+    def _configs(self) -> dict[str, str]:
+        """The topic configs the coordinator creates `__consumer_offsets` with."""
+        segment_bytes = self._broker.config.int("offsets.topic.segment.bytes")
+        return {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes)}
 
     def append(self, partition: int, records: Sequence[Record], timestamp_ms: int) -> None:
         builder = BatchBuilder()

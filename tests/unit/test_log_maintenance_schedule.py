@@ -137,3 +137,22 @@ def test_bad_intervals_are_refused_naming_the_setting(
         LogManager(tmp_path, **options)  # type: ignore[arg-type]
     again = LogManager(tmp_path)  # the refused open left the directory unlocked
     again.close()
+
+
+def test_a_forced_pass_runs_retention_and_the_cleaner_off_schedule(tmp_path: Path) -> None:
+    clock = FakeClock()
+    logs = open_manager(tmp_path, clock, segment_bytes=400, retention_ms=1_000, file_delete_delay_ms=0)
+    part = logs.create("events", 0)
+    expired_segments(logs, clock, 0)
+    logs.maintain(START + 1)  # neither due... except the cleaner, which finds no compacted log and backs off
+    assert part.log_start_offset == 0
+    logs.maintain(START + 2, force=True)
+    assert part.log_start_offset == 12
+    table = logs.create("table", 0, LogConfig(cleanup_policy=frozenset({"compact"}), segment_bytes=600))
+    fill_compacted(logs, 0)
+    dirty = table.size_in_bytes
+    logs.maintain(START + 3)
+    assert table.size_in_bytes == dirty  # backing off
+    logs.maintain(START + 4, force=True)
+    assert table.size_in_bytes < dirty
+    logs.close()

@@ -81,16 +81,21 @@ class BrokerLogs:
                 partition.update_config(config)
 
     def maintain(self) -> None:
-        """One pass of retention, compaction, timed flushes, delayed deletes and checkpoints."""
+        """One pass of retention, compaction, timed flushes, delayed deletes and checkpoints, now."""
+        self._maintain(force=True)
+
+    def _maintain(self, *, force: bool) -> None:
         try:
-            self.manager.maintain()
+            self.manager.maintain(force=force)
         except Exception:
             log.exception("log maintenance failed")
 
     def start_maintenance(self, interval_s: float) -> None:
+        """Wake every `interval_s`; retention and the cleaner run when their own intervals are due."""
+
         def run() -> None:
             while not self._stop.wait(interval_s):
-                self.maintain()
+                self._maintain(force=False)
 
         self._thread = threading.Thread(target=run, name="strom-log-maintenance", daemon=True)
         self._thread.start()

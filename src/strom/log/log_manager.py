@@ -251,16 +251,19 @@ class LogManager:
 
     # ----- maintenance -----
 
-    def maintain(self, now_ms: int | None = None) -> None:
-        """One round of background work (see module doc). Call it from one thread at a time."""
+    def maintain(self, now_ms: int | None = None, *, force: bool = False) -> None:
+        """One round of background work (see module doc). Call it from one thread at a time.
+
+        `force` runs retention and the cleaner now whatever their schedules (an operator's or a test's
+        explicit pass); their next scheduled runs count from it."""
         now = self.clock() if now_ms is None else now_ms
         parts = self.partitions()
-        retention_due = now >= self._next_retention_ms
+        retention_due = force or now >= self._next_retention_ms
         for part in parts.values():
             part.maintain(now, retention=retention_due)
         if retention_due:
             self._next_retention_ms = now + self.retention_check_interval_ms
-        if self._cleaner is not None and now >= self._next_clean_ms:
+        if self._cleaner is not None and (force or now >= self._next_clean_ms):
             compacted = {tp: p for tp, p in parts.items() if p.config.compact}
             # skips a partition closed or deleted mid-pass; after a pass that cleaned something, look again
             # at once (the next call), as Kafka's cleaner thread does, else back off

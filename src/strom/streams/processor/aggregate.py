@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from strom.streams.processor.node import Node
-from strom.streams.processor.table import Change
+from strom.streams.processor.table import Change, StoreForwardingNode
 from strom.streams.windows import TimeWindows, Window, Windowed
 
 WINDOWED_EMIT_INTERVAL_CONFIG = "__emit.interval.ms.kstreams.windowed.aggregation__"
@@ -24,28 +23,7 @@ Initializer = Callable[[], Any]
 Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
 
 
-class _StoreForwarding(Node):
-    """Shared wiring: the node's store forwards its flushed writes as ``Change``s."""
-
-    __slots__ = ("send_old_values", "store", "store_name")
-
-    def __init__(self, name: str, store_name: str) -> None:
-        super().__init__(name)
-        self.store_name = store_name
-        self.send_old_values = False
-
-    def init(self, ctx: Any) -> None:
-        super().init(ctx)
-        self.store = ctx.get_store(self.store_name)
-        self.store.set_flush_listener(self._emit)
-
-    def _emit(self, key: Any, new: Any, old: Any, timestamp: int) -> None:
-        change = tuple.__new__(Change, (new, old if self.send_old_values else None))
-        for child in self.children:
-            child.process(key, change, timestamp)
-
-
-class StreamAggregateNode(_StoreForwarding):
+class StreamAggregateNode(StoreForwardingNode):
     """``KGroupedStream.aggregate``; ``reduce`` passes ``initializer=None`` (the first value starts the
     aggregate) and ``count`` passes ``0`` and ``+1``."""
 
@@ -74,7 +52,7 @@ class StreamAggregateNode(_StoreForwarding):
         store.update(key, entry, new, timestamp)
 
 
-class WindowedAggregateNode(_StoreForwarding):
+class WindowedAggregateNode(StoreForwardingNode):
     """``TimeWindowedKStream.aggregate`` (and ``reduce``/``count`` as above) over tumbling or hopping windows.
     """
 
@@ -159,7 +137,7 @@ class WindowedAggregateNode(_StoreForwarding):
             self._emit_closed_windows(close_time)
 
 
-class TableAggregateNode(_StoreForwarding):
+class TableAggregateNode(StoreForwardingNode):
     """``KGroupedTable.aggregate``: subtract the old row from its group, then add the new row (``reduce`` uses
     ``initializer=None`` and reducers of ``(aggregate, value)``)."""
 
@@ -206,7 +184,7 @@ class TableAggregateNode(_StoreForwarding):
         store.update(key, entry, new_agg, new_ts)
 
 
-class SessionWindowAggregateNode(_StoreForwarding):
+class SessionWindowAggregateNode(StoreForwardingNode):
     """``SessionWindowedKStream.aggregate`` (``KStreamSessionWindowAggregate``): a record joins every session
     of its key within the inactivity gap; the sessions it bridges are merged (``merger``), removed (forwarded
     as tombstones for their old windowed keys) and replaced by one session. The result's timestamp is the

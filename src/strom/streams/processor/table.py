@@ -20,10 +20,10 @@ class Change(NamedTuple):
     old: Any
 
 
-class TableSourceNode(Node):
-    """Materialises a topic as a table: each record upserts its key, a null value deletes it; null keys are
-    dropped and counted. Output is forwarded by the store when the write reaches it (at once, or at cache
-    flush)."""
+class StoreForwardingNode(Node):
+    """A node whose output comes from its store: the store forwards each write as a ``Change`` when it
+    reaches it (at once, or at cache flush), so cached writes of one key collapse into one output.
+    ``old`` is sent only while ``send_old_values`` is set."""
 
     __slots__ = ("send_old_values", "store", "store_name")
 
@@ -41,6 +41,14 @@ class TableSourceNode(Node):
         change = tuple.__new__(Change, (new, old if self.send_old_values else None))
         for child in self.children:
             child.process(key, change, timestamp)
+
+
+class TableSourceNode(StoreForwardingNode):
+    """Materialises a topic as a table: each record upserts its key, a null value deletes it; null keys are
+    dropped and counted. Output is forwarded by the store when the write reaches it (at once, or at cache
+    flush)."""
+
+    __slots__ = ()
 
     def process(self, key: Any, value: Any, timestamp: int) -> None:
         if key is None:

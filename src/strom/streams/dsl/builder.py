@@ -59,18 +59,7 @@ class StreamsBuilder:
         source = self.new_name("KSTREAM-SOURCE-")
         node = self.new_name("KTABLE-SOURCE-")
         self.topology.add_source(source, [topic], key_serde, value_serde)
-        self.topology.add_state_store(
-            StoreSpec(
-                store,
-                "key_value",
-                key_serde,
-                value_serde,
-                m.backend,
-                m.logging,
-                m.caching,
-                changelog_configs=dict(m.changelog_configs),
-            )
-        )
+        self.topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
         self.topology.add_node(
             NodeSpec(

@@ -19,7 +19,6 @@ from strom.streams.processor.aggregate import (
 from strom.streams.processor.node import SinkNode, SourceNode
 from strom.streams.processor.table import ChangeSerde
 from strom.streams.serdes import Serde, SessionWindowedSerde, TimeWindowedSerde, long
-from strom.streams.state.stores import StoreSpec
 from strom.streams.topology import NodeSpec, TopicRef
 from strom.streams.windows import EmitStrategy, SessionWindows, TimeWindows
 
@@ -111,16 +110,7 @@ class KGroupedStream:
         name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
         flags = OldValues()
         if windows is None:
-            spec = StoreSpec(
-                store,
-                "key_value",
-                key_serde,
-                value_serde,
-                m.backend,
-                m.logging,
-                m.caching,
-                changelog_configs=dict(m.changelog_configs),
-            )
+            spec = m.store_spec(store, "key_value", key_serde, value_serde)
 
             def make(n: str = name) -> Any:
                 return with_old_values(StreamAggregateNode(n, store, initializer, aggregator), flags)
@@ -135,17 +125,13 @@ class KGroupedStream:
                     "window size plus "
                     f"grace ({windows.size_ms + windows.grace_ms} ms)"
                 )
-            spec = StoreSpec(
+            spec = m.store_spec(
                 store,
                 "window",
                 key_serde,
                 value_serde,
-                m.backend,
-                m.logging,
-                m.caching,
-                windows.size_ms,
-                retention,
-                dict(m.changelog_configs),
+                window_size_ms=windows.size_ms,
+                retention_ms=retention,
             )
 
             def make(n: str = name) -> Any:
@@ -255,9 +241,8 @@ class SessionWindowedKStream:
         name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
         flags = OldValues()
         builder.topology.add_state_store(
-            StoreSpec(store, "session", key_serde, value_serde, m.backend, m.logging, m.caching,
-                      retention_ms=retention, changelog_configs=dict(m.changelog_configs))
-        )  # fmt: skip
+            m.store_spec(store, "session", key_serde, value_serde, retention_ms=retention)
+        )
 
         def make() -> Any:
             node = SessionWindowAggregateNode(name, store, windows, initializer, aggregator, merger)
@@ -355,18 +340,7 @@ class KGroupedTable:
                 topics=[ref],
             )
         )
-        topology.add_state_store(
-            StoreSpec(
-                store,
-                "key_value",
-                key_serde,
-                value_serde,
-                m.backend,
-                m.logging,
-                m.caching,
-                changelog_configs=dict(m.changelog_configs),
-            )
-        )
+        topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
         topology.add_node(
             NodeSpec(

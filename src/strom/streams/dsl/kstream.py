@@ -285,10 +285,7 @@ class KStream:
         store = m.name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE-")
         parent, sources = self._for_stateful(store, key_serde, value_serde)
         name = builder.new_name("KSTREAM-TOTABLE-")
-        builder.topology.add_state_store(
-            StoreSpec(store, "key_value", key_serde, value_serde, m.backend, m.logging, m.caching,
-                      changelog_configs=dict(m.changelog_configs))
-        )  # fmt: skip
+        builder.topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
 
         def make() -> TableSourceNode:

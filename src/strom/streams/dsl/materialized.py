@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from strom.streams.serdes import Serde
+from strom.streams.state.stores import StoreSpec
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,31 @@ class Materialized:
 
     def with_caching_disabled(self) -> Materialized:
         return replace(self, caching=False)
+
+    def store_spec(
+        self,
+        store: str,
+        kind: str,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
+        *,
+        window_size_ms: int = 0,
+        retention_ms: int = 0,
+    ) -> StoreSpec:
+        """The store an operator declares for this materialisation; the operator resolves the store name,
+        the serdes (its own defaults apply where these options leave them unset) and the window sizes."""
+        return StoreSpec(
+            store,
+            kind,
+            key_serde,
+            value_serde,
+            self.backend,
+            self.logging,
+            self.caching,
+            window_size_ms,
+            retention_ms,
+            dict(self.changelog_configs),
+        )
 
 
 def as_materialized(value: Materialized | str | None) -> Materialized:

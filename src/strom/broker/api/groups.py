@@ -55,6 +55,21 @@ def _ms(value: Any, default: int = -1) -> int:
     return int(value)
 
 
+def _partition_errors(topics: Any, errors: dict[tuple[str, int], ErrorCode]) -> list[dict[str, Any]]:
+    """The per-partition answer of OffsetCommit and OffsetDelete: every requested partition, in request order,
+    with the error decided for it."""
+    return [
+        {
+            "name": topic.name,
+            "partitions": [
+                {"partition_index": p.partition_index, "error_code": errors[(topic.name, p.partition_index)]}
+                for p in topic.partitions
+            ],
+        }
+        for topic in topics
+    ]
+
+
 async def _wait(register: Callable[[Callable[[T], None]], None]) -> T:
     """Hand the coordinator a callback and wait for its single answer.
 
@@ -222,19 +237,7 @@ class GroupApi:
             )
         return {
             "throttle_time": 0,
-            "topics": [
-                {
-                    "name": topic.name,
-                    "partitions": [
-                        {
-                            "partition_index": p.partition_index,
-                            "error_code": errors[(topic.name, p.partition_index)],
-                        }
-                        for p in topic.partitions
-                    ],
-                }
-                for topic in request.topics
-            ],
+            "topics": _partition_errors(request.topics, errors),
         }
 
     async def offset_fetch(self, ctx: RequestContext, request: Any) -> Response:
@@ -283,19 +286,7 @@ class GroupApi:
         return {
             "throttle_time": 0,
             "error_code": E.none,
-            "topics": [
-                {
-                    "name": topic.name,
-                    "partitions": [
-                        {
-                            "partition_index": p.partition_index,
-                            "error_code": errors[(topic.name, p.partition_index)],
-                        }
-                        for p in topic.partitions
-                    ],
-                }
-                for topic in request.topics
-            ],
+            "topics": _partition_errors(request.topics, errors),
         }
 
     # ---------------------------------------------------------------------------------- admin

@@ -44,7 +44,8 @@ class PartitionResult(NamedTuple):
     records: FileRegion | bytes | None
 
 
-def _uvarint(value: int) -> bytes:
+def uvarint(value: int) -> bytes:
+    """An unsigned varint, as flexible versions write compact lengths; shared with produce_response."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -62,7 +63,7 @@ def encode_fetch_response(
     buf = bytearray()
 
     def length(n: int) -> None:  # array count or string length
-        buf.extend(_uvarint(n + 1) if flexible else _I32.pack(n))
+        buf.extend(uvarint(n + 1) if flexible else _I32.pack(n))
 
     buf += _I32.pack(0)  # throttle_time_ms
     if version >= 7:
@@ -72,7 +73,7 @@ def encode_fetch_response(
     for name, partitions in topics:
         encoded = name.encode("utf-8")
         if flexible:
-            buf += _uvarint(len(encoded) + 1)
+            buf += uvarint(len(encoded) + 1)
         else:
             buf += _I16.pack(len(encoded))
         buf += encoded

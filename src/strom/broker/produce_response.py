@@ -12,6 +12,8 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from strom.broker.fetch_response import uvarint
+
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _PARTITION = struct.Struct(">ihqq")  # index, error_code, base_offset, log_append_time
@@ -28,25 +30,16 @@ class PartitionAck(NamedTuple):
     error_message: str | None
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[PartitionAck]]]) -> bytes:
     """The response body (after the response header)."""
     flexible = version >= FIRST_FLEXIBLE
     buf = bytearray()
-    buf += _uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics))
+    buf += uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics))
     for name, partitions in topics:
         encoded = name.encode("utf-8")
-        buf += _uvarint(len(encoded) + 1) if flexible else _I16.pack(len(encoded))
+        buf += uvarint(len(encoded) + 1) if flexible else _I16.pack(len(encoded))
         buf += encoded
-        buf += _uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions))
+        buf += uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions))
         for p in partitions:
             buf += _PARTITION.pack(p.partition_index, p.error_code, p.base_offset, p.log_append_time)
             if version >= 5:
@@ -55,7 +48,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
                 buf += b"\x01" if flexible else _I32.pack(0)  # record_errors: none
                 message = None if p.error_message is None else p.error_message.encode("utf-8")
                 if flexible:
-                    buf += b"\x00" if message is None else _uvarint(len(message) + 1) + message
+                    buf += b"\x00" if message is None else uvarint(len(message) + 1) + message
                 else:
                     buf += _I16.pack(-1) if message is None else _I16.pack(len(message)) + message
             if flexible:

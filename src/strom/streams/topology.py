@@ -191,6 +191,46 @@ class Topology:
             )
         )
 
+    def add_repartition_topic(
+        self,
+        topic_base: str,
+        sink: str,
+        source: str,
+        parent: str,
+        key_serde: Any,
+        value_serde: Any,
+        num_partitions: int | None = None,
+    ) -> TopicRef:
+        """Route ``parent``'s records through the internal topic ``<application.id>-<topic_base>``: the sink
+        ``sink`` writes them and the source ``source`` reads them back, so its children see them partitioned
+        by key. ``num_partitions`` None: as many as the co-partitioned source topics. Each name is used once,
+        since two writers of one repartition topic would mix their records."""
+        if topic_base in self.repartition_partitions:
+            raise TopologyError(
+                f"repartition topic name {topic_base!r} is used twice; give the operations distinct names"
+            )
+        self.repartition_partitions[topic_base] = num_partitions
+        ref = TopicRef(topic_base, internal=True)
+        self.add_node(
+            NodeSpec(
+                sink,
+                "sink",
+                lambda: SinkNode(sink, topic_base, None, key_serde, value_serde),
+                [parent],
+                topics=[ref],
+            )
+        )
+        self.add_node(
+            NodeSpec(
+                source,
+                "source",
+                lambda: SourceNode(source, [topic_base], key_serde, value_serde),
+                [],
+                topics=[ref],
+            )
+        )
+        return ref
+
     def add_state_store(self, spec: StoreSpec, *processor_names: str) -> None:
         """Declare a store and connect it to existing processors."""
         if spec.name in self.stores or spec.name in self.global_stores:

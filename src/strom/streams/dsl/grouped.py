@@ -16,10 +16,9 @@ from strom.streams.processor.aggregate import (
     TableAggregateNode,
     WindowedAggregateNode,
 )
-from strom.streams.processor.node import SinkNode, SourceNode
 from strom.streams.processor.table import ChangeSerde
 from strom.streams.serdes import Serde, SessionWindowedSerde, TimeWindowedSerde, long
-from strom.streams.topology import NodeSpec, TopicRef
+from strom.streams.topology import NodeSpec
 from strom.streams.windows import EmitStrategy, SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
@@ -314,32 +313,11 @@ class KGroupedTable:
         key_serde = m.key_serde or self.key_serde
         value_serde = m.value_serde or default_value_serde
         topic_base = f"{self._name or store}-repartition"
-        if topic_base in topology.repartition_partitions:
-            raise TopologyError(f"repartition topic name {topic_base!r} is used twice")
-        topology.repartition_partitions[topic_base] = None
-        ref = TopicRef(topic_base, internal=True)
         change_serde = ChangeSerde(self.value_serde)
         sink = builder.new_name("KTABLE-SINK-")
         source = builder.new_name("KTABLE-SOURCE-")
         name = builder.new_name(prefix)
-        topology.add_node(
-            NodeSpec(
-                sink,
-                "sink",
-                lambda: SinkNode(sink, topic_base, None, key_serde, change_serde),
-                [self._node],
-                topics=[ref],
-            )
-        )
-        topology.add_node(
-            NodeSpec(
-                source,
-                "source",
-                lambda: SourceNode(source, [topic_base], key_serde, change_serde),
-                [],
-                topics=[ref],
-            )
-        )
+        ref = topology.add_repartition_topic(topic_base, sink, source, self._node, key_serde, change_serde)
         topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
         topology.add_node(

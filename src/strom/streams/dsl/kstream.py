@@ -23,7 +23,6 @@ from strom.streams.joins import (
     ValueListSerde,
 )
 from strom.streams.processor.api import Processor
-from strom.streams.processor.node import SinkNode, SourceNode
 from strom.streams.processor.stateless import (
     BranchNode,
     FilterNode,
@@ -205,12 +204,6 @@ class KStream:
     ) -> tuple[str, frozenset[TopicRef]]:
         topology = self._builder.topology
         topic_base = f"{base}-repartition"
-        if topic_base in topology.repartition_partitions:
-            raise TopologyError(
-                f"repartition topic name {topic_base!r} is used twice; give the operations distinct names"
-            )
-        topology.repartition_partitions[topic_base] = num_partitions
-        ref = TopicRef(topic_base, internal=True)
         filter_name, sink_name, source_name = (
             f"{topic_base}-filter",
             f"{topic_base}-sink",
@@ -221,23 +214,8 @@ class KStream:
                 filter_name, "processor", lambda: FilterNode(filter_name, _drop_null_key, True), [self._node]
             )
         )
-        topology.add_node(
-            NodeSpec(
-                sink_name,
-                "sink",
-                lambda: SinkNode(sink_name, topic_base, None, key_serde, value_serde),
-                [filter_name],
-                topics=[ref],
-            )
-        )
-        topology.add_node(
-            NodeSpec(
-                source_name,
-                "source",
-                lambda: SourceNode(source_name, [topic_base], key_serde, value_serde),
-                [],
-                topics=[ref],
-            )
+        ref = topology.add_repartition_topic(
+            topic_base, sink_name, source_name, filter_name, key_serde, value_serde, num_partitions
         )
         return source_name, frozenset([ref])
 

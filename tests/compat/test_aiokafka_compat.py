@@ -12,19 +12,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.brokers import BrokerUnderTest
 from tests.support.scenario import (
-    FIRST_PHASE,
     RECORDS,
     Consumed,
-    GroupMember,
-    assert_exactly_once,
-    assert_group_split_work,
-    consume_as_group,
-    create_topic,
     first_offsets,
     highest_offsets,
     java_partition,
     key_of,
-    unique_name,
+    run_restart_scenario,
 )
 
 T = TypeVar("T")
@@ -119,23 +113,7 @@ class AiokafkaMember:
             self.loop.close()
 
 
-def members(bootstrap: str, topic: str, group: str) -> list[GroupMember]:
-    return [AiokafkaMember(bootstrap, topic, group) for _ in range(2)]
-
-
 def test_aiokafka_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:
-    broker = broker_under_test
-    topic, group = unique_name("aiokafka"), unique_name("aiokafka-group")
-    create_topic(broker.bootstrap_servers, topic)
-    values = produce(broker.bootstrap_servers, topic)
-
-    first = consume_as_group(
-        lambda: members(broker.bootstrap_servers, topic, group), FIRST_PHASE, FIRST_PHASE // 2
-    )
-    assert_group_split_work(first)
-    broker.restart()
-    second = consume_as_group(lambda: members(broker.bootstrap_servers, topic, group), RECORDS - FIRST_PHASE)
-    assert_group_split_work(second)
-    assert_exactly_once(first.records + second.records, values)
+    run_restart_scenario(broker_under_test, "aiokafka", produce, AiokafkaMember)

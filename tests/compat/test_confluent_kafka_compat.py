@@ -9,19 +9,13 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from tests.support.brokers import BrokerUnderTest
 from tests.support.scenario import (
-    FIRST_PHASE,
     RECORDS,
     Consumed,
-    GroupMember,
-    assert_exactly_once,
-    assert_group_split_work,
-    consume_as_group,
-    create_topic,
     first_offsets,
     highest_offsets,
     java_partition,
     key_of,
-    unique_name,
+    run_restart_scenario,
 )
 
 
@@ -115,21 +109,4 @@ class ConfluentMember:
 def test_confluent_kafka_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:
-    broker = broker_under_test
-    topic, group = unique_name("confluent"), unique_name("confluent-group")
-    create_topic(broker.bootstrap_servers, topic)
-    values = produce(broker.bootstrap_servers, topic)
-
-    def members() -> list[GroupMember]:
-        return [ConfluentMember(broker.bootstrap_servers, topic, group) for _ in range(2)]
-
-    first = consume_as_group(members, FIRST_PHASE, quota=FIRST_PHASE // 2)
-    assert_group_split_work(first)
-    broker.restart()
-    second = consume_as_group(members, RECORDS - FIRST_PHASE)
-    assert_group_split_work(second)
-    assert_exactly_once(first.records + second.records, values)
-
-
-def members(bootstrap: str, topic: str, group: str) -> list[GroupMember]:
-    return [ConfluentMember(bootstrap, topic, group) for _ in range(2)]
+    run_restart_scenario(broker_under_test, "confluent", produce, ConfluentMember)

@@ -10,19 +10,13 @@ from kafka.structs import OffsetAndMetadata
 
 from tests.support.brokers import BrokerUnderTest
 from tests.support.scenario import (
-    FIRST_PHASE,
     RECORDS,
     Consumed,
-    GroupMember,
-    assert_exactly_once,
-    assert_group_split_work,
-    consume_as_group,
-    create_topic,
     first_offsets,
     highest_offsets,
     java_partition,
     key_of,
-    unique_name,
+    run_restart_scenario,
 )
 
 
@@ -90,23 +84,7 @@ class KafkaPythonMember:
         self.consumer.close(autocommit=False)
 
 
-def members(bootstrap: str, topic: str, group: str) -> list[GroupMember]:
-    return [KafkaPythonMember(bootstrap, topic, group) for _ in range(2)]
-
-
 def test_kafka_python_group_resumes_after_restart_with_nothing_lost_or_repeated(
     broker_under_test: BrokerUnderTest,
 ) -> None:
-    broker = broker_under_test
-    topic, group = unique_name("kafka-python"), unique_name("kafka-python-group")
-    create_topic(broker.bootstrap_servers, topic)
-    values = produce(broker.bootstrap_servers, topic)
-
-    first = consume_as_group(
-        lambda: members(broker.bootstrap_servers, topic, group), FIRST_PHASE, FIRST_PHASE // 2
-    )
-    assert_group_split_work(first)
-    broker.restart()
-    second = consume_as_group(lambda: members(broker.bootstrap_servers, topic, group), RECORDS - FIRST_PHASE)
-    assert_group_split_work(second)
-    assert_exactly_once(first.records + second.records, values)
+    run_restart_scenario(broker_under_test, "kafka-python", produce, KafkaPythonMember)

@@ -24,6 +24,8 @@ from typing import Protocol
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.support.brokers import BrokerUnderTest
+
 PARTITIONS = 6
 RECORDS = 10_000
 FIRST_PHASE = 4_000  # records consumed (and committed) before the broker restarts
@@ -240,3 +242,29 @@ def assert_exactly_once(consumed: Sequence[Consumed], values: dict[str, str]) ->
         assert record.partition == expected, (
             f"{record.key} in partition {record.partition}, murmur2 says {expected}"
         )
+
+
+def run_restart_scenario(
+    broker: BrokerUnderTest,
+    client: str,
+    produce: Callable[[str, str], dict[str, str]],
+    member: Callable[[str, str, str], GroupMember],
+) -> None:
+    """The scenario above, end to end, for one client: `produce(bootstrap, topic)` writes the records and
+    returns key -> value; `member(bootstrap, topic, group)` makes one group member.
+
+    Members are made when each phase starts, from the broker's address at that moment (after the restart).
+    """
+    topic, group = unique_name(client), unique_name(f"{client}-group")
+    create_topic(broker.bootstrap_servers, topic)
+    values = produce(broker.bootstrap_servers, topic)
+
+    def members() -> list[GroupMember]:
+        return [member(broker.bootstrap_servers, topic, group) for _ in range(2)]
+
+    first = consume_as_group(members, FIRST_PHASE, quota=FIRST_PHASE // 2)
+    assert_group_split_work(first)
+    broker.restart()
+    second = consume_as_group(members, RECORDS - FIRST_PHASE)
+    assert_group_split_work(second)
+    assert_exactly_once(first.records + second.records, values)

@@ -191,26 +191,23 @@ class Topology:
             )
         )
 
-    def add_repartition_topic(
-        self,
-        topic_base: str,
-        sink: str,
-        source: str,
-        parent: str,
-        key_serde: Any,
-        value_serde: Any,
-        num_partitions: int | None = None,
-    ) -> TopicRef:
-        """Route ``parent``'s records through the internal topic ``<application.id>-<topic_base>``: the sink
-        ``sink`` writes them and the source ``source`` reads them back, so its children see them partitioned
-        by key. ``num_partitions`` None: as many as the co-partitioned source topics. Each name is used once,
-        since two writers of one repartition topic would mix their records."""
+    def reserve_repartition_topic(self, topic_base: str, num_partitions: int | None = None) -> TopicRef:
+        """Claim the internal topic ``<application.id>-<topic_base>`` (``num_partitions`` None: as many as
+        the co-partitioned source topics). Each name is claimed once, since two writers of one repartition
+        topic would mix their records; claim it before adding nodes named after it."""
         if topic_base in self.repartition_partitions:
             raise TopologyError(
                 f"repartition topic name {topic_base!r} is used twice; give the operations distinct names"
             )
         self.repartition_partitions[topic_base] = num_partitions
-        ref = TopicRef(topic_base, internal=True)
+        return TopicRef(topic_base, internal=True)
+
+    def add_repartition_topic(
+        self, ref: TopicRef, sink: str, source: str, parent: str, key_serde: Any, value_serde: Any
+    ) -> None:
+        """Route ``parent``'s records through the reserved topic ``ref``: the sink ``sink`` writes them and
+        the source ``source`` reads them back, so its children see them partitioned by key."""
+        topic_base = ref.name
         self.add_node(
             NodeSpec(
                 sink,
@@ -229,7 +226,6 @@ class Topology:
                 topics=[ref],
             )
         )
-        return ref
 
     def add_state_store(self, spec: StoreSpec, *processor_names: str) -> None:
         """Declare a store and connect it to existing processors."""

@@ -312,12 +312,12 @@ class KGroupedTable:
         store = m.name or builder.new_name(f"{prefix}STATE-STORE-")
         key_serde = m.key_serde or self.key_serde
         value_serde = m.value_serde or default_value_serde
-        topic_base = f"{self._name or store}-repartition"
+        ref = topology.reserve_repartition_topic(f"{self._name or store}-repartition")
         change_serde = ChangeSerde(self.value_serde)
         sink = builder.new_name("KTABLE-SINK-")
         source = builder.new_name("KTABLE-SOURCE-")
         name = builder.new_name(prefix)
-        ref = topology.add_repartition_topic(topic_base, sink, source, self._node, key_serde, change_serde)
+        topology.add_repartition_topic(ref, sink, source, self._node, key_serde, change_serde)
         topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
         topology.add_node(

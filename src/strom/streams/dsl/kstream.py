@@ -204,6 +204,7 @@ class KStream:
     ) -> tuple[str, frozenset[TopicRef]]:
         topology = self._builder.topology
         topic_base = f"{base}-repartition"
+        ref = topology.reserve_repartition_topic(topic_base, num_partitions)
         filter_name, sink_name, source_name = (
             f"{topic_base}-filter",
             f"{topic_base}-sink",
@@ -214,9 +215,7 @@ class KStream:
                 filter_name, "processor", lambda: FilterNode(filter_name, _drop_null_key, True), [self._node]
             )
         )
-        ref = topology.add_repartition_topic(
-            topic_base, sink_name, source_name, filter_name, key_serde, value_serde, num_partitions
-        )
+        topology.add_repartition_topic(ref, sink_name, source_name, filter_name, key_serde, value_serde)
         return source_name, frozenset([ref])
 
     def _for_stateful(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 from tests.support.brokers import BrokerUnderTest
@@ -18,6 +17,7 @@ from tests.support.scenario import (
     RECORDS,
     Consumed,
     assert_exactly_once,
+    consume_with_processes,
     java_partition,
     key_of,
     unique_name,
@@ -51,32 +51,15 @@ def console_consumers(bootstrap: str, topic: str, group: str, counts: list[int])
         args += ["--formatter-property", prop]
     for prop in ("max.poll.records=1", "heartbeat.interval.ms=500", "session.timeout.ms=6000"):
         args += ["--command-property", prop]
-    consumed: list[Consumed] = []
-    with tempfile.TemporaryDirectory() as outdir:
-        # Output goes to files, not pipes: a member blocked on a full pipe would hold its partitions forever.
-        outputs = [Path(outdir) / f"member-{i}.out" for i in range(len(counts))]
-        processes: list[subprocess.Popen[str]] = []
-        try:
-            for count, output in zip(counts, outputs, strict=True):
-                command = java_command("kafka-console-consumer", [*args, "--max-messages", str(count)])
-                with open(output, "w") as out:
-                    processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True))
-            for member, (process, output) in enumerate(zip(processes, outputs, strict=True)):
-                _, err = process.communicate(timeout=TIMEOUT)
-                assert process.returncode == 0, (
-                    f"console consumer {member} exited {process.returncode}: {err[-3000:]}"
-                )
-                for line in output.read_text().splitlines():
-                    match = CONSOLE_LINE.match(line)
-                    assert match, f"unexpected console consumer line {line!r}"
-                    partition, offset, key, value = match.groups()
-                    consumed.append(Consumed(int(partition), int(offset), key, value, member))
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-    return consumed
+    commands = [java_command("kafka-console-consumer", [*args, "--max-messages", str(n)]) for n in counts]
+    return consume_with_processes(commands, console_fields, "console consumer", TIMEOUT)
+
+
+def console_fields(line: str) -> tuple[str, str, str, str]:
+    match = CONSOLE_LINE.match(line)
+    assert match, f"unexpected console consumer line {line!r}"
+    partition, offset, key, value = match.groups()
+    return partition, offset, key, value
 
 
 def test_console_tools_group_resumes_after_restart_and_consumer_groups_reports_no_lag(

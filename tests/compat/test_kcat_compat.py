@@ -4,8 +4,6 @@ two balanced-consumer processes in one group, a broker restart, and resuming fro
 from __future__ import annotations
 
 import subprocess
-import tempfile
-from pathlib import Path
 
 from tests.support.brokers import BrokerUnderTest
 from tests.support.peers import kcat_path
@@ -14,6 +12,7 @@ from tests.support.scenario import (
     RECORDS,
     Consumed,
     assert_exactly_once,
+    consume_with_processes,
     create_topic,
     key_of,
     unique_name,
@@ -50,33 +49,13 @@ def consume_in_group(kcat: str, bootstrap: str, topic: str, group: str, counts: 
         "-X",
         "session.timeout.ms=6000",
     ]
-    # Output goes to files, not pipes: a member blocked on a full pipe would hold its partitions forever.
-    with tempfile.TemporaryDirectory() as outdir:
-        outputs = [Path(outdir) / f"member-{i}.out" for i in range(len(counts))]
-        processes = []
-        try:
-            for count, output in zip(counts, outputs, strict=True):
-                with open(output, "w") as out:
-                    processes.append(
-                        subprocess.Popen(
-                            [*command, "-c", str(count), topic], stdout=out, stderr=subprocess.PIPE, text=True
-                        )
-                    )
-            consumed: list[Consumed] = []
-            for member, (process, output) in enumerate(zip(processes, outputs, strict=True)):
-                _, err = process.communicate(timeout=TIMEOUT)
-                assert process.returncode == 0, (
-                    f"kcat -G member {member} exited {process.returncode}: {err[-2000:]}"
-                )
-                for line in output.read_text().splitlines():
-                    partition, offset, key, value = line.split("\t")
-                    consumed.append(Consumed(int(partition), int(offset), key, value, member))
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-    return consumed
+    commands = [[*command, "-c", str(count), topic] for count in counts]
+    return consume_with_processes(commands, kcat_fields, "kcat -G member", TIMEOUT)
+
+
+def kcat_fields(line: str) -> tuple[str, str, str, str]:
+    partition, offset, key, value = line.split("\t")
+    return partition, offset, key, value
 
 
 def test_kcat_group_resumes_after_restart_with_nothing_lost_or_repeated(

@@ -13,12 +13,15 @@ demand exact counts.
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from confluent_kafka import KafkaException
@@ -204,6 +207,40 @@ def consume_as_group(
             f"assignments seen: {current}"
         )
     return run
+
+
+def consume_with_processes(
+    commands: Sequence[list[str]],
+    parse: Callable[[str], tuple[str, str, str, str]],
+    label: str,
+    timeout: float,
+) -> list[Consumed]:
+    """Run one consumer process per command, concurrently, each printing a record per line until it exits.
+
+    `parse` splits a line into partition, offset, key and value; member i is the process of `commands[i]`.
+    A process still running when this returns (a failure or timeout) is killed.
+    """
+    consumed: list[Consumed] = []
+    with tempfile.TemporaryDirectory() as outdir:
+        # Output goes to files, not pipes: a member blocked on a full pipe would hold its partitions forever.
+        outputs = [Path(outdir) / f"member-{i}.out" for i in range(len(commands))]
+        processes: list[subprocess.Popen[str]] = []
+        try:
+            for command, output in zip(commands, outputs, strict=True):
+                with open(output, "w") as out:
+                    processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True))
+            for member, (process, output) in enumerate(zip(processes, outputs, strict=True)):
+                _, err = process.communicate(timeout=timeout)
+                assert process.returncode == 0, f"{label} {member} exited {process.returncode}: {err[-3000:]}"
+                for line in output.read_text().splitlines():
+                    partition, offset, key, value = parse(line)
+                    consumed.append(Consumed(int(partition), int(offset), key, value, member))
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    return consumed
 
 
 def highest_offsets(records: Iterable[Consumed]) -> dict[int, int]:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from strom.streams.serdes import Serde
+    from strom.streams.state.kv_store import Changelogger, FlushListener
 
 DEFAULT_CACHE_MAX_BYTES = 10 * 1024 * 1024
 INITIAL_ENTRY_BYTES = 96.0
@@ -67,6 +71,78 @@ def evict(
     for key in victims:
         del cache[key]
     budget.entries -= len(victims)
+
+
+class _Backend(Protocol):
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+BackendT = TypeVar("BackendT", bound=_Backend)
+
+
+class CachingStore(Generic[BackendT]):
+    """What the typed stores share: serdes, changelog, flush listener and a record cache in front of a bytes
+    backend. Subclasses key the cache and write through their own way (``flush_cache``).
+
+    Invariants: ``_dirty`` holds the cache entries not yet written (a subset of ``_cache`` by identity);
+    ``_budget`` counts exactly the entries of ``_cache``; a closed store has dropped its cache and backend.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: BackendT,
+        key_serde: Serde[Any],
+        value_serde: Serde[Any],
+        budget: RecordCacheBudget | None,
+        changelog: Changelogger | None,
+        current_timestamp: Callable[[], int],
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._budget = budget if budget is not None and budget.enabled else None
+        self._changelog = changelog
+        self._topic = changelog.topic if changelog is not None else name
+        self._now = current_timestamp
+        self._listener: FlushListener | None = None
+        # cache key -> [value, timestamp, flushed value (or a marker), dirty, serialised key (or None)]
+        self._cache: dict[Any, list[Any]] = {}
+        self._dirty: dict[Any, list[Any]] = {}
+        self._open = True
+
+    def flush_cache(self) -> None:
+        raise NotImplementedError
+
+    def _insert(self, key: Any, entry: list[Any]) -> None:
+        self._cache[key] = entry
+        budget = self._budget
+        assert budget is not None
+        budget.entries += 1
+        if budget.entries > budget.max_entries:
+            evict(self._cache, budget, self.flush_cache, key)
+
+    def flush(self) -> None:
+        """Commit-time flush: cache, then the backend's own buffers."""
+        self.flush_cache()
+        self.backend.flush()
+
+    def _drop_cache(self) -> None:
+        if self._budget is not None:
+            self._budget.entries -= len(self._cache)
+        self._cache.clear()
+        self._dirty.clear()
+
+    def close(self) -> None:
+        """Close without flushing: call ``flush()`` first for a clean close (a dirty close loses the cache,
+        which the changelog and the uncommitted input offsets make good)."""
+        if self._open:
+            self._open = False
+            self._drop_cache()
+            self.backend.close()
 
 
 def cache_max_bytes(config: dict[str, object]) -> int:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from strom.streams.errors import StoreError
 from strom.streams.serdes import Serde
 from strom.streams.state.bytes_store import KeyValueBytesStore
-from strom.streams.state.cache import RecordCacheBudget, evict
+from strom.streams.state.cache import CachingStore, RecordCacheBudget
 
 _TS = struct.Struct(">q")
 _MISSING: Any = object()
@@ -50,7 +50,7 @@ class Changelogger:
         self.partition = partition
 
 
-class KeyValueStore:
+class KeyValueStore(CachingStore[KeyValueBytesStore]):
     """A named, typed, timestamped key-value store. ``put(key, None)`` deletes; None keys are refused."""
 
     kind = "key_value"
@@ -65,19 +65,8 @@ class KeyValueStore:
         changelog: Changelogger | None,
         current_timestamp: Callable[[], int] = lambda: 0,
     ) -> None:
-        self.name = name
-        self.backend = backend
-        self.key_serde = key_serde
-        self.value_serde = value_serde
-        self._budget = budget if budget is not None and budget.enabled else None
-        self._changelog = changelog
-        self._topic = changelog.topic if changelog is not None else name
-        self._now = current_timestamp
-        self._listener: FlushListener | None = None
-        # key -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
-        self._cache: dict[Any, list[Any]] = {}
-        self._dirty: dict[Any, list[Any]] = {}
-        self._open = True
+        # cache: key -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
+        super().__init__(name, backend, key_serde, value_serde, budget, changelog, current_timestamp)
 
     @property
     def persistent(self) -> bool:
@@ -191,14 +180,6 @@ class KeyValueStore:
         if listener is not None:
             listener(key, value, old, ts)
 
-    def _insert(self, key: Any, entry: list[Any]) -> None:
-        self._cache[key] = entry
-        budget = self._budget
-        assert budget is not None
-        budget.entries += 1
-        if budget.entries > budget.max_entries:
-            evict(self._cache, budget, self.flush_cache, key)
-
     def flush_cache(self) -> None:
         """Write every dirty entry to the backend and changelog and forward it; keep entries cached (clean).
         """
@@ -239,11 +220,6 @@ class KeyValueStore:
         if self._budget is not None:
             self._budget.observe(total, len(batch))
 
-    def flush(self) -> None:
-        """Commit-time flush: cache, then the backend's own buffers."""
-        self.flush_cache()
-        self.backend.flush()
-
     # -- range queries ---------------------------------------------------------------------------------
 
     def range(self, key_from: Any = None, key_to: Any = None) -> Iterator[tuple[Any, Any]]:
@@ -283,20 +259,6 @@ class KeyValueStore:
         self.backend.write_batch(batch)
         self._drop_cache()
         return len(batch)
-
-    def _drop_cache(self) -> None:
-        if self._budget is not None:
-            self._budget.entries -= len(self._cache)
-        self._cache.clear()
-        self._dirty.clear()
-
-    def close(self) -> None:
-        """Close without flushing: call ``flush()`` first for a clean close (a dirty close loses the cache,
-        which the changelog and the uncommitted input offsets make good)."""
-        if self._open:
-            self._open = False
-            self._drop_cache()
-            self.backend.close()
 
     def __repr__(self) -> str:
         return f"<KeyValueStore {self.name!r}>"

@@ -17,7 +17,7 @@ from typing import Any
 
 from strom.streams.errors import StoreError
 from strom.streams.serdes import Serde
-from strom.streams.state.cache import RecordCacheBudget, evict
+from strom.streams.state.cache import CachingStore, RecordCacheBudget
 from strom.streams.state.kv_store import Changelogger, FlushListener, ValueAndTimestamp
 from strom.streams.state.window_bytes import WindowBytesStore
 from strom.streams.windows import Window, Windowed
@@ -32,7 +32,7 @@ def changelog_key(key: bytes, start: int) -> bytes:
     return key + _TS.pack(start) + _SEQ0
 
 
-class WindowStore:
+class WindowStore(CachingStore[WindowBytesStore]):
     """A named, typed window store. ``put(key, None, start)`` deletes that window's value."""
 
     kind = "window"
@@ -49,21 +49,10 @@ class WindowStore:
         changelog: Changelogger | None,
         current_timestamp: Callable[[], int] = lambda: 0,
     ) -> None:
-        self.name = name
-        self.backend = backend
-        self.key_serde = key_serde
-        self.value_serde = value_serde
+        # cache: (key, start) -> [value, timestamp, flushed value or _MISSING, dirty, serialised key or None]
+        super().__init__(name, backend, key_serde, value_serde, budget, changelog, current_timestamp)
         self.window_size_ms = window_size_ms
         self.retention_ms = retention_ms
-        self._budget = budget if budget is not None and budget.enabled else None
-        self._changelog = changelog
-        self._topic = changelog.topic if changelog is not None else name
-        self._now = current_timestamp
-        self._listener: FlushListener | None = None
-        # (key, start) -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
-        self._cache: dict[tuple[Any, int], list[Any]] = {}
-        self._dirty: dict[tuple[Any, int], list[Any]] = {}
-        self._open = True
 
     @property
     def persistent(self) -> bool:
@@ -153,14 +142,6 @@ class WindowStore:
         if listener is not None:
             listener(Windowed(key, Window(start, start + self.window_size_ms)), value, old, ts)
 
-    def _insert(self, ck: tuple[Any, int], entry: list[Any]) -> None:
-        self._cache[ck] = entry
-        budget = self._budget
-        assert budget is not None
-        budget.entries += 1
-        if budget.entries > budget.max_entries:
-            evict(self._cache, budget, self.flush_cache, ck)
-
     def flush_cache(self) -> None:
         dirty = self._dirty
         if not dirty:
@@ -198,10 +179,6 @@ class WindowStore:
         backend.write_raw(batch)
         if self._budget is not None:
             self._budget.observe(total, len(batch))
-
-    def flush(self) -> None:
-        self.flush_cache()
-        self.backend.flush()
 
     def fetch(self, key: Any, time_from: int, time_to: int) -> Iterator[tuple[int, Any]]:
         """``(window start, value)`` for ``key`` with ``time_from <= start <= time_to``, ascending."""
@@ -259,18 +236,6 @@ class WindowStore:
         self.backend.write_raw(batch)
         self._drop_cache()
         return len(batch)
-
-    def _drop_cache(self) -> None:
-        if self._budget is not None:
-            self._budget.entries -= len(self._cache)
-        self._cache.clear()
-        self._dirty.clear()
-
-    def close(self) -> None:
-        if self._open:
-            self._open = False
-            self._drop_cache()
-            self.backend.close()
 
     def __repr__(self) -> str:
         return f"<WindowStore {self.name!r}>"

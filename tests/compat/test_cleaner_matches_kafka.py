@@ -84,6 +84,17 @@ def is_compacted(segments: list[list[RecordBatch]]) -> bool:
     return len(segments) > 1 and len(keys) == len(set(keys))
 
 
+def kafka_compacted_batches(kafka: ApacheKafka, topic: str) -> list[RecordBatch]:
+    """The batches of the topic's partition 0 once Kafka's cleaner compacted it; fails after 90 s."""
+    deadline = time.monotonic() + 90  # Kafka's cleaner wakes every 15 s; nothing to subscribe to
+    segments = kafka_segments(kafka, topic)
+    while not is_compacted(segments) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        segments = kafka_segments(kafka, topic)
+    assert is_compacted(segments), "Apache Kafka's cleaner did not compact the topic within 90 s"
+    return [b for seg in segments for b in seg]
+
+
 def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
     apache_kafka_server: ApacheKafka, tmp_path: Path
 ) -> None:
@@ -116,13 +127,7 @@ def test_strom_cleaner_keeps_what_kafkas_cleaner_keeps(
     strom_rows = rows_of(strom_batches)
     strom.close()
 
-    deadline = time.monotonic() + 90  # Kafka's cleaner wakes every 15 s; nothing to subscribe to
-    segments = kafka_segments(apache_kafka_server, topic)
-    while not is_compacted(segments) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        segments = kafka_segments(apache_kafka_server, topic)
-    assert is_compacted(segments), "Apache Kafka's cleaner did not compact the topic within 90 s"
-    kafka_batches = [b for seg in segments for b in seg]
+    kafka_batches = kafka_compacted_batches(apache_kafka_server, topic)
     kafka_rows = rows_of(kafka_batches)
 
     assert strom_rows == kafka_rows
@@ -203,13 +208,7 @@ def test_transactions_are_cleaned_as_kafka_cleans_them(
     strom_batches = [b for seg in strom.segments_snapshot() for _, b in seg.batches()]
     strom.close()
 
-    deadline = time.monotonic() + 90  # Kafka's cleaner wakes every 15 s; nothing to subscribe to
-    segments = kafka_segments(apache_kafka_server, topic)
-    while not is_compacted(segments) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        segments = kafka_segments(apache_kafka_server, topic)
-    assert is_compacted(segments), "Apache Kafka's cleaner did not compact the topic within 90 s"
-    kafka_batches = [b for seg in segments for b in seg]
+    kafka_batches = kafka_compacted_batches(apache_kafka_server, topic)
 
     assert [txn_shape(b) for b in strom_batches] == [txn_shape(b) for b in kafka_batches]
     assert [txn_shape(b)[:3] for b in strom_batches if b.producer_id == 3000] == [

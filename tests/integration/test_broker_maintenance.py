@@ -87,6 +87,26 @@ def _records_from_start(client: WireClient, topic: str) -> int:
     return sum(batch.record_count for batch in iter_batches(records))
 
 
+def wait_for_background_compaction(client: WireClient, topic: str) -> None:
+    """Creates a compacted topic of 30 records over two keys and waits until a background pass cleans it."""
+    _create(
+        client,
+        topic,
+        {
+            "cleanup.policy": "compact",
+            "segment.bytes": "1024",
+            "min.cleanable.dirty.ratio": "0.01",
+            "file.delete.delay.ms": "0",
+        },
+    )
+    for i in range(30):
+        _produce(client, topic, b"key%d" % (i % 2))
+    deadline = time.monotonic() + DEADLINE_S
+    while _records_from_start(client, topic) == 30:  # the cleaner has not run yet
+        assert time.monotonic() < deadline, "the cleaner never compacted the topic"
+        time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+
+
 def test_retention_change_applies_live_and_runs_in_the_background(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         _create(client, "expiring", {"segment.bytes": "1024", "file.delete.delay.ms": "0"})
@@ -113,20 +133,5 @@ def test_retention_change_applies_live_and_runs_in_the_background(broker: Embedd
 
 def test_compaction_keeps_the_latest_value_per_key_in_the_background(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        _create(
-            client,
-            "squashed",
-            {
-                "cleanup.policy": "compact",
-                "segment.bytes": "1024",
-                "min.cleanable.dirty.ratio": "0.01",
-                "file.delete.delay.ms": "0",
-            },
-        )
-        for i in range(30):
-            _produce(client, "squashed", b"key%d" % (i % 2))
-        deadline = time.monotonic() + DEADLINE_S
-        while _records_from_start(client, "squashed") == 30:  # the cleaner has not run yet
-            assert time.monotonic() < deadline, "the cleaner never compacted the topic"
-            time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+        wait_for_background_compaction(client, "squashed")
         assert _records_from_start(client, "squashed") < 30

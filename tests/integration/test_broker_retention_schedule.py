@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 from strom.broker import EmbeddedBroker
 from tests.integration.broker_wire import WireClient
-from tests.integration.test_broker_maintenance import _create, _earliest, _produce, _records_from_start
-
-DEADLINE_S = 20
+from tests.integration.test_broker_maintenance import (
+    _create,
+    _earliest,
+    _produce,
+    wait_for_background_compaction,
+)
 
 
 def test_the_cleaner_runs_while_retention_waits_for_its_own_interval() -> None:
@@ -21,22 +22,7 @@ def test_the_cleaner_runs_while_retention_waits_for_its_own_interval() -> None:
         )
         for i in range(20):
             _produce(client, "expiring", b"k%d" % i)
-        _create(
-            client,
-            "squashed",
-            {
-                "cleanup.policy": "compact",
-                "segment.bytes": "1024",
-                "min.cleanable.dirty.ratio": "0.01",
-                "file.delete.delay.ms": "0",
-            },
-        )
-        for i in range(30):
-            _produce(client, "squashed", b"key%d" % (i % 2))
-        deadline = time.monotonic() + DEADLINE_S
-        while _records_from_start(client, "squashed") == 30:  # the cleaner has not run yet
-            assert time.monotonic() < deadline, "the cleaner never compacted the topic"
-            time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+        wait_for_background_compaction(client, "squashed")
         # Maintenance passes ran after "expiring" was written, yet its expired segments wait for the first
         # retention check (30 s after start at the earliest, with a one-hour interval).
         assert _earliest(client, "expiring") == 0

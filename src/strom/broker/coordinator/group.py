@@ -320,18 +320,7 @@ class GroupCoordinator:
     def _add_member_and_rebalance(
         self, group: Group, member_id: str, req: JoinRequest, respond: JoinCallback
     ) -> None:
-        member = Member(
-            member_id=member_id,
-            group_instance_id=req.group_instance_id,
-            client_id=req.client_id,
-            client_host=req.client_host,
-            rebalance_timeout_ms=req.rebalance_timeout_ms,
-            session_timeout_ms=req.session_timeout_ms,
-            protocol_type=req.protocol_type,
-            protocols=list(req.protocols),
-            join_callback=respond,
-            is_new=True,
-        )
+        member = _member_from_join(member_id, req, respond, is_new=True)
         if group.is_(GroupState.PREPARING_REBALANCE) and group.generation_id == 0:
             group.new_member_added = True
         group.pending_members.pop(member_id, None)
@@ -358,18 +347,7 @@ class GroupCoordinator:
         previous_leader = group.leader_id
         old.complete_join(JoinResult(E.fenced_instance_id, old_id))
         old.complete_sync(SyncResult(E.fenced_instance_id))
-        member = Member(
-            member_id=new_id,
-            group_instance_id=req.group_instance_id,
-            client_id=req.client_id,
-            client_host=req.client_host,
-            rebalance_timeout_ms=req.rebalance_timeout_ms,
-            session_timeout_ms=req.session_timeout_ms,
-            protocol_type=req.protocol_type,
-            protocols=list(req.protocols),
-            assignment=old.assignment,
-            join_callback=respond,
-        )
+        member = _member_from_join(new_id, req, respond, assignment=old.assignment)
         group.members = {
             (new_id if mid == old_id else mid): (member if mid == old_id else m)
             for mid, m in group.members.items()
@@ -959,3 +937,22 @@ class GroupCoordinator:
             self._log.write_group(group.group_id, value, self._clock())
         except SchemaError as exc:
             raise OffsetsRecordTooLargeError(str(exc)) from exc
+
+
+def _member_from_join(
+    member_id: str, req: JoinRequest, respond: JoinCallback, *, assignment: bytes = b"", is_new: bool = False
+) -> Member:
+    """A member as its JoinGroup request describes it (a new joiner, or a static member's replacement)."""
+    return Member(
+        member_id=member_id,
+        group_instance_id=req.group_instance_id,
+        client_id=req.client_id,
+        client_host=req.client_host,
+        rebalance_timeout_ms=req.rebalance_timeout_ms,
+        session_timeout_ms=req.session_timeout_ms,
+        protocol_type=req.protocol_type,
+        protocols=list(req.protocols),
+        assignment=assignment,
+        join_callback=respond,
+        is_new=is_new,
+    )

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 TOPIC = "group-rules"
@@ -55,7 +55,7 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
         deadline = time.monotonic() + 30
         while True:
             meta = c.call(3, 9, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS})
-            if meta.topics[0].error_code == E.none and len(meta.topics[0].partitions) == 3:
+            if meta.topics[0].error_code == ErrorCode.NONE and len(meta.topics[0].partitions) == 3:
                 break
             assert time.monotonic() < deadline, meta
     return address
@@ -69,7 +69,7 @@ def unique(bootstrap: str, prefix: str) -> str:
         while True:
             found = c.call(10, 3, {"key": group, "key_type": 0}).error_code
             described = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups[0]
-            if found == E.none and described.error_code == E.none:
+            if found == ErrorCode.NONE and described.error_code == ErrorCode.NONE:
                 return group
             assert time.monotonic() < deadline, (found, described)
 
@@ -108,7 +108,7 @@ def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str
     )
 
 
-def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> E:
+def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> ErrorCode:
     body = {"group_id": group, "generation_id": gen, "member_id": member, "group_instance_id": instance}
     return c.call(12, 4, body).error_code  # type: ignore[no-any-return]
 
@@ -116,11 +116,11 @@ def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | 
 def await_rebalance(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> None:
     """Heartbeat until the broker reports the rebalance another connection's JoinGroup started."""
     deadline = time.monotonic() + 30
-    while heartbeat(c, group, member, gen, instance) != E.rebalance_in_progress:
+    while heartbeat(c, group, member, gen, instance) != ErrorCode.REBALANCE_IN_PROGRESS:
         assert time.monotonic() < deadline, "the other member's JoinGroup never started a rebalance"
 
 
-def commit(c: WireClient, group: str, gen: int, member: str) -> E:
+def commit(c: WireClient, group: str, gen: int, member: str) -> ErrorCode:
     response = c.call(
         8,
         8,
@@ -150,66 +150,69 @@ def test_codes_through_the_phases_of_a_rebalance(bootstrap: str) -> None:
     group = unique(bootstrap, "phases")
     with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
         first = join(a, group)
-        assert first.error_code == E.member_id_required
+        assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED
         ja = join(a, group, first.member_id)
         me = ja.member_id
-        assert (ja.error_code, ja.generation_id, ja.leader) == (E.none, 1, me)
+        assert (ja.error_code, ja.generation_id, ja.leader) == (ErrorCode.NONE, 1, me)
         # CompletingRebalance: heartbeats are fine, commits must wait for the assignment.
-        assert heartbeat(a, group, me, 1) == E.none
-        assert commit(a, group, 1, me) == E.rebalance_in_progress
-        assert sync(a, group, me, 1, {me: b""}).error_code == E.none
+        assert heartbeat(a, group, me, 1) == ErrorCode.NONE
+        assert commit(a, group, 1, me) == ErrorCode.REBALANCE_IN_PROGRESS
+        assert sync(a, group, me, 1, {me: b""}).error_code == ErrorCode.NONE
         # Stable
-        assert commit(a, group, 1, me) == E.none
-        assert commit(a, group, -1, "") == E.unknown_member_id
+        assert commit(a, group, 1, me) == ErrorCode.NONE
+        assert commit(a, group, -1, "") == ErrorCode.UNKNOWN_MEMBER_ID
         # A second member arrives: PreparingRebalance.
         pending = join(b, group)
         b.send(request_frame(11, 7, 77, join_body(group, pending.member_id)))
         await_rebalance(a, group, me, 1)
-        assert commit(a, group, 1, me) == E.none  # eager consumers commit in their revoke callback
-        assert sync(a, group, me, 1, {}).error_code == E.rebalance_in_progress
+        assert commit(a, group, 1, me) == ErrorCode.NONE  # eager consumers commit in their revoke callback
+        assert sync(a, group, me, 1, {}).error_code == ErrorCode.REBALANCE_IN_PROGRESS
         ja2 = join(a, group, me)
         jb = decode_response(11, 7, b.read_frame(), 77)
         assert ja2.generation_id == jb.generation_id == 2
         assert ja2.leader == me and jb.leader == me and jb.members == ()
         assert {m.member_id for m in ja2.members} == {me, jb.member_id}
         # The old generation is fenced everywhere.
-        assert heartbeat(a, group, me, 1) == E.illegal_generation
-        assert commit(a, group, 1, me) == E.illegal_generation
+        assert heartbeat(a, group, me, 1) == ErrorCode.ILLEGAL_GENERATION
+        assert commit(a, group, 1, me) == ErrorCode.ILLEGAL_GENERATION
         assert sync(b, group, jb.member_id, 2, {}, protocol_name="roundrobin").error_code == (
-            E.inconsistent_group_protocol
+            ErrorCode.INCONSISTENT_GROUP_PROTOCOL
         )
 
 
 def test_bad_requests_get_the_same_codes(bootstrap: str) -> None:
     group = unique(bootstrap, "bad")
     with WireClient(bootstrap) as c:
-        assert join(c, group, "made-up").error_code == E.unknown_member_id
-        assert join(c, "").error_code == E.invalid_group_id
+        assert join(c, group, "made-up").error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        assert join(c, "").error_code == ErrorCode.INVALID_GROUP_ID
         body = join_body(group)
         body["session_timeout"] = 1
-        assert c.call(11, 7, body).error_code == E.invalid_session_timeout
+        assert c.call(11, 7, body).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
         first = join(c, group)
         me = join(c, group, first.member_id).member_id
         sync(c, group, me, 1, {me: b""})
-        assert join(c, group, protocol="roundrobin").error_code == E.inconsistent_group_protocol
-        assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == E.unknown_member_id
-        assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == E.unknown_member_id
-        assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == E.illegal_generation
+        assert join(c, group, protocol="roundrobin").error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == ErrorCode.UNKNOWN_MEMBER_ID
+        assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == ErrorCode.ILLEGAL_GENERATION
         left = c.call(13, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
-        assert (left.error_code, [m.error_code for m in left.members]) == (E.none, [E.unknown_member_id])
+        assert (left.error_code, [m.error_code for m in left.members]) == (
+            ErrorCode.NONE,
+            [ErrorCode.UNKNOWN_MEMBER_ID],
+        )
         (dead,) = c.call(
             15, 5, {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False}
         ).groups
-        assert (dead.error_code, dead.group_state) == (E.none, "Dead")
+        assert (dead.error_code, dead.group_state) == (ErrorCode.NONE, "Dead")
         offset_delete = c.call(
             47, 0, {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
         )
-        assert offset_delete.topics[0].partitions[0].error_code == E.group_subscribed_to_topic
+        assert offset_delete.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
         missing = unique(bootstrap, "nogroup")
         deleted = c.call(42, 1, {"groups_names": [group, missing]})
         assert {r.group_id: r.error_code for r in deleted.results} == {
-            group: E.non_empty_group,
-            missing: E.group_id_not_found,
+            group: ErrorCode.NON_EMPTY_GROUP,
+            missing: ErrorCode.GROUP_ID_NOT_FOUND,
         }
 
 
@@ -217,7 +220,7 @@ def test_static_member_replacement(bootstrap: str) -> None:
     group = unique(bootstrap, "static")
     with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
         ja = join(a, group, instance="ia")
-        assert ja.error_code == E.none and ja.generation_id == 1
+        assert ja.error_code == ErrorCode.NONE and ja.generation_id == 1
         sync(a, group, ja.member_id, 1, {ja.member_id: b""}, instance="ia")
         b.send(request_frame(11, 7, 5, join_body(group, instance="ib")))
         await_rebalance(a, group, ja.member_id, 1, "ia")
@@ -229,11 +232,15 @@ def test_static_member_replacement(bootstrap: str) -> None:
         assert decode_response(14, 5, b.read_frame(), 6).assignment == b"B"
         # ib restarts: it joins without its member id and takes over without a rebalance.
         again = join(b, group, instance="ib")
-        assert again.error_code == E.none and again.generation_id == 2 and again.member_id != jb.member_id
+        assert (
+            again.error_code == ErrorCode.NONE
+            and again.generation_id == 2
+            and again.member_id != jb.member_id
+        )
         assert again.leader == ja.member_id and again.members == ()
         assert sync(b, group, again.member_id, 2, {}, instance="ib").assignment == b"B"
-        assert heartbeat(a, group, ja.member_id, 2, "ia") == E.none
-        assert heartbeat(b, group, jb.member_id, 2, "ib") == E.fenced_instance_id
+        assert heartbeat(a, group, ja.member_id, 2, "ia") == ErrorCode.NONE
+        assert heartbeat(b, group, jb.member_id, 2, "ib") == ErrorCode.FENCED_INSTANCE_ID
         (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
         assert desc.group_state == "Stable"
         assert sorted((m.group_instance_id, m.member_id) for m in desc.members) == [
@@ -263,7 +270,7 @@ def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
         # Not told it leads (the old leader id comes back), so it computes no assignment the Stable group
         # would ignore; it gets its predecessor's assignment whatever it sends.
         assert (again.error_code, again.generation_id, again.leader, again.members) == (
-            E.none,
+            ErrorCode.NONE,
             1,
             ja.member_id,
             (),
@@ -271,7 +278,7 @@ def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
         assert sync(b, group, again.member_id, 1, {again.member_id: b"NEW"}, instance="ia").assignment == b"A"
         (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
         assert desc.group_state == "Stable"
-        assert heartbeat(a, group, ja.member_id, 1, "ia") == E.fenced_instance_id
+        assert heartbeat(a, group, ja.member_id, 1, "ia") == ErrorCode.FENCED_INSTANCE_ID
 
 
 def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
@@ -297,7 +304,7 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
         stable = describe()
         assert (stable.group_state, stable.protocol_data) == ("Stable", "range")
         assert [(m.member_metadata, m.member_assignment) for m in stable.members] == [(SUB, b"\x00\x01")]
-        assert commit(c, group, 1, me) == E.none
+        assert commit(c, group, 1, me) == ErrorCode.NONE
         c.call(13, 4, {"group_id": group, "members": [{"member_id": me}]})
         empty = describe()
         assert (empty.group_state, empty.protocol_type, empty.protocol_data, empty.members) == (

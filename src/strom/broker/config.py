@@ -17,9 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strom.broker.errors import BrokerError
+from strom.protocol.error_codes import ErrorCode
 
-class ConfigError(ValueError):
+
+class ConfigError(BrokerError):
     """A configuration key is unknown or its value does not parse or is out of range."""
+
+    error_code = ErrorCode.INVALID_CONFIG
 
 
 class ConfigType(enum.IntEnum):

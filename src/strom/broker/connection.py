@@ -18,9 +18,9 @@ import os
 from typing import IO, TYPE_CHECKING, cast
 
 from strom.broker.dispatch import CloseConnection
-from strom.broker.fetch_response import FileRegion, Part
-from strom.protocol.codec import MalformedRequest, UnsupportedRequest
-from strom.protocol.framing import FrameError, FrameSplitter
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.errors import FrameError, MalformedRequest, UnsupportedRequest
+from strom.protocol.framing import FileRegion, FrameSplitter, Part, part_size, read_request_header
 
 if TYPE_CHECKING:
     from strom.broker.server import Broker
@@ -32,7 +32,7 @@ _MAX_QUEUED = 64
 # Flush responses early once this much is queued for a pipelining client.
 _FLUSH_BYTES = 1 << 20
 # APIs whose handlers may park for a long time (Fetch long polls, JoinGroup and SyncGroup barriers).
-_MAY_WAIT = frozenset({1, 11, 14})
+_MAY_WAIT = frozenset({ApiKey.FETCH, ApiKey.JOIN_GROUP, ApiKey.SYNC_GROUP})
 
 
 class _SendfileSource:
@@ -147,10 +147,11 @@ class Connection(asyncio.Protocol):
         out: list[Part] = []
         try:
             while (frame := await self._next_frame()) is not None:
-                if out and int.from_bytes(frame[:2], "big") in _MAY_WAIT:
+                header = read_request_header(frame)
+                if out and header.api_key in _MAY_WAIT:
                     await self._flush(out)  # earlier answers must not wait for a long poll
                     out = []
-                parts = await self.broker.handle_frame(frame, self.client_host)
+                parts = await self.broker.handle_frame(header, frame, self.client_host)
                 if parts:
                     out.extend(parts)
                 if out and (not self._frames or _size(out) >= _FLUSH_BYTES):
@@ -203,4 +204,4 @@ class Connection(asyncio.Protocol):
 
 
 def _size(parts: list[Part]) -> int:
-    return sum(len(p) if isinstance(p, (bytes, memoryview)) else p.size for p in parts)
+    return sum(part_size(p) for p in parts)

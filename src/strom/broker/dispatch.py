@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from strom.broker.fetch_response import Part
+from strom.protocol.framing import Part
 
 if TYPE_CHECKING:
     from strom.broker.server import Broker

@@ -20,22 +20,16 @@ from pathlib import Path
 from strom.broker.config import BrokerConfig, ConfigError
 from strom.broker.connection import Connection
 from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
-from strom.broker.fetch_response import Part, part_size
 from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
-from strom.protocol.codec import (
-    API_VERSIONS_KEY,
-    UnsupportedRequest,
-    api_versions_fallback,
-    decode_request,
-    encode_response,
-    response_header,
-)
-from strom.protocol.framing import header_prefix, size_prefix
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.codec import api_versions_fallback, decode_request, encode_response, response_header
+from strom.protocol.errors import UnsupportedRequest
+from strom.protocol.framing import Part, RequestHeader, part_size, size_prefix
 
 log = logging.getLogger("strom.broker")
 
@@ -304,24 +298,24 @@ class Broker:
 
     # --- connections ----------------------------------------------------------------------------------
 
-    async def handle_frame(self, frame: bytes, client_host: str) -> list[Part] | None:
+    async def handle_frame(self, header: RequestHeader, frame: bytes, client_host: str) -> list[Part] | None:
         """Decode a request, run its handler, and return the response frame's parts (None: no response).
 
         Raises UnsupportedRequest / MalformedRequest / CloseConnection when the connection must close.
         """
-        api_key, api_version, correlation_id = header_prefix(frame)
+        api_key, api_version, correlation_id = header.api_key, header.api_version, header.correlation_id
         spec = self.dispatcher.spec(api_key)
-        if api_key == API_VERSIONS_KEY and (spec is None or api_version > spec.max_version):
+        if api_key == ApiKey.API_VERSIONS and (spec is None or api_version > spec.max_version):
             return [api_versions_fallback(correlation_id, self.dispatcher.advertised())]
         if spec is None or not spec.min_version <= api_version <= spec.max_version:
             raise UnsupportedRequest(api_key, api_version)
-        request = decode_request(frame)
-        ctx = RequestContext(self, api_key, api_version, correlation_id, request.client_id, client_host)
-        response = await spec.handler(ctx, request.body)
+        body = decode_request(header, frame)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, client_host)
+        response = await spec.handler(ctx, body)
         if response is None:
             return None
         if isinstance(response, RawResponse):
-            header = response_header(api_key, api_version, correlation_id)
-            size = len(header) + sum(part_size(part) for part in response.parts)
-            return [size_prefix(size), header, *response.parts]
+            head = response_header(api_key, api_version, correlation_id)
+            size = len(head) + sum(part_size(part) for part in response.parts)
+            return [size_prefix(size), head, *response.parts]
         return [encode_response(api_key, api_version, correlation_id, response)]

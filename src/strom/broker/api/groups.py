@@ -17,8 +17,6 @@ import datetime
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kio.schema.errors import ErrorCode
-
 from strom.broker.coordinator.group import (
     GroupConfig,
     GroupCoordinator,
@@ -31,11 +29,11 @@ from strom.broker.coordinator.membership import JoinResult, SyncResult
 from strom.broker.coordinator.offsets import OffsetLog
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.dispatch import RequestContext, Response
+from strom.protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
     from strom.broker.server import Broker
 
-E = ErrorCode
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
 # No authorizer: every group operation is allowed (READ, DELETE, DESCRIBE bits of AclOperation).
@@ -105,7 +103,7 @@ class GroupApi:
         if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
             return {
                 "throttle_time": 0,
-                "error_code": E.invalid_request,
+                "error_code": ErrorCode.INVALID_REQUEST,
                 "error_message": f"unknown coordinator key type {key_type}",
                 "node_id": -1,
                 "host": "",
@@ -113,7 +111,7 @@ class GroupApi:
             }
         return {
             "throttle_time": 0,
-            "error_code": E.none,
+            "error_code": ErrorCode.NONE,
             "error_message": None,
             "node_id": broker.node_id,
             "host": broker.advertised_host,
@@ -170,8 +168,8 @@ class GroupApi:
         return {
             "throttle_time": 0,
             "error_code": result.error,
-            "protocol_type": result.protocol_type if result.error == E.none else None,
-            "protocol_name": result.protocol_name if result.error == E.none else None,
+            "protocol_type": result.protocol_type if result.error == ErrorCode.NONE else None,
+            "protocol_name": result.protocol_name if result.error == ErrorCode.NONE else None,
             "assignment": result.assignment,
         }
 
@@ -190,7 +188,7 @@ class GroupApi:
         if ctx.api_version < 3:
             top, errors = self.coordinator.leave_group(request.group_id, [(request.member_id, None)])
             # v0-2 have no member list: the member's own error is the answer.
-            error = top if top != E.none or not errors else errors[0]
+            error = top if top != ErrorCode.NONE or not errors else errors[0]
             return {"throttle_time": 0, "error_code": error, "members": []}
         leaving = [(m.member_id, m.group_instance_id) for m in request.members]
         top, errors = self.coordinator.leave_group(request.group_id, leaving)
@@ -213,7 +211,7 @@ class GroupApi:
         for topic in request.topics:
             for p in topic.partitions:
                 if not self._partition_exists(topic.name, p.partition_index):
-                    errors[(topic.name, p.partition_index)] = E.unknown_topic_or_partition
+                    errors[(topic.name, p.partition_index)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                     continue
                 valid.append(
                     OffsetCommit(
@@ -246,10 +244,10 @@ class GroupApi:
         if request.topics is not None:
             wanted = [(t.name, p) for t in request.topics for p in t.partition_indexes]
         if not is_valid_group_id(group_id, allow_empty=True):
-            error = E.invalid_group_id
+            error = ErrorCode.INVALID_GROUP_ID
             rows: list[tuple[str, int, Any]] = [(t, p, None) for t, p in wanted or []]
         else:
-            error = E.none
+            error = ErrorCode.NONE
             rows = list(self.coordinator.fetch_offsets(group_id, wanted))
         topics: dict[str, list[dict[str, Any]]] = {}
         for topic, partition, value in rows:
@@ -260,7 +258,7 @@ class GroupApi:
                     "committed_leader_epoch": value.leader_epoch if value is not None else -1,
                     "metadata": value.metadata if value is not None else "",
                     # v0-1 have no top-level error: each partition carries it.
-                    "error_code": error if ctx.api_version < 2 else E.none,
+                    "error_code": error if ctx.api_version < 2 else ErrorCode.NONE,
                 }
             )
         return {
@@ -278,14 +276,14 @@ class GroupApi:
                 if self._partition_exists(*tp):
                     wanted.append(tp)
                 else:
-                    unknown[tp] = E.unknown_topic_or_partition
+                    unknown[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         top, errors = self.coordinator.delete_offsets(request.group_id, wanted)
-        if top != E.none:
+        if top != ErrorCode.NONE:
             return {"throttle_time": 0, "error_code": top, "topics": []}
         errors.update(unknown)
         return {
             "throttle_time": 0,
-            "error_code": E.none,
+            "error_code": ErrorCode.NONE,
             "topics": _partition_errors(request.topics, errors),
         }
 
@@ -323,7 +321,7 @@ class GroupApi:
         states = getattr(request, "states_filter", ()) or ()
         return {
             "throttle_time": 0,
-            "error_code": E.none,
+            "error_code": ErrorCode.NONE,
             "groups": [
                 {"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state}
                 for g in self.coordinator.list_groups(states)

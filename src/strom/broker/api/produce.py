@@ -21,9 +21,9 @@ import struct
 from typing import Any
 
 from strom.broker.dispatch import CloseConnection, RawResponse, RequestContext, Response
-from strom.broker.produce_response import PartitionAck, encode_produce_response
 from strom.broker.recompress import recompress, target_codec
 from strom.broker.server import Broker
+from strom.protocol.produce_response import PartitionAck, encode_produce_response
 
 _LENGTH = struct.Struct(">i")
 _ATTRS = struct.Struct(">h")

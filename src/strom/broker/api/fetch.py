@@ -13,8 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from strom.broker.dispatch import RawResponse, RequestContext, Response
-from strom.broker.server import Broker
+from strom.broker.dispatch import BrokerServices, RawResponse, RequestContext, Response
 from strom.log.errors import LogError
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
@@ -26,7 +25,7 @@ TopicResults = list[tuple[str, list[PartitionResult]]]
 
 
 def _read(
-    broker: Broker, request: Any, max_bytes: int, read_committed: bool
+    broker: BrokerServices, request: Any, max_bytes: int, read_committed: bool
 ) -> tuple[TopicResults, int, bool]:
     """One pass over the requested partitions: (results per topic, bytes found, whether an error occurred)."""
     remaining = max_bytes
@@ -83,7 +82,3 @@ async def fetch(ctx: RequestContext, request: Any) -> Response:
             topics, total, error = _read(broker, request, max_bytes, read_committed)
             break
     return RawResponse(encode_fetch_response(ctx.api_version, ErrorCode.NONE, topics))
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(1, 4, 12, fetch)

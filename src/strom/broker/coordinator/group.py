@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from strom.broker.config import BrokerConfig
 from strom.broker.coordinator.membership import (
     CONSUMER_PROTOCOL_TYPE,
     Group,
@@ -71,6 +72,19 @@ class GroupConfig:
     # Kafka's fixed NewMemberJoinTimeoutMs: a member that joined in this rebalance but never completes it
     # (its client gave up on the JoinGroup) is dropped after this long, not kept for the whole rebalance.
     new_member_join_timeout_ms: int = 300_000
+
+    @classmethod
+    def from_broker_config(cls, cfg: BrokerConfig) -> GroupConfig:
+        """The coordinator's settings from the broker configuration (Kafka's keys)."""
+        return cls(
+            min_session_timeout_ms=cfg.int("group.min.session.timeout.ms"),
+            max_session_timeout_ms=cfg.int("group.max.session.timeout.ms"),
+            initial_rebalance_delay_ms=cfg.int("group.initial.rebalance.delay.ms"),
+            max_size=cfg.int("group.max.size"),
+            offset_metadata_max_bytes=cfg.int("offset.metadata.max.bytes"),
+            offsets_retention_ms=cfg.int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=cfg.int("offsets.retention.check.interval.ms"),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 from kio.index import load_response_schema
 from kio.serial import entity_reader
 
+from strom.protocol.api_keys import ApiKey
 from strom.protocol.codec import (
     api_versions_fallback,
     build,
@@ -17,6 +18,7 @@ from strom.protocol.codec import (
     encode_response,
     response_header,
 )
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.errors import MalformedRequest
 from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
 from strom.protocol.framing import part_size, read_request_header
@@ -111,12 +113,14 @@ def test_build_refuses_to_invent_required_fields() -> None:
 def test_api_versions_fallback_is_a_v0_body_with_unsupported_version() -> None:
     frame = api_versions_fallback(12, {18: (0, 4), 3: (0, 12)})
     resp = decode_response(18, 0, frame[4:], 12)
-    assert resp.error_code == 35
+    assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
     assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(3, 0, 12), (18, 0, 4)]
 
 
 def test_request_header_tagged_fields_are_skipped() -> None:
-    frame = request_frame(18, 3, 4, {"client_software_name": "x", "client_software_version": "1"})[4:]
+    frame = request_frame(
+        ApiKey.API_VERSIONS, 3, 4, {"client_software_name": "x", "client_software_version": "1"}
+    )[4:]
     # Header v2 ends with an empty tagged-field section right after client_id "t"; add an unknown tag 7.
     head_len = 2 + 2 + 4 + 2 + 1
     assert frame[head_len] == 0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
@@ -23,7 +24,7 @@ def broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(config=config) as b:
         with WireClient(b.bootstrap_servers) as c:
             created = c.call(
-                19,
+                ApiKey.CREATE_TOPICS,
                 4,
                 {
                     "topics": [
@@ -60,7 +61,7 @@ def join(
     session_ms: int = 10_000,
 ) -> Any:
     return c.call(
-        11,
+        ApiKey.JOIN_GROUP,
         version,
         {
             "group_id": group,
@@ -88,7 +89,7 @@ def sync(
     c: WireClient, group: str, member: str, gen: int, assignments: dict[str, bytes], version: int = 5
 ) -> Any:
     return c.call(
-        14,
+        ApiKey.SYNC_GROUP,
         version,
         {
             "group_id": group,
@@ -113,7 +114,7 @@ def commit(c: WireClient, group: str, gen: int, member: str, parts: list[tuple[s
             }
         )
     return c.call(
-        8,
+        ApiKey.OFFSET_COMMIT,
         8,
         {
             "group_id": group,
@@ -141,13 +142,18 @@ def test_join_sync_heartbeat_leave_at_every_version(client: WireClient, version:
     synced = sync(client, group, me, 1, {me: b"assignment"}, version=min(version, 5))
     assert (synced.error_code, synced.assignment) == (ErrorCode.NONE, b"assignment")
     hb = {"group_id": group, "generation_id": 1, "member_id": me}
-    assert client.call(12, min(version, 4), hb).error_code == ErrorCode.NONE
+    assert client.call(ApiKey.HEARTBEAT, min(version, 4), hb).error_code == ErrorCode.NONE
     if version >= 3:
-        left = client.call(13, min(version, 4), {"group_id": group, "members": [{"member_id": me}]})
+        left = client.call(
+            ApiKey.LEAVE_GROUP, min(version, 4), {"group_id": group, "members": [{"member_id": me}]}
+        )
         assert left.error_code == ErrorCode.NONE and [m.error_code for m in left.members] == [ErrorCode.NONE]
     else:
-        assert client.call(13, version, {"group_id": group, "member_id": me}).error_code == ErrorCode.NONE
-    assert client.call(12, min(version, 4), hb).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        assert (
+            client.call(ApiKey.LEAVE_GROUP, version, {"group_id": group, "member_id": me}).error_code
+            == ErrorCode.NONE
+        )
+    assert client.call(ApiKey.HEARTBEAT, min(version, 4), hb).error_code == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 def test_second_member_waits_for_the_first_to_rejoin(broker: EmbeddedBroker, client: WireClient) -> None:
@@ -157,8 +163,10 @@ def test_second_member_waits_for_the_first_to_rejoin(broker: EmbeddedBroker, cli
         pending = join(other, "waiting")
         assert pending.error_code == ErrorCode.MEMBER_ID_REQUIRED
         # The second member's JoinGroup is held by the broker until the first member rejoins.
-        other.send(request_frame(11, 7, 99, _join_body("waiting", pending.member_id)))
-        hb = client.call(12, 4, {"group_id": "waiting", "generation_id": 1, "member_id": a.member_id})
+        other.send(request_frame(ApiKey.JOIN_GROUP, 7, 99, _join_body("waiting", pending.member_id)))
+        hb = client.call(
+            ApiKey.HEARTBEAT, 4, {"group_id": "waiting", "generation_id": 1, "member_id": a.member_id}
+        )
         assert hb.error_code == ErrorCode.REBALANCE_IN_PROGRESS
         rejoined = join(client, "waiting", a.member_id)
         joined = decode_response(11, 7, other.read_frame(), 99)
@@ -204,9 +212,9 @@ def test_generation_and_member_fencing(client: WireClient) -> None:
     assert sync(client, "fencing", "stranger", 1, {}).error_code == ErrorCode.UNKNOWN_MEMBER_ID
     assert sync(client, "", me, 1, {}).error_code == ErrorCode.INVALID_GROUP_ID
     sync(client, "fencing", me, 1, {me: b""})
-    hb = client.call(12, 4, {"group_id": "fencing", "generation_id": 0, "member_id": me})
+    hb = client.call(ApiKey.HEARTBEAT, 4, {"group_id": "fencing", "generation_id": 0, "member_id": me})
     assert hb.error_code == ErrorCode.ILLEGAL_GENERATION
-    hb = client.call(12, 4, {"group_id": "nope", "generation_id": 1, "member_id": me})
+    hb = client.call(ApiKey.HEARTBEAT, 4, {"group_id": "nope", "generation_id": 1, "member_id": me})
     assert hb.error_code == ErrorCode.UNKNOWN_MEMBER_ID
     assert errors_of(commit(client, "fencing", 0, me, [(TOPIC, 0, 1, "")])) == {
         (TOPIC, 0): ErrorCode.ILLEGAL_GENERATION
@@ -217,10 +225,10 @@ def test_generation_and_member_fencing(client: WireClient) -> None:
     assert errors_of(commit(client, "fencing", -1, "", [(TOPIC, 0, 1, "")])) == {
         (TOPIC, 0): ErrorCode.UNKNOWN_MEMBER_ID
     }
-    left = client.call(13, 4, {"group_id": "fencing", "members": [{"member_id": "stranger"}]})
+    left = client.call(ApiKey.LEAVE_GROUP, 4, {"group_id": "fencing", "members": [{"member_id": "stranger"}]})
     assert [m.error_code for m in left.members] == [ErrorCode.UNKNOWN_MEMBER_ID]
     assert (
-        client.call(13, 1, {"group_id": "fencing", "member_id": "stranger"}).error_code
+        client.call(ApiKey.LEAVE_GROUP, 1, {"group_id": "fencing", "member_id": "stranger"}).error_code
         == ErrorCode.UNKNOWN_MEMBER_ID
     )
 
@@ -233,7 +241,7 @@ def test_static_member_fencing(client: WireClient) -> None:
     assert new.error_code == ErrorCode.NONE and new.member_id != old.member_id and new.generation_id == 1
     assert sync(client, "static", new.member_id, 1, {}).assignment == b"mine"
     hb = client.call(
-        12,
+        ApiKey.HEARTBEAT,
         4,
         {
             "group_id": "static",
@@ -260,29 +268,39 @@ def test_offset_commit_and_fetch(client: WireClient) -> None:
         (TOPIC, 1): ErrorCode.OFFSET_METADATA_TOO_LARGE,
     }
     fetched = client.call(
-        9, 7, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0, 1]}]}
+        ApiKey.OFFSET_FETCH,
+        7,
+        {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0, 1]}]},
     )
     rows = {
         p.partition_index: (p.committed_offset, p.metadata, p.error_code)
         for p in fetched.topics[0].partitions
     }
     assert rows == {0: (10, "hello", ErrorCode.NONE), 1: (-1, "", ErrorCode.NONE)}
-    everything = client.call(9, 7, {"group_id": "offsets", "topics": None})
+    everything = client.call(ApiKey.OFFSET_FETCH, 7, {"group_id": "offsets", "topics": None})
     assert [(t.name, [p.partition_index for p in t.partitions]) for t in everything.topics] == [(TOPIC, [0])]
-    old = client.call(9, 1, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0]}]})
+    old = client.call(
+        ApiKey.OFFSET_FETCH, 1, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0]}]}
+    )
     assert old.topics[0].partitions[0].committed_offset == 10
-    bad = client.call(9, 7, {"group_id": "y" * 40_000, "topics": None})
+    bad = client.call(ApiKey.OFFSET_FETCH, 7, {"group_id": "y" * 40_000, "topics": None})
     assert bad.error_code == ErrorCode.INVALID_GROUP_ID
 
 
 @pytest.mark.parametrize("version", range(4))
 def test_find_coordinator(broker: EmbeddedBroker, client: WireClient, version: int) -> None:
-    response = client.call(10, version, {"key": "any-group", "key_type": 0})
+    response = client.call(ApiKey.FIND_COORDINATOR, version, {"key": "any-group", "key_type": 0})
     assert response.error_code == ErrorCode.NONE
     assert f"{response.host}:{response.port}" == broker.bootstrap_servers
     if version >= 1:
-        assert client.call(10, version, {"key": "txn-id", "key_type": 1}).error_code == ErrorCode.NONE
-        assert client.call(10, version, {"key": "g", "key_type": 5}).error_code == ErrorCode.INVALID_REQUEST
+        assert (
+            client.call(ApiKey.FIND_COORDINATOR, version, {"key": "txn-id", "key_type": 1}).error_code
+            == ErrorCode.NONE
+        )
+        assert (
+            client.call(ApiKey.FIND_COORDINATOR, version, {"key": "g", "key_type": 5}).error_code
+            == ErrorCode.INVALID_REQUEST
+        )
 
 
 def test_admin_apis_at_every_version(client: WireClient) -> None:
@@ -291,7 +309,7 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
     commit(client, "simple-admin", -1, "", [(TOPIC, 2, 3, "")])
     for version in range(6):
         (desc,) = client.call(
-            15, version, {"groups": ["admin"], "include_authorized_operations": True}
+            ApiKey.DESCRIBE_GROUPS, version, {"groups": ["admin"], "include_authorized_operations": True}
         ).groups
         assert (desc.error_code, desc.group_state, desc.protocol_type, desc.protocol_data) == (
             ErrorCode.NONE,
@@ -307,28 +325,30 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
         )
         assert member.client_host == "/127.0.0.1"
         (missing,) = client.call(
-            15, version, {"groups": ["missing"], "include_authorized_operations": False}
+            ApiKey.DESCRIBE_GROUPS, version, {"groups": ["missing"], "include_authorized_operations": False}
         ).groups
         assert missing.group_state == "Dead"
     for version in range(5):
-        listed = client.call(16, version, {"states_filter": []})
+        listed = client.call(ApiKey.LIST_GROUPS, version, {"states_filter": []})
         assert {("admin", "consumer"), ("simple-admin", "")} <= {
             (g.group_id, g.protocol_type) for g in listed.groups
         }
-    stable_only = client.call(16, 4, {"states_filter": ["Stable"]})
+    stable_only = client.call(ApiKey.LIST_GROUPS, 4, {"states_filter": ["Stable"]})
     assert "simple-admin" not in {g.group_id for g in stable_only.groups}
     for version in range(2):
-        deleted = client.call(42, version, {"groups_names": ["admin", "missing"]})
+        deleted = client.call(ApiKey.DELETE_GROUPS, version, {"groups_names": ["admin", "missing"]})
         assert [(r.group_id, r.error_code) for r in deleted.results] == [
             ("admin", ErrorCode.NON_EMPTY_GROUP),
             ("missing", ErrorCode.GROUP_ID_NOT_FOUND),
         ]
     gone = client.call(
-        47, 0, {"group_id": "missing", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
+        ApiKey.OFFSET_DELETE,
+        0,
+        {"group_id": "missing", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
     )
     assert gone.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     subscribed = client.call(
-        47,
+        ApiKey.OFFSET_DELETE,
         0,
         {
             "group_id": "admin",
@@ -343,14 +363,14 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
         ("missing", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     }
     removed = client.call(
-        47,
+        ApiKey.OFFSET_DELETE,
         0,
         {"group_id": "simple-admin", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 2}]}]},
     )
     assert errors_of(removed) == {(TOPIC, 2): ErrorCode.NONE}
-    assert [r.error_code for r in client.call(42, 1, {"groups_names": ["simple-admin"]}).results] == [
-        ErrorCode.NONE
-    ]
+    assert [
+        r.error_code for r in client.call(ApiKey.DELETE_GROUPS, 1, {"groups_names": ["simple-admin"]}).results
+    ] == [ErrorCode.NONE]
 
 
 def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: WireClient) -> None:
@@ -361,7 +381,9 @@ def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: Wi
     assert a.error_code == ErrorCode.NONE and a.members[0].metadata == huge
     refused = sync(client, "huge", a.member_id, a.generation_id, {a.member_id: b""})
     assert refused.error_code == ErrorCode.UNKNOWN_SERVER_ERROR
-    hb = client.call(12, 4, {"group_id": "huge", "generation_id": a.generation_id, "member_id": a.member_id})
+    hb = client.call(
+        ApiKey.HEARTBEAT, 4, {"group_id": "huge", "generation_id": a.generation_id, "member_id": a.member_id}
+    )
     assert hb.error_code == ErrorCode.REBALANCE_IN_PROGRESS
     again = join(client, "huge", a.member_id)  # a normal-sized subscription is stored fine
     assert again.error_code == ErrorCode.NONE and again.generation_id == a.generation_id + 1

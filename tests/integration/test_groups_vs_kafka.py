@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
@@ -36,7 +37,7 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
     )
     with WireClient(address) as c:
         c.call(
-            19,
+            ApiKey.CREATE_TOPICS,
             4,
             {
                 "topics": [
@@ -54,7 +55,11 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
         )  # TOPIC_ALREADY_EXISTS after the first test: fine
         deadline = time.monotonic() + 30
         while True:
-            meta = c.call(3, 9, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS})
+            meta = c.call(
+                ApiKey.METADATA,
+                9,
+                {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS},
+            )
             if meta.topics[0].error_code == ErrorCode.NONE and len(meta.topics[0].partitions) == 3:
                 break
             assert time.monotonic() < deadline, meta
@@ -67,8 +72,10 @@ def unique(bootstrap: str, prefix: str) -> str:
     deadline = time.monotonic() + 60
     with WireClient(bootstrap) as c:
         while True:
-            found = c.call(10, 3, {"key": group, "key_type": 0}).error_code
-            described = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups[0]
+            found = c.call(ApiKey.FIND_COORDINATOR, 3, {"key": group, "key_type": 0}).error_code
+            described = c.call(
+                ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+            ).groups[0]
             if found == ErrorCode.NONE and described.error_code == ErrorCode.NONE:
                 return group
             assert time.monotonic() < deadline, (found, described)
@@ -89,12 +96,12 @@ def join_body(
 
 
 def join(c: WireClient, group: str, member_id: str = "", **kw: Any) -> Any:
-    return c.call(11, 7, join_body(group, member_id, **kw))
+    return c.call(ApiKey.JOIN_GROUP, 7, join_body(group, member_id, **kw))
 
 
 def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str, bytes], **kw: Any) -> Any:
     return c.call(
-        14,
+        ApiKey.SYNC_GROUP,
         5,
         {
             "group_id": group,
@@ -110,7 +117,7 @@ def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str
 
 def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> ErrorCode:
     body = {"group_id": group, "generation_id": gen, "member_id": member, "group_instance_id": instance}
-    return c.call(12, 4, body).error_code  # type: ignore[no-any-return]
+    return c.call(ApiKey.HEARTBEAT, 4, body).error_code  # type: ignore[no-any-return]
 
 
 def await_rebalance(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> None:
@@ -122,7 +129,7 @@ def await_rebalance(c: WireClient, group: str, member: str, gen: int, instance: 
 
 def commit(c: WireClient, group: str, gen: int, member: str) -> ErrorCode:
     response = c.call(
-        8,
+        ApiKey.OFFSET_COMMIT,
         8,
         {
             "group_id": group,
@@ -163,7 +170,7 @@ def test_codes_through_the_phases_of_a_rebalance(bootstrap: str) -> None:
         assert commit(a, group, -1, "") == ErrorCode.UNKNOWN_MEMBER_ID
         # A second member arrives: PreparingRebalance.
         pending = join(b, group)
-        b.send(request_frame(11, 7, 77, join_body(group, pending.member_id)))
+        b.send(request_frame(ApiKey.JOIN_GROUP, 7, 77, join_body(group, pending.member_id)))
         await_rebalance(a, group, me, 1)
         assert commit(a, group, 1, me) == ErrorCode.NONE  # eager consumers commit in their revoke callback
         assert sync(a, group, me, 1, {}).error_code == ErrorCode.REBALANCE_IN_PROGRESS
@@ -187,7 +194,7 @@ def test_bad_requests_get_the_same_codes(bootstrap: str) -> None:
         assert join(c, "").error_code == ErrorCode.INVALID_GROUP_ID
         body = join_body(group)
         body["session_timeout"] = 1
-        assert c.call(11, 7, body).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
+        assert c.call(ApiKey.JOIN_GROUP, 7, body).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
         first = join(c, group)
         me = join(c, group, first.member_id).member_id
         sync(c, group, me, 1, {me: b""})
@@ -195,21 +202,25 @@ def test_bad_requests_get_the_same_codes(bootstrap: str) -> None:
         assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == ErrorCode.UNKNOWN_MEMBER_ID
         assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == ErrorCode.UNKNOWN_MEMBER_ID
         assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == ErrorCode.ILLEGAL_GENERATION
-        left = c.call(13, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
+        left = c.call(ApiKey.LEAVE_GROUP, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
         assert (left.error_code, [m.error_code for m in left.members]) == (
             ErrorCode.NONE,
             [ErrorCode.UNKNOWN_MEMBER_ID],
         )
         (dead,) = c.call(
-            15, 5, {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False}
+            ApiKey.DESCRIBE_GROUPS,
+            5,
+            {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False},
         ).groups
         assert (dead.error_code, dead.group_state) == (ErrorCode.NONE, "Dead")
         offset_delete = c.call(
-            47, 0, {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
+            ApiKey.OFFSET_DELETE,
+            0,
+            {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
         )
         assert offset_delete.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
         missing = unique(bootstrap, "nogroup")
-        deleted = c.call(42, 1, {"groups_names": [group, missing]})
+        deleted = c.call(ApiKey.DELETE_GROUPS, 1, {"groups_names": [group, missing]})
         assert {r.group_id: r.error_code for r in deleted.results} == {
             group: ErrorCode.NON_EMPTY_GROUP,
             missing: ErrorCode.GROUP_ID_NOT_FOUND,
@@ -222,12 +233,12 @@ def test_static_member_replacement(bootstrap: str) -> None:
         ja = join(a, group, instance="ia")
         assert ja.error_code == ErrorCode.NONE and ja.generation_id == 1
         sync(a, group, ja.member_id, 1, {ja.member_id: b""}, instance="ia")
-        b.send(request_frame(11, 7, 5, join_body(group, instance="ib")))
+        b.send(request_frame(ApiKey.JOIN_GROUP, 7, 5, join_body(group, instance="ib")))
         await_rebalance(a, group, ja.member_id, 1, "ia")
         ja2 = join(a, group, ja.member_id, instance="ia")
         jb = decode_response(11, 7, b.read_frame(), 5)
         assert ja2.generation_id == jb.generation_id == 2 and ja2.leader == ja.member_id
-        b.send(request_frame(14, 5, 6, _sync_body(group, jb.member_id, "ib", {})))
+        b.send(request_frame(ApiKey.SYNC_GROUP, 5, 6, _sync_body(group, jb.member_id, "ib", {})))
         sync(a, group, ja.member_id, 2, {ja.member_id: b"A", jb.member_id: b"B"}, instance="ia")
         assert decode_response(14, 5, b.read_frame(), 6).assignment == b"B"
         # ib restarts: it joins without its member id and takes over without a rebalance.
@@ -241,7 +252,9 @@ def test_static_member_replacement(bootstrap: str) -> None:
         assert sync(b, group, again.member_id, 2, {}, instance="ib").assignment == b"B"
         assert heartbeat(a, group, ja.member_id, 2, "ia") == ErrorCode.NONE
         assert heartbeat(b, group, jb.member_id, 2, "ib") == ErrorCode.FENCED_INSTANCE_ID
-        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        (desc,) = b.call(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+        ).groups
         assert desc.group_state == "Stable"
         assert sorted((m.group_instance_id, m.member_id) for m in desc.members) == [
             ("ia", ja.member_id),
@@ -276,7 +289,9 @@ def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
             (),
         )
         assert sync(b, group, again.member_id, 1, {again.member_id: b"NEW"}, instance="ia").assignment == b"A"
-        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        (desc,) = b.call(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+        ).groups
         assert desc.group_state == "Stable"
         assert heartbeat(a, group, ja.member_id, 1, "ia") == ErrorCode.FENCED_INSTANCE_ID
 
@@ -286,7 +301,9 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
     with WireClient(bootstrap) as c:
 
         def describe() -> Any:
-            (desc,) = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+            (desc,) = c.call(
+                ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+            ).groups
             return desc
 
         first = join(c, group)
@@ -305,7 +322,7 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
         assert (stable.group_state, stable.protocol_data) == ("Stable", "range")
         assert [(m.member_metadata, m.member_assignment) for m in stable.members] == [(SUB, b"\x00\x01")]
         assert commit(c, group, 1, me) == ErrorCode.NONE
-        c.call(13, 4, {"group_id": group, "members": [{"member_id": me}]})
+        c.call(ApiKey.LEAVE_GROUP, 4, {"group_id": group, "members": [{"member_id": me}]})
         empty = describe()
         assert (empty.group_state, empty.protocol_type, empty.protocol_data, empty.members) == (
             "Empty",
@@ -314,10 +331,11 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
             (),
         )
         listed = {
-            g.group_id: (g.protocol_type, g.group_state) for g in c.call(16, 4, {"states_filter": []}).groups
+            g.group_id: (g.protocol_type, g.group_state)
+            for g in c.call(ApiKey.LIST_GROUPS, 4, {"states_filter": []}).groups
         }
         assert listed[group] == ("consumer", "Empty")
-        fetched = c.call(9, 7, {"group_id": group, "topics": None})
+        fetched = c.call(ApiKey.OFFSET_FETCH, 7, {"group_id": group, "topics": None})
         assert [
             (t.name, [(p.partition_index, p.committed_offset) for p in t.partitions]) for t in fetched.topics
         ] == [(TOPIC, [(0, 1)])]

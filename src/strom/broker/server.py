@@ -45,7 +45,9 @@ class Broker:
 
     Invariants: the topic registry and the partition logs agree (a topic is registered only after its
     partition logs exist, and its logs are removed only after it is unregistered); every append happens on
-    the event loop thread; retention and compaction run on one background thread through the LogManager.
+    the event loop thread; retention and compaction run on one background thread through the LogManager;
+    the group coordinator lives from `start()` (loaded from `__consumer_offsets`) to `stop()` (waiting members
+    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS`.
     Survives: any bytes a client sends (its connection is closed), a handler exception (logged, connection
     closed), SIGTERM or `stop()` (logs flushed and closed with a clean-shutdown marker).
     """

@@ -30,6 +30,8 @@ _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_NAME_LENGTH = 249
 # Topics only the broker creates, with their own configs; clients can neither create nor auto-create them.
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+# This one node leads every partition, always in the same (first) leader epoch.
+LEADER_EPOCH = 0
 
 
 class InvalidTopicError(BrokerError):

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL, OPERATIONS_OMITTED
+from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL
 from strom.broker.config import (
     BROKER_KEYS,
     TOPIC_KEYS,
@@ -25,11 +25,12 @@ from strom.broker.dispatch import BrokerServices, RequestContext, Response
 from strom.broker.errors import BrokerError
 from strom.broker.topics import TopicExistsError, TopicInfo
 from strom.protocol.error_codes import ErrorCode
-
-RESOURCE_TOPIC = 2
-RESOURCE_BROKER = 4
-
-OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+from strom.protocol.field_values import (
+    AUTHORIZED_OPERATIONS_OMITTED,
+    AlterConfigOp,
+    ConfigResourceType,
+    EndpointType,
+)
 
 
 def _error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -257,7 +258,7 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Response:
             "configs": [],
         }
         keys = None if resource.configuration_keys is None else set(resource.configuration_keys)
-        if resource.resource_type == RESOURCE_TOPIC:
+        if resource.resource_type == ConfigResourceType.TOPIC:
             topic = broker.topics.get(resource.resource_name)
             if topic is None:
                 results.append({**base, **_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")})
@@ -265,7 +266,7 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Response:
             results.append(
                 {**base, **_error(ErrorCode.NONE), "configs": _config_entries(broker, topic, keys, synonyms)}
             )
-        elif resource.resource_type == RESOURCE_BROKER:
+        elif resource.resource_type == ConfigResourceType.BROKER:
             if resource.resource_name not in ("", str(broker.node_id)):
                 results.append(
                     {**base, **_error(ErrorCode.INVALID_REQUEST, f"no broker {resource.resource_name!r}")}
@@ -304,12 +305,12 @@ def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
     for resource in request.resources:
         base = {"resource_type": resource.resource_type, "resource_name": resource.resource_name}
         try:
-            if resource.resource_type == RESOURCE_BROKER:
+            if resource.resource_type == ConfigResourceType.BROKER:
                 raise _AdminError(
                     ErrorCode.INVALID_REQUEST,
                     "strom has no dynamic broker configs; set them with `strom broker --set key=value`",
                 )
-            if resource.resource_type != RESOURCE_TOPIC:
+            if resource.resource_type != ConfigResourceType.TOPIC:
                 raise _AdminError(
                     ErrorCode.INVALID_REQUEST, f"resource type {resource.resource_type} is not supported"
                 )
@@ -338,18 +339,18 @@ def _incremental(
     key = TOPIC_KEYS.get(name)
     if key is None:
         raise ConfigError(f"unknown topic configuration {name!r}")
-    if op == OP_SET:
+    if op == AlterConfigOp.SET:
         if value is None:
             raise ConfigError(f"SET of {name} needs a value")
         configs[name] = value
-    elif op == OP_DELETE:
+    elif op == AlterConfigOp.DELETE:
         configs.pop(name, None)
-    elif op in (OP_APPEND, OP_SUBTRACT):
+    elif op in (AlterConfigOp.APPEND, AlterConfigOp.SUBTRACT):
         if key.type.name != "LIST":
             raise ConfigError(f"{name} is not a list; APPEND and SUBTRACT apply to list configs only")
         current = configs.get(name, broker.config.topic_default(name)).split(",")
         items = [v.strip() for v in (value or "").split(",") if v.strip()]
-        if op == OP_APPEND:
+        if op == AlterConfigOp.APPEND:
             current += [v for v in items if v not in current]
         else:
             current = [v for v in current if v not in items]
@@ -372,11 +373,17 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Respon
 
 async def describe_cluster(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    endpoint_type = getattr(request, "endpoint_type", 1)
-    ops = CLUSTER_OPERATIONS_ALL if request.include_cluster_authorized_operations else OPERATIONS_OMITTED
+    endpoint_type = getattr(request, "endpoint_type", EndpointType.BROKER)
+    ops = (
+        CLUSTER_OPERATIONS_ALL
+        if request.include_cluster_authorized_operations
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
     return {
         "throttle_time": 0,
-        **_error(ErrorCode.NONE if endpoint_type == 1 else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE),
+        **_error(
+            ErrorCode.NONE if endpoint_type == EndpointType.BROKER else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE
+        ),
         "endpoint_type": endpoint_type,
         "cluster_id": broker.topics.cluster_id,
         "controller_id": broker.node_id,

@@ -14,12 +14,11 @@ import time
 from typing import Any
 
 from strom.broker.dispatch import BrokerServices, RawResponse, RequestContext, Response
+from strom.broker.topics import LEADER_EPOCH
 from strom.log.errors import LogError
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
-
-LEADER_EPOCH = 0
-READ_COMMITTED = 1
+from strom.protocol.field_values import IsolationLevel
 
 TopicResults = list[tuple[str, list[PartitionResult]]]
 
@@ -70,7 +69,7 @@ def _read(
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
     max_bytes = max(0, getattr(request, "max_bytes", 2**31 - 1))
-    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    read_committed = getattr(request, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
     while True:

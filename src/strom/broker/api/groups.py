@@ -26,12 +26,15 @@ from strom.broker.coordinator.group import (
 from strom.broker.coordinator.membership import JoinResult, SyncResult
 from strom.broker.dispatch import BrokerServices, RequestContext, Response
 from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import (
+    AUTHORIZED_OPERATIONS_OMITTED,
+    AclOperation,
+    CoordinatorType,
+    authorized_operations,
+)
 
-KEY_TYPE_GROUP = 0
-KEY_TYPE_TRANSACTION = 1
-# No authorizer: every group operation is allowed (READ, DELETE, DESCRIBE bits of AclOperation).
-GROUP_OPERATIONS_ALL = (1 << 3) | (1 << 6) | (1 << 8)
-OPERATIONS_OMITTED = -(2**31)
+# No authorizer: every group operation is allowed.
+GROUP_OPERATIONS_ALL = authorized_operations(AclOperation.READ, AclOperation.DELETE, AclOperation.DESCRIBE)
 
 T = TypeVar("T")
 
@@ -85,9 +88,9 @@ def _partition_exists(broker: BrokerServices, topic: str, partition: int) -> boo
 
 
 async def find_coordinator(ctx: RequestContext, request: Any) -> Response:
-    key_type = getattr(request, "key_type", KEY_TYPE_GROUP)
+    key_type = getattr(request, "key_type", CoordinatorType.GROUP)
     broker = ctx.broker
-    if key_type not in (KEY_TYPE_GROUP, KEY_TYPE_TRANSACTION):
+    if key_type not in (CoordinatorType.GROUP, CoordinatorType.TRANSACTION):
         return {
             "throttle_time": 0,
             "error_code": ErrorCode.INVALID_REQUEST,
@@ -311,7 +314,9 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Response:
                     }
                     for m in d.members
                 ],
-                "authorized_operations": GROUP_OPERATIONS_ALL if operations else OPERATIONS_OMITTED,
+                "authorized_operations": GROUP_OPERATIONS_ALL
+                if operations
+                else AUTHORIZED_OPERATIONS_OMITTED,
             }
         )
     return {"throttle_time": 0, "groups": groups}

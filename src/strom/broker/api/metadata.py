@@ -11,13 +11,38 @@ from typing import Any
 
 from strom.broker.config import ConfigError
 from strom.broker.dispatch import BrokerServices, RequestContext, Response
-from strom.broker.topics import INTERNAL_TOPICS, InvalidTopicError, TopicInfo, validate_topic_name
+from strom.broker.topics import (
+    INTERNAL_TOPICS,
+    LEADER_EPOCH,
+    InvalidTopicError,
+    TopicInfo,
+    validate_topic_name,
+)
 from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, authorized_operations
 
-# No authorizer: every topic operation is allowed (READ..ALTER_CONFIGS bits of AclOperation).
-TOPIC_OPERATIONS_ALL = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPERATIONS_ALL = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12, 13))
-OPERATIONS_OMITTED = -(2**31)
+# No authorizer: every topic and cluster operation is allowed.
+TOPIC_OPERATIONS_ALL = authorized_operations(
+    AclOperation.READ,
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.DELETE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+)
+CLUSTER_OPERATIONS_ALL = authorized_operations(
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.CLUSTER_ACTION,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+    AclOperation.IDEMPOTENT_WRITE,
+    AclOperation.CREATE_TOKENS,
+)
 
 
 def describe_topic(broker: BrokerServices, topic: TopicInfo, operations: bool) -> dict[str, Any]:
@@ -32,14 +57,14 @@ def describe_topic(broker: BrokerServices, topic: TopicInfo, operations: bool) -
                 "error_code": ErrorCode.NONE,
                 "partition_index": index,
                 "leader_id": node,
-                "leader_epoch": 0,
+                "leader_epoch": LEADER_EPOCH,
                 "replica_nodes": [node],
                 "isr_nodes": [node],
                 "offline_replicas": [],
             }
             for index in range(topic.partitions)
         ],
-        "topic_authorized_operations": TOPIC_OPERATIONS_ALL if operations else OPERATIONS_OMITTED,
+        "topic_authorized_operations": TOPIC_OPERATIONS_ALL if operations else AUTHORIZED_OPERATIONS_OMITTED,
     }
 
 
@@ -50,7 +75,7 @@ def _missing(name: str | None, error: ErrorCode, topic_id: Any = None) -> dict[s
         "topic_id": topic_id,
         "is_internal": False,
         "partitions": [],
-        "topic_authorized_operations": OPERATIONS_OMITTED,
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
 
 
@@ -111,5 +136,5 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
         "topics": topics,
         "cluster_authorized_operations": CLUSTER_OPERATIONS_ALL
         if include_cluster_ops
-        else OPERATIONS_OMITTED,
+        else AUTHORIZED_OPERATIONS_OMITTED,
     }

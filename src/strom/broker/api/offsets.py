@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from strom.broker.dispatch import BrokerServices, RequestContext, Response
+from strom.broker.topics import LEADER_EPOCH
 from strom.log.errors import OffsetOutOfRangeError
 from strom.protocol.error_codes import ErrorCode
-
-LATEST = -1
-READ_COMMITTED = 1
-LEADER_EPOCH = 0
+from strom.protocol.field_values import LATEST_TIMESTAMP, IsolationLevel
 
 
 def _list_one(broker: BrokerServices, topic: str, p: Any, isolation_level: int) -> dict[str, Any]:
@@ -26,7 +24,7 @@ def _list_one(broker: BrokerServices, topic: str, p: Any, isolation_level: int) 
         return {**result, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1}
     if getattr(p, "current_leader_epoch", -1) > LEADER_EPOCH:
         return {**result, "error_code": ErrorCode.UNKNOWN_LEADER_EPOCH, "leader_epoch": -1}
-    if p.timestamp == LATEST and isolation_level == READ_COMMITTED:
+    if p.timestamp == LATEST_TIMESTAMP and isolation_level == IsolationLevel.READ_COMMITTED:
         found: tuple[int, int] | None = (partition.last_stable_offset, -1)
     else:
         found = partition.offsets_for_timestamp(p.timestamp)

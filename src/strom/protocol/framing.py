@@ -1,8 +1,10 @@
 """Kafka wire framing: an int32 size prefix, then a request or response.
 
 Why this is separate from the codec: the size limit (`socket.request.max.bytes`) must be enforced from the
-four prefix bytes alone, before any body is read or allocated, and the correlation id must be recoverable
-from a frame the codec cannot decode (an unsupported ApiVersions version still gets an answer). Nothing here
+four prefix bytes alone, before any body is read or allocated, and the request header must be readable from a
+frame the codec cannot decode (an unsupported ApiVersions version still gets an answer). The header is read
+here once per request (`read_request_header`); the broker routes on it and the codec decodes the body after
+it. A response frame goes out as `Part`s: encoded bytes, and file regions sent with sendfile. Nothing here
 does I/O: the broker's connection protocol feeds received bytes to a FrameSplitter.
 """
 

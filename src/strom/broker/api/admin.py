@@ -27,7 +27,6 @@ from strom.broker.topics import TopicExistsError, TopicInfo
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.field_values import (
     AUTHORIZED_OPERATIONS_OMITTED,
-    AlterConfigOp,
     ConfigResourceType,
     EndpointType,
 )
@@ -102,16 +101,7 @@ def _config_entries(
     for name, key in sorted(TOPIC_KEYS.items()):
         if keys is not None and name not in keys:
             continue
-        chain: list[tuple[str, str | None, ConfigSource]] = []
-        if name in topic.configs:
-            chain.append((name, topic.configs[name], ConfigSource.TOPIC_CONFIG))
-        if key.broker_synonym is not None and broker.config.is_explicit(key.broker_synonym):
-            chain.append(
-                (key.broker_synonym, broker.config.raw(key.broker_synonym), ConfigSource.STATIC_BROKER_CONFIG)
-            )
-        chain.append(
-            (key.broker_synonym or name, broker.config.topic_default(name), ConfigSource.DEFAULT_CONFIG)
-        )
+        chain = broker.config.topic_synonyms(name, topic.configs)
         _, value, source = chain[0]
         entries.append(
             {
@@ -322,7 +312,9 @@ def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
             if incremental:
                 configs = dict(topic.configs)
                 for change in resource.configs:
-                    configs = _incremental(broker, topic, configs, change)
+                    configs = broker.config.alter_topic_config(
+                        configs, change.name, change.config_operation, change.value
+                    )
             else:
                 configs = {c.name: c.value for c in resource.configs if c.value is not None}
             _apply_alter(broker, topic.name, configs, request.validate_only)
@@ -330,34 +322,6 @@ def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
         except (_AdminError, ConfigError) as exc:
             responses.append({**base, **_error(exc.error_code, str(exc))})
     return {"throttle_time": 0, "responses": responses}
-
-
-def _incremental(
-    broker: BrokerServices, topic: TopicInfo, configs: dict[str, str], change: Any
-) -> dict[str, str]:
-    name, op, value = change.name, change.config_operation, change.value
-    key = TOPIC_KEYS.get(name)
-    if key is None:
-        raise ConfigError(f"unknown topic configuration {name!r}")
-    if op == AlterConfigOp.SET:
-        if value is None:
-            raise ConfigError(f"SET of {name} needs a value")
-        configs[name] = value
-    elif op == AlterConfigOp.DELETE:
-        configs.pop(name, None)
-    elif op in (AlterConfigOp.APPEND, AlterConfigOp.SUBTRACT):
-        if key.type.name != "LIST":
-            raise ConfigError(f"{name} is not a list; APPEND and SUBTRACT apply to list configs only")
-        current = configs.get(name, broker.config.topic_default(name)).split(",")
-        items = [v.strip() for v in (value or "").split(",") if v.strip()]
-        if op == AlterConfigOp.APPEND:
-            current += [v for v in items if v not in current]
-        else:
-            current = [v for v in current if v not in items]
-        configs[name] = ",".join(current)
-    else:
-        raise _AdminError(ErrorCode.INVALID_REQUEST, f"unknown config operation {op}")
-    return configs
 
 
 async def alter_configs(ctx: RequestContext, request: Any) -> Response:

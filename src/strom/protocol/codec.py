@@ -66,6 +66,8 @@ _UTC = datetime.UTC
 
 def _skip_header_tags(frame: bytes, pos: int) -> int:
     """Skip the tagged-field section of a request header v2 (none are known); return the body offset."""
+    if pos < len(frame) and frame[pos] == 0:  # the usual case: no tagged fields
+        return pos + 1
     try:
         count, pos = read_uvarint(frame, pos)
         for _ in range(count):

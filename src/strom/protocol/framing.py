@@ -92,7 +92,7 @@ def read_request_header(frame: bytes | memoryview) -> RequestHeader:
         if end > len(frame):
             raise MalformedRequest("client_id runs past the end of the request")
         try:
-            client_id = bytes(frame[pos:end]).decode("utf-8")
+            client_id = str(frame[pos:end], "utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedRequest("client_id is not valid UTF-8") from exc
         pos = end

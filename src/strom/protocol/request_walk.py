@@ -115,6 +115,9 @@ class _Walker:
     def _uvarint(self) -> tuple[int, int]:
         """(value, start position); the bytes are not copied."""
         start = self.pos
+        if start < len(self.buf) and self.buf[start] < 0x80:  # the usual case: a one-byte length or count
+            self.pos = start + 1
+            return self.buf[start], start
         try:
             value, self.pos = read_uvarint(self.buf, start)
         except IndexError:

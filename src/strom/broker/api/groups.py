@@ -2,12 +2,14 @@
 OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16), DeleteGroups (42), OffsetDelete (47).
 
 Each handler translates one request version into a `GroupCoordinator` call and its answer back; the protocol
-logic lives in `strom.broker.coordinator.group`. JoinGroup and SyncGroup await a future the coordinator
-completes when the join phase ends or the leader's assignment arrives. One node coordinates every group and
-every transactional id, so FindCoordinator names this broker.
+logic lives in `strom.broker.coordinator.group`, whose one instance the broker owns (`ctx.broker.groups`).
+JoinGroup and SyncGroup await a future the coordinator completes when the join phase ends or the leader's
+assignment arrives. One node coordinates every group and every transactional id, so FindCoordinator names
+this broker.
 
-Versions: the reference's v1 advertisement, with the minimums of OffsetCommit (2) and OffsetFetch (1) raised
-to what the codec decodes (Kafka 4 removed the older ones too, KIP-896).
+Versions (listed in `strom.broker.handlers`): the reference's v1 advertisement, with the minimums of
+OffsetCommit (2) and OffsetFetch (1) raised to what the codec decodes (Kafka 4 removed the older ones too,
+KIP-896).
 """
 
 from __future__ import annotations

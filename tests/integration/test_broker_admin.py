@@ -20,6 +20,8 @@ from confluent_kafka.admin import (
 )
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 TIMEOUT = 15
@@ -246,16 +248,16 @@ def test_creating_a_large_topic_does_not_stall_other_connections(broker: Embedde
         WireClient(broker.bootstrap_servers, timeout=60) as creator,
         WireClient(broker.bootstrap_servers) as other,
     ):
-        creator.send(request_frame(19, 5, 7, body))
+        creator.send(request_frame(ApiKey.CREATE_TOPICS, 5, 7, body))
         # While the 300 partitions are being made, another connection is served: its answer comes while
         # the creator's has not (a blocked event loop would answer the creator first).
-        assert other.call(18, 0, {}).error_code == 0
+        assert other.call(ApiKey.API_VERSIONS, 0, {}).error_code == ErrorCode.NONE
         assert select.select([creator.sock], [], [], 0)[0] == []
         resp = decode_response(19, 5, creator.read_frame(), 7)
-    assert resp.topics[0].error_code == 0 and resp.topics[0].num_partitions == 300
+    assert resp.topics[0].error_code == ErrorCode.NONE and resp.topics[0].num_partitions == 300
     with WireClient(broker.bootstrap_servers) as client:
         md = client.call(
-            3,
+            ApiKey.METADATA,
             9,
             {
                 "topics": [{"name": "wide"}],

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from strom.protocol.api_keys import ApiKey
 from tests.integration.broker_wire import WireClient
 
 READY_PREFIX = "strom broker ready on "
@@ -46,7 +47,7 @@ def test_broker_prints_ready_serves_and_stops_cleanly_on_sigterm(tmp_path: Path)
         assert host == "127.0.0.1" and int(port) > 0
         with WireClient(address) as client:
             resp = client.call(
-                3,
+                ApiKey.METADATA,
                 9,
                 {
                     "topics": [{"name": "via-cli"}],

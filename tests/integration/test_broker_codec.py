@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import Any
 
 import pytest
 from kio.index import load_response_schema
 from kio.serial import entity_reader
 
-from strom.broker.fetch_response import PartitionResult, encode_fetch_response, part_size
-from strom.broker.produce_response import PartitionAck, encode_produce_response
+from strom.protocol.api_keys import ApiKey
 from strom.protocol.codec import (
-    MalformedRequest,
     api_versions_fallback,
     build,
     decode_request,
     encode_response,
     response_header,
 )
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.errors import MalformedRequest
+from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
+from strom.protocol.framing import part_size, read_request_header
+from strom.protocol.produce_response import PartitionAck, encode_produce_response
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import decode_response, request_frame
 
@@ -109,19 +113,25 @@ def test_build_refuses_to_invent_required_fields() -> None:
 def test_api_versions_fallback_is_a_v0_body_with_unsupported_version() -> None:
     frame = api_versions_fallback(12, {18: (0, 4), 3: (0, 12)})
     resp = decode_response(18, 0, frame[4:], 12)
-    assert resp.error_code == 35
+    assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
     assert [(k.api_key, k.min_version, k.max_version) for k in resp.api_keys] == [(3, 0, 12), (18, 0, 4)]
 
 
 def test_request_header_tagged_fields_are_skipped() -> None:
-    frame = request_frame(18, 3, 4, {"client_software_name": "x", "client_software_version": "1"})[4:]
+    frame = request_frame(
+        ApiKey.API_VERSIONS, 3, 4, {"client_software_name": "x", "client_software_version": "1"}
+    )[4:]
     # Header v2 ends with an empty tagged-field section right after client_id "t"; add an unknown tag 7.
     head_len = 2 + 2 + 4 + 2 + 1
     assert frame[head_len] == 0
     patched = frame[:head_len] + bytes([1, 7, 2, 0xAA, 0xBB]) + frame[head_len + 1 :]
-    request = decode_request(patched)
-    assert request.correlation_id == 4
-    assert request.body.client_software_name == "x"
+    header = read_request_header(patched)
+    assert header.correlation_id == 4
+    assert decode_request(header, patched).client_software_name == "x"
+
+
+def _decode(frame: bytes) -> Any:
+    return decode_request(read_request_header(frame), frame)
 
 
 def _header_v2(api_key: int, version: int, correlation_id: int) -> bytes:
@@ -135,17 +145,17 @@ def test_unknown_tagged_fields_in_a_body_are_skipped() -> None:
         topic = topic_id.bytes + bytes([len("orders") + 1]) + b"orders" + topic_tags
         return _header_v2(3, 12, 9) + bytes([2]) + topic + b"\x01\x00" + body_tags
 
-    clean = decode_request(metadata_v12(b"\x00", b"\x00"))
+    clean = _decode(metadata_v12(b"\x00", b"\x00"))
     # Unknown tag 7 (3 bytes) inside the topic struct, unknown tags 5 and 6 at the end of the body.
-    tagged = decode_request(metadata_v12(b"\x01\x07\x03abc", b"\x02\x05\x01z\x06\x00"))
-    assert tagged.body == clean.body
-    assert tagged.body.topics[0].name == "orders" and tagged.body.topics[0].topic_id == topic_id
+    tagged = _decode(metadata_v12(b"\x01\x07\x03abc", b"\x02\x05\x01z\x06\x00"))
+    assert tagged == clean
+    assert tagged.topics[0].name == "orders" and tagged.topics[0].topic_id == topic_id
 
 
 def test_a_body_that_ends_inside_a_tag_is_malformed() -> None:
     frame = _header_v2(18, 3, 1) + b"\x02x\x021" + b"\x01\x07\x09ab"  # tag 7 claims 9 bytes, has 2
     with pytest.raises(MalformedRequest):
-        decode_request(frame)
+        _decode(frame)
 
 
 @pytest.mark.parametrize(
@@ -168,7 +178,7 @@ def test_a_body_that_ends_inside_a_tag_is_malformed() -> None:
 def test_absurd_array_counts_are_refused_before_allocation(frame: bytes) -> None:
     # kio itself would reserve memory for the announced count and abort the process.
     with pytest.raises(MalformedRequest, match=r"exceeds|ends inside"):
-        decode_request(frame)
+        _decode(frame)
 
 
 @pytest.mark.parametrize("api", [(0, 8), (0, 9), (1, 11), (1, 12), (18, 0), (18, 4), (3, 12)])

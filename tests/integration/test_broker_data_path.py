@@ -19,6 +19,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder, Compression, RecordBatch, iter_batches
 from tests.integration.broker_wire import WireClient, request_frame
 
@@ -50,7 +52,7 @@ def _batch(n: int = 3, *, key: bytes | None = b"k", size: int = 10, ts: int = NO
 def _ensure(client: WireClient, topic: str) -> None:
     """Auto-create `topic` through Metadata, as clients do (Produce itself never creates topics)."""
     client.call(
-        3,
+        ApiKey.METADATA,
         9,
         {
             "topics": [{"name": topic}],
@@ -75,7 +77,7 @@ def _produce_v(
         "timeout": 5000,
         "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": records}]}],
     }
-    return client.call(0, version, body).responses[0].partition_responses[0]
+    return client.call(ApiKey.PRODUCE, version, body).responses[0].partition_responses[0]
 
 
 def _fetch(
@@ -112,7 +114,7 @@ def _fetch(
         "forgotten_topics_data": [],
         "rack_id": "",
     }
-    return client.call(1, version, body).responses[0].partitions[0]
+    return client.call(ApiKey.FETCH, version, body).responses[0].partitions[0]
 
 
 def _list_offset(client: WireClient, topic: str, timestamp: int) -> Any:
@@ -121,7 +123,7 @@ def _list_offset(client: WireClient, topic: str, timestamp: int) -> Any:
         "isolation_level": 0,
         "topics": [{"name": topic, "partitions": [{"partition_index": 0, "timestamp": timestamp}]}],
     }
-    return client.call(2, 7, body).topics[0].partitions[0]
+    return client.call(ApiKey.LIST_OFFSETS, 7, body).topics[0].partitions[0]
 
 
 def test_confluent_round_trip_in_every_codec(broker: EmbeddedBroker) -> None:
@@ -214,25 +216,30 @@ def test_produce_error_codes(broker: EmbeddedBroker) -> None:
             "timeout": 5000,
             "topic_data": [{"name": "never-created", "partition_data": [{"index": 0, "records": _batch()}]}],
         }
-        assert client.call(0, 9, body).responses[0].partition_responses[0].error_code == 3
-        assert _produce(client, "small", _batch(), acks=2).error_code == 21  # INVALID_REQUIRED_ACKS
+        assert (
+            client.call(ApiKey.PRODUCE, 9, body).responses[0].partition_responses[0].error_code
+            == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        )
+        assert _produce(client, "small", _batch(), acks=2).error_code == ErrorCode.INVALID_REQUIRED_ACKS
         corrupt = bytearray(_batch())
         corrupt[-1] ^= 0xFF
-        assert _produce(client, "small", bytes(corrupt)).error_code == 2  # CORRUPT_MESSAGE (CRC)
+        assert _produce(client, "small", bytes(corrupt)).error_code == ErrorCode.CORRUPT_MESSAGE  # the CRC
         old_magic = bytearray(_batch())
         old_magic[16] = 1
-        assert _produce(client, "small", bytes(old_magic)).error_code == 87  # INVALID_RECORD, as Kafka
-        assert _produce(client, "small", _batch(1, size=3000)).error_code == 10  # MESSAGE_TOO_LARGE
-        assert _produce(client, "compacted", _batch(key=None)).error_code == 87  # INVALID_RECORD
-        assert _produce(client, "small", _batch()[:-5]).error_code == 2  # truncated batch
-        assert _produce(client, "small", b"").error_code == 87
+        assert _produce(client, "small", bytes(old_magic)).error_code == ErrorCode.INVALID_RECORD  # as Kafka
+        assert _produce(client, "small", _batch(1, size=3000)).error_code == ErrorCode.MESSAGE_TOO_LARGE
+        assert _produce(client, "compacted", _batch(key=None)).error_code == ErrorCode.INVALID_RECORD
+        truncated = _batch()[:-5]
+        assert _produce(client, "small", truncated).error_code == ErrorCode.CORRUPT_MESSAGE
+        assert _produce(client, "small", b"").error_code == ErrorCode.INVALID_RECORD
         txn = _batch(producer_id=1, producer_epoch=0, base_sequence=0, is_transactional=True)
-        assert _produce(client, "small", txn).error_code == 48  # INVALID_TXN_STATE
+        assert _produce(client, "small", txn).error_code == ErrorCode.INVALID_TXN_STATE
         # Produce v3+ carries exactly one batch per partition (Kafka's ProduceRequest.validateRecords).
-        assert _produce(client, "small", _batch() + _batch()).error_code == 87
+        assert _produce(client, "small", _batch() + _batch()).error_code == ErrorCode.INVALID_RECORD
         zstd = _batch(compression=Compression.ZSTD)
-        assert _produce_v(client, 6, "small", zstd).error_code == 76  # UNSUPPORTED_COMPRESSION_TYPE before v7
-        assert _produce_v(client, 7, "zstd-v7", zstd).error_code == 0
+        before_v7 = _produce_v(client, 6, "small", zstd)
+        assert before_v7.error_code == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+        assert _produce_v(client, 7, "zstd-v7", zstd).error_code == ErrorCode.NONE
         # None of the refused batches landed.
         assert _list_offset(client, "small", -1).offset == 0
         assert _list_offset(client, "compacted", -1).offset == 0
@@ -242,7 +249,9 @@ def test_produce_error_codes(broker: EmbeddedBroker) -> None:
 
 def test_idempotent_retry_is_acknowledged_with_its_original_offset(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        pid = client.call(22, 4, {"transactional_id": None, "transaction_timeout": 60000}).producer_id
+        pid = client.call(
+            ApiKey.INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout": 60000}
+        ).producer_id
         first = _batch(3, producer_id=pid, producer_epoch=0, base_sequence=0)
         second = _batch(2, producer_id=pid, producer_epoch=0, base_sequence=3)
         assert _produce(client, "idem", first).base_offset == 0
@@ -251,8 +260,10 @@ def test_idempotent_retry_is_acknowledged_with_its_original_offset(broker: Embed
         assert (retry.error_code, retry.base_offset) == (0, 0)
         assert _list_offset(client, "idem", -1).offset == 5  # nothing appended twice
         gap = _batch(1, producer_id=pid, producer_epoch=0, base_sequence=9)
-        assert _produce(client, "idem", gap).error_code == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER
-        other = client.call(22, 4, {"transactional_id": None, "transaction_timeout": 60000}).producer_id
+        assert _produce(client, "idem", gap).error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        other = client.call(
+            ApiKey.INIT_PRODUCER_ID, 4, {"transactional_id": None, "transaction_timeout": 60000}
+        ).producer_id
         assert other != pid
 
 
@@ -265,7 +276,7 @@ def test_acks_zero_gets_no_response_but_is_appended(broker: EmbeddedBroker) -> N
             "topic_data": [{"name": "fire", "partition_data": [{"index": 0, "records": _batch()}]}],
         }
         client.call(
-            3,
+            ApiKey.METADATA,
             9,
             {
                 "topics": [{"name": "fire"}],
@@ -273,7 +284,7 @@ def test_acks_zero_gets_no_response_but_is_appended(broker: EmbeddedBroker) -> N
                 "include_cluster_authorized_operations": False,
             },
         )
-        client.send(request_frame(0, 9, 1000, body))
+        client.send(request_frame(ApiKey.PRODUCE, 9, 1000, body))
         # The next response on the connection answers the next request: no response was sent for acks=0.
         assert _list_offset(client, "fire", -1).offset == 3
 
@@ -286,7 +297,7 @@ def test_acks_zero_failure_closes_the_connection(broker: EmbeddedBroker) -> None
         "topic_data": [{"name": "never-made", "partition_data": [{"index": 0, "records": _batch()}]}],
     }
     with WireClient(broker.bootstrap_servers) as client:
-        client.send(request_frame(0, 9, 1, body))
+        client.send(request_frame(ApiKey.PRODUCE, 9, 1, body))
         assert client.is_closed_by_peer()
 
 
@@ -308,7 +319,7 @@ def test_fetch_returns_whole_batches_and_respects_byte_limits(broker: EmbeddedBr
         limited = bytes(_fetch(client, "limits", 0, partition_max=two).records)
         assert len(limited) == two
         assert whole.high_watermark == 20 and whole.last_stable_offset == 20
-        assert _fetch(client, "limits", 21).error_code == 1  # OFFSET_OUT_OF_RANGE
+        assert _fetch(client, "limits", 21).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
         assert _fetch(client, "limits", 20).records == b""  # at the end: empty, not an error
 
 
@@ -343,7 +354,7 @@ def test_request_max_bytes_spans_partitions(broker: EmbeddedBroker) -> None:
             "forgotten_topics_data": [],
             "rack_id": "",
         }
-        first, second = client.call(1, 12, body).responses[0].partitions
+        first, second = client.call(ApiKey.FETCH, 12, body).responses[0].partitions
     # The response's first batch comes whole (KIP-74); nothing is left for the second partition.
     assert [b.record_count for b in iter_batches(bytes(first.records))] == [5]
     assert (second.error_code, second.records, second.high_watermark) == (0, b"", 15)
@@ -354,7 +365,7 @@ def test_fetch_versions_decode(broker: EmbeddedBroker, version: int) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         _produce(client, f"fv{version}", _batch(2))
         part = _fetch(client, f"fv{version}", 0, version=version)
-    assert part.error_code == 0
+    assert part.error_code == ErrorCode.NONE
     assert [b.base_offset for b in iter_batches(bytes(part.records))] == [0]
 
 
@@ -382,7 +393,7 @@ def test_fetch_max_wait_expires_without_data(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         _produce(client, "quiet", _batch(1))
         part = _fetch(client, "quiet", 1, max_wait=200, min_bytes=1)
-    assert part.error_code == 0 and part.records == b""
+    assert part.error_code == ErrorCode.NONE and part.records == b""
 
 
 def test_list_offsets_earliest_latest_timestamp_and_max(broker: EmbeddedBroker) -> None:
@@ -408,12 +419,15 @@ def test_delete_records_moves_the_log_start(broker: EmbeddedBroker) -> None:
             "topics": [{"name": "purge", "partitions": [{"partition_index": 0, "offset": 6}]}],
             "timeout": 5000,
         }
-        result = client.call(21, 1, body).topics[0].partitions[0]
+        result = client.call(ApiKey.DELETE_RECORDS, 1, body).topics[0].partitions[0]
         assert (result.error_code, result.low_watermark) == (0, 6)
         assert _list_offset(client, "purge", -2).offset == 6
-        assert _fetch(client, "purge", 2).error_code == 1
+        assert _fetch(client, "purge", 2).error_code == ErrorCode.OFFSET_OUT_OF_RANGE
         body["topics"][0]["partitions"][0]["offset"] = 99  # type: ignore[index]
-        assert client.call(21, 1, body).topics[0].partitions[0].error_code == 1
+        assert (
+            client.call(ApiKey.DELETE_RECORDS, 1, body).topics[0].partitions[0].error_code
+            == ErrorCode.OFFSET_OUT_OF_RANGE
+        )
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:

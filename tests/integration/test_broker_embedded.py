@@ -10,6 +10,8 @@ import pytest
 from strom.broker import EmbeddedBroker
 from strom.broker.config import BrokerConfig, ConfigError
 from strom.broker.server import Broker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
@@ -17,7 +19,9 @@ NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authori
 
 def _partitions_of_new_topic(bootstrap: str, name: str) -> int:
     with WireClient(bootstrap) as client:
-        resp = client.call(3, 9, {"topics": [{"name": name}], "allow_auto_topic_creation": True, **NO_OPS})
+        resp = client.call(
+            ApiKey.METADATA, 9, {"topics": [{"name": name}], "allow_auto_topic_creation": True, **NO_OPS}
+        )
     return len(resp.topics[0].partitions)
 
 
@@ -32,9 +36,9 @@ def test_config_as_keywords_and_as_a_mapping() -> None:
 def test_auto_create_can_be_disabled() -> None:
     with EmbeddedBroker(auto_create_topics_enable=False) as b, WireClient(b.bootstrap_servers) as client:
         resp = client.call(
-            3, 9, {"topics": [{"name": "absent"}], "allow_auto_topic_creation": True, **NO_OPS}
+            ApiKey.METADATA, 9, {"topics": [{"name": "absent"}], "allow_auto_topic_creation": True, **NO_OPS}
         )
-    assert resp.topics[0].error_code == 3
+    assert resp.topics[0].error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def test_unknown_or_invalid_keys_are_refused() -> None:
@@ -55,7 +59,9 @@ def test_restart_keeps_port_and_data(tmp_path: Path) -> None:
         broker.start()
         assert broker.bootstrap_servers == before
         with WireClient(before) as client:
-            resp = client.call(3, 9, {"topics": None, "allow_auto_topic_creation": False, **NO_OPS})
+            resp = client.call(
+                ApiKey.METADATA, 9, {"topics": None, "allow_auto_topic_creation": False, **NO_OPS}
+            )
         assert "kept" in {t.name for t in resp.topics}
     assert (tmp_path / ".kafka_cleanshutdown").exists()
 

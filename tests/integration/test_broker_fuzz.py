@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import WireClient, request_frame
 
@@ -37,10 +39,10 @@ def _seeds() -> list[bytes]:
         "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}],
     }
     return [
-        request_frame(0, 9, 1, produce),
-        request_frame(0, 3, 1, {**produce, "acks": -1}),
+        request_frame(ApiKey.PRODUCE, 9, 1, produce),
+        request_frame(ApiKey.PRODUCE, 3, 1, {**produce, "acks": -1}),
         request_frame(
-            1,
+            ApiKey.FETCH,
             12,
             1,
             {
@@ -56,7 +58,7 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            1,
+            ApiKey.FETCH,
             4,
             1,
             {
@@ -68,10 +70,10 @@ def _seeds() -> list[bytes]:
                 "topics": [{"topic": "t", "partitions": [fetch_partition]}],
             },
         ),
-        request_frame(3, 12, 1, {"topics": [{"name": "t", "topic_id": None}], **NO_OPS}),
-        request_frame(3, 1, 1, {"topics": [{"name": "t"}]}),
+        request_frame(ApiKey.METADATA, 12, 1, {"topics": [{"name": "t", "topic_id": None}], **NO_OPS}),
+        request_frame(ApiKey.METADATA, 1, 1, {"topics": [{"name": "t"}]}),
         request_frame(
-            19,
+            ApiKey.CREATE_TOPICS,
             5,
             1,
             {
@@ -88,9 +90,9 @@ def _seeds() -> list[bytes]:
                 "validate_only": False,
             },
         ),
-        request_frame(20, 4, 1, {"topic_names": ["x"], "timeout": 100}),
+        request_frame(ApiKey.DELETE_TOPICS, 4, 1, {"topic_names": ["x"], "timeout": 100}),
         request_frame(
-            37,
+            ApiKey.CREATE_PARTITIONS,
             2,
             1,
             {
@@ -100,7 +102,7 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            32,
+            ApiKey.DESCRIBE_CONFIGS,
             4,
             1,
             {
@@ -110,7 +112,7 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            33,
+            ApiKey.ALTER_CONFIGS,
             1,
             1,
             {
@@ -125,7 +127,7 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            44,
+            ApiKey.INCREMENTAL_ALTER_CONFIGS,
             1,
             1,
             {
@@ -140,7 +142,7 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            2,
+            ApiKey.LIST_OFFSETS,
             7,
             1,
             {
@@ -150,14 +152,14 @@ def _seeds() -> list[bytes]:
             },
         ),
         request_frame(
-            21,
+            ApiKey.DELETE_RECORDS,
             1,
             1,
             {"topics": [{"name": "t", "partitions": [{"partition_index": 0, "offset": 0}]}], "timeout": 100},
         ),
-        request_frame(22, 4, 1, {"transactional_id": None, "transaction_timeout": 1000}),
+        request_frame(ApiKey.INIT_PRODUCER_ID, 4, 1, {"transactional_id": None, "transaction_timeout": 1000}),
         request_frame(
-            23,
+            ApiKey.OFFSET_FOR_LEADER_EPOCH,
             4,
             1,
             {
@@ -170,8 +172,12 @@ def _seeds() -> list[bytes]:
                 ],
             },
         ),
-        request_frame(60, 1, 1, {"include_cluster_authorized_operations": True, "endpoint_type": 1}),
-        request_frame(18, 3, 1, {"client_software_name": "a", "client_software_version": "1"}),
+        request_frame(
+            ApiKey.DESCRIBE_CLUSTER, 1, 1, {"include_cluster_authorized_operations": True, "endpoint_type": 1}
+        ),
+        request_frame(
+            ApiKey.API_VERSIONS, 3, 1, {"client_software_name": "a", "client_software_version": "1"}
+        ),
     ]
 
 
@@ -196,7 +202,9 @@ def test_mutated_requests_never_break_the_broker(caplog: pytest.LogCaptureFixtur
     seeds = _seeds()
     with EmbeddedBroker(num_partitions=2) as broker:
         with WireClient(broker.bootstrap_servers) as client:
-            client.call(3, 9, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True, **NO_OPS})
+            client.call(
+                ApiKey.METADATA, 9, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True, **NO_OPS}
+            )
         host, port = broker.bootstrap_servers.rsplit(":", 1)
         for _ in range(CONNECTIONS):
             with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -206,8 +214,10 @@ def test_mutated_requests_never_break_the_broker(caplog: pytest.LogCaptureFixtur
                 except OSError:
                     pass  # the broker closed this connection after a bad request: expected
         with WireClient(broker.bootstrap_servers) as client:
-            assert client.call(18, 0, {}).error_code == 0
-            topics = client.call(3, 9, {"topics": None, "allow_auto_topic_creation": False, **NO_OPS}).topics
+            assert client.call(ApiKey.API_VERSIONS, 0, {}).error_code == ErrorCode.NONE
+            topics = client.call(
+                ApiKey.METADATA, 9, {"topics": None, "allow_auto_topic_creation": False, **NO_OPS}
+            ).topics
         assert sum(len(t.partitions) for t in topics) < 20_000
     internal = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert internal == []

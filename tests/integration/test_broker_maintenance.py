@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder, iter_batches
 from tests.integration.broker_wire import WireClient
 
@@ -34,7 +36,7 @@ def _create(client: WireClient, name: str, configs: dict[str, str]) -> None:
         "timeout": 5000,
         "validate_only": False,
     }
-    assert client.call(19, 5, body).topics[0].error_code == 0
+    assert client.call(ApiKey.CREATE_TOPICS, 5, body).topics[0].error_code == ErrorCode.NONE
 
 
 def _produce(client: WireClient, topic: str, key: bytes) -> None:
@@ -46,7 +48,9 @@ def _produce(client: WireClient, topic: str, key: bytes) -> None:
         "timeout": 5000,
         "topic_data": [{"name": topic, "partition_data": [{"index": 0, "records": builder.build()}]}],
     }
-    assert client.call(0, 9, body).responses[0].partition_responses[0].error_code == 0
+    assert (
+        client.call(ApiKey.PRODUCE, 9, body).responses[0].partition_responses[0].error_code == ErrorCode.NONE
+    )
 
 
 def _earliest(client: WireClient, topic: str) -> int:
@@ -55,7 +59,7 @@ def _earliest(client: WireClient, topic: str) -> int:
         "isolation_level": 0,
         "topics": [{"name": topic, "partitions": [{"partition_index": 0, "timestamp": -2}]}],
     }
-    offset: int = client.call(2, 7, body).topics[0].partitions[0].offset
+    offset: int = client.call(ApiKey.LIST_OFFSETS, 7, body).topics[0].partitions[0].offset
     return offset
 
 
@@ -83,7 +87,7 @@ def _records_from_start(client: WireClient, topic: str) -> int:
             }
         ],
     }
-    records = bytes(client.call(1, 12, body).responses[0].partitions[0].records)
+    records = bytes(client.call(ApiKey.FETCH, 12, body).responses[0].partitions[0].records)
     return sum(batch.record_count for batch in iter_batches(records))
 
 
@@ -123,7 +127,9 @@ def test_retention_change_applies_live_and_runs_in_the_background(broker: Embedd
             ],
             "validate_only": False,
         }
-        assert client.call(44, 1, body).responses[0].error_code == 0
+        assert (
+            client.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, body).responses[0].error_code == ErrorCode.NONE
+        )
         deadline = time.monotonic() + DEADLINE_S
         while _earliest(client, "expiring") == 0:  # the background pass has not run yet
             assert time.monotonic() < deadline, "retention never deleted the old segments"

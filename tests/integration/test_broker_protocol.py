@@ -12,6 +12,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
@@ -26,8 +28,8 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 def test_api_versions_v0_lists_every_advertised_api(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        resp = client.call(18, 0, {})
-    assert resp.error_code == 0
+        resp = client.call(ApiKey.API_VERSIONS, 0, {})
+    assert resp.error_code == ErrorCode.NONE
     ranges = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
     assert ranges[18] == (0, 4)
     assert ranges[3] == (0, 12)
@@ -35,8 +37,10 @@ def test_api_versions_v0_lists_every_advertised_api(broker: EmbeddedBroker) -> N
 
 def test_api_versions_v3_with_bad_software_name_is_invalid_request(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        resp = client.call(18, 3, {"client_software_name": "-bad name-", "client_software_version": "1.0"})
-    assert resp.error_code == 42
+        resp = client.call(
+            ApiKey.API_VERSIONS, 3, {"client_software_name": "-bad name-", "client_software_version": "1.0"}
+        )
+    assert resp.error_code == ErrorCode.INVALID_REQUEST
 
 
 def test_unsupported_api_versions_version_gets_v0_fallback(broker: EmbeddedBroker) -> None:
@@ -45,11 +49,14 @@ def test_unsupported_api_versions_version_gets_v0_fallback(broker: EmbeddedBroke
     with WireClient(broker.bootstrap_servers) as client:
         client.send(struct.pack(">i", len(header)) + header)
         resp = decode_response(18, 0, client.read_frame(), 77)
-        assert resp.error_code == 35
+        assert resp.error_code == ErrorCode.UNSUPPORTED_VERSION
         assert 18 in {k.api_key for k in resp.api_keys}
         # The connection stays usable for the retry at a supported version.
         assert (
-            client.call(18, 3, {"client_software_name": "t", "client_software_version": "1"}).error_code == 0
+            client.call(
+                ApiKey.API_VERSIONS, 3, {"client_software_name": "t", "client_software_version": "1"}
+            ).error_code
+            == ErrorCode.NONE
         )
 
 
@@ -57,9 +64,9 @@ def test_pipelined_requests_are_answered_in_order(broker: EmbeddedBroker) -> Non
     frames = []
     for corr in range(1, 201):  # more than the 64 requests a connection buffers before it pauses reading
         if corr % 2:
-            frames.append(request_frame(18, 2, corr, {}))
+            frames.append(request_frame(ApiKey.API_VERSIONS, 2, corr, {}))
         else:
-            frames.append(request_frame(3, 9, corr, {"topics": None, **NO_OPS}))
+            frames.append(request_frame(ApiKey.METADATA, 9, corr, {"topics": None, **NO_OPS}))
     with WireClient(broker.bootstrap_servers) as client:
         client.send(b"".join(frames))
         seen = [struct.unpack_from(">i", client.read_frame())[0] for _ in frames]
@@ -86,8 +93,14 @@ def test_answers_before_a_long_poll_are_not_held_back_by_it(broker: EmbeddedBrok
         "rack_id": "",
     }
     with WireClient(broker.bootstrap_servers, timeout=20) as client:
-        client.call(3, 9, {"topics": [{"name": "long-poll"}], "allow_auto_topic_creation": True, **NO_OPS})
-        client.send(request_frame(18, 2, 501, {}) + request_frame(1, 12, 502, fetch))
+        client.call(
+            ApiKey.METADATA,
+            9,
+            {"topics": [{"name": "long-poll"}], "allow_auto_topic_creation": True, **NO_OPS},
+        )
+        client.send(
+            request_frame(ApiKey.API_VERSIONS, 2, 501, {}) + request_frame(ApiKey.FETCH, 12, 502, fetch)
+        )
         # Arrives while the fetch is still parked (it waits up to 60 s for data nobody has produced yet).
         assert struct.unpack_from(">i", client.read_frame())[0] == 501
         builder = BatchBuilder()
@@ -101,13 +114,16 @@ def test_answers_before_a_long_poll_are_not_held_back_by_it(broker: EmbeddedBrok
             ],
         }
         with WireClient(broker.bootstrap_servers) as producer:
-            assert producer.call(0, 9, produce).responses[0].partition_responses[0].error_code == 0
+            assert (
+                producer.call(ApiKey.PRODUCE, 9, produce).responses[0].partition_responses[0].error_code
+                == ErrorCode.NONE
+            )
         assert struct.unpack_from(">i", client.read_frame())[0] == 502
 
 
 def _assert_broker_still_serves(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        assert client.call(18, 0, {}).error_code == 0
+        assert client.call(ApiKey.API_VERSIONS, 0, {}).error_code == ErrorCode.NONE
 
 
 def test_oversized_length_prefix_closes_the_connection_without_reading_a_body(broker: EmbeddedBroker) -> None:
@@ -125,7 +141,7 @@ def test_oversized_length_prefix_closes_the_connection_without_reading_a_body(br
         struct.pack(">i", 64) + os.urandom(64),  # garbage
         struct.pack(">i", 12) + struct.pack(">hhih", 999, 0, 1, -1) + b"\0\0",  # unknown api key
         struct.pack(">i", 12) + struct.pack(">hhih", 3, 99, 1, -1) + b"\0\0",  # unknown Metadata version
-        request_frame(3, 9, 5, {"topics": [{"name": "a" * 50}], **NO_OPS})[
+        request_frame(ApiKey.METADATA, 9, 5, {"topics": [{"name": "a" * 50}], **NO_OPS})[
             :-20
         ],  # truncated: the announced length is larger than what follows, then the client goes quiet
         # A Fetch v12 with absurd array counts (found by fuzzing; kio alone would abort the process).
@@ -151,11 +167,11 @@ def test_hostile_frames_close_only_their_connection(broker: EmbeddedBroker, data
         WireClient(broker.bootstrap_servers) as bad,
     ):
         bad.send(data)
-        if data.startswith(request_frame(3, 9, 5, {"topics": [], **NO_OPS})[:4]):
+        if data.startswith(request_frame(ApiKey.METADATA, 9, 5, {"topics": [], **NO_OPS})[:4]):
             pass
         bad.sock.shutdown(1)  # half-close: a truncated frame then ends in EOF mid-frame
         assert bad.is_closed_by_peer()
-        assert bystander.call(18, 0, {}).error_code == 0
+        assert bystander.call(ApiKey.API_VERSIONS, 0, {}).error_code == ErrorCode.NONE
 
 
 def test_length_prefix_inside_the_limit_is_read_and_decoded(broker: EmbeddedBroker) -> None:
@@ -163,7 +179,7 @@ def test_length_prefix_inside_the_limit_is_read_and_decoded(broker: EmbeddedBrok
     names = [{"name": f"no-such-topic-{i}"} for i in range(200)]
     with WireClient(broker.bootstrap_servers) as client:
         resp = client.call(
-            3,
+            ApiKey.METADATA,
             9,
             {
                 "topics": names,
@@ -177,7 +193,7 @@ def test_length_prefix_inside_the_limit_is_read_and_decoded(broker: EmbeddedBrok
 def test_metadata_names_the_broker_as_controller_and_auto_creates_topics(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         resp = client.call(
-            3,
+            ApiKey.METADATA,
             12,
             {
                 "topics": [{"name": "auto-made", "topic_id": None}],
@@ -187,7 +203,7 @@ def test_metadata_names_the_broker_as_controller_and_auto_creates_topics(broker:
     assert resp.controller_id == 0
     assert [(b.node_id, b.port) for b in resp.brokers] == [(0, broker.port)]
     (topic,) = resp.topics
-    assert topic.error_code == 0 and topic.name == "auto-made"
+    assert topic.error_code == ErrorCode.NONE and topic.name == "auto-made"
     assert len(topic.partitions) == 2
     assert topic.topic_id is not None
 
@@ -199,25 +215,27 @@ def test_metadata_never_auto_creates_internal_topics(tmp_path: Path) -> None:
         names = [{"name": "__transaction_state"}] + (
             [] if _exists(client, "__consumer_offsets") else [{"name": "__consumer_offsets"}]
         )
-        resp = client.call(3, 9, {"topics": names, "allow_auto_topic_creation": True, **NO_OPS})
+        resp = client.call(ApiKey.METADATA, 9, {"topics": names, "allow_auto_topic_creation": True, **NO_OPS})
         assert [t.error_code for t in resp.topics] == [3] * len(names)
 
 
 def _exists(client: WireClient, name: str) -> bool:
-    resp = client.call(3, 9, {"topics": [{"name": name}], "allow_auto_topic_creation": False, **NO_OPS})
-    return bool(resp.topics[0].error_code == 0)
+    resp = client.call(
+        ApiKey.METADATA, 9, {"topics": [{"name": name}], "allow_auto_topic_creation": False, **NO_OPS}
+    )
+    return bool(resp.topics[0].error_code == ErrorCode.NONE)
 
 
 def test_metadata_rejects_invalid_topic_names(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
-        resp = client.call(3, 9, {"topics": [{"name": "bad/name"}], **NO_OPS})
-    assert resp.topics[0].error_code == 17
+        resp = client.call(ApiKey.METADATA, 9, {"topics": [{"name": "bad/name"}], **NO_OPS})
+    assert resp.topics[0].error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
 
 
 def test_cluster_id_and_topic_ids_survive_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
     def snapshot(b: EmbeddedBroker) -> tuple[str, dict[str, object]]:
         with WireClient(b.bootstrap_servers) as client:
-            resp = client.call(3, 12, {"topics": None, **NO_OPS})
+            resp = client.call(ApiKey.METADATA, 12, {"topics": None, **NO_OPS})
         return resp.cluster_id, {t.name: t.topic_id for t in resp.topics}
 
     b = EmbeddedBroker(data_dir=tmp_path)

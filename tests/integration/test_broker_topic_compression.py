@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
 from strom.protocol.compression import Compression
 from strom.protocol.records import iter_batches
 from tests.integration.broker_wire import WireClient
@@ -82,7 +83,7 @@ def _stored_codecs(bootstrap: str, topic: str) -> list[Compression]:
         "rack_id": "",
     }
     with WireClient(bootstrap) as client:
-        records = client.call(1, 12, body).responses[0].partitions[0].records
+        records = client.call(ApiKey.FETCH, 12, body).responses[0].partitions[0].records
     batches = list(iter_batches(records))
     for batch in batches:
         batch.validate()  # the rewritten batch carries a correct CRC

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 TOPIC = "t"
@@ -23,7 +24,7 @@ def broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(config=config) as b:
         with WireClient(b.bootstrap_servers) as c:
             created = c.call(
-                19,
+                ApiKey.CREATE_TOPICS,
                 4,
                 {
                     "topics": [
@@ -39,7 +40,7 @@ def broker() -> Iterator[EmbeddedBroker]:
                     "validate_only": False,
                 },
             )
-            assert created.topics[0].error_code == E.none
+            assert created.topics[0].error_code == ErrorCode.NONE
         yield b
 
 
@@ -60,7 +61,7 @@ def join(
     session_ms: int = 10_000,
 ) -> Any:
     return c.call(
-        11,
+        ApiKey.JOIN_GROUP,
         version,
         {
             "group_id": group,
@@ -79,7 +80,7 @@ def join(
 
 def join_new(c: WireClient, group: str, version: int = 7, **kw: Any) -> Any:
     first = join(c, group, version=version, **kw)
-    if first.error_code != E.member_id_required:
+    if first.error_code != ErrorCode.MEMBER_ID_REQUIRED:
         return first
     return join(c, group, first.member_id, version=version, **kw)
 
@@ -88,7 +89,7 @@ def sync(
     c: WireClient, group: str, member: str, gen: int, assignments: dict[str, bytes], version: int = 5
 ) -> Any:
     return c.call(
-        14,
+        ApiKey.SYNC_GROUP,
         version,
         {
             "group_id": group,
@@ -113,7 +114,7 @@ def commit(c: WireClient, group: str, gen: int, member: str, parts: list[tuple[s
             }
         )
     return c.call(
-        8,
+        ApiKey.OFFSET_COMMIT,
         8,
         {
             "group_id": group,
@@ -124,7 +125,7 @@ def commit(c: WireClient, group: str, gen: int, member: str, parts: list[tuple[s
     )
 
 
-def errors_of(response: Any) -> dict[tuple[str, int], E]:
+def errors_of(response: Any) -> dict[tuple[str, int], ErrorCode]:
     return {(t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions}
 
 
@@ -133,21 +134,26 @@ def test_join_sync_heartbeat_leave_at_every_version(client: WireClient, version:
     group = f"versions-{version}"
     first = join(client, group, version=version)
     if version >= 4:
-        assert first.error_code == E.member_id_required and first.member_id
+        assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED and first.member_id
         first = join(client, group, first.member_id, version=version)
-    assert first.error_code == E.none and first.generation_id == 1 and first.leader == first.member_id
+    assert first.error_code == ErrorCode.NONE and first.generation_id == 1 and first.leader == first.member_id
     assert first.protocol_name == "range" and [m.member_id for m in first.members] == [first.member_id]
     me = first.member_id
     synced = sync(client, group, me, 1, {me: b"assignment"}, version=min(version, 5))
-    assert (synced.error_code, synced.assignment) == (E.none, b"assignment")
+    assert (synced.error_code, synced.assignment) == (ErrorCode.NONE, b"assignment")
     hb = {"group_id": group, "generation_id": 1, "member_id": me}
-    assert client.call(12, min(version, 4), hb).error_code == E.none
+    assert client.call(ApiKey.HEARTBEAT, min(version, 4), hb).error_code == ErrorCode.NONE
     if version >= 3:
-        left = client.call(13, min(version, 4), {"group_id": group, "members": [{"member_id": me}]})
-        assert left.error_code == E.none and [m.error_code for m in left.members] == [E.none]
+        left = client.call(
+            ApiKey.LEAVE_GROUP, min(version, 4), {"group_id": group, "members": [{"member_id": me}]}
+        )
+        assert left.error_code == ErrorCode.NONE and [m.error_code for m in left.members] == [ErrorCode.NONE]
     else:
-        assert client.call(13, version, {"group_id": group, "member_id": me}).error_code == E.none
-    assert client.call(12, min(version, 4), hb).error_code == E.unknown_member_id
+        assert (
+            client.call(ApiKey.LEAVE_GROUP, version, {"group_id": group, "member_id": me}).error_code
+            == ErrorCode.NONE
+        )
+    assert client.call(ApiKey.HEARTBEAT, min(version, 4), hb).error_code == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 def test_second_member_waits_for_the_first_to_rejoin(broker: EmbeddedBroker, client: WireClient) -> None:
@@ -155,11 +161,13 @@ def test_second_member_waits_for_the_first_to_rejoin(broker: EmbeddedBroker, cli
     sync(client, "waiting", a.member_id, 1, {a.member_id: b""})
     with WireClient(broker.bootstrap_servers) as other:
         pending = join(other, "waiting")
-        assert pending.error_code == E.member_id_required
+        assert pending.error_code == ErrorCode.MEMBER_ID_REQUIRED
         # The second member's JoinGroup is held by the broker until the first member rejoins.
-        other.send(request_frame(11, 7, 99, _join_body("waiting", pending.member_id)))
-        hb = client.call(12, 4, {"group_id": "waiting", "generation_id": 1, "member_id": a.member_id})
-        assert hb.error_code == E.rebalance_in_progress
+        other.send(request_frame(ApiKey.JOIN_GROUP, 7, 99, _join_body("waiting", pending.member_id)))
+        hb = client.call(
+            ApiKey.HEARTBEAT, 4, {"group_id": "waiting", "generation_id": 1, "member_id": a.member_id}
+        )
+        assert hb.error_code == ErrorCode.REBALANCE_IN_PROGRESS
         rejoined = join(client, "waiting", a.member_id)
         joined = decode_response(11, 7, other.read_frame(), 99)
         assert rejoined.generation_id == joined.generation_id == 2
@@ -184,52 +192,56 @@ def _join_body(group: str, member_id: str) -> dict[str, Any]:
 def test_bad_joins(client: WireClient) -> None:
     join_new(client, "bad-joins")
     assert (
-        join(client, "bad-joins", protocols=[("roundrobin", SUB)]).error_code == E.inconsistent_group_protocol
+        join(client, "bad-joins", protocols=[("roundrobin", SUB)]).error_code
+        == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
     )
-    assert join(client, "bad-joins", protocol_type="connect").error_code == E.inconsistent_group_protocol
-    assert join(client, "bad-joins-2", protocols=[]).error_code == E.inconsistent_group_protocol
-    assert join(client, "").error_code == E.invalid_group_id
-    assert join(client, "bad-joins", session_ms=1).error_code == E.invalid_session_timeout
-    assert join(client, "bad-joins", "no-such-member").error_code == E.unknown_member_id
-    assert join(client, "x" * 40_000).error_code == E.invalid_group_id
+    assert (
+        join(client, "bad-joins", protocol_type="connect").error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    )
+    assert join(client, "bad-joins-2", protocols=[]).error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert join(client, "").error_code == ErrorCode.INVALID_GROUP_ID
+    assert join(client, "bad-joins", session_ms=1).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert join(client, "bad-joins", "no-such-member").error_code == ErrorCode.UNKNOWN_MEMBER_ID
+    assert join(client, "x" * 40_000).error_code == ErrorCode.INVALID_GROUP_ID
 
 
 def test_generation_and_member_fencing(client: WireClient) -> None:
     a = join_new(client, "fencing")
     me = a.member_id
-    assert sync(client, "fencing", me, 7, {}).error_code == E.illegal_generation
-    assert sync(client, "fencing", "stranger", 1, {}).error_code == E.unknown_member_id
-    assert sync(client, "", me, 1, {}).error_code == E.invalid_group_id
+    assert sync(client, "fencing", me, 7, {}).error_code == ErrorCode.ILLEGAL_GENERATION
+    assert sync(client, "fencing", "stranger", 1, {}).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+    assert sync(client, "", me, 1, {}).error_code == ErrorCode.INVALID_GROUP_ID
     sync(client, "fencing", me, 1, {me: b""})
-    hb = client.call(12, 4, {"group_id": "fencing", "generation_id": 0, "member_id": me})
-    assert hb.error_code == E.illegal_generation
-    hb = client.call(12, 4, {"group_id": "nope", "generation_id": 1, "member_id": me})
-    assert hb.error_code == E.unknown_member_id
+    hb = client.call(ApiKey.HEARTBEAT, 4, {"group_id": "fencing", "generation_id": 0, "member_id": me})
+    assert hb.error_code == ErrorCode.ILLEGAL_GENERATION
+    hb = client.call(ApiKey.HEARTBEAT, 4, {"group_id": "nope", "generation_id": 1, "member_id": me})
+    assert hb.error_code == ErrorCode.UNKNOWN_MEMBER_ID
     assert errors_of(commit(client, "fencing", 0, me, [(TOPIC, 0, 1, "")])) == {
-        (TOPIC, 0): E.illegal_generation
+        (TOPIC, 0): ErrorCode.ILLEGAL_GENERATION
     }
     assert errors_of(commit(client, "fencing", 1, "stranger", [(TOPIC, 0, 1, "")])) == {
-        (TOPIC, 0): E.unknown_member_id
+        (TOPIC, 0): ErrorCode.UNKNOWN_MEMBER_ID
     }
     assert errors_of(commit(client, "fencing", -1, "", [(TOPIC, 0, 1, "")])) == {
-        (TOPIC, 0): E.unknown_member_id
+        (TOPIC, 0): ErrorCode.UNKNOWN_MEMBER_ID
     }
-    left = client.call(13, 4, {"group_id": "fencing", "members": [{"member_id": "stranger"}]})
-    assert [m.error_code for m in left.members] == [E.unknown_member_id]
+    left = client.call(ApiKey.LEAVE_GROUP, 4, {"group_id": "fencing", "members": [{"member_id": "stranger"}]})
+    assert [m.error_code for m in left.members] == [ErrorCode.UNKNOWN_MEMBER_ID]
     assert (
-        client.call(13, 1, {"group_id": "fencing", "member_id": "stranger"}).error_code == E.unknown_member_id
+        client.call(ApiKey.LEAVE_GROUP, 1, {"group_id": "fencing", "member_id": "stranger"}).error_code
+        == ErrorCode.UNKNOWN_MEMBER_ID
     )
 
 
 def test_static_member_fencing(client: WireClient) -> None:
     old = join(client, "static", version=5, instance="instance-1")
-    assert old.error_code == E.none  # static members skip MEMBER_ID_REQUIRED
+    assert old.error_code == ErrorCode.NONE  # static members skip MEMBER_ID_REQUIRED
     sync(client, "static", old.member_id, 1, {old.member_id: b"mine"})
     new = join(client, "static", version=5, instance="instance-1")
-    assert new.error_code == E.none and new.member_id != old.member_id and new.generation_id == 1
+    assert new.error_code == ErrorCode.NONE and new.member_id != old.member_id and new.generation_id == 1
     assert sync(client, "static", new.member_id, 1, {}).assignment == b"mine"
     hb = client.call(
-        12,
+        ApiKey.HEARTBEAT,
         4,
         {
             "group_id": "static",
@@ -238,7 +250,7 @@ def test_static_member_fencing(client: WireClient) -> None:
             "group_instance_id": "instance-1",
         },
     )
-    assert hb.error_code == E.fenced_instance_id
+    assert hb.error_code == ErrorCode.FENCED_INSTANCE_ID
 
 
 def test_offset_commit_and_fetch(client: WireClient) -> None:
@@ -250,35 +262,45 @@ def test_offset_commit_and_fetch(client: WireClient) -> None:
         [(TOPIC, 0, 10, "hello"), (TOPIC, 9, 1, ""), ("missing", 0, 1, ""), (TOPIC, 1, 5, "m" * 101)],
     )
     assert errors_of(response) == {
-        (TOPIC, 0): E.none,
-        (TOPIC, 9): E.unknown_topic_or_partition,
-        ("missing", 0): E.unknown_topic_or_partition,
-        (TOPIC, 1): E.offset_metadata_too_large,
+        (TOPIC, 0): ErrorCode.NONE,
+        (TOPIC, 9): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ("missing", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        (TOPIC, 1): ErrorCode.OFFSET_METADATA_TOO_LARGE,
     }
     fetched = client.call(
-        9, 7, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0, 1]}]}
+        ApiKey.OFFSET_FETCH,
+        7,
+        {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0, 1]}]},
     )
     rows = {
         p.partition_index: (p.committed_offset, p.metadata, p.error_code)
         for p in fetched.topics[0].partitions
     }
-    assert rows == {0: (10, "hello", E.none), 1: (-1, "", E.none)}
-    everything = client.call(9, 7, {"group_id": "offsets", "topics": None})
+    assert rows == {0: (10, "hello", ErrorCode.NONE), 1: (-1, "", ErrorCode.NONE)}
+    everything = client.call(ApiKey.OFFSET_FETCH, 7, {"group_id": "offsets", "topics": None})
     assert [(t.name, [p.partition_index for p in t.partitions]) for t in everything.topics] == [(TOPIC, [0])]
-    old = client.call(9, 1, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0]}]})
+    old = client.call(
+        ApiKey.OFFSET_FETCH, 1, {"group_id": "offsets", "topics": [{"name": TOPIC, "partition_indexes": [0]}]}
+    )
     assert old.topics[0].partitions[0].committed_offset == 10
-    bad = client.call(9, 7, {"group_id": "y" * 40_000, "topics": None})
-    assert bad.error_code == E.invalid_group_id
+    bad = client.call(ApiKey.OFFSET_FETCH, 7, {"group_id": "y" * 40_000, "topics": None})
+    assert bad.error_code == ErrorCode.INVALID_GROUP_ID
 
 
 @pytest.mark.parametrize("version", range(4))
 def test_find_coordinator(broker: EmbeddedBroker, client: WireClient, version: int) -> None:
-    response = client.call(10, version, {"key": "any-group", "key_type": 0})
-    assert response.error_code == E.none
+    response = client.call(ApiKey.FIND_COORDINATOR, version, {"key": "any-group", "key_type": 0})
+    assert response.error_code == ErrorCode.NONE
     assert f"{response.host}:{response.port}" == broker.bootstrap_servers
     if version >= 1:
-        assert client.call(10, version, {"key": "txn-id", "key_type": 1}).error_code == E.none
-        assert client.call(10, version, {"key": "g", "key_type": 5}).error_code == E.invalid_request
+        assert (
+            client.call(ApiKey.FIND_COORDINATOR, version, {"key": "txn-id", "key_type": 1}).error_code
+            == ErrorCode.NONE
+        )
+        assert (
+            client.call(ApiKey.FIND_COORDINATOR, version, {"key": "g", "key_type": 5}).error_code
+            == ErrorCode.INVALID_REQUEST
+        )
 
 
 def test_admin_apis_at_every_version(client: WireClient) -> None:
@@ -287,10 +309,10 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
     commit(client, "simple-admin", -1, "", [(TOPIC, 2, 3, "")])
     for version in range(6):
         (desc,) = client.call(
-            15, version, {"groups": ["admin"], "include_authorized_operations": True}
+            ApiKey.DESCRIBE_GROUPS, version, {"groups": ["admin"], "include_authorized_operations": True}
         ).groups
         assert (desc.error_code, desc.group_state, desc.protocol_type, desc.protocol_data) == (
-            E.none,
+            ErrorCode.NONE,
             "Stable",
             "consumer",
             "range",
@@ -303,28 +325,30 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
         )
         assert member.client_host == "/127.0.0.1"
         (missing,) = client.call(
-            15, version, {"groups": ["missing"], "include_authorized_operations": False}
+            ApiKey.DESCRIBE_GROUPS, version, {"groups": ["missing"], "include_authorized_operations": False}
         ).groups
         assert missing.group_state == "Dead"
     for version in range(5):
-        listed = client.call(16, version, {"states_filter": []})
+        listed = client.call(ApiKey.LIST_GROUPS, version, {"states_filter": []})
         assert {("admin", "consumer"), ("simple-admin", "")} <= {
             (g.group_id, g.protocol_type) for g in listed.groups
         }
-    stable_only = client.call(16, 4, {"states_filter": ["Stable"]})
+    stable_only = client.call(ApiKey.LIST_GROUPS, 4, {"states_filter": ["Stable"]})
     assert "simple-admin" not in {g.group_id for g in stable_only.groups}
     for version in range(2):
-        deleted = client.call(42, version, {"groups_names": ["admin", "missing"]})
+        deleted = client.call(ApiKey.DELETE_GROUPS, version, {"groups_names": ["admin", "missing"]})
         assert [(r.group_id, r.error_code) for r in deleted.results] == [
-            ("admin", E.non_empty_group),
-            ("missing", E.group_id_not_found),
+            ("admin", ErrorCode.NON_EMPTY_GROUP),
+            ("missing", ErrorCode.GROUP_ID_NOT_FOUND),
         ]
     gone = client.call(
-        47, 0, {"group_id": "missing", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
+        ApiKey.OFFSET_DELETE,
+        0,
+        {"group_id": "missing", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
     )
-    assert gone.error_code == E.group_id_not_found
+    assert gone.error_code == ErrorCode.GROUP_ID_NOT_FOUND
     subscribed = client.call(
-        47,
+        ApiKey.OFFSET_DELETE,
         0,
         {
             "group_id": "admin",
@@ -335,16 +359,18 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
         },
     )
     assert errors_of(subscribed) == {
-        (TOPIC, 0): E.group_subscribed_to_topic,
-        ("missing", 0): E.unknown_topic_or_partition,
+        (TOPIC, 0): ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC,
+        ("missing", 0): ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     }
     removed = client.call(
-        47,
+        ApiKey.OFFSET_DELETE,
         0,
         {"group_id": "simple-admin", "topics": [{"name": TOPIC, "partitions": [{"partition_index": 2}]}]},
     )
-    assert errors_of(removed) == {(TOPIC, 2): E.none}
-    assert [r.error_code for r in client.call(42, 1, {"groups_names": ["simple-admin"]}).results] == [E.none]
+    assert errors_of(removed) == {(TOPIC, 2): ErrorCode.NONE}
+    assert [
+        r.error_code for r in client.call(ApiKey.DELETE_GROUPS, 1, {"groups_names": ["simple-admin"]}).results
+    ] == [ErrorCode.NONE]
 
 
 def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: WireClient) -> None:
@@ -352,11 +378,13 @@ def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: Wi
     # topic's max.message.bytes (1 MB), so the leader's SyncGroup cannot be stored.
     huge = SUB + b"\x00" * 1_500_000
     a = join_new(client, "huge", protocols=[("range", huge)])
-    assert a.error_code == E.none and a.members[0].metadata == huge
+    assert a.error_code == ErrorCode.NONE and a.members[0].metadata == huge
     refused = sync(client, "huge", a.member_id, a.generation_id, {a.member_id: b""})
-    assert refused.error_code == E.unknown_server_error
-    hb = client.call(12, 4, {"group_id": "huge", "generation_id": a.generation_id, "member_id": a.member_id})
-    assert hb.error_code == E.rebalance_in_progress
+    assert refused.error_code == ErrorCode.UNKNOWN_SERVER_ERROR
+    hb = client.call(
+        ApiKey.HEARTBEAT, 4, {"group_id": "huge", "generation_id": a.generation_id, "member_id": a.member_id}
+    )
+    assert hb.error_code == ErrorCode.REBALANCE_IN_PROGRESS
     again = join(client, "huge", a.member_id)  # a normal-sized subscription is stored fine
-    assert again.error_code == E.none and again.generation_id == a.generation_id + 1
+    assert again.error_code == ErrorCode.NONE and again.generation_id == a.generation_id + 1
     assert sync(client, "huge", a.member_id, again.generation_id, {a.member_id: b"ok"}).assignment == b"ok"

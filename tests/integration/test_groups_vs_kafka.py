@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
 from tests.integration.broker_wire import WireClient, decode_response, request_frame
 
 TOPIC = "group-rules"
@@ -36,7 +37,7 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
     )
     with WireClient(address) as c:
         c.call(
-            19,
+            ApiKey.CREATE_TOPICS,
             4,
             {
                 "topics": [
@@ -54,8 +55,12 @@ def bootstrap(request: pytest.FixtureRequest) -> str:
         )  # TOPIC_ALREADY_EXISTS after the first test: fine
         deadline = time.monotonic() + 30
         while True:
-            meta = c.call(3, 9, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS})
-            if meta.topics[0].error_code == E.none and len(meta.topics[0].partitions) == 3:
+            meta = c.call(
+                ApiKey.METADATA,
+                9,
+                {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": False, **NO_OPS},
+            )
+            if meta.topics[0].error_code == ErrorCode.NONE and len(meta.topics[0].partitions) == 3:
                 break
             assert time.monotonic() < deadline, meta
     return address
@@ -67,9 +72,11 @@ def unique(bootstrap: str, prefix: str) -> str:
     deadline = time.monotonic() + 60
     with WireClient(bootstrap) as c:
         while True:
-            found = c.call(10, 3, {"key": group, "key_type": 0}).error_code
-            described = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups[0]
-            if found == E.none and described.error_code == E.none:
+            found = c.call(ApiKey.FIND_COORDINATOR, 3, {"key": group, "key_type": 0}).error_code
+            described = c.call(
+                ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+            ).groups[0]
+            if found == ErrorCode.NONE and described.error_code == ErrorCode.NONE:
                 return group
             assert time.monotonic() < deadline, (found, described)
 
@@ -89,12 +96,12 @@ def join_body(
 
 
 def join(c: WireClient, group: str, member_id: str = "", **kw: Any) -> Any:
-    return c.call(11, 7, join_body(group, member_id, **kw))
+    return c.call(ApiKey.JOIN_GROUP, 7, join_body(group, member_id, **kw))
 
 
 def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str, bytes], **kw: Any) -> Any:
     return c.call(
-        14,
+        ApiKey.SYNC_GROUP,
         5,
         {
             "group_id": group,
@@ -108,21 +115,21 @@ def sync(c: WireClient, group: str, member: str, gen: int, assignments: dict[str
     )
 
 
-def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> E:
+def heartbeat(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> ErrorCode:
     body = {"group_id": group, "generation_id": gen, "member_id": member, "group_instance_id": instance}
-    return c.call(12, 4, body).error_code  # type: ignore[no-any-return]
+    return c.call(ApiKey.HEARTBEAT, 4, body).error_code  # type: ignore[no-any-return]
 
 
 def await_rebalance(c: WireClient, group: str, member: str, gen: int, instance: str | None = None) -> None:
     """Heartbeat until the broker reports the rebalance another connection's JoinGroup started."""
     deadline = time.monotonic() + 30
-    while heartbeat(c, group, member, gen, instance) != E.rebalance_in_progress:
+    while heartbeat(c, group, member, gen, instance) != ErrorCode.REBALANCE_IN_PROGRESS:
         assert time.monotonic() < deadline, "the other member's JoinGroup never started a rebalance"
 
 
-def commit(c: WireClient, group: str, gen: int, member: str) -> E:
+def commit(c: WireClient, group: str, gen: int, member: str) -> ErrorCode:
     response = c.call(
-        8,
+        ApiKey.OFFSET_COMMIT,
         8,
         {
             "group_id": group,
@@ -150,66 +157,73 @@ def test_codes_through_the_phases_of_a_rebalance(bootstrap: str) -> None:
     group = unique(bootstrap, "phases")
     with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
         first = join(a, group)
-        assert first.error_code == E.member_id_required
+        assert first.error_code == ErrorCode.MEMBER_ID_REQUIRED
         ja = join(a, group, first.member_id)
         me = ja.member_id
-        assert (ja.error_code, ja.generation_id, ja.leader) == (E.none, 1, me)
+        assert (ja.error_code, ja.generation_id, ja.leader) == (ErrorCode.NONE, 1, me)
         # CompletingRebalance: heartbeats are fine, commits must wait for the assignment.
-        assert heartbeat(a, group, me, 1) == E.none
-        assert commit(a, group, 1, me) == E.rebalance_in_progress
-        assert sync(a, group, me, 1, {me: b""}).error_code == E.none
+        assert heartbeat(a, group, me, 1) == ErrorCode.NONE
+        assert commit(a, group, 1, me) == ErrorCode.REBALANCE_IN_PROGRESS
+        assert sync(a, group, me, 1, {me: b""}).error_code == ErrorCode.NONE
         # Stable
-        assert commit(a, group, 1, me) == E.none
-        assert commit(a, group, -1, "") == E.unknown_member_id
+        assert commit(a, group, 1, me) == ErrorCode.NONE
+        assert commit(a, group, -1, "") == ErrorCode.UNKNOWN_MEMBER_ID
         # A second member arrives: PreparingRebalance.
         pending = join(b, group)
-        b.send(request_frame(11, 7, 77, join_body(group, pending.member_id)))
+        b.send(request_frame(ApiKey.JOIN_GROUP, 7, 77, join_body(group, pending.member_id)))
         await_rebalance(a, group, me, 1)
-        assert commit(a, group, 1, me) == E.none  # eager consumers commit in their revoke callback
-        assert sync(a, group, me, 1, {}).error_code == E.rebalance_in_progress
+        assert commit(a, group, 1, me) == ErrorCode.NONE  # eager consumers commit in their revoke callback
+        assert sync(a, group, me, 1, {}).error_code == ErrorCode.REBALANCE_IN_PROGRESS
         ja2 = join(a, group, me)
         jb = decode_response(11, 7, b.read_frame(), 77)
         assert ja2.generation_id == jb.generation_id == 2
         assert ja2.leader == me and jb.leader == me and jb.members == ()
         assert {m.member_id for m in ja2.members} == {me, jb.member_id}
         # The old generation is fenced everywhere.
-        assert heartbeat(a, group, me, 1) == E.illegal_generation
-        assert commit(a, group, 1, me) == E.illegal_generation
+        assert heartbeat(a, group, me, 1) == ErrorCode.ILLEGAL_GENERATION
+        assert commit(a, group, 1, me) == ErrorCode.ILLEGAL_GENERATION
         assert sync(b, group, jb.member_id, 2, {}, protocol_name="roundrobin").error_code == (
-            E.inconsistent_group_protocol
+            ErrorCode.INCONSISTENT_GROUP_PROTOCOL
         )
 
 
 def test_bad_requests_get_the_same_codes(bootstrap: str) -> None:
     group = unique(bootstrap, "bad")
     with WireClient(bootstrap) as c:
-        assert join(c, group, "made-up").error_code == E.unknown_member_id
-        assert join(c, "").error_code == E.invalid_group_id
+        assert join(c, group, "made-up").error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        assert join(c, "").error_code == ErrorCode.INVALID_GROUP_ID
         body = join_body(group)
         body["session_timeout"] = 1
-        assert c.call(11, 7, body).error_code == E.invalid_session_timeout
+        assert c.call(ApiKey.JOIN_GROUP, 7, body).error_code == ErrorCode.INVALID_SESSION_TIMEOUT
         first = join(c, group)
         me = join(c, group, first.member_id).member_id
         sync(c, group, me, 1, {me: b""})
-        assert join(c, group, protocol="roundrobin").error_code == E.inconsistent_group_protocol
-        assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == E.unknown_member_id
-        assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == E.unknown_member_id
-        assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == E.illegal_generation
-        left = c.call(13, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
-        assert (left.error_code, [m.error_code for m in left.members]) == (E.none, [E.unknown_member_id])
-        (dead,) = c.call(
-            15, 5, {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False}
-        ).groups
-        assert (dead.error_code, dead.group_state) == (E.none, "Dead")
-        offset_delete = c.call(
-            47, 0, {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]}
+        assert join(c, group, protocol="roundrobin").error_code == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        assert heartbeat(c, unique(bootstrap, "nogroup"), me, 1) == ErrorCode.UNKNOWN_MEMBER_ID
+        assert sync(c, unique(bootstrap, "nogroup"), me, 1, {}).error_code == ErrorCode.UNKNOWN_MEMBER_ID
+        assert commit(c, unique(bootstrap, "nogroup"), 5, "m") == ErrorCode.ILLEGAL_GENERATION
+        left = c.call(ApiKey.LEAVE_GROUP, 4, {"group_id": group, "members": [{"member_id": "made-up"}]})
+        assert (left.error_code, [m.error_code for m in left.members]) == (
+            ErrorCode.NONE,
+            [ErrorCode.UNKNOWN_MEMBER_ID],
         )
-        assert offset_delete.topics[0].partitions[0].error_code == E.group_subscribed_to_topic
+        (dead,) = c.call(
+            ApiKey.DESCRIBE_GROUPS,
+            5,
+            {"groups": [unique(bootstrap, "nogroup")], "include_authorized_operations": False},
+        ).groups
+        assert (dead.error_code, dead.group_state) == (ErrorCode.NONE, "Dead")
+        offset_delete = c.call(
+            ApiKey.OFFSET_DELETE,
+            0,
+            {"group_id": group, "topics": [{"name": TOPIC, "partitions": [{"partition_index": 0}]}]},
+        )
+        assert offset_delete.topics[0].partitions[0].error_code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
         missing = unique(bootstrap, "nogroup")
-        deleted = c.call(42, 1, {"groups_names": [group, missing]})
+        deleted = c.call(ApiKey.DELETE_GROUPS, 1, {"groups_names": [group, missing]})
         assert {r.group_id: r.error_code for r in deleted.results} == {
-            group: E.non_empty_group,
-            missing: E.group_id_not_found,
+            group: ErrorCode.NON_EMPTY_GROUP,
+            missing: ErrorCode.GROUP_ID_NOT_FOUND,
         }
 
 
@@ -217,24 +231,30 @@ def test_static_member_replacement(bootstrap: str) -> None:
     group = unique(bootstrap, "static")
     with WireClient(bootstrap) as a, WireClient(bootstrap) as b:
         ja = join(a, group, instance="ia")
-        assert ja.error_code == E.none and ja.generation_id == 1
+        assert ja.error_code == ErrorCode.NONE and ja.generation_id == 1
         sync(a, group, ja.member_id, 1, {ja.member_id: b""}, instance="ia")
-        b.send(request_frame(11, 7, 5, join_body(group, instance="ib")))
+        b.send(request_frame(ApiKey.JOIN_GROUP, 7, 5, join_body(group, instance="ib")))
         await_rebalance(a, group, ja.member_id, 1, "ia")
         ja2 = join(a, group, ja.member_id, instance="ia")
         jb = decode_response(11, 7, b.read_frame(), 5)
         assert ja2.generation_id == jb.generation_id == 2 and ja2.leader == ja.member_id
-        b.send(request_frame(14, 5, 6, _sync_body(group, jb.member_id, "ib", {})))
+        b.send(request_frame(ApiKey.SYNC_GROUP, 5, 6, _sync_body(group, jb.member_id, "ib", {})))
         sync(a, group, ja.member_id, 2, {ja.member_id: b"A", jb.member_id: b"B"}, instance="ia")
         assert decode_response(14, 5, b.read_frame(), 6).assignment == b"B"
         # ib restarts: it joins without its member id and takes over without a rebalance.
         again = join(b, group, instance="ib")
-        assert again.error_code == E.none and again.generation_id == 2 and again.member_id != jb.member_id
+        assert (
+            again.error_code == ErrorCode.NONE
+            and again.generation_id == 2
+            and again.member_id != jb.member_id
+        )
         assert again.leader == ja.member_id and again.members == ()
         assert sync(b, group, again.member_id, 2, {}, instance="ib").assignment == b"B"
-        assert heartbeat(a, group, ja.member_id, 2, "ia") == E.none
-        assert heartbeat(b, group, jb.member_id, 2, "ib") == E.fenced_instance_id
-        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        assert heartbeat(a, group, ja.member_id, 2, "ia") == ErrorCode.NONE
+        assert heartbeat(b, group, jb.member_id, 2, "ib") == ErrorCode.FENCED_INSTANCE_ID
+        (desc,) = b.call(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+        ).groups
         assert desc.group_state == "Stable"
         assert sorted((m.group_instance_id, m.member_id) for m in desc.members) == [
             ("ia", ja.member_id),
@@ -263,15 +283,17 @@ def test_static_leader_replacement_keeps_the_assignment(bootstrap: str) -> None:
         # Not told it leads (the old leader id comes back), so it computes no assignment the Stable group
         # would ignore; it gets its predecessor's assignment whatever it sends.
         assert (again.error_code, again.generation_id, again.leader, again.members) == (
-            E.none,
+            ErrorCode.NONE,
             1,
             ja.member_id,
             (),
         )
         assert sync(b, group, again.member_id, 1, {again.member_id: b"NEW"}, instance="ia").assignment == b"A"
-        (desc,) = b.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+        (desc,) = b.call(
+            ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+        ).groups
         assert desc.group_state == "Stable"
-        assert heartbeat(a, group, ja.member_id, 1, "ia") == E.fenced_instance_id
+        assert heartbeat(a, group, ja.member_id, 1, "ia") == ErrorCode.FENCED_INSTANCE_ID
 
 
 def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
@@ -279,7 +301,9 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
     with WireClient(bootstrap) as c:
 
         def describe() -> Any:
-            (desc,) = c.call(15, 5, {"groups": [group], "include_authorized_operations": False}).groups
+            (desc,) = c.call(
+                ApiKey.DESCRIBE_GROUPS, 5, {"groups": [group], "include_authorized_operations": False}
+            ).groups
             return desc
 
         first = join(c, group)
@@ -297,8 +321,8 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
         stable = describe()
         assert (stable.group_state, stable.protocol_data) == ("Stable", "range")
         assert [(m.member_metadata, m.member_assignment) for m in stable.members] == [(SUB, b"\x00\x01")]
-        assert commit(c, group, 1, me) == E.none
-        c.call(13, 4, {"group_id": group, "members": [{"member_id": me}]})
+        assert commit(c, group, 1, me) == ErrorCode.NONE
+        c.call(ApiKey.LEAVE_GROUP, 4, {"group_id": group, "members": [{"member_id": me}]})
         empty = describe()
         assert (empty.group_state, empty.protocol_type, empty.protocol_data, empty.members) == (
             "Empty",
@@ -307,10 +331,11 @@ def test_describe_through_the_life_of_a_group(bootstrap: str) -> None:
             (),
         )
         listed = {
-            g.group_id: (g.protocol_type, g.group_state) for g in c.call(16, 4, {"states_filter": []}).groups
+            g.group_id: (g.protocol_type, g.group_state)
+            for g in c.call(ApiKey.LIST_GROUPS, 4, {"states_filter": []}).groups
         }
         assert listed[group] == ("consumer", "Empty")
-        fetched = c.call(9, 7, {"group_id": group, "topics": None})
+        fetched = c.call(ApiKey.OFFSET_FETCH, 7, {"group_id": group, "topics": None})
         assert [
             (t.name, [(p.partition_index, p.committed_offset) for p in t.partitions]) for t in fetched.topics
         ] == [(TOPIC, [(0, 1)])]

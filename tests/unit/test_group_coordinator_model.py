@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from kio.schema.errors import ErrorCode as E
 
 from strom.broker.coordinator.group import GroupConfig, JoinRequest, OffsetCommit, SyncRequest
 from strom.broker.coordinator.membership import GroupState, JoinResult, SyncResult
+from strom.protocol.error_codes import ErrorCode
 from tests.unit.test_group_coordinator_support import Harness, subscription
 
 GROUP = "g"
@@ -58,18 +58,22 @@ class GroupModel(RuleBasedStateMachine):
         return answer
 
     def _on_join(self, client: Client, result: JoinResult) -> None:
-        if result.error == E.member_id_required:
+        if result.error == ErrorCode.MEMBER_ID_REQUIRED:
             client.member_id = result.member_id
-        elif result.error == E.none:
+        elif result.error == ErrorCode.NONE:
             client.member_id = result.member_id
             client.generation = result.generation_id
             client.leader = result.leader_id == result.member_id
             client.members = [m.member_id for m in result.members]
-        elif result.error in (E.unknown_member_id, E.fenced_instance_id):
+        elif result.error in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_INSTANCE_ID):
             client.member_id, client.generation = "", -1
 
     def _on_sync(self, client: Client, result: SyncResult) -> None:
-        if result.error in (E.unknown_member_id, E.fenced_instance_id, E.illegal_generation):
+        if result.error in (
+            ErrorCode.UNKNOWN_MEMBER_ID,
+            ErrorCode.FENCED_INSTANCE_ID,
+            ErrorCode.ILLEGAL_GENERATION,
+        ):
             client.member_id, client.generation = "", -1
 
     # ---------------------------------------------------------------------------- rules
@@ -107,7 +111,7 @@ class GroupModel(RuleBasedStateMachine):
     def heartbeat(self, i: int) -> None:
         c = self.clients[i]
         error = self.h.coordinator.heartbeat(GROUP, c.member_id, c.instance, c.generation)
-        if error in (E.unknown_member_id, E.fenced_instance_id, E.illegal_generation):
+        if error in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_INSTANCE_ID, ErrorCode.ILLEGAL_GENERATION):
             c.member_id, c.generation = "", -1
 
     @rule(i=st.integers(0, 3))

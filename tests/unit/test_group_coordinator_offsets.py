@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from kio.schema.errors import ErrorCode as E
-
 from strom.broker.coordinator.group import GroupConfig, OffsetCommit
+from strom.protocol.error_codes import ErrorCode
 from tests.unit.test_group_coordinator_rebalance import stable_group_of_two
 from tests.unit.test_group_coordinator_support import Harness, MemoryOffsetsTopic, subscription
 
@@ -25,8 +24,8 @@ def test_member_commit_and_fetch() -> None:
     h = Harness()
     leader, _follower, gen = stable_group_of_two(h)
     assert commit(h, "g", gen, leader, ("t", 0, 10), ("t", 1, 20), metadata="m", leader_epoch=3) == {
-        ("t", 0): E.none,
-        ("t", 1): E.none,
+        ("t", 0): ErrorCode.NONE,
+        ("t", 1): ErrorCode.NONE,
     }
     got = h.coordinator.fetch_offsets("g", [("t", 0), ("t", 2)])
     assert got[0][2].offset == 10 and got[0][2].metadata == "m" and got[0][2].leader_epoch == 3
@@ -39,11 +38,11 @@ def test_member_commit_and_fetch() -> None:
 def test_commit_fencing() -> None:
     h = Harness()
     leader, _follower, gen = stable_group_of_two(h)
-    assert commit(h, "g", gen - 1, leader, ("t", 0, 1)) == {("t", 0): E.illegal_generation}
-    assert commit(h, "g", gen, "stranger", ("t", 0, 1)) == {("t", 0): E.unknown_member_id}
-    assert commit(h, "g", -1, "", ("t", 0, 1)) == {("t", 0): E.unknown_member_id}
-    assert commit(h, "nogroup", 3, "m", ("t", 0, 1)) == {("t", 0): E.illegal_generation}
-    assert commit(h, "x" * 40_000, -1, "", ("t", 0, 1)) == {("t", 0): E.invalid_group_id}
+    assert commit(h, "g", gen - 1, leader, ("t", 0, 1)) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    assert commit(h, "g", gen, "stranger", ("t", 0, 1)) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
+    assert commit(h, "g", -1, "", ("t", 0, 1)) == {("t", 0): ErrorCode.UNKNOWN_MEMBER_ID}
+    assert commit(h, "nogroup", 3, "m", ("t", 0, 1)) == {("t", 0): ErrorCode.ILLEGAL_GENERATION}
+    assert commit(h, "x" * 40_000, -1, "", ("t", 0, 1)) == {("t", 0): ErrorCode.INVALID_GROUP_ID}
     assert fetched(h, "g") == {}
 
 
@@ -51,19 +50,19 @@ def test_commit_allowed_while_preparing_but_not_while_completing_rebalance() -> 
     h = Harness()
     leader, follower, gen = stable_group_of_two(h)
     h.join_new()  # third member: PreparingRebalance, old generation still valid for commits
-    assert commit(h, "g", gen, follower, ("t", 0, 5)) == {("t", 0): E.none}
+    assert commit(h, "g", gen, follower, ("t", 0, 5)) == {("t", 0): ErrorCode.NONE}
     h.join("g", leader)
     h.join("g", follower)
     assert h.state() == "CompletingRebalance"
-    assert commit(h, "g", gen + 1, follower, ("t", 0, 6)) == {("t", 0): E.rebalance_in_progress}
+    assert commit(h, "g", gen + 1, follower, ("t", 0, 6)) == {("t", 0): ErrorCode.REBALANCE_IN_PROGRESS}
     assert fetched(h, "g") == {("t", 0): 5}
 
 
 def test_standalone_consumer_commits_create_simple_group() -> None:
     h = Harness()
-    assert commit(h, "simple", -1, "", ("t", 0, 7)) == {("t", 0): E.none}
+    assert commit(h, "simple", -1, "", ("t", 0, 7)) == {("t", 0): ErrorCode.NONE}
     assert h.state("simple") == "Empty"
-    assert commit(h, "simple", -1, "", ("t", 0, 8)) == {("t", 0): E.none}
+    assert commit(h, "simple", -1, "", ("t", 0, 8)) == {("t", 0): ErrorCode.NONE}
     assert fetched(h, "simple") == {("t", 0): 8}
     overview = {g.group_id: g for g in h.coordinator.list_groups()}
     assert overview["simple"].protocol_type == "" and overview["simple"].state == "Empty"
@@ -78,7 +77,7 @@ def test_metadata_too_large_is_refused_per_partition() -> None:
         None,
         [OffsetCommit("t", 0, 1, metadata="x" * 11), OffsetCommit("t", 1, 2, metadata=None)],
     )
-    assert got == {("t", 0): E.offset_metadata_too_large, ("t", 1): E.none}
+    assert got == {("t", 0): ErrorCode.OFFSET_METADATA_TOO_LARGE, ("t", 1): ErrorCode.NONE}
     assert fetched(h, "s") == {("t", 1): 2}
     assert h.coordinator.fetch_offsets("s", [("t", 1)])[0][2].metadata == ""
 
@@ -87,10 +86,13 @@ def test_storage_failure_is_reported_and_nothing_changes() -> None:
     h = Harness()
     commit(h, "s", -1, "", ("t", 0, 1))
     h.storage.fail = True
-    assert commit(h, "s", -1, "", ("t", 0, 2)) == {("t", 0): E.coordinator_not_available}
+    assert commit(h, "s", -1, "", ("t", 0, 2)) == {("t", 0): ErrorCode.COORDINATOR_NOT_AVAILABLE}
     h.storage.fail = False
     h.storage.max_batch_bytes = 50
-    assert commit(h, "s", -1, "", *[("t", p, 3) for p in range(10)])[("t", 0)] == E.invalid_commit_offset_size
+    assert (
+        commit(h, "s", -1, "", *[("t", p, 3) for p in range(10)])[("t", 0)]
+        == ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+    )
     assert fetched(h, "s") == {("t", 0): 1}
 
 
@@ -106,7 +108,7 @@ def test_offsets_and_groups_survive_restart() -> None:
     assert fetched(h2, "s") == {("u", 0): 5}
     # The group comes back Stable with its members, so connected consumers carry on heartbeating.
     assert h2.state("g") == "Stable"
-    assert h2.coordinator.heartbeat("g", follower, None, gen) == E.none
+    assert h2.coordinator.heartbeat("g", follower, None, gen) == ErrorCode.NONE
     desc = h2.coordinator.describe_group("g")
     assert {m.member_id: m.assignment for m in desc.members} == {leader: b"L", follower: b"F"}
     assert desc.protocol == "range"
@@ -130,7 +132,7 @@ def test_empty_group_generation_survives_restart() -> None:
 def test_deleted_group_stays_deleted_after_restart() -> None:
     h = Harness()
     commit(h, "s", -1, "", ("t", 0, 1))
-    assert h.coordinator.delete_groups(["s"]) == {"s": E.none}
+    assert h.coordinator.delete_groups(["s"]) == {"s": ErrorCode.NONE}
     h2 = h.restart()
     assert h2.coordinator.group("s") is None and fetched(h2, "s") == {}
 
@@ -225,7 +227,7 @@ def test_describe_and_list_groups() -> None:
         other.protocol == "" and other.members[0].metadata == b"" and other.members[0].client_id == "client"
     )
     missing = h.coordinator.describe_group("missing")
-    assert (missing.error, missing.state, missing.members) == (E.none, "Dead", ())
+    assert (missing.error, missing.state, missing.members) == (ErrorCode.NONE, "Dead", ())
 
 
 def test_delete_groups() -> None:
@@ -233,9 +235,9 @@ def test_delete_groups() -> None:
     stable_group_of_two(h)
     commit(h, "s", -1, "", ("t", 0, 1))
     assert h.coordinator.delete_groups(["g", "s", "missing"]) == {
-        "g": E.non_empty_group,
-        "s": E.none,
-        "missing": E.group_id_not_found,
+        "g": ErrorCode.NON_EMPTY_GROUP,
+        "s": ErrorCode.NONE,
+        "missing": ErrorCode.GROUP_ID_NOT_FOUND,
     }
     assert fetched(h, "s") == {} and h.coordinator.group("s") is None
     assert h.coordinator.group("g") is not None
@@ -246,8 +248,12 @@ def test_offset_delete_only_for_unsubscribed_topics() -> None:
     leader, _follower, gen = stable_group_of_two(h)  # subscribed to "t"
     commit(h, "g", gen, leader, ("t", 0, 1), ("gone", 0, 1))
     err, per = h.coordinator.delete_offsets("g", [("t", 0), ("gone", 0), ("never", 3)])
-    assert err == E.none
-    assert per == {("t", 0): E.group_subscribed_to_topic, ("gone", 0): E.none, ("never", 3): E.none}
+    assert err == ErrorCode.NONE
+    assert per == {
+        ("t", 0): ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC,
+        ("gone", 0): ErrorCode.NONE,
+        ("never", 3): ErrorCode.NONE,
+    }
     assert fetched(h, "g") == {("t", 0): 1}
     assert h.restart().coordinator.fetch_offsets("g", [("gone", 0)])[0][2] is None
 
@@ -255,12 +261,12 @@ def test_offset_delete_only_for_unsubscribed_topics() -> None:
 def test_offset_delete_on_empty_group_and_errors() -> None:
     h = Harness()
     commit(h, "s", -1, "", ("t", 0, 1))
-    assert h.coordinator.delete_offsets("s", [("t", 0)]) == (E.none, {("t", 0): E.none})
+    assert h.coordinator.delete_offsets("s", [("t", 0)]) == (ErrorCode.NONE, {("t", 0): ErrorCode.NONE})
     assert fetched(h, "s") == {}
-    assert h.coordinator.delete_offsets("missing", [("t", 0)]) == (E.group_id_not_found, {})
-    assert h.coordinator.delete_offsets("", [("t", 0)]) == (E.invalid_group_id, {})
+    assert h.coordinator.delete_offsets("missing", [("t", 0)]) == (ErrorCode.GROUP_ID_NOT_FOUND, {})
+    assert h.coordinator.delete_offsets("", [("t", 0)]) == (ErrorCode.INVALID_GROUP_ID, {})
     h.join_new("connect-group", protocol_type="connect", protocols=[("default", b"")])
-    assert h.coordinator.delete_offsets("connect-group", [("t", 0)]) == (E.non_empty_group, {})
+    assert h.coordinator.delete_offsets("connect-group", [("t", 0)]) == (ErrorCode.NON_EMPTY_GROUP, {})
 
 
 def test_deleted_topics_lose_their_offsets() -> None:
@@ -279,6 +285,6 @@ def test_subscription_parsing_feeds_offset_delete() -> None:
     _, _j2 = h.join_new("opaque", protocols=[("range", b"\x01")])
     assert h.coordinator.group("opaque").subscribed is None
     assert h.coordinator.delete_offsets("opaque", [("x", 0)]) == (
-        E.none,
-        {("x", 0): E.group_subscribed_to_topic},
+        ErrorCode.NONE,
+        {("x", 0): ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC},
     )

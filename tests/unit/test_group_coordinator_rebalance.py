@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from kio.schema.errors import ErrorCode as E
-
 from strom.broker.coordinator.group import GroupConfig
+from strom.protocol.error_codes import ErrorCode
 from tests.unit.test_group_coordinator_support import Harness, subscription
 
 
 def stable_group_of_two(h: Harness) -> tuple[str, str, int]:
     """Two dynamic members, both synced; returns (leader, follower, generation)."""
     a, ja = h.join_new()
-    assert ja.result.error == E.none
+    assert ja.result.error == ErrorCode.NONE
     gen1 = ja.result.generation_id
-    assert h.sync("g", a, gen1, {a: b"A1"}).result.error == E.none
+    assert h.sync("g", a, gen1, {a: b"A1"}).result.error == ErrorCode.NONE
     b, jb = h.join_new()
     assert not jb.done  # waits for the existing member to rejoin
-    assert h.coordinator.heartbeat("g", a, None, gen1) == E.rebalance_in_progress
+    assert h.coordinator.heartbeat("g", a, None, gen1) == ErrorCode.REBALANCE_IN_PROGRESS
     ja2 = h.join("g", a)
-    assert ja2.result.error == E.none and jb.result.error == E.none
+    assert ja2.result.error == ErrorCode.NONE and jb.result.error == ErrorCode.NONE
     gen = ja2.result.generation_id
     assert gen == gen1 + 1 == jb.result.generation_id
     leader = ja2.result.leader_id
@@ -34,12 +33,12 @@ def stable_group_of_two(h: Harness) -> tuple[str, str, int]:
 def test_dynamic_member_must_obtain_member_id_first() -> None:
     h = Harness()
     first = h.join()
-    assert first.result.error == E.member_id_required
+    assert first.result.error == ErrorCode.MEMBER_ID_REQUIRED
     assert first.result.member_id.startswith("client-")
     assert h.state() == "Empty"
     second = h.join("g", first.result.member_id)
     r = second.result
-    assert r.error == E.none and r.generation_id == 1 and r.leader_id == r.member_id
+    assert r.error == ErrorCode.NONE and r.generation_id == 1 and r.leader_id == r.member_id
     assert r.protocol_type == "consumer" and r.protocol_name == "range"
     assert [m.member_id for m in r.members] == [r.member_id]
     assert h.state() == "CompletingRebalance"
@@ -48,14 +47,14 @@ def test_dynamic_member_must_obtain_member_id_first() -> None:
 def test_old_join_version_gets_member_id_without_second_round() -> None:
     h = Harness()
     rec = h.join(require_known=False)
-    assert rec.result.error == E.none and rec.result.member_id
+    assert rec.result.error == ErrorCode.NONE and rec.result.member_id
 
 
 def test_second_member_triggers_rebalance_and_both_get_assignments() -> None:
     h = Harness()
     leader, follower, gen = stable_group_of_two(h)
     assert gen == 2
-    assert h.coordinator.heartbeat("g", follower, None, gen) == E.none
+    assert h.coordinator.heartbeat("g", follower, None, gen) == ErrorCode.NONE
     desc = h.coordinator.describe_group("g")
     assert desc.state == "Stable" and desc.protocol == "range" and desc.protocol_type == "consumer"
     assert {m.member_id: m.assignment for m in desc.members} == {leader: b"L", follower: b"F"}
@@ -83,7 +82,7 @@ def test_initial_rebalance_delay_waits_for_more_members() -> None:
     h.advance(1000)  # first delay over, but a member arrived meanwhile: extended by one more delay
     assert not ja.done and not jb.done
     h.advance(3000)
-    assert ja.result.error == E.none and jb.result.error == E.none
+    assert ja.result.error == ErrorCode.NONE and jb.result.error == ErrorCode.NONE
     assert ja.result.generation_id == 1
     assert {m.member_id for m in (ja.result.members or jb.result.members)} == {a, b}
 
@@ -96,7 +95,7 @@ def test_initial_delay_bounded_by_rebalance_timeout() -> None:
     h.advance(2000)  # 3 s: extension allowed only up to 1 s more
     assert not ja.done
     h.advance(1000)
-    assert ja.result.error == E.none
+    assert ja.result.error == ErrorCode.NONE
 
 
 def test_protocol_chosen_by_votes_among_common_protocols() -> None:
@@ -114,52 +113,52 @@ def test_protocol_chosen_by_votes_among_common_protocols() -> None:
 def test_unsupported_protocols_are_inconsistent() -> None:
     h = Harness()
     a, _ja = h.join_new()
-    assert h.join(protocols=[("roundrobin", b"x")]).result.error == E.inconsistent_group_protocol
-    assert h.join(protocol_type="connect").result.error == E.inconsistent_group_protocol
-    assert h.join("g2", protocols=[]).result.error == E.inconsistent_group_protocol
-    assert h.join("g3", protocol_type="").result.error == E.inconsistent_group_protocol
+    assert h.join(protocols=[("roundrobin", b"x")]).result.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert h.join(protocol_type="connect").result.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert h.join("g2", protocols=[]).result.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+    assert h.join("g3", protocol_type="").result.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
     assert h.coordinator.group("g2") is None  # a refused first join leaves no group behind
-    assert h.join("g", a, protocols=[("other", b"")]).result.error == E.inconsistent_group_protocol
+    assert h.join("g", a, protocols=[("other", b"")]).result.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
 
 
 def test_invalid_group_id_and_session_timeout() -> None:
     h = Harness()
-    assert h.join("").result.error == E.invalid_group_id
-    assert h.join(session_ms=10).result.error == E.invalid_session_timeout
-    assert h.join(session_ms=1_800_001).result.error == E.invalid_session_timeout
-    assert h.coordinator.heartbeat("", "m", None, 1) == E.invalid_group_id
-    assert h.sync("", "m", 1).result.error == E.invalid_group_id
-    assert h.coordinator.leave_group("", [("m", None)])[0] == E.invalid_group_id
+    assert h.join("").result.error == ErrorCode.INVALID_GROUP_ID
+    assert h.join(session_ms=10).result.error == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert h.join(session_ms=1_800_001).result.error == ErrorCode.INVALID_SESSION_TIMEOUT
+    assert h.coordinator.heartbeat("", "m", None, 1) == ErrorCode.INVALID_GROUP_ID
+    assert h.sync("", "m", 1).result.error == ErrorCode.INVALID_GROUP_ID
+    assert h.coordinator.leave_group("", [("m", None)])[0] == ErrorCode.INVALID_GROUP_ID
     huge = "g" * 40_000  # longer than an int16 string in __consumer_offsets can hold
-    assert h.join(huge).result.error == E.invalid_group_id
+    assert h.join(huge).result.error == ErrorCode.INVALID_GROUP_ID
     assert h.coordinator.commit_offsets(huge, -1, "", None, []) == {}
-    assert h.coordinator.describe_group(huge).error == E.invalid_group_id
-    assert h.coordinator.delete_groups([huge]) == {huge: E.invalid_group_id}
+    assert h.coordinator.describe_group(huge).error == ErrorCode.INVALID_GROUP_ID
+    assert h.coordinator.delete_groups([huge]) == {huge: ErrorCode.INVALID_GROUP_ID}
 
 
 def test_unknown_member_ids_are_refused() -> None:
     h = Harness()
-    assert h.join("nogroup", "made-up").result.error == E.unknown_member_id
+    assert h.join("nogroup", "made-up").result.error == ErrorCode.UNKNOWN_MEMBER_ID
     h.join_new()
-    assert h.join("g", "made-up").result.error == E.unknown_member_id
-    assert h.sync("g", "made-up", 1).result.error == E.unknown_member_id
-    assert h.sync("nogroup", "made-up", 1).result.error == E.unknown_member_id
-    assert h.coordinator.heartbeat("g", "made-up", None, 1) == E.unknown_member_id
-    assert h.coordinator.heartbeat("nogroup", "made-up", None, 1) == E.unknown_member_id
+    assert h.join("g", "made-up").result.error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert h.sync("g", "made-up", 1).result.error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert h.sync("nogroup", "made-up", 1).result.error == ErrorCode.UNKNOWN_MEMBER_ID
+    assert h.coordinator.heartbeat("g", "made-up", None, 1) == ErrorCode.UNKNOWN_MEMBER_ID
+    assert h.coordinator.heartbeat("nogroup", "made-up", None, 1) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 def test_heartbeat_and_sync_fence_stale_generations() -> None:
     h = Harness()
     _leader, follower, gen = stable_group_of_two(h)
-    assert h.coordinator.heartbeat("g", follower, None, gen - 1) == E.illegal_generation
-    assert h.sync("g", follower, gen - 1).result.error == E.illegal_generation
+    assert h.coordinator.heartbeat("g", follower, None, gen - 1) == ErrorCode.ILLEGAL_GENERATION
+    assert h.sync("g", follower, gen - 1).result.error == ErrorCode.ILLEGAL_GENERATION
 
 
 def test_heartbeat_during_completing_rebalance_is_fine() -> None:
     h = Harness()
     a, ja = h.join_new()
     assert h.state() == "CompletingRebalance"
-    assert h.coordinator.heartbeat("g", a, None, ja.result.generation_id) == E.none
+    assert h.coordinator.heartbeat("g", a, None, ja.result.generation_id) == ErrorCode.NONE
 
 
 def test_sync_during_preparing_rebalance_asks_to_rejoin() -> None:
@@ -167,7 +166,7 @@ def test_sync_during_preparing_rebalance_asks_to_rejoin() -> None:
     _leader, follower, gen = stable_group_of_two(h)
     h.join_new()
     assert h.state() == "PreparingRebalance"
-    assert h.sync("g", follower, gen).result.error == E.rebalance_in_progress
+    assert h.sync("g", follower, gen).result.error == ErrorCode.REBALANCE_IN_PROGRESS
 
 
 def test_new_join_during_completing_rebalance_cancels_pending_syncs() -> None:
@@ -180,7 +179,7 @@ def test_new_join_during_completing_rebalance_cancels_pending_syncs() -> None:
     follower = b if ja2.result.leader_id == a else a
     follower_sync = h.sync("g", follower, gen)
     h.join_new()  # a third member arrives before the leader synced
-    assert follower_sync.result.error == E.rebalance_in_progress
+    assert follower_sync.result.error == ErrorCode.REBALANCE_IN_PROGRESS
     assert h.state() == "PreparingRebalance"
 
 
@@ -188,7 +187,7 @@ def test_follower_rejoin_with_same_metadata_in_stable_returns_current_generation
     h = Harness()
     _leader, follower, gen = stable_group_of_two(h)
     r = h.join("g", follower).result
-    assert r.error == E.none and r.generation_id == gen and r.members == ()
+    assert r.error == ErrorCode.NONE and r.generation_id == gen and r.members == ()
     assert h.state() == "Stable"
 
 
@@ -217,12 +216,12 @@ def test_lost_join_response_in_completing_rebalance_is_repeated() -> None:
 def test_member_leaving_hands_over_via_rebalance() -> None:
     h = Harness()
     leader, follower, gen = stable_group_of_two(h)
-    assert h.coordinator.leave_group("g", [(follower, None)]) == (E.none, [E.none])
+    assert h.coordinator.leave_group("g", [(follower, None)]) == (ErrorCode.NONE, [ErrorCode.NONE])
     assert h.state() == "PreparingRebalance"
     rec = h.join("g", leader)
     r = rec.result
     assert r.generation_id == gen + 1 and [m.member_id for m in r.members] == [leader]
-    assert h.coordinator.leave_group("g", [(leader, None)]) == (E.none, [E.none])
+    assert h.coordinator.leave_group("g", [(leader, None)]) == (ErrorCode.NONE, [ErrorCode.NONE])
     assert h.state() == "Empty"
 
 
@@ -237,12 +236,15 @@ def test_last_member_leaving_empties_group() -> None:
 
 def test_leave_errors() -> None:
     h = Harness()
-    assert h.coordinator.leave_group("nogroup", [("m", None)]) == (E.none, [E.unknown_member_id])
+    assert h.coordinator.leave_group("nogroup", [("m", None)]) == (
+        ErrorCode.NONE,
+        [ErrorCode.UNKNOWN_MEMBER_ID],
+    )
     pending = h.join().result.member_id
     _a, _ = h.join_new()
     assert h.coordinator.leave_group("g", [("zzz", None), (pending, None)]) == (
-        E.none,
-        [E.unknown_member_id, E.none],
+        ErrorCode.NONE,
+        [ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.NONE],
     )
 
 
@@ -253,7 +255,7 @@ def test_rebalance_timeout_removes_members_that_do_not_rejoin() -> None:
     h.join("g", leader)
     for _ in range(5):  # the follower stays alive but never rejoins
         h.advance(5_000)
-        assert h.coordinator.heartbeat("g", follower, None, gen) == E.rebalance_in_progress
+        assert h.coordinator.heartbeat("g", follower, None, gen) == ErrorCode.REBALANCE_IN_PROGRESS
     h.advance(4_000)
     assert h.state() == "PreparingRebalance"
     h.advance(1_000)
@@ -267,11 +269,11 @@ def test_session_timeout_expires_silent_member() -> None:
     leader, follower, gen = stable_group_of_two(h)
     for _ in range(2):
         h.advance(4_000)
-        assert h.coordinator.heartbeat("g", leader, None, gen) == E.none
+        assert h.coordinator.heartbeat("g", leader, None, gen) == ErrorCode.NONE
     h.advance(2_000)  # follower has been silent for its whole 10 s session timeout
     assert follower not in h.coordinator.group("g").members
-    assert h.coordinator.heartbeat("g", leader, None, gen) == E.rebalance_in_progress
-    assert h.coordinator.heartbeat("g", follower, None, gen) == E.unknown_member_id
+    assert h.coordinator.heartbeat("g", leader, None, gen) == ErrorCode.REBALANCE_IN_PROGRESS
+    assert h.coordinator.heartbeat("g", follower, None, gen) == ErrorCode.UNKNOWN_MEMBER_ID
 
 
 def test_pending_member_blocks_join_until_it_expires() -> None:
@@ -279,12 +281,12 @@ def test_pending_member_blocks_join_until_it_expires() -> None:
     a, _ja = h.join_new()
     h.sync("g", a, 1, {a: b""})
     pending = h.join().result  # MEMBER_ID_REQUIRED, never comes back
-    assert pending.error == E.member_id_required
+    assert pending.error == ErrorCode.MEMBER_ID_REQUIRED
     _b, jb = h.join_new()
     ja2 = h.join("g", a)
     assert not ja2.done and not jb.done  # the pending member might still join
     h.advance(10_000)  # its session timeout
-    assert ja2.result.error == E.none and jb.result.error == E.none
+    assert ja2.result.error == ErrorCode.NONE and jb.result.error == ErrorCode.NONE
     assert pending.member_id not in h.coordinator.group("g").members
 
 
@@ -312,20 +314,20 @@ def test_duplicate_join_supersedes_the_first() -> None:
     leader, _follower, _gen = stable_group_of_two(h)
     first = h.join("g", leader)
     second = h.join("g", leader)
-    assert first.result.error == E.rebalance_in_progress
+    assert first.result.error == ErrorCode.REBALANCE_IN_PROGRESS
     assert not second.done
 
 
 def test_group_max_size() -> None:
     h = Harness(GroupConfig(initial_rebalance_delay_ms=0, max_size=1))
     h.join_new()
-    assert h.join().result.error == E.group_max_size_reached
+    assert h.join().result.error == ErrorCode.GROUP_MAX_SIZE_REACHED
 
 
 def test_static_member_joins_without_member_id_round() -> None:
     h = Harness()
     r = h.join(instance="i-1").result
-    assert r.error == E.none and r.member_id.startswith("i-1-")
+    assert r.error == ErrorCode.NONE and r.member_id.startswith("i-1-")
 
 
 def test_static_member_restart_in_stable_group_skips_rebalance() -> None:
@@ -348,17 +350,20 @@ def test_static_member_restart_in_stable_group_skips_rebalance() -> None:
     old_b = rb.member_id
     # i-b restarts: joins with an empty member id and its instance id.
     again = h.join(instance="i-b").result
-    assert again.error == E.none and again.generation_id == gen and again.member_id != old_b
+    assert again.error == ErrorCode.NONE and again.generation_id == gen and again.member_id != old_b
     assert again.leader_id != again.member_id and again.members == ()
     assert h.state() == "Stable"
     assert h.sync("g", again.member_id, gen, instance="i-b").result.assignment == b"i-b"
     # The replaced process is fenced everywhere.
-    assert h.coordinator.heartbeat("g", old_b, "i-b", gen) == E.fenced_instance_id
-    assert h.sync("g", old_b, gen, instance="i-b").result.error == E.fenced_instance_id
-    assert h.join("g", old_b, instance="i-b").result.error == E.fenced_instance_id
+    assert h.coordinator.heartbeat("g", old_b, "i-b", gen) == ErrorCode.FENCED_INSTANCE_ID
+    assert h.sync("g", old_b, gen, instance="i-b").result.error == ErrorCode.FENCED_INSTANCE_ID
+    assert h.join("g", old_b, instance="i-b").result.error == ErrorCode.FENCED_INSTANCE_ID
     errs = h.coordinator.commit_offsets("g", gen, old_b, "i-b", [])
     assert errs == {}
-    assert h.coordinator.leave_group("g", [(old_b, "i-b")]) == (E.none, [E.fenced_instance_id])
+    assert h.coordinator.leave_group("g", [(old_b, "i-b")]) == (
+        ErrorCode.NONE,
+        [ErrorCode.FENCED_INSTANCE_ID],
+    )
 
 
 def test_static_member_replacement_fences_waiting_join() -> None:
@@ -366,7 +371,7 @@ def test_static_member_replacement_fences_waiting_join() -> None:
     a = h.join(instance="i-a").result
     h.sync("g", a.member_id, a.generation_id, {a.member_id: b""}, instance="i-a")
     b_join = h.join(instance="i-b")  # rebalance: waits for i-a
-    assert h.join("g", a.member_id, instance="i-a").result.error == E.none
+    assert h.join("g", a.member_id, instance="i-a").result.error == ErrorCode.NONE
     b = b_join.result
     gen = b.generation_id
     for m, inst in ((a.member_id, "i-a"), (b.member_id, "i-b")):
@@ -375,10 +380,10 @@ def test_static_member_replacement_fences_waiting_join() -> None:
     waiting = h.join("g", a.member_id, instance="i-a", protocols=[("range", subscription("t", "u"))])
     assert not waiting.done and h.state() == "PreparingRebalance"
     replacement = h.join(instance="i-a")  # a second process with the same instance id
-    assert waiting.result.error == E.fenced_instance_id
+    assert waiting.result.error == ErrorCode.FENCED_INSTANCE_ID
     assert not replacement.done
     h.join("g", b.member_id, instance="i-b")
-    assert replacement.result.error == E.none and replacement.result.generation_id == gen + 1
+    assert replacement.result.error == ErrorCode.NONE and replacement.result.generation_id == gen + 1
 
 
 def test_static_member_not_rejoining_stays_through_rebalance() -> None:
@@ -387,9 +392,9 @@ def test_static_member_not_rejoining_stays_through_rebalance() -> None:
     h.sync("g", a.member_id, 1, {a.member_id: b""}, instance="i-a")
     d, jd = h.join_new()
     for _ in range(6):  # i-a stays alive but never rejoins within the rebalance timeout
-        assert h.coordinator.heartbeat("g", a.member_id, "i-a", 1) == E.rebalance_in_progress
+        assert h.coordinator.heartbeat("g", a.member_id, "i-a", 1) == ErrorCode.REBALANCE_IN_PROGRESS
         h.advance(5_000)
-    assert jd.result.error == E.none
+    assert jd.result.error == ErrorCode.NONE
     assert a.member_id in h.coordinator.group("g").members
     assert jd.result.leader_id == d
 
@@ -397,18 +402,20 @@ def test_static_member_not_rejoining_stays_through_rebalance() -> None:
 def test_static_member_leave_by_instance_id() -> None:
     h = Harness()
     a = h.join(instance="i-a").result
-    assert h.coordinator.leave_group("g", [("", "i-a")]) == (E.none, [E.none])
+    assert h.coordinator.leave_group("g", [("", "i-a")]) == (ErrorCode.NONE, [ErrorCode.NONE])
     assert a.member_id not in h.coordinator.group("g").members
-    assert h.coordinator.leave_group("g", [("", "i-zzz")]) == (E.none, [E.unknown_member_id])
+    assert h.coordinator.leave_group("g", [("", "i-zzz")]) == (ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID])
 
 
 def test_static_member_with_unknown_instance_and_member_id() -> None:
     h = Harness()
     a = h.join(instance="i-a").result
-    assert h.join("g", a.member_id, instance="i-other").result.error == E.unknown_member_id
+    assert h.join("g", a.member_id, instance="i-other").result.error == ErrorCode.UNKNOWN_MEMBER_ID
     pending = h.join().result.member_id  # a dynamic id handed out with MEMBER_ID_REQUIRED...
-    assert h.join("g", pending, instance="i-a").result.error == E.fenced_instance_id  # ...is not i-a's
-    assert h.join("g", pending, instance="i-new").result.error == E.unknown_member_id
+    assert (
+        h.join("g", pending, instance="i-a").result.error == ErrorCode.FENCED_INSTANCE_ID
+    )  # ...is not i-a's
+    assert h.join("g", pending, instance="i-new").result.error == ErrorCode.UNKNOWN_MEMBER_ID
     assert h.coordinator.group("g").static_members == {"i-a": a.member_id}
 
 
@@ -417,4 +424,4 @@ def test_shutdown_answers_waiting_requests() -> None:
     leader, _follower, _gen = stable_group_of_two(h)
     waiting = h.join("g", leader)
     h.coordinator.shutdown()
-    assert waiting.result.error == E.not_coordinator
+    assert waiting.result.error == ErrorCode.NOT_COORDINATOR

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from strom.broker.coordinator.group import GroupConfig, GroupCoordinator, JoinRequest, SyncRequest
 from strom.broker.coordinator.membership import JoinResult, SyncResult
 from strom.broker.coordinator.offsets import OffsetLog, OffsetsRecordTooLargeError, OffsetsStorageError
+from strom.protocol.error_codes import ErrorCode
 
 
 class ManualClock:
@@ -134,7 +135,7 @@ class Harness:
     def join_new(self, group: str = "g", **kw) -> tuple[str, Recorder]:  # type: ignore[no-untyped-def]
         """KIP-394 dance: empty id -> MEMBER_ID_REQUIRED -> rejoin with the given id."""
         first = self.join(group, **kw)
-        assert first.result.error.name == "member_id_required", first.results
+        assert first.result.error == ErrorCode.MEMBER_ID_REQUIRED, first.results
         member_id = first.result.member_id
         return member_id, self.join(group, member_id, **kw)
 

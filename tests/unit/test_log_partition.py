@@ -15,6 +15,7 @@ from strom.log.errors import (
     RecordListTooLargeError,
 )
 from strom.log.partition import Partition
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.errors import (
     CrcMismatchError,
     InvalidBatchLengthError,
@@ -197,7 +198,7 @@ def test_append_larger_than_a_segment_is_refused(tmp_path: Path, clock: FakeCloc
     part = open_part(tmp_path, clock, segment_bytes=300)
     with pytest.raises(RecordListTooLargeError, match=r"segment\.bytes=300") as info:
         part.append(batch(10, value_size=100))
-    assert info.value.error_code == 18
+    assert info.value.error_code == ErrorCode.RECORD_LIST_TOO_LARGE
     assert part.next_offset == 0
 
 
@@ -238,7 +239,7 @@ def test_create_time_bounds_refuse_records_too_far_from_the_broker_clock(tmp_pat
     part = open_part(tmp_path, clock, message_timestamp_before_max_ms=86_400_000)
     with pytest.raises(InvalidTimestampError, match=r"after\.max\.ms=3600000") as ahead:
         part.append(batch(2, ts=clock.now + 3_600_001))
-    assert ahead.value.error_code == 32
+    assert ahead.value.error_code == ErrorCode.INVALID_TIMESTAMP
     with pytest.raises(InvalidTimestampError, match=r"before\.max\.ms=86400000"):
         part.append(batch(2, ts=clock.now - 86_400_001))
     assert part.next_offset == 0

@@ -9,6 +9,7 @@ from crc32c import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.errors import (
     CorruptRecordError,
     CrcMismatchError,
@@ -191,7 +192,7 @@ def test_magic_0_and_1_are_refused_by_name() -> None:
             validate_batches(raw)
         with pytest.raises(UnsupportedMagicError):
             RecordBatch(raw)
-    assert UnsupportedMagicError.error_code == 87  # INVALID_RECORD: Kafka's answer to magic 0/1
+    assert UnsupportedMagicError.error_code == ErrorCode.INVALID_RECORD  # Kafka's answer to magic 0/1
 
 
 def test_a_legacy_message_set_is_refused_as_unsupported_magic() -> None:

@@ -11,15 +11,28 @@ with a message naming the key, never discovered later by the log.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strom.broker.errors import BrokerError
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import AlterConfigOp
 
-class ConfigError(ValueError):
+
+class ConfigError(BrokerError):
     """A configuration key is unknown or its value does not parse or is out of range."""
+
+    error_code = ErrorCode.INVALID_CONFIG
+
+
+class UnknownConfigOperation(ConfigError):
+    """An IncrementalAlterConfigs operation outside SET, DELETE, APPEND and SUBTRACT."""
+
+    error_code = ErrorCode.INVALID_REQUEST
 
 
 class ConfigType(enum.IntEnum):
@@ -328,6 +341,50 @@ class BrokerConfig:
     def topic_config(self, overrides: Mapping[str, str]) -> dict[str, str]:
         """Every topic key with its effective value: the topic's own, else the broker's synonym."""
         return {name: overrides.get(name, self.topic_default(name)) for name in TOPIC_KEYS}
+
+    def topic_synonyms(
+        self, name: str, overrides: Mapping[str, str]
+    ) -> list[tuple[str, str | None, ConfigSource]]:
+        """Where topic key `name` can take its value from, the effective one first (Kafka's synonyms): the
+        topic's own override, an explicitly set broker synonym, then the default."""
+        key = TOPIC_KEYS[name]
+        chain: list[tuple[str, str | None, ConfigSource]] = []
+        if name in overrides:
+            chain.append((name, overrides[name], ConfigSource.TOPIC_CONFIG))
+        if key.broker_synonym is not None and self.is_explicit(key.broker_synonym):
+            chain.append(
+                (key.broker_synonym, self.raw(key.broker_synonym), ConfigSource.STATIC_BROKER_CONFIG)
+            )
+        chain.append((key.broker_synonym or name, self.topic_default(name), ConfigSource.DEFAULT_CONFIG))
+        return chain
+
+    def alter_topic_config(
+        self, overrides: dict[str, str], name: str, op: builtins.int, value: str | None
+    ) -> dict[str, str]:
+        """A topic's overrides after one IncrementalAlterConfigs operation (an `AlterConfigOp`); ConfigError
+        names a bad key or value, UnknownConfigOperation a bad operation."""
+        key = TOPIC_KEYS.get(name)
+        if key is None:
+            raise ConfigError(f"unknown topic configuration {name!r}")
+        if op == AlterConfigOp.SET:
+            if value is None:
+                raise ConfigError(f"SET of {name} needs a value")
+            overrides[name] = value
+        elif op == AlterConfigOp.DELETE:
+            overrides.pop(name, None)
+        elif op in (AlterConfigOp.APPEND, AlterConfigOp.SUBTRACT):
+            if key.type is not ConfigType.LIST:
+                raise ConfigError(f"{name} is not a list; APPEND and SUBTRACT apply to list configs only")
+            current = overrides.get(name, self.topic_default(name)).split(",")
+            items = [v.strip() for v in (value or "").split(",") if v.strip()]
+            if op == AlterConfigOp.APPEND:
+                current += [v for v in items if v not in current]
+            else:
+                current = [v for v in current if v not in items]
+            overrides[name] = ",".join(current)
+        else:
+            raise UnknownConfigOperation(f"unknown config operation {op}")
+        return overrides
 
     def describe(self) -> list[tuple[str, str | None, ConfigSource]]:
         """Every broker key with its value and source, for DescribeConfigs on the broker resource."""

@@ -15,24 +15,32 @@ import asyncio
 import collections
 import logging
 import os
-from typing import IO, TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import IO, cast
 
 from strom.broker.dispatch import CloseConnection
-from strom.broker.fetch_response import FileRegion, Part
-from strom.protocol.codec import MalformedRequest, UnsupportedRequest
-from strom.protocol.framing import FrameError, FrameSplitter
-
-if TYPE_CHECKING:
-    from strom.broker.server import Broker
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.errors import FrameError, MalformedRequest, UnsupportedRequest
+from strom.protocol.framing import (
+    FileRegion,
+    FrameSplitter,
+    Part,
+    RequestHeader,
+    part_size,
+    read_request_header,
+)
 
 log = logging.getLogger("strom.broker")
+
+# The broker's request entry point: header, frame, client host -> the response frame's parts (None: none).
+FrameHandler = Callable[[RequestHeader, bytes, str], Awaitable[list[Part] | None]]
 
 # Stop reading from a client with this many requests waiting; resume below half of it.
 _MAX_QUEUED = 64
 # Flush responses early once this much is queued for a pipelining client.
 _FLUSH_BYTES = 1 << 20
 # APIs whose handlers may park for a long time (Fetch long polls, JoinGroup and SyncGroup barriers).
-_MAY_WAIT = frozenset({1, 11, 14})
+_MAY_WAIT = frozenset({ApiKey.FETCH, ApiKey.JOIN_GROUP, ApiKey.SYNC_GROUP})
 
 
 class _SendfileSource:
@@ -65,12 +73,13 @@ class Connection(asyncio.Protocol):
     """Invariants: requests are handled strictly one after another in arrival order and their responses
     written in the same order; at most `_MAX_QUEUED` complete requests are buffered before reading pauses."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
+    def __init__(self, handle_frame: FrameHandler, registry: set[Connection], max_request_bytes: int) -> None:
+        self._handle_frame = handle_frame
+        self._registry = registry  # the broker's open connections, to close them at shutdown
         self.client_host = ""
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
-        self._splitter = FrameSplitter(broker.config.int("socket.request.max.bytes"))
+        self._splitter = FrameSplitter(max_request_bytes)
         self._frames: collections.deque[bytes] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -86,7 +95,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_host = str(peer[0]) if peer else ""
         self.task = asyncio.get_running_loop().create_task(self._run())
-        self.broker.connections.add(self)
+        self._registry.add(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -107,7 +116,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self.broker.connections.discard(self)
+        self._registry.discard(self)
         self._wake()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
@@ -147,10 +156,11 @@ class Connection(asyncio.Protocol):
         out: list[Part] = []
         try:
             while (frame := await self._next_frame()) is not None:
-                if out and int.from_bytes(frame[:2], "big") in _MAY_WAIT:
+                header = read_request_header(frame)
+                if out and header.api_key in _MAY_WAIT:
                     await self._flush(out)  # earlier answers must not wait for a long poll
                     out = []
-                parts = await self.broker.handle_frame(frame, self.client_host)
+                parts = await self._handle_frame(header, frame, self.client_host)
                 if parts:
                     out.extend(parts)
                 if out and (not self._frames or _size(out) >= _FLUSH_BYTES):
@@ -203,4 +213,4 @@ class Connection(asyncio.Protocol):
 
 
 def _size(parts: list[Part]) -> int:
-    return sum(len(p) if isinstance(p, (bytes, memoryview)) else p.size for p in parts)
+    return sum(part_size(p) for p in parts)

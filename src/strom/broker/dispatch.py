@@ -1,66 +1,77 @@
-"""Which handler answers which Kafka API, and at which versions: the one table of supported versions.
+"""What a Kafka API handler is, what it is given, and what it may return.
 
-Registration contract (for every API family module in `strom.broker.api`):
+The table of which handler answers which API at which versions is `strom.broker.handlers.HANDLERS`; this
+module holds the types that table and every handler share, and nothing that imports the broker itself, so
+that handlers, the table and the server depend on it without a cycle.
 
-- A module listed in `API_MODULES` defines `install(broker: Broker) -> None`. The broker imports and calls it
-  once at start-up, after the data directory and logs are open and before the listener accepts connections.
-- `install` calls `broker.dispatcher.register(api_key, min_version, max_version, handler)` for each API it
-  serves, and may keep per-broker state (a coordinator) in a closure or on an object it creates. It may also
-  use:
-    * `broker.add_ticker(interval_s, fn)`: call `fn()` (sync or async) every `interval_s` on the event loop,
-      for timeouts (sessions, rebalances, expiry). Exceptions are logged, never stop the ticker.
-    * `broker.on_stop(fn)`: `fn()` (sync or async) runs at shutdown before the logs are closed.
-    * `broker.ensure_internal_topic(name, partitions, configs)`: create (once) and return an internal topic,
-      e.g. `__consumer_offsets` with `{"cleanup.policy": "compact", "segment.bytes": ...}`; its partition
-      count is fixed at creation (later changes of `offsets.topic.num.partitions` do not apply).
-    * `broker.partition(topic, index)`: the `strom.log` partition, to append record batches and read them.
-    * `broker.on_topic_deleted(fn)`: `fn(topic_name)` runs after DeleteTopics removed a topic.
-    * `broker.node_id`, `broker.advertised_host`, `broker.advertised_port`: for FindCoordinator.
-    * `broker.config`: a `BrokerConfig` (`broker.config.int("group.min.session.timeout.ms")`).
+Handler contract:
 - A handler is `async def handler(ctx: RequestContext, request) -> Mapping | RawResponse | None` where
   `request` is the kio request dataclass of `ctx.api_version`. Return the response as plain values (see
-  `strom.protocol.codec.build`: ints for error codes, milliseconds for durations, dicts/lists for nested
-  structs; fields a version lacks are dropped, missing fields with defaults are defaulted). Return None to
-  send no response (Produce with acks=0). Handlers on one connection run one at a time in arrival order, so
-  a handler that awaits (a long poll, a rebalance) delays later requests of that connection only.
+  `strom.protocol.codec.build`: ErrorCode members for error codes, milliseconds for durations, dicts/lists for
+  nested structs; fields a version lacks are dropped, missing fields with defaults are defaulted). Return
+  None to send no response (Produce with acks=0). Handlers on one connection run one at a time in arrival
+  order, so a handler that awaits (a long poll, a rebalance) delays later requests of that connection only.
+- A handler reaches the broker only through `ctx.broker`, typed as `BrokerServices`: the partition logs,
+  the topic registry and its changes, the group coordinator, the configuration and the advertised address.
 - A handler must not raise for bad client input: answer with the Kafka error code. `CloseConnection` ends
   the connection without an answer; any other exception escaping a handler is logged as a bug and closes
   that client's connection.
-- `min_version`/`max_version` must be versions the codec (kio) can decode. `advertise_min` lets an API
-  advertise a lower minimum than it serves (Produce advertises 0 for old librdkafka, serves 3+): a request
-  below `min_version` closes the connection, as in Kafka 4.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from strom.broker.fetch_response import Part
+from strom.broker.config import BrokerConfig
+from strom.broker.coordinator.group import GroupCoordinator
+from strom.broker.errors import BrokerError
+from strom.broker.producer_ids import ProducerIdAllocator
+from strom.broker.topics import TopicInfo, TopicRegistry
+from strom.broker.waiters import AppendWaiters
+from strom.log.partition import Partition
+from strom.protocol.framing import Part
 
-if TYPE_CHECKING:
-    from strom.broker.server import Broker
 
-# One module per API family, in strom.broker.api.
-API_MODULES: tuple[str, ...] = (
-    "apiversions",
-    "metadata",
-    "produce",
-    "fetch",
-    "offsets",
-    "idempotence",
-    "admin",
-    "groups",
-)
+class BrokerServices(Protocol):
+    """What handlers may use of the broker (`strom.broker.server.Broker` provides it)."""
+
+    config: BrokerConfig
+    topics: TopicRegistry
+    waiters: AppendWaiters
+    producer_ids: ProducerIdAllocator
+    groups: GroupCoordinator
+    node_id: int
+    advertised_host: str
+    advertised_port: int
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+    def advertised_versions(self) -> Mapping[int, tuple[int, int]]: ...
+
+    def topic_busy(self, name: str) -> bool: ...
+
+    def validate_topic_configs(self, overrides: dict[str, str]) -> None: ...
+
+    def create_topic(
+        self, name: str, partitions: int, configs: dict[str, str], internal: bool = False
+    ) -> TopicInfo: ...
+
+    async def create_topic_async(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo: ...
+
+    async def delete_topic_async(self, name: str) -> None: ...
+
+    async def add_partitions_async(self, name: str, count: int) -> None: ...
+
+    def alter_topic_configs(self, name: str, overrides: dict[str, str]) -> None: ...
 
 
 @dataclass(frozen=True)
 class RequestContext:
     """What a handler knows about the request besides its body."""
 
-    broker: Broker
+    broker: BrokerServices
     api_key: int
     api_version: int
     correlation_id: int
@@ -68,7 +79,7 @@ class RequestContext:
     client_host: str
 
 
-class CloseConnection(Exception):
+class CloseConnection(BrokerError):
     """Raised by a handler to end the client's connection without a response (Produce acks=0 errors)."""
 
 
@@ -88,43 +99,22 @@ Handler = Callable[[RequestContext, Any], Awaitable[Response | None]]
 
 @dataclass(frozen=True)
 class ApiSpec:
-    api_key: int
+    """One row of the handler table: the versions served and the handler that serves them.
+
+    `min_version`/`max_version` must be versions the codec (kio) can decode. `advertise_min` lets an API
+    advertise a lower minimum than it serves (Produce advertises 0 for old librdkafka, serves 3+): a request
+    below `min_version` closes the connection, as in Kafka 4.
+    """
+
     min_version: int
     max_version: int
-    advertise_min: int
     handler: Handler
+    advertise_min: int | None = None
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_version <= self.max_version:
+            raise ValueError(f"bad version range {self.min_version}..{self.max_version}")
 
-class Dispatcher:
-    """The api_key -> handler table. Invariant: one handler per key; ranges lie within what kio decodes."""
-
-    def __init__(self) -> None:
-        self._specs: dict[int, ApiSpec] = {}
-
-    def register(
-        self,
-        api_key: int,
-        min_version: int,
-        max_version: int,
-        handler: Handler,
-        advertise_min: int | None = None,
-    ) -> None:
-        if api_key in self._specs:
-            raise ValueError(f"api_key {api_key} already has a handler")
-        if not 0 <= min_version <= max_version:
-            raise ValueError(f"bad version range {min_version}..{max_version} for api_key {api_key}")
-        lo = min_version if advertise_min is None else advertise_min
-        self._specs[api_key] = ApiSpec(api_key, min_version, max_version, lo, handler)
-
-    def spec(self, api_key: int) -> ApiSpec | None:
-        return self._specs.get(api_key)
-
-    def advertised(self) -> dict[int, tuple[int, int]]:
-        """api_key -> (min, max) as sent in ApiVersions."""
-        return {k: (s.advertise_min, s.max_version) for k, s in sorted(self._specs.items())}
-
-
-def install_all(broker: Broker) -> None:
-    """Import every API family module and let it register its handlers."""
-    for name in API_MODULES:
-        importlib.import_module(f"strom.broker.api.{name}").install(broker)
+    @property
+    def advertised_min(self) -> int:
+        return self.min_version if self.advertise_min is None else self.advertise_min

@@ -12,40 +12,32 @@ bug) close that connection only; the listener and every other connection carry o
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from pathlib import Path
 
 from strom.broker.config import BrokerConfig, ConfigError
 from strom.broker.connection import Connection
-from strom.broker.dispatch import Dispatcher, RawResponse, RequestContext, install_all
-from strom.broker.fetch_response import Part, part_size
+from strom.broker.coordinator.group import GroupConfig, GroupCoordinator
+from strom.broker.coordinator.offsets import OffsetLog
+from strom.broker.coordinator.offsets_topic import OffsetsTopic
+from strom.broker.dispatch import RawResponse, RequestContext
+from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
-from strom.protocol.codec import (
-    API_VERSIONS_KEY,
-    UnsupportedRequest,
-    api_versions_fallback,
-    decode_request,
-    encode_response,
-    response_header,
-)
-from strom.protocol.framing import header_prefix, size_prefix
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.codec import api_versions_fallback, decode_request, encode_response, response_header
+from strom.protocol.errors import UnsupportedRequest
+from strom.protocol.framing import Part, RequestHeader, part_size, size_prefix
 
 log = logging.getLogger("strom.broker")
 
-Callback = Callable[[], Awaitable[None] | None]
-
-
-async def _call(fn: Callback) -> None:
-    result = fn()
-    if inspect.isawaitable(result):
-        await result
+# How often the group coordinator's deadlines (sessions, rebalances, offset expiry) are checked.
+GROUP_TICK_INTERVAL_S = 0.05
 
 
 class Broker:
@@ -53,7 +45,9 @@ class Broker:
 
     Invariants: the topic registry and the partition logs agree (a topic is registered only after its
     partition logs exist, and its logs are removed only after it is unregistered); every append happens on
-    the event loop thread; retention and compaction run on one background thread through the LogManager.
+    the event loop thread; retention and compaction run on one background thread through the LogManager;
+    the group coordinator lives from `start()` (loaded from `__consumer_offsets`) to `stop()` (waiting members
+    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS`.
     Survives: any bytes a client sends (its connection is closed), a handler exception (logged, connection
     closed), SIGTERM or `stop()` (logs flushed and closed with a clean-shutdown marker).
     """
@@ -68,32 +62,36 @@ class Broker:
         self.node_id = config.int("node.id")
         self.advertised_host = host
         self.advertised_port = port
-        self.dispatcher = Dispatcher()
         self.waiters = AppendWaiters()
         self.topics: TopicRegistry
         self.producer_ids: ProducerIdAllocator
         self.logs: BrokerLogs
+        self.groups: GroupCoordinator
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
-        self._tickers: list[asyncio.Task[None]] = []
-        self._ticker_specs: list[tuple[float, Callback]] = []
-        self._stop_callbacks: list[Callback] = []
-        self._topic_deleted_callbacks: list[Callable[[str], None]] = []
+        self._group_ticker: asyncio.Task[None] | None = None
         self._busy_topics: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the data directory, install the API handlers and start accepting connections."""
+        """Open the data directory, load the groups from `__consumer_offsets`, start accepting connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.topics = TopicRegistry(self.data_dir, self.node_id)
         self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
         try:
-            install_all(self)
+            self.groups = GroupCoordinator(
+                OffsetLog(OffsetsTopic(self)), GroupConfig.from_broker_config(self.config)
+            )
+            self.groups.load()
             loop = asyncio.get_running_loop()
+            max_bytes = self.config.int("socket.request.max.bytes")
             self._server = await loop.create_server(
-                lambda: Connection(self), self.listen_host, self.listen_port, reuse_address=True
+                lambda: Connection(self.handle_frame, self.connections, max_bytes),
+                self.listen_host,
+                self.listen_port,
+                reuse_address=True,
             )
         except BaseException:
             self._close_logs()  # release the data directory (its lock) for a later attempt
@@ -101,8 +99,7 @@ class Broker:
         sock = self._server.sockets[0]
         self.listen_port = sock.getsockname()[1]
         self._set_advertised()
-        for interval, fn in self._ticker_specs:
-            self._tickers.append(asyncio.create_task(self._tick(interval, fn)))
+        self._group_ticker = asyncio.create_task(self._tick_groups())
         self._start_maintenance()
 
     def _set_advertised(self) -> None:
@@ -117,44 +114,36 @@ class Broker:
         self.advertised_host, self.advertised_port = host, port
 
     async def stop(self) -> None:
-        """Stop accepting, end every connection, run stop callbacks, then flush and close the logs."""
+        """Stop accepting, end every connection, release waiting group members, then flush and close the
+        logs."""
         if self._server is not None:
             self._server.close()
         connections = list(self.connections)
         for connection in connections:
             connection.close()
-        for task in self._tickers:
-            task.cancel()
         tasks = [c.task for c in connections if c.task is not None]
-        await asyncio.gather(*tasks, *self._tickers, return_exceptions=True)
-        self._tickers.clear()
-        for fn in self._stop_callbacks:
-            try:
-                await _call(fn)
-            except Exception:
-                log.exception("stop callback failed")
+        if self._group_ticker is not None:
+            self._group_ticker.cancel()
+            tasks.append(self._group_ticker)
+            self._group_ticker = None
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            self.groups.shutdown()
+        except Exception:
+            log.exception("group coordinator shutdown failed")
         self._close_logs()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
-    def add_ticker(self, interval_s: float, fn: Callback) -> None:
-        """Run `fn` every `interval_s` seconds on the event loop while the broker runs."""
-        self._ticker_specs.append((interval_s, fn))
-        if self._server is not None:
-            self._tickers.append(asyncio.create_task(self._tick(interval_s, fn)))
-
-    def on_stop(self, fn: Callback) -> None:
-        """Run `fn` at shutdown, before the logs are closed."""
-        self._stop_callbacks.append(fn)
-
-    async def _tick(self, interval: float, fn: Callback) -> None:
+    async def _tick_groups(self) -> None:
+        """Fire the group coordinator's deadlines; a failing tick is logged and the next one runs."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(GROUP_TICK_INTERVAL_S)
             try:
-                await _call(fn)
+                self.groups.tick()
             except Exception:
-                log.exception("ticker %r failed", fn)
+                log.exception("group coordinator tick failed")
 
     # --- logs and topics --------------------------------------------------------------------------------
 
@@ -241,8 +230,7 @@ class Broker:
         self._claim(name)
         try:
             topic = self.topics.delete(name)
-            for fn in self._topic_deleted_callbacks:
-                fn(name)
+            self.groups.on_topic_deleted(name)
             await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
         finally:
             self._busy_topics.discard(name)
@@ -275,9 +263,9 @@ class Broker:
         self.topics.set_configs(name, overrides)
         self.logs.update_config(name, range(topic.partitions), log_config)
 
-    def on_topic_deleted(self, fn: Callable[[str], None]) -> None:
-        """Call `fn(topic)` after a topic is deleted (the group coordinator drops its committed offsets)."""
-        self._topic_deleted_callbacks.append(fn)
+    def advertised_versions(self) -> Mapping[int, tuple[int, int]]:
+        """api_key -> (min, max) as sent in ApiVersions: the handler table's versions."""
+        return ADVERTISED
 
     def partition(self, topic: str, index: int) -> Partition | None:
         """The open partition log, or None unless the topic is registered (fully created) and has it."""
@@ -304,24 +292,24 @@ class Broker:
 
     # --- connections ----------------------------------------------------------------------------------
 
-    async def handle_frame(self, frame: bytes, client_host: str) -> list[Part] | None:
+    async def handle_frame(self, header: RequestHeader, frame: bytes, client_host: str) -> list[Part] | None:
         """Decode a request, run its handler, and return the response frame's parts (None: no response).
 
         Raises UnsupportedRequest / MalformedRequest / CloseConnection when the connection must close.
         """
-        api_key, api_version, correlation_id = header_prefix(frame)
-        spec = self.dispatcher.spec(api_key)
-        if api_key == API_VERSIONS_KEY and (spec is None or api_version > spec.max_version):
-            return [api_versions_fallback(correlation_id, self.dispatcher.advertised())]
+        api_key, api_version, correlation_id = header.api_key, header.api_version, header.correlation_id
+        spec = HANDLERS.get(api_key)
+        if api_key == ApiKey.API_VERSIONS and (spec is None or api_version > spec.max_version):
+            return [api_versions_fallback(correlation_id, ADVERTISED)]
         if spec is None or not spec.min_version <= api_version <= spec.max_version:
             raise UnsupportedRequest(api_key, api_version)
-        request = decode_request(frame)
-        ctx = RequestContext(self, api_key, api_version, correlation_id, request.client_id, client_host)
-        response = await spec.handler(ctx, request.body)
+        body = decode_request(header, frame)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, client_host)
+        response = await spec.handler(ctx, body)
         if response is None:
             return None
         if isinstance(response, RawResponse):
-            header = response_header(api_key, api_version, correlation_id)
-            size = len(header) + sum(part_size(part) for part in response.parts)
-            return [size_prefix(size), header, *response.parts]
+            head = response_header(api_key, api_version, correlation_id)
+            size = len(head) + sum(part_size(part) for part in response.parts)
+            return [size_prefix(size), head, *response.parts]
         return [encode_response(api_key, api_version, correlation_id, response)]

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from strom.broker.config import ConfigError, normalize_topic_configs
+from strom.broker.errors import BrokerError
 from strom.log.checkpoint import write_atomically
+from strom.protocol.error_codes import ErrorCode
 
 REGISTRY_FILE = "topics.json"
 META_FILE = "meta.properties"
@@ -28,24 +30,26 @@ _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_NAME_LENGTH = 249
 # Topics only the broker creates, with their own configs; clients can neither create nor auto-create them.
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+# This one node leads every partition, always in the same (first) leader epoch.
+LEADER_EPOCH = 0
 
 
-class InvalidTopicError(ValueError):
-    """A topic name breaks Kafka's rules (INVALID_TOPIC_EXCEPTION = 17)."""
+class InvalidTopicError(BrokerError):
+    """A topic name breaks Kafka's rules."""
 
-    error_code = 17
-
-
-class TopicExistsError(ValueError):
-    """CreateTopics for a name that is taken (TOPIC_ALREADY_EXISTS = 36)."""
-
-    error_code = 36
+    error_code = ErrorCode.INVALID_TOPIC_EXCEPTION
 
 
-class UnknownTopicError(KeyError):
-    """The topic does not exist (UNKNOWN_TOPIC_OR_PARTITION = 3)."""
+class TopicExistsError(BrokerError):
+    """CreateTopics for a name that is taken."""
 
-    error_code = 3
+    error_code = ErrorCode.TOPIC_ALREADY_EXISTS
+
+
+class UnknownTopicError(BrokerError):
+    """The topic does not exist."""
+
+    error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
 
 def validate_topic_name(name: str) -> None:
@@ -139,7 +143,7 @@ class TopicRegistry:
         """The topic, or UnknownTopicError."""
         topic = self._topics.get(name)
         if topic is None:
-            raise UnknownTopicError(name)
+            raise UnknownTopicError(f"topic {name!r} does not exist")
         return topic
 
     def by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:

@@ -54,6 +54,7 @@ from strom.log.segment import (
 )
 from strom.log.txn_index import AbortedTxn
 from strom.protocol.errors import InvalidRecordError
+from strom.protocol.field_values import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
 from strom.protocol.records import (
     HEADER_SIZE,
     ControlRecordType,
@@ -71,10 +72,7 @@ Clock = Callable[[], int]
 # One thread for all partitions fsyncs segments that were just rolled, in roll order.
 _ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
 
-LATEST_TIMESTAMP = -1
 _LONG_MAX = 2**63 - 1
-EARLIEST_TIMESTAMP = -2
-MAX_TIMESTAMP = -3
 
 
 def system_clock() -> int:

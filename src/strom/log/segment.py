@@ -31,7 +31,14 @@ from strom.log.index import (
 )
 from strom.log.txn_index import TransactionIndex
 from strom.protocol.errors import CorruptRecordError, TruncatedBatchError
-from strom.protocol.records import HEADER_SIZE, LOG_OVERHEAD, RecordBatch
+from strom.protocol.records import (
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA_OFFSET,
+    LENGTH_OFFSET,
+    LOG_OVERHEAD,
+    MAX_TIMESTAMP_OFFSET,
+    RecordBatch,
+)
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -376,8 +383,8 @@ class Segment:
         pos = 0
         while pos < len(view):
             base, length = _HEAD.unpack_from(view, pos)
-            (delta,) = _I32.unpack_from(view, pos + 23)
-            (max_ts,) = _I64.unpack_from(view, pos + 35)
+            (delta,) = _I32.unpack_from(view, pos + LAST_OFFSET_DELTA_OFFSET)
+            (max_ts,) = _I64.unpack_from(view, pos + MAX_TIMESTAMP_OFFSET)
             infos.append(BatchInfo(length + LOG_OVERHEAD, base + delta, max_ts))
             pos += length + LOG_OVERHEAD
         self.append([view], infos)
@@ -411,8 +418,8 @@ class Segment:
         if len(head) < HEADER_SIZE:
             raise TruncatedBatchError(f"{self.log_path}: batch header at position {position} is cut off")
         base, length = _HEAD.unpack_from(head, 0)
-        (delta,) = _I32.unpack_from(head, 23)
-        (max_ts,) = _I64.unpack_from(head, 35)
+        (delta,) = _I32.unpack_from(head, LAST_OFFSET_DELTA_OFFSET)
+        (max_ts,) = _I64.unpack_from(head, MAX_TIMESTAMP_OFFSET)
         return base, length + LOG_OVERHEAD, base + delta, max_ts
 
     def find(self, offset: int) -> tuple[int, int] | None:
@@ -441,7 +448,7 @@ class Segment:
             pos = 0
             while pos + HEADER_SIZE <= len(chunk):
                 base, length = _HEAD.unpack_from(chunk, pos)
-                (delta,) = _I32.unpack_from(chunk, pos + 23)
+                (delta,) = _I32.unpack_from(chunk, pos + LAST_OFFSET_DELTA_OFFSET)
                 if check:
                     if base + delta != entry_offset:
                         return position, base, False
@@ -524,7 +531,7 @@ class Segment:
             while off < n:
                 file_left = end - (pos + off)
                 if n - off >= LOG_OVERHEAD:
-                    size = _I32.unpack_from(buf, off + 8)[0] + LOG_OVERHEAD
+                    size = _I32.unpack_from(buf, off + LENGTH_OFFSET)[0] + LOG_OVERHEAD
                     if n - off < size <= file_left:
                         need = size
                         break

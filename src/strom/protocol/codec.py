@@ -6,10 +6,11 @@ durations and timestamps, dicts for nested structs) and `build` turns them into 
 version the client asked for, dropping fields that version lacks and defaulting the ones it omits. kio stays
 swappable: nothing outside this module imports it for (de)serialisation.
 
-The request header is parsed here (KIP-482: its unknown tagged fields are skipped). Every body is walked once
-with its schema before kio decodes it (`request_walk`): lengths are checked against the frame, because kio
-would try to allocate whatever a hostile count says and abort the process, and unknown tagged fields, which
-kio refuses, are dropped from a copy that is decoded instead.
+The request header is read once by `framing.read_request_header`; for header v2 its tagged fields are
+skipped here (KIP-482), since only the schema says which header version an API version uses. Every body is
+walked once with its schema before kio decodes it (`request_walk`): lengths are checked against the frame,
+because kio would try to allocate whatever a hostile count says and abort the process, and unknown tagged
+fields, which kio refuses, are dropped from a copy that is decoded instead.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from strom.protocol.framing import size_prefix
-from strom.protocol.request_walk import check_body, strip_unknown_tags
+from strom.protocol.api_keys import ApiKey
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.errors import MalformedRequest, UnsupportedRequest, VarintError
+from strom.protocol.framing import RequestHeader, size_prefix
+from strom.protocol.request_walk import RequestWalkError, check_body, strip_unknown_tags
+from strom.protocol.varint import read_uvarint
 
 
 def _import_kio_without_hypothesis() -> None:
@@ -50,81 +55,30 @@ def _import_kio_without_hypothesis() -> None:
 _import_kio_without_hypothesis()
 
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema  # noqa: E402
-from kio.schema.errors import ErrorCode  # noqa: E402
+from kio.schema.errors import ErrorCode as KioErrorCode  # noqa: E402
 from kio.serial import entity_reader, entity_writer  # noqa: E402
 from kio.serial.errors import SerialError  # noqa: E402
 from kio.static.primitive import TZAware, i32Timedelta, i64Timedelta  # noqa: E402
 
-_HEADER_V1 = struct.Struct(">hhih")
 _CORRELATION = struct.Struct(">i")
 _UTC = datetime.UTC
-API_VERSIONS_KEY = 18
-UNSUPPORTED_VERSION = 35
 
 
-class UnsupportedRequest(Exception):
-    """The api key or version is not one this codec can decode."""
-
-    def __init__(self, api_key: int, api_version: int) -> None:
-        super().__init__(f"unsupported request: api_key={api_key} version={api_version}")
-        self.api_key = api_key
-        self.api_version = api_version
-
-
-class MalformedRequest(Exception):
-    """The frame does not decode as the request its header names (truncated, bad lengths, trailing bytes)."""
-
-
-class Request(NamedTuple):
-    """A decoded request: the header fields plus the kio body dataclass."""
-
-    api_key: int
-    api_version: int
-    correlation_id: int
-    client_id: str | None
-    body: Any
-
-
-def _read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 28:
-            raise MalformedRequest("truncated or overlong unsigned varint in request header")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _parse_header(frame: bytes, flexible: bool) -> tuple[int, int, int, str | None, int]:
-    """Header v1, or v2 (v1 plus tagged fields, all of which are skipped): fields and the body offset."""
-    if len(frame) < _HEADER_V1.size:
-        raise MalformedRequest("request shorter than its header")
-    api_key, api_version, correlation_id, client_len = _HEADER_V1.unpack_from(frame, 0)
-    pos = _HEADER_V1.size
-    client_id: str | None = None
-    if client_len >= 0:
-        end = pos + client_len
-        if end > len(frame):
-            raise MalformedRequest("client_id runs past the end of the request")
-        try:
-            client_id = frame[pos:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedRequest("client_id is not valid UTF-8") from exc
-        pos = end
-    elif client_len != -1:
-        raise MalformedRequest(f"negative client_id length {client_len}")
-    if flexible:
-        count, pos = _read_uvarint(frame, pos)
+def _skip_header_tags(frame: bytes, pos: int) -> int:
+    """Skip the tagged-field section of a request header v2 (none are known); return the body offset."""
+    if pos < len(frame) and frame[pos] == 0:  # the usual case: no tagged fields
+        return pos + 1
+    try:
+        count, pos = read_uvarint(frame, pos)
         for _ in range(count):
-            _tag, pos = _read_uvarint(frame, pos)
-            size, pos = _read_uvarint(frame, pos)
+            _tag, pos = read_uvarint(frame, pos)
+            size, pos = read_uvarint(frame, pos)
             pos += size
             if pos > len(frame):
                 raise MalformedRequest("tagged field runs past the end of the request header")
-    return api_key, api_version, correlation_id, client_id, pos
+    except (IndexError, VarintError):
+        raise MalformedRequest("truncated or overlong unsigned varint in request header") from None
+    return pos
 
 
 @cache
@@ -160,28 +114,26 @@ def _writer(cls: type[Any]) -> Callable[[io.BytesIO, Any], None]:
     return writer
 
 
-def decode_request(frame: bytes) -> Request:
-    """Decode a request frame (without its size prefix).
+def decode_request(header: RequestHeader, frame: bytes) -> Any:
+    """The kio body dataclass of a request frame (without its size prefix) whose header is `header`.
 
     Raises UnsupportedRequest for an api key or version kio cannot parse, MalformedRequest for a body that
     does not decode (truncated, bad lengths or varints, invalid UTF-8, unknown tagged fields in the body).
     """
-    if len(frame) < 4:
-        raise MalformedRequest("request shorter than its header")
-    api_key, api_version = struct.unpack_from(">hh", frame, 0)
+    api_key, api_version = header.api_key, header.api_version
     cls = request_class(api_key, api_version)
-    _, _, correlation_id, client_id, pos = _parse_header(frame, cls.__flexible__)
+    pos = _skip_header_tags(frame, header.size) if cls.__flexible__ else header.size
     try:
         # Bounds every length before kio reserves memory for it (kio aborts the process on a huge count).
         if check_body(cls, frame, pos):  # unknown tagged fields: kio refuses them, KIP-482 skips them
             body, _used = _reader(cls)(strip_unknown_tags(cls, frame, pos), 0)
         else:
             body, _used = _reader(cls)(frame, pos)
-    except (SerialError, ValueError, KeyError, OverflowError, TypeError) as exc:
+    except (RequestWalkError, SerialError, ValueError, KeyError, OverflowError, TypeError) as exc:
         raise MalformedRequest(f"cannot decode api_key={api_key} v{api_version}: {exc}") from exc
     # Trailing bytes are ignored, as Kafka's own parser does: librdkafka 2.16 appends three bytes to
     # Metadata v12 requests, and Kafka answers them.
-    return Request(api_key, api_version, correlation_id, client_id, body)
+    return body
 
 
 # --- building responses from plain values -------------------------------------------------------------
@@ -200,7 +152,8 @@ def _ms_to_datetime(value: Any) -> Any:
 
 
 def _error_code(value: Any) -> Any:
-    return value if isinstance(value, ErrorCode) else ErrorCode(value)
+    """strom's ErrorCode (or a plain int) to kio's: the one place the two enums meet."""
+    return value if isinstance(value, KioErrorCode) else KioErrorCode(value)
 
 
 def _uuid(value: Any) -> Any:
@@ -224,7 +177,7 @@ def _converter_for(hint: Any) -> _Converter | None:
             return lambda v: tuple(build(item_cls, x) if isinstance(x, Mapping) else x for x in v)
         return lambda v: tuple(v)
     if isinstance(hint, type):
-        if issubclass(hint, ErrorCode):
+        if issubclass(hint, KioErrorCode):
             return _error_code
         if issubclass(hint, (i32Timedelta, i64Timedelta)):
             return _ms_to_timedelta
@@ -308,9 +261,9 @@ def api_versions_fallback(correlation_id: int, ranges: Mapping[int, tuple[int, i
     Clients read it with the v0 layout whatever they sent (KIP-511) and retry with the advertised maximum.
     """
     values = {
-        "error_code": UNSUPPORTED_VERSION,
+        "error_code": ErrorCode.UNSUPPORTED_VERSION,
         "api_keys": [
             {"api_key": key, "min_version": lo, "max_version": hi} for key, (lo, hi) in sorted(ranges.items())
         ],
     }
-    return encode_response(API_VERSIONS_KEY, 0, correlation_id, values)
+    return encode_response(ApiKey.API_VERSIONS, 0, correlation_id, values)

@@ -1,42 +1,40 @@
 """Kafka wire framing: an int32 size prefix, then a request or response.
 
 Why this is separate from the codec: the size limit (`socket.request.max.bytes`) must be enforced from the
-four prefix bytes alone, before any body is read or allocated, and the correlation id must be recoverable
-from a frame the codec cannot decode (an unsupported ApiVersions version still gets an answer). Nothing here
+four prefix bytes alone, before any body is read or allocated, and the request header must be readable from a
+frame the codec cannot decode (an unsupported ApiVersions version still gets an answer). The header is read
+here once per request (`read_request_header`); the broker routes on it and the codec decodes the body after
+it. A response frame goes out as `Part`s: encoded bytes, and file regions sent with sendfile. Nothing here
 does I/O: the broker's connection protocol feeds received bytes to a FrameSplitter.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
+
+from strom.protocol.errors import FrameError, FrameTooLarge, MalformedRequest
 
 _SIZE = struct.Struct(">i")
-_HEADER_PREFIX = struct.Struct(">hhi")
+_HEADER = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_id length
 
 # api_key, api_version, correlation_id and the client_id length: the smallest possible request header.
 MIN_REQUEST_BYTES = 10
 
 
-class FrameError(Exception):
-    """The byte stream is not a valid sequence of Kafka frames; the connection cannot continue."""
+class RequestHeader(NamedTuple):
+    """The request header fields that header v1 and v2 share, parsed once per request.
 
-
-class FrameTooLarge(FrameError):
-    """A length prefix exceeds the configured limit; raised before the body is read."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"frame of {size} bytes exceeds socket.request.max.bytes={limit}")
-        self.size = size
-        self.limit = limit
-
-
-class HeaderPrefix(NamedTuple):
-    """The fixed-layout start of every request header (identical in header v1 and v2)."""
+    `size` is where those fields end in the frame: the body starts there for header v1; header v2 (the
+    flexible versions of an API) adds a tagged-field section there, which the codec skips because only the
+    request schema knows which header version an API version uses.
+    """
 
     api_key: int
     api_version: int
     correlation_id: int
+    client_id: str | None
+    size: int
 
 
 class FrameSplitter:
@@ -82,11 +80,46 @@ class FrameSplitter:
         return frames
 
 
-def header_prefix(frame: bytes | memoryview) -> HeaderPrefix:
-    """api_key, api_version and correlation_id of a request frame (without its size prefix)."""
-    if len(frame) < _HEADER_PREFIX.size:
-        raise FrameError(f"request of {len(frame)} bytes is too short for a header")
-    return HeaderPrefix(*_HEADER_PREFIX.unpack_from(frame, 0))
+def read_request_header(frame: bytes | memoryview) -> RequestHeader:
+    """The header of a request frame (without its size prefix); MalformedRequest if it does not parse."""
+    if len(frame) < MIN_REQUEST_BYTES:
+        raise MalformedRequest(f"request of {len(frame)} bytes is shorter than its header")
+    api_key, api_version, correlation_id, client_len = _HEADER.unpack_from(frame, 0)
+    pos = _HEADER.size
+    client_id: str | None = None
+    if client_len >= 0:
+        end = pos + client_len
+        if end > len(frame):
+            raise MalformedRequest("client_id runs past the end of the request")
+        try:
+            client_id = str(frame[pos:end], "utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedRequest("client_id is not valid UTF-8") from exc
+        pos = end
+    elif client_len != -1:
+        raise MalformedRequest(f"negative client_id length {client_len}")
+    return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
+
+
+class FileRegion(Protocol):
+    """A byte range of an open file (strom.log's LogSlice): sent with sendfile, never read into memory."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def fileno(self) -> int: ...
+
+
+# One piece of a response frame as the server writes it: encoded bytes, or a file region sent with sendfile.
+Part = bytes | memoryview | FileRegion
+
+
+def part_size(part: Part) -> int:
+    """The bytes `part` puts on the wire."""
+    return len(part) if isinstance(part, (bytes, memoryview)) else part.size
 
 
 def size_prefix(length: int) -> bytes:

@@ -27,11 +27,31 @@ from strom.protocol.errors import (
     InvalidRecordError,
     TruncatedBatchError,
     UnsupportedMagicError,
+    VarintError,
 )
+from strom.protocol.varint import read_varint, write_varint
 
 __all__ = [
+    "ATTRIBUTES_OFFSET",
+    "BASE_SEQUENCE_OFFSET",
+    "BASE_TIMESTAMP_OFFSET",
+    "COMPRESSION_CODEC_MASK",
+    "CONTROL_FLAG",
+    "CRC_OFFSET",
+    "CURRENT_MAGIC",
+    "DELETE_HORIZON_FLAG",
     "HEADER_SIZE",
+    "LAST_OFFSET_DELTA_OFFSET",
+    "LENGTH_OFFSET",
     "LOG_OVERHEAD",
+    "MAGIC_OFFSET",
+    "MAX_TIMESTAMP_OFFSET",
+    "PARTITION_LEADER_EPOCH_OFFSET",
+    "PRODUCER_EPOCH_OFFSET",
+    "PRODUCER_ID_OFFSET",
+    "RECORDS_COUNT_OFFSET",
+    "TIMESTAMP_TYPE_MASK",
+    "TRANSACTIONAL_FLAG",
     "BatchBuilder",
     "Compression",
     "ControlRecord",
@@ -57,10 +77,21 @@ _HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = _HEADER.size  # 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength: bytes not counted by batchLength
 _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # 49
-_MAGIC_POS = 16
-_CRC_POS = 17
-_ATTRIBUTES_POS = 21  # the CRC covers from here to the end of the batch
 CURRENT_MAGIC = 2
+
+# Where each header field starts (Kafka's DefaultRecordBatch offsets): the one home of the batch layout.
+LENGTH_OFFSET = 8
+PARTITION_LEADER_EPOCH_OFFSET = 12
+MAGIC_OFFSET = 16
+CRC_OFFSET = 17
+ATTRIBUTES_OFFSET = 21  # the CRC covers from here to the end of the batch
+LAST_OFFSET_DELTA_OFFSET = 23
+BASE_TIMESTAMP_OFFSET = 27
+MAX_TIMESTAMP_OFFSET = 35
+PRODUCER_ID_OFFSET = 43
+PRODUCER_EPOCH_OFFSET = 51
+BASE_SEQUENCE_OFFSET = 53
+RECORDS_COUNT_OFFSET = 57
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
@@ -68,10 +99,12 @@ _I16 = struct.Struct(">h")
 _U32 = struct.Struct(">I")
 _LENGTH_PREFIX = struct.Struct(">qi")
 
-_TIMESTAMP_TYPE_BIT = 0x08
-_TRANSACTIONAL_BIT = 0x10
-_CONTROL_BIT = 0x20
-_DELETE_HORIZON_BIT = 0x40
+# Attribute bits.
+COMPRESSION_CODEC_MASK = 0x07
+TIMESTAMP_TYPE_MASK = 0x08
+TRANSACTIONAL_FLAG = 0x10
+CONTROL_FLAG = 0x20
+DELETE_HORIZON_FLAG = 0x40
 
 NO_TIMESTAMP = -1
 
@@ -140,17 +173,17 @@ class RecordBatch:
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         available = len(view)
-        if available < _MAGIC_POS + 1:
+        if available < MAGIC_OFFSET + 1:
             raise TruncatedBatchError(
                 f"record batch truncated: {available} bytes available, the header needs {HEADER_SIZE}"
             )
-        magic = view[_MAGIC_POS]
+        magic = view[MAGIC_OFFSET]
         if magic != CURRENT_MAGIC:
             raise UnsupportedMagicError(
                 f"record batch has magic {magic}; strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2), "
                 "upgrade the client or set its message format to v2"
             )
-        (batch_length,) = _I32.unpack_from(view, 8)
+        (batch_length,) = _I32.unpack_from(view, LENGTH_OFFSET)
         if batch_length < _MIN_BATCH_LENGTH:
             raise InvalidBatchLengthError(
                 f"record batch length {batch_length} is below the v2 minimum of {_MIN_BATCH_LENGTH}"
@@ -183,7 +216,7 @@ class RecordBatch:
 
     @property
     def batch_length(self) -> int:
-        return int(_I32.unpack_from(self._view, 8)[0])
+        return int(_I32.unpack_from(self._view, LENGTH_OFFSET)[0])
 
     @property
     def size_in_bytes(self) -> int:
@@ -191,19 +224,19 @@ class RecordBatch:
 
     @property
     def partition_leader_epoch(self) -> int:
-        return int(_I32.unpack_from(self._view, 12)[0])
+        return int(_I32.unpack_from(self._view, PARTITION_LEADER_EPOCH_OFFSET)[0])
 
     @property
     def magic(self) -> int:
-        return int(self._view[_MAGIC_POS])
+        return int(self._view[MAGIC_OFFSET])
 
     @property
     def crc(self) -> int:
-        return int(_U32.unpack_from(self._view, _CRC_POS)[0])
+        return int(_U32.unpack_from(self._view, CRC_OFFSET)[0])
 
     @property
     def attributes(self) -> int:
-        return int(_I16.unpack_from(self._view, _ATTRIBUTES_POS)[0])
+        return int(_I16.unpack_from(self._view, ATTRIBUTES_OFFSET)[0])
 
     @property
     def compression(self) -> Compression:
@@ -211,43 +244,43 @@ class RecordBatch:
 
     @property
     def timestamp_type(self) -> TimestampType:
-        return TimestampType((self.attributes & _TIMESTAMP_TYPE_BIT) >> 3)
+        return TimestampType((self.attributes & TIMESTAMP_TYPE_MASK) >> 3)
 
     @property
     def is_transactional(self) -> bool:
-        return bool(self.attributes & _TRANSACTIONAL_BIT)
+        return bool(self.attributes & TRANSACTIONAL_FLAG)
 
     @property
     def is_control(self) -> bool:
-        return bool(self.attributes & _CONTROL_BIT)
+        return bool(self.attributes & CONTROL_FLAG)
 
     @property
     def has_delete_horizon(self) -> bool:
-        return bool(self.attributes & _DELETE_HORIZON_BIT)
+        return bool(self.attributes & DELETE_HORIZON_FLAG)
 
     @property
     def last_offset_delta(self) -> int:
-        return int(_I32.unpack_from(self._view, 23)[0])
+        return int(_I32.unpack_from(self._view, LAST_OFFSET_DELTA_OFFSET)[0])
 
     @property
     def base_timestamp(self) -> int:
-        return int(_I64.unpack_from(self._view, 27)[0])
+        return int(_I64.unpack_from(self._view, BASE_TIMESTAMP_OFFSET)[0])
 
     @property
     def max_timestamp(self) -> int:
-        return int(_I64.unpack_from(self._view, 35)[0])
+        return int(_I64.unpack_from(self._view, MAX_TIMESTAMP_OFFSET)[0])
 
     @property
     def producer_id(self) -> int:
-        return int(_I64.unpack_from(self._view, 43)[0])
+        return int(_I64.unpack_from(self._view, PRODUCER_ID_OFFSET)[0])
 
     @property
     def producer_epoch(self) -> int:
-        return int(_I16.unpack_from(self._view, 51)[0])
+        return int(_I16.unpack_from(self._view, PRODUCER_EPOCH_OFFSET)[0])
 
     @property
     def base_sequence(self) -> int:
-        return int(_I32.unpack_from(self._view, 53)[0])
+        return int(_I32.unpack_from(self._view, BASE_SEQUENCE_OFFSET)[0])
 
     @property
     def last_sequence(self) -> int:
@@ -259,7 +292,7 @@ class RecordBatch:
 
     @property
     def record_count(self) -> int:
-        return int(_I32.unpack_from(self._view, 57)[0])
+        return int(_I32.unpack_from(self._view, RECORDS_COUNT_OFFSET)[0])
 
     @property
     def last_offset(self) -> int:
@@ -324,25 +357,6 @@ class RecordBatch:
 # -- parsing ----------------------------------------------------------------------------------------
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a zigzag varint at `pos`; return (value, next position). IndexError if it runs off the end."""
-    byte = data[pos]
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), pos + 1
-    result = byte & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise InvalidRecordError(f"varint at byte {pos} is longer than 10 bytes")
-
-
 def _parse_records(
     data: bytes, count: int
 ) -> Iterator[tuple[RecordSpan, bytes | None, tuple[tuple[str, bytes | None], ...]]]:
@@ -351,7 +365,7 @@ def _parse_records(
         raise InvalidRecordError(f"record batch has a negative record count {count}")
     size = len(data)
     pos = 0
-    read = _read_varint
+    read = read_varint
     index = 0
     try:
         for index in range(count):
@@ -408,6 +422,8 @@ def _parse_records(
         raise InvalidRecordError(
             f"record {index} runs past the end of the {size}-byte records block"
         ) from None
+    except VarintError as exc:
+        raise InvalidRecordError(f"record {index}: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidRecordError(f"record {index} has a header key that is not UTF-8") from None
     if pos != size:
@@ -422,12 +438,12 @@ _new_span = tuple.__new__
 def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
     """The cleaner's hot loop: locate `count` records and read their keys, skipping values and headers.
 
-    Varints of one byte (deltas, short keys) are decoded inline; longer ones go through `_read_varint`.
+    Varints of one byte (deltas, short keys) are decoded inline; longer ones go through `read_varint`.
     """
     if count < 0:
         raise InvalidRecordError(f"record batch has a negative record count {count}")
     size = len(data)
-    read = _read_varint
+    read = read_varint
     spans: list[RecordSpan] = []
     append = spans.append
     pos = 0
@@ -479,6 +495,8 @@ def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
         raise InvalidRecordError(
             f"record {index} runs past the end of the {size}-byte records block"
         ) from None
+    except VarintError as exc:
+        raise InvalidRecordError(f"record {index}: {exc}") from None
     if pos != size:
         raise InvalidRecordError(
             f"record batch declares {count} records but {size - pos} bytes follow the last of them"
@@ -507,13 +525,13 @@ def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_p
             f"record batch truncated: batch length {batch_length} needs {size} bytes, "
             f"only {len(view) - pos} available"
         )
-    actual = crc32c(view[pos + _ATTRIBUTES_POS : pos + size])
+    actual = crc32c(view[pos + ATTRIBUTES_OFFSET : pos + size])
     if actual != crc:
         raise CrcMismatchError(
             f"record batch at offset {base_offset} has CRC-32C 0x{crc:08x} in its header but its "
             f"bytes compute to 0x{actual:08x}"
         )
-    if attributes & 0x07 > 4:
+    if attributes & COMPRESSION_CODEC_MASK > 4:
         Compression.from_attributes(attributes)  # raises UnsupportedCompressionError naming the codec
     if count < 0 or last_offset_delta < 0:
         raise InvalidRecordError(
@@ -546,9 +564,9 @@ def validate_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool
     unpack = _HEADER.unpack_from
     while pos < total:
         if total - pos < HEADER_SIZE:
-            if total - pos > _MAGIC_POS and view[pos + _MAGIC_POS] != CURRENT_MAGIC:
+            if total - pos > MAGIC_OFFSET and view[pos + MAGIC_OFFSET] != CURRENT_MAGIC:
                 raise UnsupportedMagicError(
-                    f"record batch at byte {pos} has magic {view[pos + _MAGIC_POS]}; "
+                    f"record batch at byte {pos} has magic {view[pos + MAGIC_OFFSET]}; "
                     "strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2)"
                 )
             raise TruncatedBatchError(
@@ -593,7 +611,7 @@ def set_base_offset(buf: bytearray | memoryview, offset: int, position: int = 0)
 
 def set_partition_leader_epoch(buf: bytearray | memoryview, epoch: int, position: int = 0) -> None:
     """Patch the partitionLeaderEpoch of the batch at `position` in place. The CRC does not cover it."""
-    _I32.pack_into(buf, position + 12, epoch)
+    _I32.pack_into(buf, position + PARTITION_LEADER_EPOCH_OFFSET, epoch)
 
 
 def set_log_append_time(buf: bytearray | memoryview, timestamp: int, position: int = 0) -> None:
@@ -606,12 +624,12 @@ def set_log_append_time(buf: bytearray | memoryview, timestamp: int, position: i
     view = memoryview(buf)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
-    (batch_length,) = _I32.unpack_from(view, position + 8)
-    (attributes,) = _I16.unpack_from(view, position + _ATTRIBUTES_POS)
-    _I16.pack_into(view, position + _ATTRIBUTES_POS, attributes | _TIMESTAMP_TYPE_BIT)
-    _I64.pack_into(view, position + 35, timestamp)
+    (batch_length,) = _I32.unpack_from(view, position + LENGTH_OFFSET)
+    (attributes,) = _I16.unpack_from(view, position + ATTRIBUTES_OFFSET)
+    _I16.pack_into(view, position + ATTRIBUTES_OFFSET, attributes | TIMESTAMP_TYPE_MASK)
+    _I64.pack_into(view, position + MAX_TIMESTAMP_OFFSET, timestamp)
     end = position + batch_length + LOG_OVERHEAD
-    _U32.pack_into(view, position + _CRC_POS, crc32c(view[position + _ATTRIBUTES_POS : end]))
+    _U32.pack_into(view, position + CRC_OFFSET, crc32c(view[position + ATTRIBUTES_OFFSET : end]))
 
 
 def assign_offsets(buf: bytearray | memoryview, first_offset: int, partition_leader_epoch: int) -> int:
@@ -627,32 +645,16 @@ def assign_offsets(buf: bytearray | memoryview, first_offset: int, partition_lea
     pos = 0
     offset = first_offset
     while pos < total:
-        (batch_length,) = _I32.unpack_from(view, pos + 8)
-        (last_offset_delta,) = _I32.unpack_from(view, pos + 23)
+        (batch_length,) = _I32.unpack_from(view, pos + LENGTH_OFFSET)
+        (last_offset_delta,) = _I32.unpack_from(view, pos + LAST_OFFSET_DELTA_OFFSET)
         _I64.pack_into(view, pos, offset)
-        _I32.pack_into(view, pos + 12, partition_leader_epoch)
+        _I32.pack_into(view, pos + PARTITION_LEADER_EPOCH_OFFSET, partition_leader_epoch)
         offset += last_offset_delta + 1
         pos += batch_length + LOG_OVERHEAD
     return offset
 
 
 # -- building ---------------------------------------------------------------------------------------
-
-
-_SMALL_VARINTS = [bytes([z]) for z in range(0x80)]
-
-
-def _write_varint(value: int) -> bytes:
-    """Zigzag-encode a signed 64-bit integer as a protobuf varint."""
-    z = (value << 1) ^ (value >> 63)
-    if z < 0x80:
-        return _SMALL_VARINTS[z]
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 def _encode_record(
@@ -662,26 +664,26 @@ def _encode_record(
     value: bytes | None,
     headers: Iterable[tuple[str, bytes | None]],
 ) -> bytes:
-    parts = [b"\x00", _write_varint(timestamp_delta), _write_varint(offset_delta)]
+    parts = [b"\x00", write_varint(timestamp_delta), write_varint(offset_delta)]
     for field in (key, value):
         if field is None:
-            parts.append(_write_varint(-1))
+            parts.append(write_varint(-1))
         else:
-            parts.append(_write_varint(len(field)))
+            parts.append(write_varint(len(field)))
             parts.append(bytes(field))
     header_list = list(headers)
-    parts.append(_write_varint(len(header_list)))
+    parts.append(write_varint(len(header_list)))
     for hkey, hvalue in header_list:
         encoded = hkey.encode("utf-8")
-        parts.append(_write_varint(len(encoded)))
+        parts.append(write_varint(len(encoded)))
         parts.append(encoded)
         if hvalue is None:
-            parts.append(_write_varint(-1))
+            parts.append(write_varint(-1))
         else:
-            parts.append(_write_varint(len(hvalue)))
+            parts.append(write_varint(len(hvalue)))
             parts.append(bytes(hvalue))
     body = b"".join(parts)
-    return _write_varint(len(body)) + body
+    return write_varint(len(body)) + body
 
 
 def _attributes(
@@ -693,10 +695,10 @@ def _attributes(
 ) -> int:
     return (
         int(compression)
-        | (_TIMESTAMP_TYPE_BIT if timestamp_type is TimestampType.LOG_APPEND_TIME else 0)
-        | (_TRANSACTIONAL_BIT if is_transactional else 0)
-        | (_CONTROL_BIT if is_control else 0)
-        | (_DELETE_HORIZON_BIT if has_delete_horizon else 0)
+        | (TIMESTAMP_TYPE_MASK if timestamp_type is TimestampType.LOG_APPEND_TIME else 0)
+        | (TRANSACTIONAL_FLAG if is_transactional else 0)
+        | (CONTROL_FLAG if is_control else 0)
+        | (DELETE_HORIZON_FLAG if has_delete_horizon else 0)
     )
 
 
@@ -734,7 +736,7 @@ def _assemble(
         record_count,
     )
     batch[HEADER_SIZE:] = records_block
-    _U32.pack_into(batch, _CRC_POS, crc32c(memoryview(batch)[_ATTRIBUTES_POS:]))
+    _U32.pack_into(batch, CRC_OFFSET, crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
     return bytes(batch)
 
 
@@ -914,14 +916,14 @@ def rebuild_batch(
     (base_offset, _, leader_epoch, _, _, attributes, last_delta, base_ts, max_ts, pid, epoch, seq, _) = header
     old_base_ts = base_ts
     if delete_horizon_ms is not None:
-        attributes |= _DELETE_HORIZON_BIT
+        attributes |= DELETE_HORIZON_FLAG
         base_ts = delete_horizon_ms
     if not kept:
         codec = Compression.NONE
         block = b""
         # As Kafka's DefaultRecordBatch.writeEmptyHeader: no base timestamp and no delete horizon (nothing
         # is left to delete); the max timestamp stays.
-        attributes &= ~_DELETE_HORIZON_BIT
+        attributes &= ~DELETE_HORIZON_FLAG
         base_ts = NO_TIMESTAMP
     else:
         codec = Compression.from_attributes(attributes)
@@ -931,14 +933,14 @@ def rebuild_batch(
             shift = old_base_ts - base_ts
             parts = []
             for s in kept:
-                body = _write_varint(s.timestamp_delta + shift) + data[s.body : s.end]
-                parts.append(_write_varint(len(body) + 1))
+                body = write_varint(s.timestamp_delta + shift) + data[s.body : s.end]
+                parts.append(write_varint(len(body) + 1))
                 parts.append(b"\x00")
                 parts.append(body)
             block = b"".join(parts)
         if codec is not Compression.NONE:
             block = compress(codec, block)
-    attributes = (attributes & ~0x07) | int(codec)
+    attributes = (attributes & ~COMPRESSION_CODEC_MASK) | int(codec)
     return _assemble(
         base_offset=base_offset,
         partition_leader_epoch=leader_epoch,

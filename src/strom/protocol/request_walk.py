@@ -19,6 +19,9 @@ import types
 import typing
 from typing import Any, NamedTuple
 
+from strom.protocol.errors import MalformedRequest, VarintError
+from strom.protocol.varint import read_uvarint, write_uvarint
+
 _FIXED = {
     "int8": 1,
     "bool": 1,
@@ -36,7 +39,7 @@ _FIXED = {
 _LENGTH_WIDTH = {"string": 2, "bytes": 4, "records": 4}
 
 
-class RequestWalkError(ValueError):
+class RequestWalkError(MalformedRequest):
     """The body does not fit its schema: truncated, a negative or oversized length, an unknown field type."""
 
 
@@ -92,15 +95,6 @@ def _plan(cls: type[Any]) -> _Plan:
     return plan
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 class _Walker:
     """Reads `buf` from `pos`; with `out` set, copies everything except unknown tagged fields into it."""
 
@@ -120,20 +114,17 @@ class _Walker:
 
     def _uvarint(self) -> tuple[int, int]:
         """(value, start position); the bytes are not copied."""
-        start = pos = self.pos
-        value = shift = 0
-        while True:
-            if pos >= len(self.buf):
-                raise RequestWalkError("the request ends inside a varint")
-            byte = self.buf[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                self.pos = pos
-                return value, start
-            shift += 7
-            if shift > 28:
-                raise RequestWalkError("unsigned varint longer than 5 bytes")
+        start = self.pos
+        if start < len(self.buf) and self.buf[start] < 0x80:  # the usual case: a one-byte length or count
+            self.pos = start + 1
+            return self.buf[start], start
+        try:
+            value, self.pos = read_uvarint(self.buf, start)
+        except IndexError:
+            raise RequestWalkError("the request ends inside a varint") from None
+        except VarintError:
+            raise RequestWalkError("unsigned varint longer than 5 bytes") from None
+        return value, start
 
     def _length(self, flexible: bool, width: int, nullable: bool) -> int:
         """A length or count prefix (copied); -1 for null. Refuses one larger than the bytes left, and null
@@ -207,7 +198,7 @@ class _Walker:
                 self.unknown_tags = True
             self.pos = end
         if self.out is not None:
-            self.out += _uvarint(len(kept))
+            self.out += write_uvarint(len(kept))
             for entry in kept:
                 self.out += entry
 

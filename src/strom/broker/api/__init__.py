@@ -1,1 +1,1 @@
-"""Kafka API handlers, one module per API family; each registers itself through `install(broker)`."""
+"""Kafka API handlers, one module per API family; `strom.broker.handlers` lists which answers which API."""

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL, OPERATIONS_OMITTED
+from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL
 from strom.broker.config import (
     BROKER_KEYS,
     TOPIC_KEYS,
@@ -21,65 +21,61 @@ from strom.broker.config import (
     ConfigSource,
     normalize_topic_configs,
 )
-from strom.broker.dispatch import RequestContext, Response
-from strom.broker.server import Broker
-from strom.broker.topics import InvalidTopicError, TopicExistsError, TopicInfo
-
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_REPLICA_ASSIGNMENT = 39
-INVALID_CONFIG = 40
-INVALID_REQUEST = 42
-REASSIGNMENT_IN_PROGRESS = 60
-TOPIC_DELETION_DISABLED = 73
-UNSUPPORTED_ENDPOINT_TYPE = 119
-
-RESOURCE_TOPIC = 2
-RESOURCE_BROKER = 4
-
-OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+from strom.broker.dispatch import BrokerServices, RequestContext, Response
+from strom.broker.errors import BrokerError
+from strom.broker.topics import TopicExistsError, TopicInfo
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import (
+    AUTHORIZED_OPERATIONS_OMITTED,
+    ConfigResourceType,
+    EndpointType,
+)
 
 
-def _error(code: int, message: str | None = None) -> dict[str, Any]:
+def _error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
     return {"error_code": code, "error_message": message}
 
 
-def _check_replication(broker: Broker, replication_factor: int, assignments: Any, partitions: int) -> None:
+def _check_replication(
+    broker: BrokerServices, replication_factor: int, assignments: Any, partitions: int
+) -> None:
     """Refuse layouts one node cannot host (a replication factor above 1, replicas on other brokers)."""
     if replication_factor not in (-1, 1):
         raise _AdminError(
-            INVALID_REPLICATION_FACTOR,
+            ErrorCode.INVALID_REPLICATION_FACTOR,
             f"replication factor {replication_factor} is larger than the 1 available broker",
         )
     for assignment in assignments or ():
         if list(assignment.broker_ids) != [broker.node_id]:
             raise _AdminError(
-                INVALID_REPLICA_ASSIGNMENT,
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                 f"replica assignment {list(assignment.broker_ids)} names brokers other than {broker.node_id}",
             )
     if assignments and len(assignments) != partitions:
-        raise _AdminError(INVALID_REPLICA_ASSIGNMENT, "replica assignments must cover every new partition")
+        raise _AdminError(
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT, "replica assignments must cover every new partition"
+        )
 
 
-def _check_partition_count(broker: Broker, partitions: int) -> None:
+def _check_partition_count(broker: BrokerServices, partitions: int) -> None:
     limit = broker.config.int("max.partitions.per.topic")
     if not 1 <= partitions <= limit:
         raise _AdminError(
-            INVALID_PARTITIONS,
+            ErrorCode.INVALID_PARTITIONS,
             f"a topic needs between 1 and {limit} partitions (max.partitions.per.topic), got {partitions}",
         )
 
 
-class _AdminError(Exception):
-    def __init__(self, code: int, message: str) -> None:
+class _AdminError(BrokerError):
+    """A request the admin APIs refuse, with the Kafka error code to answer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.error_code = code
 
 
 def _config_entries(
-    broker: Broker, topic: TopicInfo | None, keys: Any, synonyms: bool
+    broker: BrokerServices, topic: TopicInfo | None, keys: Any, synonyms: bool
 ) -> list[dict[str, Any]]:
     """DescribeConfigs entries for a topic (or, with topic None, the broker), filtered by `keys`."""
     entries = []
@@ -105,16 +101,7 @@ def _config_entries(
     for name, key in sorted(TOPIC_KEYS.items()):
         if keys is not None and name not in keys:
             continue
-        chain: list[tuple[str, str | None, ConfigSource]] = []
-        if name in topic.configs:
-            chain.append((name, topic.configs[name], ConfigSource.TOPIC_CONFIG))
-        if key.broker_synonym is not None and broker.config.is_explicit(key.broker_synonym):
-            chain.append(
-                (key.broker_synonym, broker.config.raw(key.broker_synonym), ConfigSource.STATIC_BROKER_CONFIG)
-            )
-        chain.append(
-            (key.broker_synonym or name, broker.config.topic_default(name), ConfigSource.DEFAULT_CONFIG)
-        )
+        chain = broker.config.topic_synonyms(name, topic.configs)
         _, value, source = chain[0]
         entries.append(
             {
@@ -151,7 +138,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Response:
         try:
             if counts[entry.name] > 1:
                 raise _AdminError(
-                    INVALID_REQUEST, f"topic {entry.name!r} appears more than once in the request"
+                    ErrorCode.INVALID_REQUEST, f"topic {entry.name!r} appears more than once in the request"
                 )
             partitions = entry.num_partitions
             if partitions == -1:
@@ -165,14 +152,8 @@ async def create_topics(ctx: RequestContext, request: Any) -> Response:
                 topic = await broker.create_topic_async(entry.name, partitions, configs)
             else:
                 topic = TopicInfo(entry.name, uuid.UUID(int=0), partitions, configs)
-        except _AdminError as exc:
-            results.append({**result, **_error(exc.code, str(exc))})
-            continue
-        except (InvalidTopicError, TopicExistsError) as exc:
+        except BrokerError as exc:  # _AdminError, InvalidTopicError, TopicExistsError, ConfigError
             results.append({**result, **_error(exc.error_code, str(exc))})
-            continue
-        except ConfigError as exc:
-            results.append({**result, **_error(INVALID_CONFIG, str(exc))})
             continue
         configs_out = [
             {k: e[k] for k in ("name", "value", "read_only", "config_source", "is_sensitive")}
@@ -181,7 +162,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Response:
         results.append(
             {
                 **result,
-                **_error(NONE),
+                **_error(ErrorCode.NONE),
                 "topic_id": topic.topic_id,
                 "num_partitions": partitions,
                 "replication_factor": 1,
@@ -199,18 +180,18 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Response:
     responses = []
     for name in request.topic_names:
         if not broker.config.bool("delete.topic.enable"):
-            code = TOPIC_DELETION_DISABLED
+            code = ErrorCode.TOPIC_DELETION_DISABLED
         else:
             topic = broker.topics.get(name)
             if topic is None:
-                code = UNKNOWN_TOPIC_OR_PARTITION
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             elif topic.internal:
-                code = INVALID_REQUEST
+                code = ErrorCode.INVALID_REQUEST
             elif broker.topic_busy(name):
-                code = UNKNOWN_TOPIC_OR_PARTITION  # another request is deleting or growing it
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # another request is deleting or growing it
             else:
                 await broker.delete_topic_async(name)
-                code = NONE
+                code = ErrorCode.NONE
         responses.append({"name": name, "error_code": code, "error_message": None})
     return {"throttle_time": 0, "responses": responses}
 
@@ -225,16 +206,19 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Response:
         topic = broker.topics.get(entry.name)
         try:
             if topic is None:
-                raise _AdminError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {entry.name!r} does not exist")
+                raise _AdminError(
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {entry.name!r} does not exist"
+                )
             if topic.internal:
                 # Groups are placed on __consumer_offsets partitions by hash modulo the count: growing it
                 # would move groups away from their committed offsets.
                 raise _AdminError(
-                    INVALID_REQUEST, f"{entry.name} is an internal topic: its partition count is fixed"
+                    ErrorCode.INVALID_REQUEST,
+                    f"{entry.name} is an internal topic: its partition count is fixed",
                 )
             if entry.count <= topic.partitions:
                 raise _AdminError(
-                    INVALID_PARTITIONS,
+                    ErrorCode.INVALID_PARTITIONS,
                     f"topic {entry.name!r} has {topic.partitions} partitions; the new count {entry.count} "
                     "must be larger",
                 )
@@ -242,11 +226,11 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Response:
             _check_replication(broker, 1, entry.assignments, entry.count - topic.partitions)
             if not request.validate_only:
                 await broker.add_partitions_async(entry.name, entry.count)
-            results.append({"name": entry.name, **_error(NONE)})
+            results.append({"name": entry.name, **_error(ErrorCode.NONE)})
         except _AdminError as exc:
-            results.append({"name": entry.name, **_error(exc.code, str(exc))})
+            results.append({"name": entry.name, **_error(exc.error_code, str(exc))})
         except TopicExistsError as exc:  # being created or deleted by another request
-            results.append({"name": entry.name, **_error(REASSIGNMENT_IN_PROGRESS, str(exc))})
+            results.append({"name": entry.name, **_error(ErrorCode.REASSIGNMENT_IN_PROGRESS, str(exc))})
     return {"throttle_time": 0, "results": results}
 
 
@@ -264,24 +248,30 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Response:
             "configs": [],
         }
         keys = None if resource.configuration_keys is None else set(resource.configuration_keys)
-        if resource.resource_type == RESOURCE_TOPIC:
+        if resource.resource_type == ConfigResourceType.TOPIC:
             topic = broker.topics.get(resource.resource_name)
             if topic is None:
-                results.append({**base, **_error(UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")})
+                results.append({**base, **_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "unknown topic")})
                 continue
             results.append(
-                {**base, **_error(NONE), "configs": _config_entries(broker, topic, keys, synonyms)}
+                {**base, **_error(ErrorCode.NONE), "configs": _config_entries(broker, topic, keys, synonyms)}
             )
-        elif resource.resource_type == RESOURCE_BROKER:
+        elif resource.resource_type == ConfigResourceType.BROKER:
             if resource.resource_name not in ("", str(broker.node_id)):
-                results.append({**base, **_error(INVALID_REQUEST, f"no broker {resource.resource_name!r}")})
+                results.append(
+                    {**base, **_error(ErrorCode.INVALID_REQUEST, f"no broker {resource.resource_name!r}")}
+                )
                 continue
-            results.append({**base, **_error(NONE), "configs": _config_entries(broker, None, keys, synonyms)})
+            results.append(
+                {**base, **_error(ErrorCode.NONE), "configs": _config_entries(broker, None, keys, synonyms)}
+            )
         else:
             results.append(
                 {
                     **base,
-                    **_error(INVALID_REQUEST, f"resource type {resource.resource_type} is not supported"),
+                    **_error(
+                        ErrorCode.INVALID_REQUEST, f"resource type {resource.resource_type} is not supported"
+                    ),
                 }
             )
     return {"throttle_time": 0, "results": results}
@@ -290,7 +280,9 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Response:
 # --- AlterConfigs (33) and IncrementalAlterConfigs (44) -------------------------------------------------
 
 
-def _apply_alter(broker: Broker, topic: str, new_configs: dict[str, str], validate_only: bool) -> None:
+def _apply_alter(
+    broker: BrokerServices, topic: str, new_configs: dict[str, str], validate_only: bool
+) -> None:
     normalized = normalize_topic_configs(new_configs)
     broker.validate_topic_configs(normalized)
     if not validate_only:
@@ -303,57 +295,33 @@ def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
     for resource in request.resources:
         base = {"resource_type": resource.resource_type, "resource_name": resource.resource_name}
         try:
-            if resource.resource_type == RESOURCE_BROKER:
+            if resource.resource_type == ConfigResourceType.BROKER:
                 raise _AdminError(
-                    INVALID_REQUEST,
+                    ErrorCode.INVALID_REQUEST,
                     "strom has no dynamic broker configs; set them with `strom broker --set key=value`",
                 )
-            if resource.resource_type != RESOURCE_TOPIC:
-                raise _AdminError(INVALID_REQUEST, f"resource type {resource.resource_type} is not supported")
+            if resource.resource_type != ConfigResourceType.TOPIC:
+                raise _AdminError(
+                    ErrorCode.INVALID_REQUEST, f"resource type {resource.resource_type} is not supported"
+                )
             topic = broker.topics.get(resource.resource_name)
             if topic is None:
                 raise _AdminError(
-                    UNKNOWN_TOPIC_OR_PARTITION, f"topic {resource.resource_name!r} does not exist"
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {resource.resource_name!r} does not exist"
                 )
             if incremental:
                 configs = dict(topic.configs)
                 for change in resource.configs:
-                    configs = _incremental(broker, topic, configs, change)
+                    configs = broker.config.alter_topic_config(
+                        configs, change.name, change.config_operation, change.value
+                    )
             else:
                 configs = {c.name: c.value for c in resource.configs if c.value is not None}
             _apply_alter(broker, topic.name, configs, request.validate_only)
-            responses.append({**base, **_error(NONE)})
-        except _AdminError as exc:
-            responses.append({**base, **_error(exc.code, str(exc))})
-        except ConfigError as exc:
-            responses.append({**base, **_error(INVALID_CONFIG, str(exc))})
+            responses.append({**base, **_error(ErrorCode.NONE)})
+        except (_AdminError, ConfigError) as exc:
+            responses.append({**base, **_error(exc.error_code, str(exc))})
     return {"throttle_time": 0, "responses": responses}
-
-
-def _incremental(broker: Broker, topic: TopicInfo, configs: dict[str, str], change: Any) -> dict[str, str]:
-    name, op, value = change.name, change.config_operation, change.value
-    key = TOPIC_KEYS.get(name)
-    if key is None:
-        raise ConfigError(f"unknown topic configuration {name!r}")
-    if op == OP_SET:
-        if value is None:
-            raise ConfigError(f"SET of {name} needs a value")
-        configs[name] = value
-    elif op == OP_DELETE:
-        configs.pop(name, None)
-    elif op in (OP_APPEND, OP_SUBTRACT):
-        if key.type.name != "LIST":
-            raise ConfigError(f"{name} is not a list; APPEND and SUBTRACT apply to list configs only")
-        current = configs.get(name, broker.config.topic_default(name)).split(",")
-        items = [v.strip() for v in (value or "").split(",") if v.strip()]
-        if op == OP_APPEND:
-            current += [v for v in items if v not in current]
-        else:
-            current = [v for v in current if v not in items]
-        configs[name] = ",".join(current)
-    else:
-        raise _AdminError(INVALID_REQUEST, f"unknown config operation {op}")
-    return configs
 
 
 async def alter_configs(ctx: RequestContext, request: Any) -> Response:
@@ -369,11 +337,17 @@ async def incremental_alter_configs(ctx: RequestContext, request: Any) -> Respon
 
 async def describe_cluster(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    endpoint_type = getattr(request, "endpoint_type", 1)
-    ops = CLUSTER_OPERATIONS_ALL if request.include_cluster_authorized_operations else OPERATIONS_OMITTED
+    endpoint_type = getattr(request, "endpoint_type", EndpointType.BROKER)
+    ops = (
+        CLUSTER_OPERATIONS_ALL
+        if request.include_cluster_authorized_operations
+        else AUTHORIZED_OPERATIONS_OMITTED
+    )
     return {
         "throttle_time": 0,
-        **_error(NONE if endpoint_type == 1 else UNSUPPORTED_ENDPOINT_TYPE),
+        **_error(
+            ErrorCode.NONE if endpoint_type == EndpointType.BROKER else ErrorCode.UNSUPPORTED_ENDPOINT_TYPE
+        ),
         "endpoint_type": endpoint_type,
         "cluster_id": broker.topics.cluster_id,
         "controller_id": broker.node_id,
@@ -382,13 +356,3 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Response:
         ],
         "cluster_authorized_operations": ops,
     }
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(19, 2, 5, create_topics)
-    broker.dispatcher.register(20, 1, 4, delete_topics)
-    broker.dispatcher.register(37, 0, 2, create_partitions)
-    broker.dispatcher.register(32, 1, 4, describe_configs)
-    broker.dispatcher.register(33, 0, 1, alter_configs)
-    broker.dispatcher.register(44, 0, 1, incremental_alter_configs)
-    broker.dispatcher.register(60, 0, 1, describe_cluster)

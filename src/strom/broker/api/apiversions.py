@@ -10,26 +10,21 @@ import re
 from typing import Any
 
 from strom.broker.dispatch import RequestContext, Response
-from strom.broker.server import Broker
+from strom.protocol.error_codes import ErrorCode
 
 # KIP-511: client software name and version must match this, else INVALID_REQUEST.
 _SOFTWARE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
-INVALID_REQUEST = 42
 
 
 async def handle(ctx: RequestContext, request: Any) -> Response:
-    error = 0
+    error = ErrorCode.NONE
     if ctx.api_version >= 3:
         name = request.client_software_name
         version = request.client_software_version
         if not (_SOFTWARE.fullmatch(name or "") and _SOFTWARE.fullmatch(version or "")):
-            error = INVALID_REQUEST
+            error = ErrorCode.INVALID_REQUEST
     api_keys = [
         {"api_key": key, "min_version": lo, "max_version": hi}
-        for key, (lo, hi) in ctx.broker.dispatcher.advertised().items()
+        for key, (lo, hi) in ctx.broker.advertised_versions().items()
     ]
     return {"error_code": error, "api_keys": api_keys, "throttle_time": 0}
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(18, 0, 4, handle)

@@ -13,23 +13,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from strom.broker.dispatch import RawResponse, RequestContext, Response
-from strom.broker.fetch_response import PartitionResult, encode_fetch_response
-from strom.broker.server import Broker
+from strom.broker.dispatch import BrokerServices, RawResponse, RequestContext, Response
+from strom.broker.topics import LEADER_EPOCH
 from strom.log.errors import LogError
-
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-UNKNOWN_LEADER_EPOCH = 75
-LEADER_EPOCH = 0
-READ_COMMITTED = 1
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
+from strom.protocol.field_values import IsolationLevel
 
 TopicResults = list[tuple[str, list[PartitionResult]]]
 
 
 def _read(
-    broker: Broker, request: Any, max_bytes: int, read_committed: bool
+    broker: BrokerServices, request: Any, max_bytes: int, read_committed: bool
 ) -> tuple[TopicResults, int, bool]:
     """One pass over the requested partitions: (results per topic, bytes found, whether an error occurred)."""
     remaining = max_bytes
@@ -42,29 +37,29 @@ def _read(
             index = fp.partition
             partition = broker.partition(fetch_topic.topic, index)
             if partition is None:
-                results.append(PartitionResult(index, UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1, None))
+                results.append(PartitionResult(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1, None))
                 error = True
                 continue
             high_watermark = partition.next_offset
             stable = partition.last_stable_offset
             log_start = partition.log_start_offset
-            code = NONE
+            code = ErrorCode.NONE
             if getattr(fp, "current_leader_epoch", -1) > LEADER_EPOCH:
-                code = UNKNOWN_LEADER_EPOCH
+                code = ErrorCode.UNKNOWN_LEADER_EPOCH
             elif not log_start <= fp.fetch_offset <= high_watermark:
-                code = OFFSET_OUT_OF_RANGE
+                code = ErrorCode.OFFSET_OUT_OF_RANGE
             records = None
             upper = stable if read_committed else high_watermark
             limit = min(max(0, fp.partition_max_bytes), remaining)
-            if code == NONE and fp.fetch_offset < upper and (limit > 0 or total == 0):
+            if code == ErrorCode.NONE and fp.fetch_offset < upper and (limit > 0 or total == 0):
                 try:
                     records = partition.read(fp.fetch_offset, limit, max_offset=upper, min_one=total == 0)
                 except LogError as exc:  # deleted or truncated since the checks above
-                    code = exc.error_code
+                    code = ErrorCode(exc.error_code)
                 else:
                     total += records.size
                     remaining = max(0, remaining - records.size)
-            if code != NONE:
+            if code != ErrorCode.NONE:
                 error = True
             results.append(PartitionResult(index, code, high_watermark, stable, log_start, records))
         topics.append((fetch_topic.topic, results))
@@ -74,7 +69,7 @@ def _read(
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
     max_bytes = max(0, getattr(request, "max_bytes", 2**31 - 1))
-    read_committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
+    read_committed = getattr(request, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
     while True:
@@ -85,8 +80,4 @@ async def fetch(ctx: RequestContext, request: Any) -> Response:
         if not await broker.waiters.wait(tps, remaining_s):
             topics, total, error = _read(broker, request, max_bytes, read_committed)
             break
-    return RawResponse(encode_fetch_response(ctx.api_version, NONE, topics))
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(1, 4, 12, fetch)
+    return RawResponse(encode_fetch_response(ctx.api_version, ErrorCode.NONE, topics))

@@ -10,17 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from strom.broker.dispatch import RequestContext, Response
-from strom.broker.server import Broker
-
-INVALID_REQUEST = 42
+from strom.protocol.error_codes import ErrorCode
 
 
 async def init_producer_id(ctx: RequestContext, request: Any) -> Response:
     if request.transactional_id is not None:
-        return {"throttle_time": 0, "error_code": INVALID_REQUEST, "producer_id": -1, "producer_epoch": -1}
+        return {
+            "throttle_time": 0,
+            "error_code": ErrorCode.INVALID_REQUEST,
+            "producer_id": -1,
+            "producer_epoch": -1,
+        }
     pid = ctx.broker.producer_ids.allocate()
-    return {"throttle_time": 0, "error_code": 0, "producer_id": pid, "producer_epoch": 0}
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(22, 0, 4, init_producer_id)
+    return {"throttle_time": 0, "error_code": ErrorCode.NONE, "producer_id": pid, "producer_epoch": 0}

@@ -10,51 +10,72 @@ from __future__ import annotations
 from typing import Any
 
 from strom.broker.config import ConfigError
-from strom.broker.dispatch import RequestContext, Response
-from strom.broker.server import Broker
-from strom.broker.topics import INTERNAL_TOPICS, InvalidTopicError, TopicInfo, validate_topic_name
+from strom.broker.dispatch import BrokerServices, RequestContext, Response
+from strom.broker.topics import (
+    INTERNAL_TOPICS,
+    LEADER_EPOCH,
+    InvalidTopicError,
+    TopicInfo,
+    validate_topic_name,
+)
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, authorized_operations
 
-UNKNOWN_TOPIC_OR_PARTITION = 3
-LEADER_NOT_AVAILABLE = 5
-INVALID_TOPIC = 17
-UNKNOWN_TOPIC_ID = 100
-# No authorizer: every topic operation is allowed (READ..ALTER_CONFIGS bits of AclOperation).
-TOPIC_OPERATIONS_ALL = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-CLUSTER_OPERATIONS_ALL = sum(1 << op for op in (4, 5, 7, 8, 9, 10, 11, 12, 13))
-OPERATIONS_OMITTED = -(2**31)
+# No authorizer: every topic and cluster operation is allowed.
+TOPIC_OPERATIONS_ALL = authorized_operations(
+    AclOperation.READ,
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.DELETE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+)
+CLUSTER_OPERATIONS_ALL = authorized_operations(
+    AclOperation.WRITE,
+    AclOperation.CREATE,
+    AclOperation.ALTER,
+    AclOperation.DESCRIBE,
+    AclOperation.CLUSTER_ACTION,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+    AclOperation.IDEMPOTENT_WRITE,
+    AclOperation.CREATE_TOKENS,
+)
 
 
-def describe_topic(broker: Broker, topic: TopicInfo, operations: bool) -> dict[str, Any]:
+def describe_topic(broker: BrokerServices, topic: TopicInfo, operations: bool) -> dict[str, Any]:
     node = broker.node_id
     return {
-        "error_code": 0,
+        "error_code": ErrorCode.NONE,
         "name": topic.name,
         "topic_id": topic.topic_id,
         "is_internal": topic.internal,
         "partitions": [
             {
-                "error_code": 0,
+                "error_code": ErrorCode.NONE,
                 "partition_index": index,
                 "leader_id": node,
-                "leader_epoch": 0,
+                "leader_epoch": LEADER_EPOCH,
                 "replica_nodes": [node],
                 "isr_nodes": [node],
                 "offline_replicas": [],
             }
             for index in range(topic.partitions)
         ],
-        "topic_authorized_operations": TOPIC_OPERATIONS_ALL if operations else OPERATIONS_OMITTED,
+        "topic_authorized_operations": TOPIC_OPERATIONS_ALL if operations else AUTHORIZED_OPERATIONS_OMITTED,
     }
 
 
-def _missing(name: str | None, error: int, topic_id: Any = None) -> dict[str, Any]:
+def _missing(name: str | None, error: ErrorCode, topic_id: Any = None) -> dict[str, Any]:
     return {
         "error_code": error,
         "name": name,
         "topic_id": topic_id,
         "is_internal": False,
         "partitions": [],
-        "topic_authorized_operations": OPERATIONS_OMITTED,
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
 
 
@@ -66,15 +87,15 @@ def _lookup(ctx: RequestContext, name: str, auto_create: bool, operations: bool)
     try:
         validate_topic_name(name)
     except InvalidTopicError:
-        return _missing(name, INVALID_TOPIC)
+        return _missing(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
     if name in INTERNAL_TOPICS or not (auto_create and broker.config.bool("auto.create.topics.enable")):
-        return _missing(name, UNKNOWN_TOPIC_OR_PARTITION)
+        return _missing(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if broker.topic_busy(name):  # being created by CreateTopics right now: clients retry
-        return _missing(name, LEADER_NOT_AVAILABLE)
+        return _missing(name, ErrorCode.LEADER_NOT_AVAILABLE)
     try:
         topic = broker.create_topic(name, broker.config.int("num.partitions"), {})
     except (InvalidTopicError, ConfigError):
-        return _missing(name, INVALID_TOPIC)
+        return _missing(name, ErrorCode.INVALID_TOPIC_EXCEPTION)
     return describe_topic(broker, topic, operations)
 
 
@@ -94,7 +115,7 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
             if name is None and topic_id is not None:
                 found = broker.topics.by_id(topic_id)
                 if found is None:
-                    topics.append(_missing(None, UNKNOWN_TOPIC_ID, topic_id))
+                    topics.append(_missing(None, ErrorCode.UNKNOWN_TOPIC_ID, topic_id))
                 else:
                     topics.append(describe_topic(broker, found, operations))
                 continue
@@ -115,9 +136,5 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
         "topics": topics,
         "cluster_authorized_operations": CLUSTER_OPERATIONS_ALL
         if include_cluster_ops
-        else OPERATIONS_OMITTED,
+        else AUTHORIZED_OPERATIONS_OMITTED,
     }
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(3, 0, 12, handle)

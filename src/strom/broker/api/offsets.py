@@ -10,34 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from strom.broker.dispatch import RequestContext, Response
-from strom.broker.server import Broker
+from strom.broker.dispatch import BrokerServices, RequestContext, Response
+from strom.broker.topics import LEADER_EPOCH
 from strom.log.errors import OffsetOutOfRangeError
-
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-UNKNOWN_LEADER_EPOCH = 75
-LATEST = -1
-READ_COMMITTED = 1
-LEADER_EPOCH = 0
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.field_values import LATEST_TIMESTAMP, IsolationLevel
 
 
-def _list_one(broker: Broker, topic: str, p: Any, isolation_level: int) -> dict[str, Any]:
+def _list_one(broker: BrokerServices, topic: str, p: Any, isolation_level: int) -> dict[str, Any]:
     result: dict[str, Any] = {"partition_index": p.partition_index, "timestamp": -1, "offset": -1}
     partition = broker.partition(topic, p.partition_index)
     if partition is None:
-        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1}
+        return {**result, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "leader_epoch": -1}
     if getattr(p, "current_leader_epoch", -1) > LEADER_EPOCH:
-        return {**result, "error_code": UNKNOWN_LEADER_EPOCH, "leader_epoch": -1}
-    if p.timestamp == LATEST and isolation_level == READ_COMMITTED:
+        return {**result, "error_code": ErrorCode.UNKNOWN_LEADER_EPOCH, "leader_epoch": -1}
+    if p.timestamp == LATEST_TIMESTAMP and isolation_level == IsolationLevel.READ_COMMITTED:
         found: tuple[int, int] | None = (partition.last_stable_offset, -1)
     else:
         found = partition.offsets_for_timestamp(p.timestamp)
     offset, timestamp = found if found is not None else (-1, -1)
     return {
         **result,
-        "error_code": NONE,
+        "error_code": ErrorCode.NONE,
         "offset": offset,
         "timestamp": timestamp,
         "leader_epoch": LEADER_EPOCH,
@@ -53,16 +47,16 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Response:
     return {"throttle_time": 0, "topics": topics}
 
 
-def _delete_one(broker: Broker, topic: str, p: Any) -> dict[str, Any]:
+def _delete_one(broker: BrokerServices, topic: str, p: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"partition_index": p.partition_index, "low_watermark": -1}
     partition = broker.partition(topic, p.partition_index)
     if partition is None:
-        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION}
+        return {**result, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
     try:
         low = partition.delete_records_before(p.offset)
     except OffsetOutOfRangeError:
-        return {**result, "error_code": OFFSET_OUT_OF_RANGE}
-    return {**result, "low_watermark": low, "error_code": NONE}
+        return {**result, "error_code": ErrorCode.OFFSET_OUT_OF_RANGE}
+    return {**result, "low_watermark": low, "error_code": ErrorCode.NONE}
 
 
 async def delete_records(ctx: RequestContext, request: Any) -> Response:
@@ -73,15 +67,15 @@ async def delete_records(ctx: RequestContext, request: Any) -> Response:
     return {"throttle_time": 0, "topics": topics}
 
 
-def _epoch_one(broker: Broker, topic: str, p: Any) -> dict[str, Any]:
+def _epoch_one(broker: BrokerServices, topic: str, p: Any) -> dict[str, Any]:
     result: dict[str, Any] = {"partition": p.partition, "leader_epoch": -1, "end_offset": -1}
     partition = broker.partition(topic, p.partition)
     if partition is None:
-        return {**result, "error_code": UNKNOWN_TOPIC_OR_PARTITION}
+        return {**result, "error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
     if p.current_leader_epoch > LEADER_EPOCH:
-        return {**result, "error_code": UNKNOWN_LEADER_EPOCH}
+        return {**result, "error_code": ErrorCode.UNKNOWN_LEADER_EPOCH}
     epoch, end_offset = partition.end_offset_for_epoch(p.leader_epoch)
-    return {**result, "error_code": NONE, "leader_epoch": epoch, "end_offset": end_offset}
+    return {**result, "error_code": ErrorCode.NONE, "leader_epoch": epoch, "end_offset": end_offset}
 
 
 async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Response:
@@ -90,9 +84,3 @@ async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Response
         for t in request.topics
     ]
     return {"throttle_time": 0, "topics": topics}
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(2, 1, 7, list_offsets)
-    broker.dispatcher.register(21, 0, 1, delete_records)
-    broker.dispatcher.register(23, 2, 4, offset_for_leader_epoch)

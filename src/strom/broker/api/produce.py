@@ -20,10 +20,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from strom.broker.dispatch import BrokerServices as Broker
 from strom.broker.dispatch import CloseConnection, RawResponse, RequestContext, Response
-from strom.broker.produce_response import PartitionAck, encode_produce_response
 from strom.broker.recompress import recompress, target_codec
-from strom.broker.server import Broker
+from strom.protocol.produce_response import PartitionAck, encode_produce_response
 
 _LENGTH = struct.Struct(">i")
 _ATTRS = struct.Struct(">h")
@@ -142,7 +142,3 @@ async def produce(ctx: RequestContext, request: Any) -> Response | None:
             raise CloseConnection(f"acks=0 produce failed with error {failed[0].error_code}")
         return None
     return RawResponse([encode_produce_response(ctx.api_version, topics)])
-
-
-def install(broker: Broker) -> None:
-    broker.dispatcher.register(0, 3, 9, produce, advertise_min=0)

@@ -20,8 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kio.schema.errors import ErrorCode
-
+from strom.broker.config import BrokerConfig
 from strom.broker.coordinator.membership import (
     CONSUMER_PROTOCOL_TYPE,
     Group,
@@ -39,10 +38,10 @@ from strom.broker.coordinator.offsets import (
     OffsetsStorageError,
 )
 from strom.broker.coordinator.schema import GroupValue, MemberValue, OffsetValue, SchemaError
+from strom.protocol.error_codes import ErrorCode
 
 log = logging.getLogger(__name__)
 
-E = ErrorCode
 TopicPartition = tuple[str, int]
 
 
@@ -73,6 +72,19 @@ class GroupConfig:
     # Kafka's fixed NewMemberJoinTimeoutMs: a member that joined in this rebalance but never completes it
     # (its client gave up on the JoinGroup) is dropped after this long, not kept for the whole rebalance.
     new_member_join_timeout_ms: int = 300_000
+
+    @classmethod
+    def from_broker_config(cls, cfg: BrokerConfig) -> GroupConfig:
+        """The coordinator's settings from the broker configuration (Kafka's keys)."""
+        return cls(
+            min_session_timeout_ms=cfg.int("group.min.session.timeout.ms"),
+            max_session_timeout_ms=cfg.int("group.max.session.timeout.ms"),
+            initial_rebalance_delay_ms=cfg.int("group.initial.rebalance.delay.ms"),
+            max_size=cfg.int("group.max.size"),
+            offset_metadata_max_bytes=cfg.int("offset.metadata.max.bytes"),
+            offsets_retention_ms=cfg.int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=cfg.int("offsets.retention.check.interval.ms"),
+        )
 
 
 @dataclass(frozen=True)
@@ -214,8 +226,8 @@ class GroupCoordinator:
         """Answer every waiting JoinGroup/SyncGroup with NOT_COORDINATOR so clients move on."""
         for group in self._groups.values():
             for member in group.members.values():
-                member.complete_join(JoinResult(E.not_coordinator, member.member_id))
-                member.complete_sync(SyncResult(E.not_coordinator))
+                member.complete_join(JoinResult(ErrorCode.NOT_COORDINATOR, member.member_id))
+                member.complete_sync(SyncResult(ErrorCode.NOT_COORDINATOR))
 
     # ================================================================================== queries
 
@@ -228,24 +240,24 @@ class GroupCoordinator:
         """Handle JoinGroup; `respond` is called now or when the join phase completes."""
         cfg = self.config
         if not is_valid_group_id(req.group_id):
-            respond(JoinResult(E.invalid_group_id, req.member_id))
+            respond(JoinResult(ErrorCode.INVALID_GROUP_ID, req.member_id))
             return
         if not cfg.min_session_timeout_ms <= req.session_timeout_ms <= cfg.max_session_timeout_ms:
-            respond(JoinResult(E.invalid_session_timeout, req.member_id))
+            respond(JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT, req.member_id))
             return
         unknown = req.member_id == ""
         group = self._groups.get(req.group_id)
         if group is None:
             if not unknown:
-                respond(JoinResult(E.unknown_member_id, req.member_id))
+                respond(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, req.member_id))
                 return
             if not req.protocol_type or not req.protocols:
-                respond(JoinResult(E.inconsistent_group_protocol, ""))
+                respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, ""))
                 return
             group = Group(req.group_id, state_timestamp_ms=self._clock())
             self._groups[req.group_id] = group
         if unknown and len(group.members) + len(group.pending_members) >= cfg.max_size:
-            respond(JoinResult(E.group_max_size_reached, ""))
+            respond(JoinResult(ErrorCode.GROUP_MAX_SIZE_REACHED, ""))
             return
         if unknown:
             self._join_unknown_member(group, req, respond)
@@ -255,10 +267,10 @@ class GroupCoordinator:
 
     def _join_unknown_member(self, group: Group, req: JoinRequest, respond: JoinCallback) -> None:
         if group.is_(GroupState.DEAD):
-            respond(JoinResult(E.coordinator_not_available, ""))
+            respond(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, ""))
             return
         if not group.supports_protocols(req.protocol_type, [name for name, _ in req.protocols]):
-            respond(JoinResult(E.inconsistent_group_protocol, ""))
+            respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, ""))
             return
         new_id = f"{req.group_instance_id or req.client_id}-{uuid.uuid4()}"
         old_id = group.static_member_id(req.group_instance_id)
@@ -266,25 +278,25 @@ class GroupCoordinator:
             self._replace_static_member(group, old_id, new_id, req, respond)
         elif req.require_known_member_id and req.group_instance_id is None:
             group.pending_members[new_id] = self._clock() + req.session_timeout_ms
-            respond(JoinResult(E.member_id_required, new_id))
+            respond(JoinResult(ErrorCode.MEMBER_ID_REQUIRED, new_id))
         else:
             self._add_member_and_rebalance(group, new_id, req, respond)
 
     def _join_known_member(self, group: Group, req: JoinRequest, respond: JoinCallback) -> None:
         member_id = req.member_id
         if group.is_(GroupState.DEAD):
-            respond(JoinResult(E.coordinator_not_available, member_id))
+            respond(JoinResult(ErrorCode.COORDINATOR_NOT_AVAILABLE, member_id))
         elif not group.supports_protocols(req.protocol_type, [name for name, _ in req.protocols]):
-            respond(JoinResult(E.inconsistent_group_protocol, member_id))
+            respond(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
         elif member_id in group.pending_members and req.group_instance_id is None:
             # (a pending id is dynamic: presented with an instance id it is judged by the static rules)
             self._add_member_and_rebalance(group, member_id, req, respond)
         elif group.is_static_member_fenced(member_id, req.group_instance_id):
-            respond(JoinResult(E.fenced_instance_id, member_id))
+            respond(JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id))
         elif not group.has(member_id) or (
             req.group_instance_id is not None and group.static_member_id(req.group_instance_id) is None
         ):
-            respond(JoinResult(E.unknown_member_id, member_id))
+            respond(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
         else:
             member = group.members[member_id]
             state = group.state
@@ -303,12 +315,12 @@ class GroupCoordinator:
                 else:
                     respond(self._join_result(group, member, with_members=False))
             else:
-                respond(JoinResult(E.unknown_member_id, member_id))
+                respond(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
 
     def _join_result(self, group: Group, member: Member, with_members: bool = True) -> JoinResult:
         is_leader = group.leader_id == member.member_id
         return JoinResult(
-            error=E.none,
+            error=ErrorCode.NONE,
             member_id=member.member_id,
             generation_id=group.generation_id,
             protocol_type=group.protocol_type,
@@ -335,7 +347,7 @@ class GroupCoordinator:
         member.rebalance_timeout_ms = req.rebalance_timeout_ms
         member.session_timeout_ms = req.session_timeout_ms
         # A second JoinGroup from the same member supersedes the first (its client retried elsewhere).
-        member.complete_join(JoinResult(E.rebalance_in_progress, member.member_id))
+        member.complete_join(JoinResult(ErrorCode.REBALANCE_IN_PROGRESS, member.member_id))
         member.join_callback = respond
         self._maybe_prepare_rebalance(group)
 
@@ -345,8 +357,8 @@ class GroupCoordinator:
         """KIP-345: a known group.instance.id joined without a member id; it takes over the old member."""
         old = group.members[old_id]
         previous_leader = group.leader_id
-        old.complete_join(JoinResult(E.fenced_instance_id, old_id))
-        old.complete_sync(SyncResult(E.fenced_instance_id))
+        old.complete_join(JoinResult(ErrorCode.FENCED_INSTANCE_ID, old_id))
+        old.complete_sync(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
         member = _member_from_join(new_id, req, respond, assignment=old.assignment)
         group.members = {
             (new_id if mid == old_id else mid): (member if mid == old_id else m)
@@ -373,7 +385,7 @@ class GroupCoordinator:
             # believes it is the leader and computes an assignment the Stable group would not distribute.
             member.complete_join(
                 JoinResult(
-                    error=E.none,
+                    error=ErrorCode.NONE,
                     member_id=new_id,
                     generation_id=group.generation_id,
                     protocol_type=group.protocol_type,
@@ -394,7 +406,7 @@ class GroupCoordinator:
     def _prepare_rebalance(self, group: Group) -> None:
         now = self._clock()
         if group.is_(GroupState.COMPLETING_REBALANCE):
-            self._propagate_assignment_error(group, E.rebalance_in_progress)
+            self._propagate_assignment_error(group, ErrorCode.REBALANCE_IN_PROGRESS)
         group.pending_sync.clear()
         group.pending_sync_deadline_ms = None
         delay = self.config.initial_rebalance_delay_ms
@@ -469,41 +481,41 @@ class GroupCoordinator:
         """Handle SyncGroup; followers are answered when the leader's assignment arrives."""
         log.debug("group %s: SyncGroup from %s generation %d", req.group_id, req.member_id, req.generation_id)
         if not is_valid_group_id(req.group_id):
-            respond(SyncResult(E.invalid_group_id))
+            respond(SyncResult(ErrorCode.INVALID_GROUP_ID))
             return
         group = self._groups.get(req.group_id)
         if group is None:
-            respond(SyncResult(E.unknown_member_id))
+            respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
             return
         if group.is_(GroupState.DEAD):
-            respond(SyncResult(E.coordinator_not_available))
+            respond(SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE))
         elif group.is_static_member_fenced(req.member_id, req.group_instance_id):
-            respond(SyncResult(E.fenced_instance_id))
+            respond(SyncResult(ErrorCode.FENCED_INSTANCE_ID))
         elif not group.has(req.member_id):
-            respond(SyncResult(E.unknown_member_id))
+            respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         elif req.generation_id != group.generation_id:
-            respond(SyncResult(E.illegal_generation))
+            respond(SyncResult(ErrorCode.ILLEGAL_GENERATION))
         elif (req.protocol_type is not None and req.protocol_type != group.protocol_type) or (
             req.protocol_name is not None
             and group.protocol_name is not None
             and req.protocol_name != group.protocol_name
         ):
-            respond(SyncResult(E.inconsistent_group_protocol))
+            respond(SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
         elif group.is_(GroupState.EMPTY):
-            respond(SyncResult(E.unknown_member_id))
+            respond(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         elif group.is_(GroupState.PREPARING_REBALANCE):
-            respond(SyncResult(E.rebalance_in_progress))
+            respond(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
         elif group.is_(GroupState.COMPLETING_REBALANCE):
             member = group.members[req.member_id]
             group.pending_sync.discard(req.member_id)
-            member.complete_sync(SyncResult(E.rebalance_in_progress))
+            member.complete_sync(SyncResult(ErrorCode.REBALANCE_IN_PROGRESS))
             member.sync_callback = respond
             if group.leader_id == req.member_id:
                 self._apply_leader_assignment(group, req.assignments)
         else:  # Stable: the assignment was already distributed
             member = group.members[req.member_id]
             group.pending_sync.discard(req.member_id)
-            respond(self._sync_result(group, E.none, member.assignment))
+            respond(self._sync_result(group, ErrorCode.NONE, member.assignment))
             self._touch(member, member.session_timeout_ms)
 
     def _sync_result(self, group: Group, error: ErrorCode, assignment: bytes = b"") -> SyncResult:
@@ -516,9 +528,9 @@ class GroupCoordinator:
             self._store_group(group, assignment)
         except OffsetsStorageError as exc:
             error = (
-                E.unknown_server_error
+                ErrorCode.UNKNOWN_SERVER_ERROR
                 if isinstance(exc, OffsetsRecordTooLargeError)
-                else E.coordinator_not_available
+                else ErrorCode.COORDINATOR_NOT_AVAILABLE
             )
             log.warning("group %s: storing the assignment failed: %s", group.group_id, exc)
             self._propagate_assignment_error(group, error)
@@ -528,7 +540,7 @@ class GroupCoordinator:
             member.assignment = assignment[member.member_id]
         group.transition(GroupState.STABLE, self._clock())
         for member in group.members.values():
-            if member.complete_sync(self._sync_result(group, E.none, member.assignment)):
+            if member.complete_sync(self._sync_result(group, ErrorCode.NONE, member.assignment)):
                 self._touch(member, member.session_timeout_ms)
 
     # ================================================================================== Heartbeat, LeaveGroup
@@ -538,58 +550,58 @@ class GroupCoordinator:
     ) -> ErrorCode:
         """Handle Heartbeat; REBALANCE_IN_PROGRESS tells a member of the current generation to rejoin."""
         if not is_valid_group_id(group_id):
-            return E.invalid_group_id
+            return ErrorCode.INVALID_GROUP_ID
         group = self._groups.get(group_id)
         if group is None:
-            return E.unknown_member_id
+            return ErrorCode.UNKNOWN_MEMBER_ID
         if group.is_(GroupState.DEAD):
-            return E.coordinator_not_available
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if group.is_static_member_fenced(member_id, group_instance_id):
-            return E.fenced_instance_id
+            return ErrorCode.FENCED_INSTANCE_ID
         if not group.has(member_id):
-            return E.unknown_member_id
+            return ErrorCode.UNKNOWN_MEMBER_ID
         if generation_id != group.generation_id:
-            return E.illegal_generation
+            return ErrorCode.ILLEGAL_GENERATION
         if group.is_(GroupState.EMPTY):
-            return E.unknown_member_id
+            return ErrorCode.UNKNOWN_MEMBER_ID
         self._touch(group.members[member_id], group.members[member_id].session_timeout_ms)
         if group.is_(GroupState.PREPARING_REBALANCE):
-            return E.rebalance_in_progress
-        return E.none
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
 
     def leave_group(
         self, group_id: str, leaving: Sequence[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         """Handle LeaveGroup of `(member_id, group_instance_id)` pairs: (top-level error, member errors)."""
         if not is_valid_group_id(group_id):
-            return E.invalid_group_id, []
+            return ErrorCode.INVALID_GROUP_ID, []
         group = self._groups.get(group_id)
         if group is None:
-            return E.none, [E.unknown_member_id for _ in leaving]
+            return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID for _ in leaving]
         if group.is_(GroupState.DEAD):
-            return E.coordinator_not_available, []
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
         errors = []
         for member_id, instance_id in leaving:
             if member_id and group.is_static_member_fenced(member_id, instance_id):
-                errors.append(E.fenced_instance_id)
+                errors.append(ErrorCode.FENCED_INSTANCE_ID)
             elif member_id in group.pending_members:
                 del group.pending_members[member_id]
                 self._try_complete_join(group)
-                errors.append(E.none)
+                errors.append(ErrorCode.NONE)
             else:
                 target = group.static_member_id(instance_id) or member_id
                 if not group.has(target):
-                    errors.append(E.unknown_member_id)
+                    errors.append(ErrorCode.UNKNOWN_MEMBER_ID)
                 else:
                     log.info("group %s: member %s left", group_id, target)
                     self._remove_member_and_update_group(group, group.members[target])
-                    errors.append(E.none)
-        return E.none, errors
+                    errors.append(ErrorCode.NONE)
+        return ErrorCode.NONE, errors
 
     def _remove_member_and_update_group(self, group: Group, member: Member) -> None:
         # A member removed while its JoinGroup or SyncGroup waits is told so; a live client will rejoin.
-        member.complete_join(JoinResult(E.unknown_member_id, ""))
-        member.complete_sync(SyncResult(E.unknown_member_id))
+        member.complete_join(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, ""))
+        member.complete_sync(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
         group.remove(member.member_id)
         if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
             self._maybe_prepare_rebalance(group)
@@ -633,7 +645,7 @@ class GroupCoordinator:
                 )
                 for member_id in list(group.pending_sync):
                     member = group.members[member_id]
-                    member.complete_sync(SyncResult(E.unknown_member_id))
+                    member.complete_sync(SyncResult(ErrorCode.UNKNOWN_MEMBER_ID))
                     group.remove(member_id)
                 group.pending_sync_deadline_ms = None
                 self._maybe_prepare_rebalance(group)
@@ -680,10 +692,10 @@ class GroupCoordinator:
         """Handle OffsetCommit; returns an error per partition (the API has no group-level error)."""
         keys = [(o.topic, o.partition) for o in offsets]
         if not is_valid_group_id(group_id, allow_empty=True):
-            return {tp: E.invalid_group_id for tp in keys}
+            return {tp: ErrorCode.INVALID_GROUP_ID for tp in keys}
         group = self._groups.get(group_id)
         error = self._validate_commit(group, generation_id, member_id, group_instance_id)
-        if error is not E.none:
+        if error is not ErrorCode.NONE:
             return {tp: error for tp in keys}
 
         now = self._clock()
@@ -692,7 +704,7 @@ class GroupCoordinator:
         for o in offsets:
             metadata = o.metadata or ""
             if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
-                result[(o.topic, o.partition)] = E.offset_metadata_too_large
+                result[(o.topic, o.partition)] = ErrorCode.OFFSET_METADATA_TOO_LARGE
                 continue
             expire = now + retention_ms if retention_ms >= 0 else None
             accepted[(o.topic, o.partition)] = OffsetValue(o.offset, o.leader_epoch, metadata, now, expire)
@@ -702,9 +714,9 @@ class GroupCoordinator:
             except (OffsetsStorageError, SchemaError) as exc:
                 log.warning("group %s: offset commit not stored: %s", group_id, exc)
                 error = (
-                    E.invalid_commit_offset_size
+                    ErrorCode.INVALID_COMMIT_OFFSET_SIZE
                     if isinstance(exc, OffsetsRecordTooLargeError | SchemaError)
-                    else E.coordinator_not_available
+                    else ErrorCode.COORDINATOR_NOT_AVAILABLE
                 )
                 return {tp: result.get(tp, error) for tp in keys}
             if group is None:
@@ -713,28 +725,28 @@ class GroupCoordinator:
             group.offsets.update(accepted)
             if group.has(member_id):
                 self._touch(group.members[member_id], group.members[member_id].session_timeout_ms, now)
-        return {tp: result.get(tp, E.none) for tp in keys}
+        return {tp: result.get(tp, ErrorCode.NONE) for tp in keys}
 
     def _validate_commit(
         self, group: Group | None, generation_id: int, member_id: str, group_instance_id: str | None
     ) -> ErrorCode:
         if group is None:
             # Without a group only a standalone (assign-mode) consumer may commit; it creates a simple group.
-            return E.none if generation_id < 0 else E.illegal_generation
+            return ErrorCode.NONE if generation_id < 0 else ErrorCode.ILLEGAL_GENERATION
         if group.is_(GroupState.DEAD):
-            return E.coordinator_not_available
+            return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if group.is_static_member_fenced(member_id, group_instance_id):
-            return E.fenced_instance_id
+            return ErrorCode.FENCED_INSTANCE_ID
         if generation_id < 0 and group.is_(GroupState.EMPTY):
-            return E.none
+            return ErrorCode.NONE
         if not group.has(member_id):
-            return E.unknown_member_id
+            return ErrorCode.UNKNOWN_MEMBER_ID
         if generation_id != group.generation_id:
-            return E.illegal_generation
+            return ErrorCode.ILLEGAL_GENERATION
         if group.is_(GroupState.COMPLETING_REBALANCE):
             # The member has the new generation but not its assignment yet: let it finish the rebalance.
-            return E.rebalance_in_progress
-        return E.none
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        return ErrorCode.NONE
 
     def fetch_offsets(
         self, group_id: str, partitions: Sequence[TopicPartition] | None
@@ -751,30 +763,30 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
         """Handle OffsetDelete: only offsets of topics the group is not consuming may go."""
         if not is_valid_group_id(group_id):
-            return E.invalid_group_id, {}
+            return ErrorCode.INVALID_GROUP_ID, {}
         group = self._groups.get(group_id)
         if group is None or group.is_(GroupState.DEAD):
-            return E.group_id_not_found, {}
+            return ErrorCode.GROUP_ID_NOT_FOUND, {}
         active = not group.is_(GroupState.EMPTY)
         if active and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-            return E.non_empty_group, {}
+            return ErrorCode.NON_EMPTY_GROUP, {}
         result: dict[TopicPartition, ErrorCode] = {}
         doomed = []
         for tp in partitions:
             if active and group.is_subscribed_to(tp[0]):
-                result[tp] = E.group_subscribed_to_topic
+                result[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
             else:
-                result[tp] = E.none
+                result[tp] = ErrorCode.NONE
                 if tp in group.offsets:
                     doomed.append(tp)
         if doomed:
             try:
                 self._log.delete_offsets(group_id, doomed, self._clock())
             except OffsetsStorageError:
-                return E.coordinator_not_available, {}
+                return ErrorCode.COORDINATOR_NOT_AVAILABLE, {}
             for tp in doomed:
                 del group.offsets[tp]
-        return E.none, result
+        return ErrorCode.NONE, result
 
     def on_topic_deleted(self, topic: str) -> None:
         """Drop the committed offsets of a deleted topic from every group (DeleteTopics), as Kafka does."""
@@ -847,10 +859,10 @@ class GroupCoordinator:
     def describe_group(self, group_id: str) -> GroupDescription:
         """Handle one group of DescribeGroups; an unknown group is reported Dead, as Kafka does before v6."""
         if not is_valid_group_id(group_id, allow_empty=True):
-            return GroupDescription(E.invalid_group_id, group_id, "", "", "", ())
+            return GroupDescription(ErrorCode.INVALID_GROUP_ID, group_id, "", "", "", ())
         group = self._groups.get(group_id)
         if group is None:
-            return GroupDescription(E.none, group_id, GroupState.DEAD.value, "", "", ())
+            return GroupDescription(ErrorCode.NONE, group_id, GroupState.DEAD.value, "", "", ())
         stable = group.is_(GroupState.STABLE) and group.protocol_name is not None
         members = tuple(
             MemberDescription(
@@ -864,7 +876,7 @@ class GroupCoordinator:
             for m in group.members.values()
         )
         return GroupDescription(
-            error=E.none,
+            error=ErrorCode.NONE,
             group_id=group_id,
             state=group.state.value,
             protocol_type=group.protocol_type or "",
@@ -887,23 +899,23 @@ class GroupCoordinator:
         for group_id in group_ids:
             group = self._groups.get(group_id)
             if not is_valid_group_id(group_id, allow_empty=True):
-                result[group_id] = E.invalid_group_id
+                result[group_id] = ErrorCode.INVALID_GROUP_ID
             elif group is None or group.is_(GroupState.DEAD):
-                result[group_id] = E.group_id_not_found
+                result[group_id] = ErrorCode.GROUP_ID_NOT_FOUND
             elif not group.is_(GroupState.EMPTY):
-                result[group_id] = E.non_empty_group
+                result[group_id] = ErrorCode.NON_EMPTY_GROUP
             else:
                 now = self._clock()
                 try:
                     self._log.delete_group(group_id, list(group.offsets), now)
                 except OffsetsStorageError:
-                    result[group_id] = E.coordinator_not_available
+                    result[group_id] = ErrorCode.COORDINATOR_NOT_AVAILABLE
                     continue
                 for member_id in list(group.pending_members):
                     del group.pending_members[member_id]
                 group.transition(GroupState.DEAD, now)
                 del self._groups[group_id]
-                result[group_id] = E.none
+                result[group_id] = ErrorCode.NONE
         return result
 
     # ================================================================================== persistence

@@ -10,9 +10,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kio.schema.errors import ErrorCode
-
 from strom.broker.coordinator.schema import OffsetValue, subscribed_topics
+from strom.protocol.error_codes import ErrorCode
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 

@@ -30,13 +30,14 @@ from strom.broker.coordinator.schema import (
     encode_offset_value,
     partition_for,
 )
+from strom.broker.errors import BrokerError
 
 OFFSETS_TOPIC = "__consumer_offsets"
 
 Record = tuple[bytes, bytes | None]
 
 
-class OffsetsStorageError(Exception):
+class OffsetsStorageError(BrokerError):
     """The internal topic could not take a write (disk error, broker shutting down)."""
 
 

@@ -12,20 +12,31 @@ created it with, and an internal one without compaction gets it back, so old off
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from strom.broker.config import BrokerConfig
 from strom.broker.coordinator.offsets import (
     OFFSETS_TOPIC,
     OffsetsRecordTooLargeError,
     OffsetsStorageError,
     Record,
 )
+from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.log.errors import LogError, RecordBatchTooLargeError
+from strom.log.partition import Partition
 from strom.protocol.errors import CorruptRecordError
 from strom.protocol.records import BatchBuilder
 
-if TYPE_CHECKING:
-    from strom.broker.server import Broker
+
+class InternalTopicHost(Protocol):
+    """What the offsets topic needs of the broker: its topics, config, and internal-topic creation."""
+
+    config: BrokerConfig
+    topics: TopicRegistry
+
+    def ensure_internal_topic(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo: ...
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
 
 
 class OffsetsTopic:
@@ -36,7 +47,7 @@ class OffsetsTopic:
     in-memory state unchanged.
     """
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: InternalTopicHost) -> None:
         self._broker = broker
         existing = broker.topics.get(OFFSETS_TOPIC)
         if existing is None:

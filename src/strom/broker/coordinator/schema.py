@@ -26,6 +26,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from strom.broker.errors import BrokerError
+from strom.protocol.errors import VarintError
+from strom.protocol.varint import read_uvarint
+
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
 
@@ -34,7 +38,7 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 
 
-class SchemaError(ValueError):
+class SchemaError(BrokerError):
     """A `__consumer_offsets` key or value does not decode under any known schema version."""
 
 
@@ -188,15 +192,13 @@ class _Reader:
         return chunk
 
     def uvarint(self) -> int:
-        shift = result = 0
-        while True:
-            byte = self._take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
-            if shift > 35:
-                raise SchemaError("unsigned varint longer than 5 bytes")
+        try:
+            value, self.pos = read_uvarint(self.data, self.pos)
+        except IndexError:
+            raise SchemaError(f"record ends inside a varint at position {self.pos}") from None
+        except VarintError as exc:
+            raise SchemaError(str(exc)) from None
+        return value
 
     def i16(self) -> int:
         return int(_I16.unpack(self._take(2))[0])

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
+
+from strom.protocol.error_codes import ErrorCode
+from strom.protocol.framing import FileRegion, Part
+from strom.protocol.varint import write_uvarint
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -20,42 +24,17 @@ _I64 = struct.Struct(">q")
 FIRST_FLEXIBLE = 12
 
 
-class FileRegion(Protocol):
-    """A byte range of an open file (strom.log's LogSlice): sent with sendfile, never read into memory."""
-
-    @property
-    def position(self) -> int: ...
-
-    @property
-    def size(self) -> int: ...
-
-    def fileno(self) -> int: ...
-
-
-Part = bytes | memoryview | FileRegion
-
-
 class PartitionResult(NamedTuple):
     partition_index: int
-    error_code: int
+    error_code: ErrorCode
     high_watermark: int
     last_stable_offset: int
     log_start_offset: int
     records: FileRegion | bytes | None
 
 
-def uvarint(value: int) -> bytes:
-    """An unsigned varint, as flexible versions write compact lengths; shared with produce_response."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_fetch_response(
-    version: int, error_code: int, topics: Sequence[tuple[str, Sequence[PartitionResult]]]
+    version: int, error_code: ErrorCode, topics: Sequence[tuple[str, Sequence[PartitionResult]]]
 ) -> list[Part]:
     """The response body (after the response header) as parts to send in order."""
     flexible = version >= FIRST_FLEXIBLE
@@ -63,7 +42,7 @@ def encode_fetch_response(
     buf = bytearray()
 
     def length(n: int) -> None:  # array count or string length
-        buf.extend(uvarint(n + 1) if flexible else _I32.pack(n))
+        buf.extend(write_uvarint(n + 1) if flexible else _I32.pack(n))
 
     buf += _I32.pack(0)  # throttle_time_ms
     if version >= 7:
@@ -73,7 +52,7 @@ def encode_fetch_response(
     for name, partitions in topics:
         encoded = name.encode("utf-8")
         if flexible:
-            buf += uvarint(len(encoded) + 1)
+            buf += write_uvarint(len(encoded) + 1)
         else:
             buf += _I16.pack(len(encoded))
         buf += encoded
@@ -100,7 +79,3 @@ def encode_fetch_response(
         buf.append(0)  # response tagged fields
     parts.append(bytes(buf))
     return parts
-
-
-def part_size(part: Part) -> int:
-    return part.size if not isinstance(part, (bytes, memoryview)) else len(part)

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from strom.broker.fetch_response import uvarint
+from strom.protocol.varint import write_uvarint
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -23,7 +23,7 @@ FIRST_FLEXIBLE = 9
 
 class PartitionAck(NamedTuple):
     partition_index: int
-    error_code: int
+    error_code: int  # an ErrorCode member
     base_offset: int
     log_append_time: int
     log_start_offset: int
@@ -34,12 +34,12 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
     """The response body (after the response header)."""
     flexible = version >= FIRST_FLEXIBLE
     buf = bytearray()
-    buf += uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics))
+    buf += write_uvarint(len(topics) + 1) if flexible else _I32.pack(len(topics))
     for name, partitions in topics:
         encoded = name.encode("utf-8")
-        buf += uvarint(len(encoded) + 1) if flexible else _I16.pack(len(encoded))
+        buf += write_uvarint(len(encoded) + 1) if flexible else _I16.pack(len(encoded))
         buf += encoded
-        buf += uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions))
+        buf += write_uvarint(len(partitions) + 1) if flexible else _I32.pack(len(partitions))
         for p in partitions:
             buf += _PARTITION.pack(p.partition_index, p.error_code, p.base_offset, p.log_append_time)
             if version >= 5:
@@ -48,7 +48,7 @@ def encode_produce_response(version: int, topics: Sequence[tuple[str, Sequence[P
                 buf += b"\x01" if flexible else _I32.pack(0)  # record_errors: none
                 message = None if p.error_message is None else p.error_message.encode("utf-8")
                 if flexible:
-                    buf += b"\x00" if message is None else uvarint(len(message) + 1) + message
+                    buf += b"\x00" if message is None else write_uvarint(len(message) + 1) + message
                 else:
                     buf += _I16.pack(-1) if message is None else _I16.pack(len(message)) + message
             if flexible:

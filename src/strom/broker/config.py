@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from strom.log.config import PRODUCER_COMPRESSION, STORED_COMPRESSION
+
 
 class ConfigError(ValueError):
     """A configuration key is unknown or its value does not parse or is out of range."""
@@ -44,7 +46,7 @@ class ConfigSource(enum.IntEnum):
 
 LONG_MAX = 2**63 - 1
 # Kafka's compression.type values: keep the producer's codec, or store every batch with the named one.
-COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
+COMPRESSION_TYPES = (PRODUCER_COMPRESSION, *STORED_COMPRESSION)
 _RANGES = {
     ConfigType.INT: (-(2**31), 2**31 - 1),
     ConfigType.SHORT: (-(2**15), 2**15 - 1),

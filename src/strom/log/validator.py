@@ -52,13 +52,15 @@ Buffer = bytes | bytearray | memoryview
 
 FIRST_ZSTD_PRODUCE_VERSION = 7
 _LONG_MAX = 2**63 - 1
+_LONG_MIN = -(2**63)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class ValidatedAppend:
     """An append that passed every rule: the batches as they will be stored (as received, rebuilt with the
     topic's codec, or stamped with the append time), their total size, how many offsets they take, their
-    newest timestamp, and the LogAppendTime stamp (NO_TIMESTAMP under CreateTime)."""
+    newest timestamp, and the LogAppendTime stamp (NO_TIMESTAMP under CreateTime). Read-only by convention:
+    a frozen dataclass costs four times as much to build, and one is built per append."""
 
     batches: list[RecordBatch]
     size: int
@@ -108,33 +110,39 @@ def validate_append(
         _check_request(walk, produce_version, len(records))
     batches = walk.checked()
     append_time = now if config.log_append_time else NO_TIMESTAMP
-    spans: list[list[RecordSpan] | None] = [None] * len(batches)
-    codec = config.target_compression if produce_version is not None else None
-    if codec is not None:
-        batches, spans = _recompress(batches, codec, append_time)
+    # The record spans of each batch rebuilt with the topic's codec (None for a batch stored as received).
+    rebuilt: list[list[RecordSpan] | None] | None = None
+    if produce_version is not None:
+        codec = config.target_compression
+        if codec is not None:
+            batches, rebuilt = _recompress(batches, codec, append_time)
 
+    max_message_bytes = config.max_message_bytes
     size = offset_count = 0
+    max_timestamp = _LONG_MIN
     for batch in batches:
         batch_size = batch.size_in_bytes
-        if batch_size > config.max_message_bytes:
+        if batch_size > max_message_bytes:
             raise RecordBatchTooLargeError(
-                f"record batch of {batch_size} bytes exceeds max.message.bytes={config.max_message_bytes}"
+                f"record batch of {batch_size} bytes exceeds max.message.bytes={max_message_bytes}"
             )
         size += batch_size
         offset_count += batch.last_offset_delta + 1
+        max_timestamp = max(max_timestamp, batch.max_timestamp)
     if size > config.segment_bytes:
         raise RecordListTooLargeError(f"append of {size} bytes exceeds segment.bytes={config.segment_bytes}")
     if config.compact:
-        _require_keys(batches, spans, topic, partition)
+        _require_keys(batches, rebuilt, topic, partition)
     if append_time == NO_TIMESTAMP:
         _check_timestamps(batches, now, config)
     else:
         # A rebuilt batch was stamped as it was built; any other gets a stamped private copy.
         batches = [
-            b if rebuilt is not None else _stamped(b, append_time)
-            for b, rebuilt in zip(batches, spans, strict=True)
+            batch if rebuilt is not None and rebuilt[i] is not None else _stamped(batch, append_time)
+            for i, batch in enumerate(batches)
         ]
-    return ValidatedAppend(batches, size, offset_count, max(b.max_timestamp for b in batches), append_time)
+        max_timestamp = append_time
+    return ValidatedAppend(batches, size, offset_count, max_timestamp, append_time)
 
 
 def _check_request(walk: BatchWalk, api_version: int, length: int) -> None:
@@ -184,12 +192,14 @@ def _stamped(batch: RecordBatch, append_time: int) -> RecordBatch:
 
 
 def _require_keys(
-    batches: list[RecordBatch], spans: list[list[RecordSpan] | None], topic: str, partition: int
+    batches: list[RecordBatch], rebuilt: list[list[RecordSpan] | None] | None, topic: str, partition: int
 ) -> None:
-    """Kafka refuses keyless records on compacted topics (INVALID_RECORD); control batches are exempt."""
-    for batch, batch_spans in zip(batches, spans, strict=True):
+    """Kafka refuses keyless records on compacted topics (INVALID_RECORD); control batches are exempt.
+    The records of a batch rebuilt with the topic's codec were already located (`rebuilt`)."""
+    for index, batch in enumerate(batches):
         if batch.is_control:
             continue
+        batch_spans = rebuilt[index] if rebuilt is not None else None
         if batch_spans is None:
             _, batch_spans = batch.record_spans()
         for span in batch_spans:

@@ -13,6 +13,7 @@ Magic 0 and 1 (the pre-0.11 message formats) are refused with `UnsupportedMagicE
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,7 @@ _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
 _DELETE_HORIZON_BIT = 0x40
 _CODEC_MASK = 0x07
+_ZSTD = int(Compression.ZSTD)
 
 NO_TIMESTAMP = -1
 
@@ -532,14 +534,16 @@ def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_p
     return size
 
 
-class BatchWalk(NamedTuple):
+@dataclasses.dataclass(slots=True)
+class BatchWalk:
     """What one pass over the batch headers of a concatenation of batches (a Produce payload) found.
 
     `batches` are the batches that passed every header check, in order, up to the first failure, which is
     kept in `error` rather than raised: Kafka's request-level rules (one batch per partition, magic 2, zstd
     from Produce v7) answer before any CRC or length error, so the caller decides the order. The header facts
     those rules need are collected for every batch whose header is present through its attributes, whether or
-    not it is valid: `batch_count`, `legacy_magic`, `zstd`, `transactional`.
+    not it is valid: `batch_count`, `legacy_magic`, `zstd`, `transactional`. (Not frozen: a frozen
+    dataclass costs four times as much to build, and one is built per produced partition.)
     """
 
     batches: list[RecordBatch]
@@ -589,9 +593,12 @@ def walk_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool = T
             magic = view[pos + _MAGIC_POS]
             (attributes,) = _I16.unpack_from(view, pos + _ATTRIBUTES_POS)
         batch_count += 1
-        legacy_magic |= magic != CURRENT_MAGIC
-        zstd |= attributes & _CODEC_MASK == Compression.ZSTD
-        transactional |= bool(attributes & _TRANSACTIONAL_BIT)
+        if magic != CURRENT_MAGIC:
+            legacy_magic = True
+        if attributes & _CODEC_MASK == _ZSTD:
+            zstd = True
+        if attributes & _TRANSACTIONAL_BIT:
+            transactional = True
         if error is None:
             if header is None:
                 error = _short_batch_error(view, pos)

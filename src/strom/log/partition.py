@@ -57,7 +57,6 @@ Clock = Callable[[], int]
 _ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
 
 LATEST_TIMESTAMP = -1
-_LONG_MAX = 2**63 - 1
 EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 

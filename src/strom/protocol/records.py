@@ -63,7 +63,6 @@ _MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # 49
 _MAGIC_POS = 16
 _CRC_POS = 17
 _ATTRIBUTES_POS = 21  # the CRC covers from here to the end of the batch
-_COUNTED_HEADER_SIZE = _ATTRIBUTES_POS + 2  # a header present through its attributes counts as a batch
 CURRENT_MAGIC = 2
 
 _I64 = struct.Struct(">q")
@@ -76,8 +75,6 @@ _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
 _DELETE_HORIZON_BIT = 0x40
-_CODEC_MASK = 0x07
-_ZSTD = int(Compression.ZSTD)
 
 NO_TIMESTAMP = -1
 
@@ -493,6 +490,10 @@ def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
 
 
 # -- batch walking and validation --------------------------------------------------------------------
+
+_CODEC_MASK = 0x07  # attribute bits 0-2
+_ZSTD = int(Compression.ZSTD)
+_COUNTED_HEADER_SIZE = _ATTRIBUTES_POS + 2  # a header present through its attributes counts as a batch
 
 
 def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_producer: bool) -> int:

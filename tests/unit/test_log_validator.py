@@ -207,3 +207,22 @@ def test_assigning_offsets_patches_header_copies_and_leaves_the_payload_alone() 
     ]
     assert [info.last_offset for info in infos] == [101, 104]
     assert [b.base_offset for b in iter_batches(payload)] == [0, 0]
+
+
+def test_a_retried_batch_on_a_log_append_time_topic_answers_with_its_original_append_time(
+    tmp_path: Path,
+) -> None:
+    now = [NOW]
+    part = Partition.open(
+        tmp_path / "t-0", LogConfig(message_timestamp_type="LogAppendTime"), clock=lambda: now[0]
+    )
+    builder = BatchBuilder(producer_id=5, producer_epoch=0, base_sequence=0)
+    builder.append(b"k", b"v", NOW - 1_000)
+    sent = builder.build()
+    first = part.append(sent, produce_version=9)
+    now[0] += 5_000
+    retry = part.append(sent, produce_version=9)
+    # The batch is stamped before producer state sees it (as Kafka's LogValidator runs before its producer
+    # state checks), so the duplicate answers with the time the original was appended.
+    assert (retry.duplicate, retry.base_offset, retry.log_append_time) == (True, 0, NOW)
+    assert first.log_append_time == NOW

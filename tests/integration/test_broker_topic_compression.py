@@ -3,17 +3,22 @@ clients produce and consume; the stored batches are read back with a raw Fetch t
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
+import strom.log.validator as validator
+import strom.protocol.records as records
 from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.compression import Compression
-from strom.protocol.records import iter_batches
+from strom.protocol.records import BatchBuilder, iter_batches
 from tests.integration.broker_wire import WireClient
 
 TIMEOUT = 15
@@ -25,10 +30,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield b
 
 
-def _create(bootstrap: str, topic: str, compression_type: str | None) -> None:
+def _create(bootstrap: str, topic: str, compression_type: str | None, partitions: int = 1) -> None:
     configs = {} if compression_type is None else {"compression.type": compression_type}
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(TIMEOUT)
+    admin.create_topics([NewTopic(topic, partitions, 1, config=configs)])[topic].result(TIMEOUT)
 
 
 def _produce(bootstrap: str, topic: str, codec: str, keys: list[bytes], idempotent: bool = False) -> None:
@@ -153,3 +158,44 @@ def test_unknown_compression_type_is_refused(broker: EmbeddedBroker) -> None:
     with pytest.raises(KafkaException) as info:
         future.result(TIMEOUT)
     assert info.value.args[0].name() == "INVALID_CONFIG"
+
+
+def _counted(calls: Counter[tuple[str, int]], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, counting its calls per thread (the broker's maintenance thread may check CRCs meanwhile)."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls[name, threading.get_ident()] += 1
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def test_a_produce_into_a_recompressing_topic_walks_each_batch_once_with_one_crc_check(
+    broker: EmbeddedBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _create(broker.bootstrap_servers, "counted-gzip", "gzip", partitions=3)
+    payloads = []
+    for index in range(3):
+        builder = BatchBuilder()
+        for i in range(20):
+            builder.append(b"key-%d" % i, b"value-%d" % i * 10, int(time.time() * 1000))
+        payloads.append({"index": index, "records": builder.build()})
+    body = {
+        "transactional_id": None,
+        "acks": -1,
+        "timeout": 5000,
+        "topic_data": [{"name": "counted-gzip", "partition_data": payloads}],
+    }
+    calls: Counter[tuple[str, int]] = Counter()
+    monkeypatch.setattr(validator, "walk_batches", _counted(calls, "walk", validator.walk_batches))
+    monkeypatch.setattr(records, "iter_batches", _counted(calls, "iter", records.iter_batches))
+    monkeypatch.setattr(records, "crc32c", _counted(calls, "crc", records.crc32c))
+    with WireClient(broker.bootstrap_servers) as client:
+        response = client.call(0, 9, body).responses[0].partition_responses
+    monkeypatch.undo()
+    assert [p.error_code for p in response] == [0, 0, 0]
+    (loop,) = {thread for name, thread in calls if name == "walk"}
+    # Per partition: one walk over its batch headers, one CRC check of the batch as received and one CRC
+    # written for the batch rebuilt with gzip.
+    assert (calls["walk", loop], calls["iter", loop], calls["crc", loop]) == (3, 0, 6)
+    assert set(_stored_codecs(broker.bootstrap_servers, "counted-gzip")) == {Compression.GZIP}

@@ -10,6 +10,7 @@ import pytest
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
 from strom.log.retention import SegmentStats, deletable_count
+from strom.protocol.compression import Compression
 from strom.protocol.records import BatchBuilder, iter_batches
 
 
@@ -139,7 +140,9 @@ def test_configs_parse_kafka_properties_and_refuse_bad_values():
     )
     assert config.compact and config.delete and config.segment_bytes == 1048576
     assert LogConfig.from_properties(config.to_properties()) == config
-    assert LogConfig.from_properties({"compression.type": "zstd"}) == LogConfig()
+    assert LogConfig.from_properties({"compression.gzip.level": "9"}) == LogConfig()  # accepted, not acted on
+    assert LogConfig.from_properties({"compression.type": "zstd"}).target_compression is Compression.ZSTD
+    assert LogConfig().target_compression is None  # `producer`: batches are stored as sent
     with pytest.raises(InvalidConfigError, match=re.escape("segment.bytes='abc' is not a number")):
         LogConfig.from_properties({"segment.bytes": "abc"})
     with pytest.raises(InvalidConfigError, match=re.escape("segment.bytes=1 is out of range")):
@@ -150,3 +153,5 @@ def test_configs_parse_kafka_properties_and_refuse_bad_values():
         LogConfig.from_properties({"segment.size": "5"})
     with pytest.raises(InvalidConfigError, match=re.escape("message.timestamp.type")):
         LogConfig.from_properties({"message.timestamp.type": "WallClock"})
+    with pytest.raises(InvalidConfigError, match=re.escape("compression.type='brotli' must be one of")):
+        LogConfig.from_properties({"compression.type": "brotli"})

@@ -34,7 +34,7 @@ from strom.protocol.records import (
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
-    validate_batches,
+    walk_batches,
 )
 
 optional_bytes = st.one_of(st.none(), st.binary(max_size=300))
@@ -93,7 +93,7 @@ def test_builder_round_trips_through_the_view(
         (k, v, t, list(h)) for k, v, t, h in records
     ]
     assert [r.offset for r in decoded] == list(range(base_offset, base_offset + len(records)))
-    assert validate_batches(raw)[0].base_offset == base_offset
+    assert walk_batches(raw).checked()[0].base_offset == base_offset
 
 
 def test_header_fields_sit_where_kafka_puts_them() -> None:
@@ -127,7 +127,7 @@ def test_assign_offsets_numbers_every_batch_consecutively() -> None:
     two = _build([(b"b", b"2", 2, [])] * 5, Compression.LZ4)
     buf = bytearray(one + two + one)
     assert assign_offsets(buf, 50, 4) == 61
-    batches = validate_batches(buf)
+    batches = walk_batches(buf).checked()
     assert [(b.base_offset, b.last_offset, b.partition_leader_epoch) for b in batches] == [
         (50, 52, 4),
         (53, 57, 4),
@@ -160,7 +160,7 @@ def test_any_truncation_raises_truncated_batch_error(records: list, cut: int) ->
     raw = _build(records)
     truncated = raw[: 1 + cut % (len(raw) - 1)]  # 1 .. len - 1 bytes
     with pytest.raises(TruncatedBatchError):
-        validate_batches(truncated)
+        walk_batches(truncated).checked()
     with pytest.raises(TruncatedBatchError):
         RecordBatch(truncated)
 
@@ -179,7 +179,7 @@ def test_any_flipped_byte_under_the_crc_raises_crc_mismatch(
     position = 21 + position % (len(raw) - 21)
     raw[position] ^= flip
     with pytest.raises(CrcMismatchError, match="CRC-32C"):
-        validate_batches(raw)
+        walk_batches(raw).checked()
     with pytest.raises(CrcMismatchError):
         RecordBatch(raw).validate()
 
@@ -189,7 +189,7 @@ def test_magic_0_and_1_are_refused_by_name() -> None:
     for magic in (0, 1):
         raw[16] = magic
         with pytest.raises(UnsupportedMagicError, match=f"magic {magic}.*only magic 2"):
-            validate_batches(raw)
+            walk_batches(raw).checked()
         with pytest.raises(UnsupportedMagicError):
             RecordBatch(raw)
     assert UnsupportedMagicError.error_code == ErrorCode.INVALID_RECORD  # Kafka's answer to magic 0/1
@@ -200,14 +200,14 @@ def test_a_legacy_message_set_is_refused_as_unsupported_magic() -> None:
     body = struct.pack(">bbqi", 1, 0, 0, -1) + struct.pack(">i", 1) + b"x"
     legacy = struct.pack(">qiI", 0, len(body) + 4, 0) + body
     with pytest.raises(UnsupportedMagicError, match="magic 1"):
-        validate_batches(legacy)
+        walk_batches(legacy).checked()
 
 
 def test_impossible_batch_length_is_named() -> None:
     raw = bytearray(_build([(b"k", b"v", 1, [])]))
     struct.pack_into(">i", raw, 8, 10)
     with pytest.raises(InvalidBatchLengthError, match="length 10 is below the v2 minimum of 49"):
-        validate_batches(raw)
+        walk_batches(raw).checked()
     struct.pack_into(">i", raw, 8, -5)
     with pytest.raises(InvalidBatchLengthError):
         list(iter_batches(raw))
@@ -217,7 +217,7 @@ def test_overlong_batch_length_is_a_truncation() -> None:
     raw = bytearray(_build([(b"k", b"v", 1, [])]))
     struct.pack_into(">i", raw, 8, len(raw))
     with pytest.raises(TruncatedBatchError, match=f"only {len(raw)} available"):
-        validate_batches(raw)
+        walk_batches(raw).checked()
 
 
 def test_unknown_codec_is_unsupported_compression() -> None:
@@ -225,7 +225,7 @@ def test_unknown_codec_is_unsupported_compression() -> None:
     struct.pack_into(">h", raw, 21, 6)
     _recrc(raw)
     with pytest.raises(UnsupportedCompressionError, match="codec 6"):
-        validate_batches(raw)
+        walk_batches(raw).checked()
 
 
 def test_producer_batches_must_have_contiguous_records() -> None:
@@ -233,10 +233,10 @@ def test_producer_batches_must_have_contiguous_records() -> None:
     builder.append(b"k", b"v", 1)
     gapped = builder.build(last_offset_delta=3)
     with pytest.raises(InvalidRecordError, match="contiguous"):
-        validate_batches(gapped)
-    assert validate_batches(gapped, from_producer=False)[0].last_offset_delta == 3
+        walk_batches(gapped).checked()
+    assert walk_batches(gapped, from_producer=False).checked()[0].last_offset_delta == 3
     with pytest.raises(InvalidRecordError, match="0-byte"):
-        validate_batches(b"")
+        walk_batches(b"").checked()
 
 
 def test_malformed_records_raise_invalid_record_error() -> None:
@@ -273,7 +273,7 @@ def test_corrupt_compressed_block_is_invalid_record() -> None:
 @given(garbage=st.binary(max_size=200))
 def test_random_bytes_never_crash_only_corrupt_record_errors(garbage: bytes) -> None:
     try:
-        for batch in validate_batches(garbage, from_producer=False):
+        for batch in walk_batches(garbage, from_producer=False).checked():
             list(batch.records())
     except CorruptRecordError:
         pass
@@ -308,7 +308,7 @@ def test_set_log_append_time_restamps_every_batch_and_keeps_it_valid() -> None:
     first = _build([(b"a", b"1", 10, []), (b"b", b"2", 20, [])], Compression.SNAPPY)
     buf = bytearray(first + first)
     set_log_append_time(buf, 777, position=len(first))
-    one, two = validate_batches(buf)
+    one, two = walk_batches(buf).checked()
     assert one.timestamp_type is TimestampType.CREATE_TIME
     assert [r.timestamp for r in one.records()] == [10, 20]
     assert two.timestamp_type is TimestampType.LOG_APPEND_TIME
@@ -369,7 +369,7 @@ def test_a_damaged_header_is_detected_unless_outside_the_crc_by_design(
     raw[position] ^= flip
     unprotected = position < 8 or 12 <= position < 16  # baseOffset and leader epoch: patched in place
     if unprotected:
-        validate_batches(raw)
+        walk_batches(raw).checked()
         return
     kinds: tuple[type[Exception], ...] = (CrcMismatchError,)  # the CRC itself (17-20) and what it covers
     if 8 <= position < 12:
@@ -377,7 +377,7 @@ def test_a_damaged_header_is_detected_unless_outside_the_crc_by_design(
     elif position == 16:
         kinds = (UnsupportedMagicError,)
     with pytest.raises(kinds):
-        validate_batches(raw)
+        walk_batches(raw).checked()
 
 
 def test_malformed_control_records_are_named() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from strom.protocol.records import BatchBuilder, Compression, RecordBatch, validate_batches
+from strom.protocol.records import BatchBuilder, Compression, RecordBatch, walk_batches
 
 records_st = st.lists(
     st.tuples(
@@ -40,7 +40,7 @@ def test_batches_written_by_kafka_python_are_read(records: list, codec: Compress
     for offset, (key, value, timestamp, headers) in enumerate(records):
         builder.append(offset, timestamp, key, value, headers)
     raw = bytes(builder.build())
-    (batch,) = validate_batches(raw)
+    (batch,) = walk_batches(raw).checked()
     assert batch.compression in (codec, Compression.NONE)  # kafka-python skips codecs that do not shrink
     assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (33, 2, 7)
     got = [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch.records()]
@@ -69,6 +69,6 @@ def test_a_gzip_batch_from_kafka_python_decompresses() -> None:
     builder = DefaultRecordBatchBuilder(2, int(Compression.GZIP), False, -1, -1, -1, 1 << 24)
     for offset in range(100):
         builder.append(offset, 1000 + offset, b"key", b"compressible value " * 10, [])
-    (batch,) = validate_batches(bytes(builder.build()))
+    (batch,) = walk_batches(bytes(builder.build())).checked()
     assert batch.compression is Compression.GZIP
     assert [r.offset for r in batch.records()] == list(range(100))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strom.broker.errors import BrokerError
+from strom.log.config import PRODUCER_COMPRESSION, STORED_COMPRESSION
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.field_values import AlterConfigOp
 
@@ -57,7 +58,7 @@ class ConfigSource(enum.IntEnum):
 
 LONG_MAX = 2**63 - 1
 # Kafka's compression.type values: keep the producer's codec, or store every batch with the named one.
-COMPRESSION_TYPES = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
+COMPRESSION_TYPES = (PRODUCER_COMPRESSION, *STORED_COMPRESSION)
 _RANGES = {
     ConfigType.INT: (-(2**31), 2**31 - 1),
     ConfigType.SHORT: (-(2**15), 2**15 - 1),

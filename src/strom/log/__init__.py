@@ -1,7 +1,8 @@
 """strom.log: the durable, Kafka-format partition log (segments, indexes, recovery, retention, producers).
 
 Start with `LogManager` (a whole data directory) or `Partition` (one `<topic>-<partition>` directory);
-on-disk formats and invariants are in docs/formats.md.
+on-disk formats and invariants are in docs/formats.md, every produce-time rule is in validator.py. Every
+exception raised here derives from `LogError`, whose `error_code` is the Kafka error to answer with.
 """
 
 from strom.log.config import InvalidConfigError, LogConfig
@@ -10,6 +11,7 @@ from strom.log.errors import (
     InvalidTopicError,
     LogClosedError,
     LogError,
+    LogStorageError,
     OffsetOutOfRangeError,
     PartitionExistsError,
     RecordBatchTooLargeError,
@@ -31,6 +33,7 @@ __all__ = [
     "LogError",
     "LogManager",
     "LogSlice",
+    "LogStorageError",
     "OffsetOutOfRangeError",
     "Partition",
     "PartitionExistsError",

@@ -18,6 +18,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from strom.log.errors import LogStorageError
+
 TopicPartition = tuple[str, int]
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -27,7 +29,7 @@ CLEANER_OFFSET_CHECKPOINT = "cleaner-offset-checkpoint"
 _VERSION = 0
 
 
-class CorruptCheckpointError(Exception):
+class CorruptCheckpointError(LogStorageError):
     """A checkpoint file does not follow the format above (the message names the file and the line)."""
 
 

@@ -12,14 +12,29 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from strom.log.errors import LogError
+from strom.protocol.compression import Compression
+from strom.protocol.error_codes import ErrorCode
+
 _LONG_MAX = 2**63 - 1
 _INT_MAX = 2**31 - 1
 
+PRODUCER_COMPRESSION = "producer"
+# Kafka's compression.type values besides `producer`: the codec every batch is stored with. `uncompressed` is
+# the codec called `none` on the wire.
+STORED_COMPRESSION: dict[str, Compression] = {
+    "uncompressed": Compression.NONE,
+    "gzip": Compression.GZIP,
+    "snappy": Compression.SNAPPY,
+    "lz4": Compression.LZ4,
+    "zstd": Compression.ZSTD,
+}
 
-class InvalidConfigError(ValueError):
-    """A topic config value is unknown, malformed or out of range (Kafka INVALID_CONFIG = 40)."""
 
-    error_code = 40
+class InvalidConfigError(LogError, ValueError):
+    """A topic config value is unknown, malformed or out of range (INVALID_CONFIG)."""
+
+    error_code = ErrorCode.INVALID_CONFIG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +43,13 @@ class LogConfig:
 
     Invariants (checked in `__post_init__`): sizes and intervals are within Kafka's documented ranges,
     `cleanup_policy` is a subset of {"delete", "compact"}, `message_timestamp_type` is CreateTime or
-    LogAppendTime.
+    LogAppendTime, `compression_type` is `producer` or a key of STORED_COMPRESSION. A broker builds it from
+    the topic's overrides over its own defaults, so `compression_type` here is already the resolved value
+    (the topic's, else the broker's `compression.type`).
     """
 
     cleanup_policy: frozenset[str] = frozenset({"delete"})
+    compression_type: str = PRODUCER_COMPRESSION
     segment_bytes: int = 1073741824
     segment_ms: int = 604800000
     segment_jitter_ms: int = 0
@@ -83,6 +101,11 @@ class LogConfig:
             raise InvalidConfigError(
                 f"message.timestamp.type={self.message_timestamp_type!r} must be CreateTime or LogAppendTime"
             )
+        if self.compression_type != PRODUCER_COMPRESSION and self.compression_type not in STORED_COMPRESSION:
+            raise InvalidConfigError(
+                f"compression.type={self.compression_type!r} must be one of "
+                f"{', '.join([PRODUCER_COMPRESSION, *STORED_COMPRESSION])}"
+            )
 
     @property
     def compact(self) -> bool:
@@ -103,6 +126,11 @@ class LogConfig:
         return self.segment_ms
 
     @property
+    def target_compression(self) -> Compression | None:
+        """The codec produced batches are stored with, or None when the producer's codec is kept."""
+        return STORED_COMPRESSION.get(self.compression_type)
+
+    @property
     def log_append_time(self) -> bool:
         """True when the broker stamps batches with its own clock (`message.timestamp.type=LogAppendTime`)."""
         return self.message_timestamp_type == "LogAppendTime"
@@ -111,8 +139,8 @@ class LogConfig:
     def from_properties(cls, props: Mapping[str, str], base: LogConfig | None = None) -> LogConfig:
         """Parse Kafka-style string properties on top of `base` (defaults when None).
 
-        Unknown keys that are log configs of Kafka we do not act on (`compression.type`,
-        `message.timestamp.*.max.ms`, ...) are accepted and ignored by the log; anything else raises
+        Unknown keys that are log configs of Kafka we do not act on (`compression.gzip.level`,
+        `min.insync.replicas`, ...) are accepted and ignored by the log; anything else raises
         InvalidConfigError.
         """
         changes: dict[str, Any] = {}
@@ -152,7 +180,7 @@ def _parse(key: str, raw: str, field: dataclasses.Field[Any]) -> Any:
     if field.name == "cleanup_policy":
         parts = frozenset(p.strip() for p in text.split(",") if p.strip())
         return parts
-    if field.name == "message_timestamp_type":
+    if field.name in ("message_timestamp_type", "compression_type"):
         return text
     try:
         if field.name == "min_cleanable_dirty_ratio":
@@ -169,7 +197,6 @@ _FIELDS: dict[str, dataclasses.Field[Any]] = {
 # Kafka topic configs that strom accepts but that the log itself does not act on.
 _IGNORED = frozenset(
     {
-        "compression.type",
         "compression.gzip.level",
         "compression.lz4.level",
         "compression.zstd.level",

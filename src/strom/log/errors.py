@@ -1,53 +1,66 @@
-"""Exceptions of the partition log that are not about record bytes (those live in strom.protocol.errors)
-or producer state (strom.log.producer_state). Each carries the Kafka error code a broker should answer."""
+"""The exception root of strom.log, and the log's failures that are not about one file format.
+
+Every exception strom.log raises derives from `LogError` and carries the Kafka `ErrorCode` a broker answers
+with, so a caller catches the root and reads `error_code`; it never has to guess. Failures kept beside the
+code that raises them derive from it too: producer state (strom.log.producer_state), configs
+(strom.log.config), checkpoint, index and snapshot files, the data directory lock. Record bytes that are not
+a valid batch are strom.protocol's `CorruptRecordError`, which carries its own code.
+"""
 
 from __future__ import annotations
 
+from strom.protocol.error_codes import ErrorCode
+
 
 class LogError(Exception):
-    """Base class of log failures; `error_code` is the Kafka protocol error code."""
+    """Base class of every strom.log failure; `error_code` is the Kafka error to answer with."""
 
-    error_code: int = -1
+    error_code: ErrorCode = ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+class LogStorageError(LogError):
+    """A file or directory of the log cannot be used or trusted (KAFKA_STORAGE_ERROR): a closed partition, a
+    locked data directory, a checkpoint, index or producer snapshot that breaks its format."""
+
+    error_code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 class OffsetOutOfRangeError(LogError):
     """A read, lookup or DeleteRecords named an offset outside [log start offset, log end offset]."""
 
-    error_code = 1
+    error_code = ErrorCode.OFFSET_OUT_OF_RANGE
 
 
 class RecordBatchTooLargeError(LogError):
     """A batch exceeds `max.message.bytes` (MESSAGE_TOO_LARGE)."""
 
-    error_code = 10
+    error_code = ErrorCode.MESSAGE_TOO_LARGE
 
 
 class RecordListTooLargeError(RecordBatchTooLargeError):
     """An append is larger than a whole segment, `segment.bytes` (RECORD_LIST_TOO_LARGE)."""
 
-    error_code = 18
+    error_code = ErrorCode.RECORD_LIST_TOO_LARGE
 
 
 class InvalidTimestampError(LogError):
     """A CreateTime record timestamp is further from the broker clock than `message.timestamp.before.max.ms`
     or `message.timestamp.after.max.ms` allow (INVALID_TIMESTAMP)."""
 
-    error_code = 32
+    error_code = ErrorCode.INVALID_TIMESTAMP
 
 
-class LogClosedError(LogError):
+class LogClosedError(LogStorageError):
     """The partition was closed or deleted (KAFKA_STORAGE_ERROR); re-open it through the LogManager."""
-
-    error_code = 56
 
 
 class PartitionExistsError(LogError):
     """LogManager.create was asked for a partition that already has a directory (TOPIC_ALREADY_EXISTS)."""
 
-    error_code = 36
+    error_code = ErrorCode.TOPIC_ALREADY_EXISTS
 
 
 class InvalidTopicError(LogError):
     """A topic name Kafka would refuse: empty, `.`/`..`, over 249 characters, or outside [a-zA-Z0-9._-]."""
 
-    error_code = 17
+    error_code = ErrorCode.INVALID_TOPIC_EXCEPTION

@@ -23,6 +23,8 @@ import sys
 from array import array
 from pathlib import Path
 
+from strom.log.errors import LogStorageError
+
 OFFSET_ENTRY = struct.Struct(">ii")
 TIME_ENTRY = struct.Struct(">qi")
 OFFSET_ENTRY_SIZE = OFFSET_ENTRY.size
@@ -30,7 +32,7 @@ TIME_ENTRY_SIZE = TIME_ENTRY.size
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
-class CorruptIndexError(Exception):
+class CorruptIndexError(LogStorageError):
     """An index file breaks its invariants; the segment rebuilds it from the log instead of trusting it."""
 
 

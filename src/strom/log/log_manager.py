@@ -45,7 +45,7 @@ from strom.log.checkpoint import (
     write_offsets,
 )
 from strom.log.config import LogConfig
-from strom.log.errors import InvalidTopicError, LogClosedError, PartitionExistsError
+from strom.log.errors import InvalidTopicError, LogClosedError, LogStorageError, PartitionExistsError
 from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -55,7 +55,7 @@ _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 INITIAL_TASK_DELAY_MS = 30_000  # Kafka's delay before the first retention check after start-up
 
 
-class DataDirLockedError(RuntimeError):
+class DataDirLockedError(LogStorageError, RuntimeError):
     """Another LogManager (in this or another process) has the data directory open."""
 
 

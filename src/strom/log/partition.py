@@ -2,8 +2,9 @@
 
 This is the API the broker uses (one `Partition` per hosted partition, usually obtained from `LogManager`):
 
-- `append(records, leader_epoch=0) -> AppendResult`: validate a Produce payload (one or more RecordBatch v2),
-  check producer state, assign offsets by patching headers, write it with one `writev`.
+- `append(records, leader_epoch=0, produce_version=None) -> AppendResult`: validate a payload (one or more
+  RecordBatch v2) against every produce-time rule (validator.py), check producer state, assign offsets by
+  patching headers, write it with one `writev`.
 - `read(offset, max_bytes, max_offset=None, min_one=True) -> LogSlice`: the byte range of a segment file that
   starts at the batch holding `offset`, ready to send as a Fetch payload (`os.sendfile` or `slice.read()`).
 - `offsets_for_timestamp(ts)`, `log_start_offset`, `next_offset` (log end offset), `last_stable_offset`,
@@ -30,16 +31,10 @@ from pathlib import Path
 
 from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
-from strom.log.errors import (
-    InvalidTimestampError,
-    LogClosedError,
-    OffsetOutOfRangeError,
-    RecordBatchTooLargeError,
-    RecordListTooLargeError,
-)
+from strom.log.errors import LogClosedError, OffsetOutOfRangeError
 from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
 from strom.log.leader_epoch import LeaderEpochCache
-from strom.log.producer_state import ProducerState
+from strom.log.producer_state import ProducerAppend, ProducerState
 from strom.log.recovery import load_log, snapshot_offsets, snapshot_path
 from strom.log.retention import SegmentStats, deletable_count
 from strom.log.segment import (
@@ -48,23 +43,13 @@ from strom.log.segment import (
     INT32_MAX,
     NO_TIMESTAMP,
     SWAP_SUFFIX,
-    BatchInfo,
     LogSlice,
     Segment,
 )
 from strom.log.txn_index import AbortedTxn
-from strom.protocol.errors import InvalidRecordError
+from strom.log.validator import ValidatedAppend, validate_append
 from strom.protocol.field_values import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
-from strom.protocol.records import (
-    HEADER_SIZE,
-    ControlRecordType,
-    RecordBatch,
-    read_control_record,
-    set_base_offset,
-    set_log_append_time,
-    set_partition_leader_epoch,
-    validate_batches,
-)
+from strom.protocol.records import ControlRecordType, RecordBatch, read_control_record
 
 Clock = Callable[[], int]
 """Milliseconds since the epoch. Tests inject a fake one so they never sleep for time to pass."""
@@ -72,7 +57,6 @@ Clock = Callable[[], int]
 # One thread for all partitions fsyncs segments that were just rolled, in roll order.
 _ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
 
-_LONG_MAX = 2**63 - 1
 
 
 def system_clock() -> int:
@@ -241,135 +225,114 @@ class Partition:
 
     # ----- append -----
 
-    def append(self, records: bytes | bytearray | memoryview, *, leader_epoch: int = 0) -> AppendResult:
-        """Append one Produce payload (one or more RecordBatch v2) and return the offsets it got.
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int = 0,
+        produce_version: int | None = None,
+    ) -> AppendResult:
+        """Append one payload (one or more RecordBatch v2) and return the offsets it got.
 
-        Raises, with nothing appended: a `strom.protocol.errors.CorruptRecordError` subclass for a bad CRC,
-        length, magic or truncation (and `InvalidRecordError` for a keyless record on a compacted log);
-        `RecordBatchTooLargeError`; a `strom.log.producer_state.ProducerStateError` subclass for an
-        out-of-order sequence, an old epoch or a bad transaction state. A retried duplicate batch (same
-        producer, epoch and sequences as one of the producer's last five) is not written again: its original
-        offsets are returned with `duplicate=True`. `records` is not modified.
+        `produce_version` is the Produce request version when a client sent `records`; Kafka's request rules
+        and the topic's compression.type then apply too (see strom.log.validator for every rule and its
+        order). Raises, with nothing appended: a `strom.protocol.errors.CorruptRecordError` subclass for
+        bytes that are not valid batches or break a record rule; a `strom.log.errors.LogError` subclass for
+        a log rule (sizes, timestamps) or a producer-state rule (an out-of-order sequence, an old epoch, a bad
+        transaction state). A retried duplicate batch (same producer, epoch and sequences as one of the
+        producer's last five) is not written again: its original offsets are returned with
+        `duplicate=True`. `records` is not modified.
         """
         with self.lock:
             self._check_open()
-            batches = validate_batches(records)
-            config = self.config
             now = self.clock()
-            total = 0
-            for batch in batches:
-                size = batch.size_in_bytes
-                if size > config.max_message_bytes:
-                    raise RecordBatchTooLargeError(
-                        f"record batch of {size} bytes exceeds max.message.bytes={config.max_message_bytes}"
-                    )
-                total += size
-            if total > config.segment_bytes:
-                raise RecordListTooLargeError(
-                    f"append of {total} bytes exceeds segment.bytes={config.segment_bytes}"
-                )
-            if config.compact:
-                _require_keys(batches, self.topic, self.partition)
-            if not config.log_append_time:
-                _check_timestamps(batches, now, config)
-
+            valid = validate_append(
+                records,
+                self.config,
+                now,
+                produce_version=produce_version,
+                topic=self.topic,
+                partition=self.partition,
+            )
             staged = self._producers.begin()
-            offset = self.next_offset
-            for batch in batches:
-                pid = batch.producer_id
-                if pid >= 0:
-                    if batch.is_control:
-                        control = read_control_record(next(iter(batch.records())))
-                        if control.type in (ControlRecordType.ABORT, ControlRecordType.COMMIT):
-                            staged.check_marker(
-                                pid,
-                                batch.producer_epoch,
-                                offset,
-                                control.type == ControlRecordType.COMMIT,
-                                control.coordinator_epoch,
-                                max(batch.max_timestamp, now),
-                            )
-                    else:
-                        dup = staged.find_duplicate(
-                            pid, batch.producer_epoch, batch.base_sequence, batch.last_offset_delta
-                        )
-                        if dup is not None:
-                            return AppendResult(
-                                dup.first_offset,
-                                dup.last_offset,
-                                dup.timestamp if config.log_append_time else NO_TIMESTAMP,
-                                self._log_start,
-                                duplicate=True,
-                            )
-                        staged.check_data_batch(
+            duplicate = self._stage_producers(staged, valid.batches, now)
+            if duplicate is not None:
+                return duplicate
+            if self._should_roll(
+                valid.size, valid.max_timestamp, self.next_offset + valid.offset_count - 1, now
+            ):
+                self._roll(now)
+            return self._write(valid, staged, leader_epoch, now)
+
+    def _stage_producers(
+        self, staged: ProducerAppend, batches: list[RecordBatch], now: int
+    ) -> AppendResult | None:
+        """Stage the producer-state effect of each batch (sequences, epochs, transaction markers) at the
+        offsets it will get; a retried duplicate stops the append and returns the offsets it got before."""
+        offset = self.next_offset
+        for batch in batches:
+            pid = batch.producer_id
+            if pid >= 0:
+                if batch.is_control:
+                    control = read_control_record(next(iter(batch.records())))
+                    if control.type in (ControlRecordType.ABORT, ControlRecordType.COMMIT):
+                        staged.check_marker(
                             pid,
                             batch.producer_epoch,
-                            batch.base_sequence,
-                            batch.last_offset_delta,
                             offset,
-                            batch.max_timestamp,
-                            batch.is_transactional,
+                            control.type == ControlRecordType.COMMIT,
+                            control.coordinator_epoch,
+                            max(batch.max_timestamp, now),
                         )
-                offset += batch.last_offset_delta + 1
-
-            append_time = now if config.log_append_time else NO_TIMESTAMP
-            max_ts = append_time if config.log_append_time else max(b.max_timestamp for b in batches)
-            if self._should_roll(total, max_ts, offset - 1, now):
-                self._roll(now)
-
-            base = self.next_offset
-            buffers: list[bytes | bytearray | memoryview] = []
-            infos = []
-            next_off = base
-            for batch in batches:
-                view = batch.buffer
-                if append_time != NO_TIMESTAMP:
-                    # LogAppendTime changes CRC-covered fields: patch a private copy of the whole batch.
-                    whole = bytearray(view)
-                    set_base_offset(whole, next_off)
-                    set_partition_leader_epoch(whole, leader_epoch)
-                    set_log_append_time(whole, append_time)
-                    buffers.append(whole)
                 else:
-                    # Only the 12 header bytes outside the CRC change: write a patched header copy and the
-                    # caller's body untouched (no copy of the payload).
-                    head = bytearray(view[:HEADER_SIZE])
-                    set_base_offset(head, next_off)
-                    set_partition_leader_epoch(head, leader_epoch)
-                    buffers.append(head)
-                    buffers.append(view[HEADER_SIZE:])
-                last = next_off + batch.last_offset_delta
-                infos.append(
-                    BatchInfo(
-                        batch.size_in_bytes,
-                        last,
-                        max_ts if append_time != NO_TIMESTAMP else batch.max_timestamp,
+                    dup = staged.find_duplicate(
+                        pid, batch.producer_epoch, batch.base_sequence, batch.last_offset_delta
+                    )
+                    if dup is not None:
+                        return AppendResult(
+                            dup.first_offset,
+                            dup.last_offset,
+                            dup.timestamp if self.config.log_append_time else NO_TIMESTAMP,
+                            self._log_start,
+                            duplicate=True,
+                        )
+                    staged.check_data_batch(
+                        pid,
+                        batch.producer_epoch,
+                        batch.base_sequence,
+                        batch.last_offset_delta,
+                        offset,
+                        batch.max_timestamp,
+                        batch.is_transactional,
+                    )
+            offset += batch.last_offset_delta + 1
+        return None
+
+    def _write(
+        self, valid: ValidatedAppend, staged: ProducerAppend, leader_epoch: int, now: int
+    ) -> AppendResult:
+        """Write a validated append at the log end offset, then commit its producer state, index its aborted
+        transactions, record the leader epoch and flush if flush.messages or flush.ms say so."""
+        base = self.next_offset
+        buffers, infos = valid.assign_offsets(base, leader_epoch)
+        end = base + valid.offset_count
+        active = self.active_segment
+        active.append(buffers, infos)
+        staged.commit()
+        for done in staged.completed:
+            if done.aborted and done.first_offset >= 0:
+                lso = self._producers.first_unstable_offset()
+                active.txn_index.append(
+                    AbortedTxn(
+                        done.producer_id, done.first_offset, done.last_offset, end if lso is None else lso
                     )
                 )
-                next_off = last + 1
-            active = self.active_segment
-            active.append(buffers, infos)
-
-            staged.commit()
-            for done in staged.completed:
-                if done.aborted and done.first_offset >= 0:
-                    lso = self._producers.first_unstable_offset()
-                    active.txn_index.append(
-                        AbortedTxn(
-                            done.producer_id,
-                            done.first_offset,
-                            done.last_offset,
-                            next_off if lso is None else lso,
-                        )
-                    )
-            self._epochs.assign(leader_epoch, base)
-            self._unflushed_messages += next_off - base
-            if (
-                self._unflushed_messages >= config.flush_messages
-                or now - self._last_flush_ms >= config.flush_ms
-            ):
-                self._flush(now)
-            return AppendResult(base, next_off - 1, append_time, self._log_start)
+        self._epochs.assign(leader_epoch, base)
+        self._unflushed_messages += end - base
+        config = self.config
+        if self._unflushed_messages >= config.flush_messages or now - self._last_flush_ms >= config.flush_ms:
+            self._flush(now)
+        return AppendResult(base, end - 1, valid.append_time, self._log_start)
 
     def _should_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> bool:
         seg = self.active_segment
@@ -717,39 +680,3 @@ class Partition:
 
     def __repr__(self) -> str:
         return f"Partition({self.dir.name}, offsets={self._log_start}..{self.next_offset})"
-
-
-def _check_timestamps(batches: list[RecordBatch], now: int, config: LogConfig) -> None:
-    """Kafka's CreateTime bounds. The batch max timestamp bounds every record from above (header only); the
-    lower bound needs each record's timestamp, so records are decoded only when that bound is configured."""
-    after, before = config.message_timestamp_after_max_ms, config.message_timestamp_before_max_ms
-    for batch in batches:
-        if batch.is_control:
-            continue
-        if batch.max_timestamp - now > after:
-            raise InvalidTimestampError(
-                f"record timestamp {batch.max_timestamp} is {batch.max_timestamp - now} ms ahead of the "
-                f"broker clock; message.timestamp.after.max.ms={after}"
-            )
-        if before < _LONG_MAX:
-            oldest = min(r.timestamp for r in batch.records())
-            if now - oldest > before:
-                raise InvalidTimestampError(
-                    f"record timestamp {oldest} is {now - oldest} ms behind the broker clock; "
-                    f"message.timestamp.before.max.ms={before}"
-                )
-
-
-def _require_keys(batches: list[RecordBatch], topic: str, partition: int) -> None:
-    """Kafka refuses keyless records on compacted topics (INVALID_RECORD); control batches are exempt."""
-    for batch in batches:
-        if batch.is_control:
-            continue
-        _, spans = batch.record_spans()
-        for span in spans:
-            if span.key is None:
-                raise InvalidRecordError(
-                    f"compacted topic {topic} (partition {partition}) requires a key on every record; "
-                    "the record "
-                    f"at offset delta {span.offset_delta} has none"
-                )

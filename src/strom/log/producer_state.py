@@ -29,6 +29,8 @@ from pathlib import Path
 import crc32c
 
 from strom.log.checkpoint import write_atomically
+from strom.log.errors import LogError, LogStorageError
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import ControlRecordType, RecordBatch, read_control_record
 
 NO_PRODUCER_ID = -1
@@ -44,37 +46,37 @@ _SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
 _SNAPSHOT_VERSION = 1
 
 
-class ProducerStateError(Exception):
-    """Base class of the idempotence/transaction failures; `error_code` is the Kafka error to answer."""
-
-    error_code: int = -1
+class ProducerStateError(LogError):
+    """Base class of the idempotence/transaction failures."""
 
 
 class OutOfOrderSequenceError(ProducerStateError):
     """The base sequence does not follow the producer's last sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)."""
 
-    error_code = 45
+    error_code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 class InvalidProducerEpochError(ProducerStateError):
     """The batch carries an epoch older than the producer's current one (INVALID_PRODUCER_EPOCH)."""
 
-    error_code = 47
+    error_code = ErrorCode.INVALID_PRODUCER_EPOCH
 
 
 class InvalidTxnStateError(ProducerStateError):
-    """A non-transactional batch arrived while the producer has an open transaction (INVALID_TXN_STATE)."""
+    """A batch the transaction state does not allow (INVALID_TXN_STATE): a non-transactional batch while the
+    producer has an open transaction, or a client's transactional batch while strom has no transaction
+    coordinator (strom.log.validator)."""
 
-    error_code = 48
+    error_code = ErrorCode.INVALID_TXN_STATE
 
 
 class TransactionCoordinatorFencedError(ProducerStateError):
     """A marker carries an older coordinator epoch than the last one (TRANSACTION_COORDINATOR_FENCED)."""
 
-    error_code = 52
+    error_code = ErrorCode.TRANSACTION_COORDINATOR_FENCED
 
 
-class CorruptSnapshotError(Exception):
+class CorruptSnapshotError(LogStorageError):
     """A `.snapshot` file fails its CRC or layout check; recovery ignores it and replays the log instead."""
 
 

@@ -17,6 +17,7 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from strom.log.config import LogConfig
 from strom.log.errors import LogClosedError
@@ -83,9 +84,10 @@ def _read_tail(path: Path, size: int, count: int) -> bytes:
     return data
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class BatchInfo:
-    """What an append needs to know of each batch written: its size, last offset and max timestamp."""
+class BatchInfo(NamedTuple):
+    """What an append needs to know of each batch written: its size, last offset and max timestamp.
+
+    A named tuple rather than a frozen dataclass: one is built per appended batch, at half the cost."""
 
     size: int
     last_offset: int

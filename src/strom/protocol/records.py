@@ -13,6 +13,7 @@ Magic 0 and 1 (the pre-0.11 message formats) are refused with `UnsupportedMagicE
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,6 +23,7 @@ from crc32c import crc32c
 
 from strom.protocol.compression import Compression, compress, decompress
 from strom.protocol.errors import (
+    CorruptRecordError,
     CrcMismatchError,
     InvalidBatchLengthError,
     InvalidRecordError,
@@ -53,6 +55,7 @@ __all__ = [
     "TIMESTAMP_TYPE_MASK",
     "TRANSACTIONAL_FLAG",
     "BatchBuilder",
+    "BatchWalk",
     "Compression",
     "ControlRecord",
     "ControlRecordType",
@@ -68,7 +71,7 @@ __all__ = [
     "set_base_offset",
     "set_log_append_time",
     "set_partition_leader_epoch",
-    "validate_batches",
+    "walk_batches",
 ]
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta, baseTimestamp,
@@ -198,7 +201,7 @@ class RecordBatch:
 
     @classmethod
     def _checked(cls, view: memoryview) -> RecordBatch:
-        """A view over bytes `validate_batches` has already checked (skips the constructor's checks)."""
+        """A view over bytes `walk_batches` has already checked (skips the constructor's checks)."""
         batch = cls.__new__(cls)
         batch._view = view
         return batch
@@ -506,6 +509,9 @@ def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
 
 # -- batch walking and validation --------------------------------------------------------------------
 
+_ZSTD = int(Compression.ZSTD)
+_COUNTED_HEADER_SIZE = ATTRIBUTES_OFFSET + 2  # a header present through its attributes counts as a batch
+
 
 def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_producer: bool) -> int:
     """Validate the batch at `pos` whose unpacked header is `header`; return its size in bytes."""
@@ -546,37 +552,100 @@ def _check_header(view: memoryview, pos: int, header: tuple[int, ...], *, from_p
     return size
 
 
-def validate_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool = True) -> list[RecordBatch]:
-    """Validate a concatenation of batches (a Produce payload) and return a view of each.
+@dataclasses.dataclass(slots=True)
+class BatchWalk:
+    """What one pass over the batch headers of a concatenation of batches (a Produce payload) found.
+
+    `batches` are the batches that passed every header check, in order, up to the first failure, which is
+    kept in `error` rather than raised: Kafka's request-level rules (one batch per partition, magic 2, zstd
+    from Produce v7) answer before any CRC or length error, so the caller decides the order. The header facts
+    those rules need are collected for every batch whose header is present through its attributes, whether or
+    not it is valid: `batch_count`, `legacy_magic`, `zstd`, `transactional`. (Not frozen: a frozen
+    dataclass costs four times as much to build, and one is built per produced partition.)
+    """
+
+    batches: list[RecordBatch]
+    error: CorruptRecordError | None
+    batch_count: int
+    legacy_magic: bool
+    zstd: bool
+    transactional: bool
+
+    def checked(self) -> list[RecordBatch]:
+        """The batches, or the first failure raised: the strict reading of the payload."""
+        if self.error is not None:
+            raise self.error
+        return self.batches
+
+
+def walk_batches(buf: bytes | bytearray | memoryview, *, from_producer: bool = True) -> BatchWalk:
+    """Walk a concatenation of batches once, checking each header and its CRC-32C (one pass per batch).
 
     Checks per batch: magic 2, length, no truncation, CRC-32C, codec id, and (for producer input) at least
     one record with contiguous offset deltas. No record is decoded and nothing is decompressed. An empty
-    buffer is an InvalidRecordError: a produce request must carry at least one batch.
+    buffer is an InvalidRecordError: a produce request must carry at least one batch. After the first
+    failure the walk only steps over the remaining headers by their length fields, to count them.
     """
     view = memoryview(buf)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     total = len(view)
+    error: CorruptRecordError | None = None
     if total == 0:
-        raise InvalidRecordError("no record batch in a 0-byte records buffer")
+        error = InvalidRecordError("no record batch in a 0-byte records buffer")
     batches = []
+    batch_count, legacy_magic, zstd, transactional = 0, False, False, False
     pos = 0
     unpack = _HEADER.unpack_from
     while pos < total:
-        if total - pos < HEADER_SIZE:
-            if total - pos > MAGIC_OFFSET and view[pos + MAGIC_OFFSET] != CURRENT_MAGIC:
-                raise UnsupportedMagicError(
-                    f"record batch at byte {pos} has magic {view[pos + MAGIC_OFFSET]}; "
-                    "strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2)"
-                )
-            raise TruncatedBatchError(
-                f"record batch at byte {pos} truncated: {total - pos} bytes left, the header needs "
-                f"{HEADER_SIZE}"
-            )
-        size = _check_header(view, pos, unpack(view, pos), from_producer=from_producer)
-        batches.append(RecordBatch._checked(view[pos : pos + size]))
-        pos += size
-    return batches
+        left = total - pos
+        if left < _COUNTED_HEADER_SIZE:
+            if error is None:
+                error = _short_batch_error(view, pos)
+            break
+        header = unpack(view, pos) if left >= HEADER_SIZE else None
+        if header is not None:
+            batch_length, magic, attributes = header[1], header[3], header[5]
+        else:
+            (batch_length,) = _I32.unpack_from(view, pos + LENGTH_OFFSET)
+            magic = view[pos + MAGIC_OFFSET]
+            (attributes,) = _I16.unpack_from(view, pos + ATTRIBUTES_OFFSET)
+        batch_count += 1
+        if magic != CURRENT_MAGIC:
+            legacy_magic = True
+        if attributes & COMPRESSION_CODEC_MASK == _ZSTD:
+            zstd = True
+        if attributes & TRANSACTIONAL_FLAG:
+            transactional = True
+        if error is None:
+            if header is None:
+                error = _short_batch_error(view, pos)
+            else:
+                try:
+                    size = _check_header(view, pos, header, from_producer=from_producer)
+                except CorruptRecordError as exc:
+                    error = exc
+                else:
+                    batches.append(RecordBatch._checked(view[pos : pos + size]))
+                    pos += size
+                    continue
+        if batch_length <= 0:
+            break
+        pos += LOG_OVERHEAD + batch_length
+    return BatchWalk(batches, error, batch_count, legacy_magic, zstd, transactional)
+
+
+def _short_batch_error(view: memoryview, pos: int) -> CorruptRecordError:
+    """The failure of a batch whose header does not fit in what is left of the buffer."""
+    left = len(view) - pos
+    if left > MAGIC_OFFSET and view[pos + MAGIC_OFFSET] != CURRENT_MAGIC:
+        return UnsupportedMagicError(
+            f"record batch at byte {pos} has magic {view[pos + MAGIC_OFFSET]}; "
+            "strom accepts only magic 2 (Kafka 0.11+ RecordBatch v2)"
+        )
+    return TruncatedBatchError(
+        f"record batch at byte {pos} truncated: {left} bytes left, the header needs {HEADER_SIZE}"
+    )
 
 
 def iter_batches(
@@ -904,17 +973,27 @@ def rebuild_batch(
     kept: Sequence[RecordSpan],
     *,
     delete_horizon_ms: int | None = None,
+    compression: Compression | None = None,
+    log_append_time: int | None = None,
 ) -> bytes:
     """A copy of `batch` holding only the `kept` records, with every header field that identifies the
     batch (base offset, last offset delta, producer id/epoch/sequence, flags, max timestamp) preserved.
 
     `data` and `kept` come from `batch.record_spans()`. Surviving records are copied byte for byte; only
     when a new delete horizon moves the base timestamp are their timestamp deltas re-encoded. An emptied
-    batch is written uncompressed, header only, as Kafka does. The batch is recompressed with its codec.
+    batch is written uncompressed, header only, as Kafka does. The batch is recompressed with its codec, or
+    with `compression` when given (a topic's compression.type). `log_append_time` stamps the copy for
+    message.timestamp.type=LogAppendTime (as `set_log_append_time`), so its one CRC covers the stamp.
     """
-    header = _HEADER.unpack_from(batch.buffer, 0)
-    (base_offset, _, leader_epoch, _, _, attributes, last_delta, base_ts, max_ts, pid, epoch, seq, _) = header
+    (base_offset, _, leader_epoch, _, _, attributes, last_delta, base_ts, max_ts, pid, epoch, seq, count) = (
+        _HEADER.unpack_from(batch.buffer, 0)
+    )
     old_base_ts = base_ts
+    if compression is not None:
+        attributes = (attributes & ~COMPRESSION_CODEC_MASK) | int(compression)
+    if log_append_time is not None:
+        attributes |= TIMESTAMP_TYPE_MASK
+        max_ts = log_append_time
     if delete_horizon_ms is not None:
         attributes |= DELETE_HORIZON_FLAG
         base_ts = delete_horizon_ms
@@ -927,7 +1006,9 @@ def rebuild_batch(
         base_ts = NO_TIMESTAMP
     else:
         codec = Compression.from_attributes(attributes)
-        if base_ts == old_base_ts:
+        if base_ts == old_base_ts and len(kept) == count:
+            block = data  # every record kept: the spans tile the whole block
+        elif base_ts == old_base_ts:
             block = b"".join([data[s.start : s.end] for s in kept])
         else:
             shift = old_base_ts - base_ts

@@ -136,7 +136,7 @@ def waiting_for(args: argparse.Namespace, printed: int) -> str:
     if printed:
         return f"printed {printed} records; waiting for new records {where}"
     if args.from_beginning:
-        return f"no records {where}; waiting for new ones"
+        return f"waiting for records {where}"
     if args.group is not None:
         return (
             f"waiting for records {where} after its committed offsets "

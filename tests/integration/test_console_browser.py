@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from strom.console.cluster import retriable
 from tests.integration.console_browser import Chromium
 from tests.support.cli import run_strom
 from tests.support.scenario import unique_name
@@ -89,13 +90,14 @@ def group_committed_at(bootstrap: str, topic: str, offset: int) -> str:
     group = unique_name("console-group")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        # A fresh Apache Kafka answers NOT_COORDINATOR until its offsets topic exists: retry while retriable.
+        # A fresh Apache Kafka answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS until its offsets topic
+        # is ready: retry while the answer is retriable.
         for _ in range(100):
             try:
                 consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
                 return group
             except KafkaException as error:
-                if not error.args[0].retriable():
+                if not retriable(error):
                     raise
                 consumer.poll(0.2)  # lets the client refresh its coordinator
         raise AssertionError(f"could not commit for {group} on {bootstrap}")
@@ -128,6 +130,17 @@ def test_every_page_loads_without_console_errors(
     assert '"order": 0' in browser.text("#records")
     browser.goto(f"{console}/groups/{group}")
     assert browser.text("#total-lag") == "4"
+    # The live part of the page follows the data: two more records, one refresh, two more lag.
+    producer = Producer({"bootstrap.servers": any_broker})
+    for _ in range(2):
+        producer.produce(topic, value=b"more", partition=0)
+    assert producer.flush(30) == 0
+    mark = len(browser.events)
+    browser.evaluate("window.stromRefresh()")
+    assert browser.text("#total-lag") == "6"
+    # One lag sample per view of the group: the loop's, the goto's, the refresh's.
+    assert browser.evaluate("document.querySelector('svg.chart polyline').points.length") == 3
+    assert browser.console_errors(mark) == []
 
 
 def test_create_a_topic_and_produce_from_the_page_then_find_the_message(

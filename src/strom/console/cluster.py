@@ -60,11 +60,12 @@ class Overview:
 
 @dataclass(frozen=True, slots=True)
 class TopicRow:
-    """One line of the topic list: the records count is end minus start offset over its partitions."""
+    """One line of the topic list: records = end minus start offsets, summed over its partitions."""
 
     name: str
     partitions: int
     records: int
+    end: int  # sum of the partitions' log end offsets: its growth is the topic's records-in rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,7 @@ class Cluster:
                     ends.get((name, p), 0) - starts.get((name, p), 0)
                     for p in metadata.topics[name].partitions
                 ),
+                sum(ends.get((name, p), 0) for p in metadata.topics[name].partitions),
             )
             for name in shown
         ]

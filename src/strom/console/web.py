@@ -109,9 +109,12 @@ class Console:
             return self.render(request, "error.html", status=400, error=str(bad))
         except ConsoleError as failure:
             return self.failed(request, failure)
+        for row in page.rows:
+            self.ends.add(row.name, row.end)
         return self.render(
             request,
             "topics.html",
+            rates={row.name: self.ends.rate(row.name) for row in page.rows},
             status=400 if error else 200,
             page=page,
             q=query,

@@ -24,4 +24,5 @@
     }
   }
   window.setInterval(refresh, intervalMs);
+  window.stromRefresh = refresh; // lets a test (or a bookmarklet) refresh at once instead of waiting
 })();

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import signal
 import sys
 
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(args))
     except OSError as exc:
-        print(f"strom console: cannot serve on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        print(f"strom console: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     return 0

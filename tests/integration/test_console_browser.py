@@ -115,7 +115,7 @@ def test_every_page_loads_without_console_errors(
         "topics": f"/topics?q={topic}",
         "topic": f"/topics/{topic}",
         "messages": f"/topics/{topic}/messages?partition=0",
-        "groups": "/groups",
+        "groups": f"/groups?q={group}",
         "group": f"/groups/{group}",
     }
     for name, path in pages.items():
@@ -125,7 +125,11 @@ def test_every_page_loads_without_console_errors(
         assert browser.evaluate("document.querySelector('.error') === null"), browser.text(".error")
         assert browser.console_errors(mark) == [], (name, browser.console_errors(mark))
         browser.screenshot(screenshots / f"{name}.png")
-    # What the pages showed: the browser saw the records and the group's lag.
+    # What the pages showed: the filtered lists, the records and the group's lag.
+    browser.goto(f"{console}/groups?q={group}")
+    assert browser.text("#group-list").startswith(f"1 group matching “{group}”; page 1 of 1.")
+    browser.goto(f"{console}/topics?q={topic}")
+    assert browser.text("#topic-list").startswith(f"1 topic matching “{topic}”; page 1 of 1.")
     browser.goto(f"{console}/topics/{topic}/messages?partition=0&order=oldest")
     assert '"order": 0' in browser.text("#records")
     browser.goto(f"{console}/groups/{group}")

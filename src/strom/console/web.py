@@ -26,6 +26,7 @@ from strom.console.history import Series, chart_points
 from strom.console.records import Browse, Records
 
 TOPICS_PER_PAGE = 50
+GROUPS_PER_PAGE = 100
 
 
 class Console:
@@ -245,11 +246,27 @@ class Console:
     # --- consumer groups ----------------------------------------------------------------------------
 
     async def groups(self, request: web.Request) -> web.Response:
+        query = request.query.get("q", "")
         try:
+            page_number = forms.optional_number(request.query, "page", minimum=1) or 1
             groups = await self.call(self.cluster.groups)
+        except FormError as bad:
+            return self.render(request, "error.html", status=400, error=str(bad))
         except ConsoleError as error:
             return self.failed(request, error)
-        return self.render(request, "groups.html", groups=groups)
+        matching = [g for g in groups if query.lower() in g.group_id.lower()]
+        pages = max(1, -(-len(matching) // GROUPS_PER_PAGE))
+        page_number = min(page_number, pages)
+        shown = matching[(page_number - 1) * GROUPS_PER_PAGE : page_number * GROUPS_PER_PAGE]
+        return self.render(
+            request,
+            "groups.html",
+            groups=shown,
+            total=len(matching),
+            page=page_number,
+            pages=pages,
+            q=query,
+        )
 
     async def group(
         self,

@@ -35,6 +35,15 @@ if ! command -v kcat >/dev/null 2>&1; then
     fi
 fi
 
+# --- Chromium: Debian's headless browser for the console's browser tests (never a downloaded build) ------------
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing chromium (Debian)"
+    SUDO=""; [[ "$(id -u)" != 0 ]] && SUDO="sudo"
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; }; then
+        echo "setup: WARNING: installing chromium failed; the console browser tests will skip (or fail under CI=true)" >&2
+    fi
+fi
+
 # --- franz-go: the Go client program of the compatibility tests ---------------------------------------------
 FRANZGO_SRC="$ROOT/tests/compat/franzgo"
 # The Go toolchain's usual home is searched too, for environments whose PATH lacks it.

@@ -66,7 +66,7 @@ def test_broker_prints_ready_serves_and_stops_cleanly_on_sigterm(tmp_path: Path)
     assert (data / ".kafka_cleanshutdown").exists()
     assert (data / "via-cli-3").is_dir()
     assert proc.stderr is not None
-    assert "ignoring unknown configuration 'process.roles'" in proc.stderr.read()
+    assert "ignoring Kafka configuration with no effect on strom: process.roles" in proc.stderr.read()
 
 
 def test_bad_configuration_is_refused_with_a_message(tmp_path: Path) -> None:

@@ -206,6 +206,127 @@ BROKER_KEYS: dict[str, ConfigKey] = {
 }
 
 
+# Kafka broker keys that tune what a single strom node does not have (KRaft quorums, replication, thread
+# pools, socket buffers, quotas). A Kafka `server.properties` carries many of them; they are accepted and
+# named in one warning, as ignoring them changes neither what is stored nor who may read it.
+KAFKA_KEYS_WITHOUT_EFFECT = frozenset(
+    {
+        "process.roles",
+        "controller.quorum.voters",
+        "controller.quorum.bootstrap.servers",
+        "controller.listener.names",
+        "inter.broker.listener.name",
+        "listener.security.protocol.map",
+        "security.inter.broker.protocol",
+        "num.network.threads",
+        "num.io.threads",
+        "num.replica.fetchers",
+        "num.recovery.threads.per.data.dir",
+        "background.threads",
+        "queued.max.requests",
+        "socket.send.buffer.bytes",
+        "socket.receive.buffer.bytes",
+        "socket.listen.backlog.size",
+        "connections.max.idle.ms",
+        "max.connections",
+        "max.connections.per.ip",
+        "offsets.topic.replication.factor",
+        "offsets.commit.timeout.ms",
+        "offsets.load.buffer.size",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "transaction.state.log.num.partitions",
+        "transaction.state.log.segment.bytes",
+        "transaction.max.timeout.ms",
+        "transactional.id.expiration.ms",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "replica.lag.time.max.ms",
+        "replica.fetch.max.bytes",
+        "replica.socket.timeout.ms",
+        "unclean.leader.election.enable",
+        "auto.leader.rebalance.enable",
+        "leader.imbalance.check.interval.seconds",
+        "log.cleaner.threads",
+        "log.cleaner.dedupe.buffer.size",
+        "log.cleaner.io.buffer.size",
+        "log.cleaner.io.max.bytes.per.second",
+        "log.flush.scheduler.interval.ms",
+        "log.flush.offset.checkpoint.interval.ms",
+        "log.preallocate",
+        "metadata.log.dir",
+        "metadata.log.segment.bytes",
+        "metadata.max.retention.ms",
+        "metric.reporters",
+        "metrics.num.samples",
+        "metrics.sample.window.ms",
+        "quota.window.num",
+        "quota.window.size.seconds",
+        "request.timeout.ms",
+        "group.coordinator.rebalance.protocols",
+        "group.consumer.heartbeat.interval.ms",
+        "group.consumer.session.timeout.ms",
+        "zookeeper.connect",
+        "zookeeper.connection.timeout.ms",
+    }
+)
+# Security settings: a broker that ignored them would serve unencrypted, unauthenticated, unauthorised
+# traffic to someone who asked for the opposite, so strom refuses to start with any of them.
+SECURITY_KEY_PREFIXES = (
+    "ssl.",
+    "sasl.",
+    "listener.name.",
+    "authorizer.",
+    "principal.builder.",
+    "delegation.token.",
+    "password.encoder.",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+)
+
+
+class KeyPolicy(enum.Enum):
+    """What a BrokerConfig does with a key strom does not use (security keys are refused under all)."""
+
+    # Refuse every such key: the caller wrote the keys in code (EmbeddedBroker), so any is a mistake.
+    STRICT = "strict"
+    # Accept Kafka's own tuning keys with a warning; refuse a key Kafka does not know either (a typo).
+    KAFKA = "kafka"
+    # Accept any key with a warning (`strom broker --lenient-config`).
+    LENIENT = "lenient"
+
+
+def check_security(values: Mapping[str, object]) -> None:
+    """Refuse security settings strom cannot honour, naming them, instead of silently serving plaintext.
+
+    Listener protocols are resolved through `listener.security.protocol.map` as Kafka does, so Kafka's stock
+    map (which lists SSL and SASL for listener names nobody uses) is fine; a listener that would be SSL or
+    SASL is not.
+    """
+    for name in values:
+        if name.startswith(SECURITY_KEY_PREFIXES):
+            raise ConfigError(
+                f"configuration {name!r} asks for TLS, SASL or authorisation, which strom does not have; "
+                "refusing to start rather than serve without it (remove the key)"
+            )
+    protocol_of = {}
+    for entry in str(values.get("listener.security.protocol.map", "")).split(","):
+        listener, _, protocol = entry.strip().partition(":")
+        protocol_of[listener.strip().upper()] = protocol.strip().upper()
+    wanted = [("security.inter.broker.protocol", str(values.get("security.inter.broker.protocol", "")))]
+    for key in ("listeners", "advertised.listeners"):
+        for entry in str(values.get(key, "")).split(","):
+            listener, sep, _ = entry.strip().partition("://")
+            if sep:
+                wanted.append((key, protocol_of.get(listener.upper(), listener.upper())))
+    for key, protocol in wanted:
+        if protocol.upper().startswith(("SSL", "SASL")):
+            raise ConfigError(
+                f"configuration {key} asks for a {protocol.upper()} listener; strom serves PLAINTEXT only, "
+                "so it refuses to start rather than serve unencrypted (use PLAINTEXT)"
+            )
+
+
 def normalize(key: ConfigKey, value: object) -> str:
     """Validate `value` for `key` and return Kafka's string form; ConfigError names the key on failure."""
     text = str(value).strip() if not isinstance(value, bool) else ("true" if value else "false")
@@ -217,13 +338,18 @@ def normalize(key: ConfigKey, value: object) -> str:
                 raise ValueError("expected true or false")
             return text.lower()
         if key.type in _RANGES:
+            if not text.lstrip("+-").isdigit():
+                raise ValueError(f"expected an integer ({key.type.name})")
             number = int(text)
             lo, hi = _RANGES[key.type]
             if not lo <= number <= hi or (key.minimum is not None and number < key.minimum):
                 raise ValueError(f"out of range (minimum {key.minimum})")
             return str(number)
         if key.type is ConfigType.DOUBLE:
-            ratio = float(text)
+            try:
+                ratio = float(text)
+            except ValueError:
+                raise ValueError(f"expected a number ({key.type.name})") from None
             if key.minimum is not None and ratio < key.minimum:
                 raise ValueError(f"below minimum {key.minimum}")
             return repr(ratio)
@@ -273,23 +399,45 @@ class BrokerConfig:
     sense for one node, such as `process.roles`) so the command line can warn about them.
     """
 
-    def __init__(self, values: Mapping[str, object] | None = None, *, strict: bool = False) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, object] | None = None,
+        *,
+        strict: bool = False,
+        policy: KeyPolicy = KeyPolicy.KAFKA,
+    ) -> None:
+        if strict:
+            policy = KeyPolicy.STRICT
         self._explicit: dict[str, str] = {}
+        # Accepted keys strom does not use, for warn_ignored: Kafka's own, and (lenient only) any other.
         self.ignored: list[str] = []
+        self.unknown: list[str] = []
+        check_security(values or {})
         for name, value in (values or {}).items():
             if name == "broker.id":
                 name = "node.id"
             key = BROKER_KEYS.get(name)
-            if key is None:
-                if strict:
-                    raise ConfigError(f"unknown broker configuration {name!r}")
+            if key is not None:
+                self._explicit[name] = normalize(key, value)
+            elif policy is KeyPolicy.STRICT:
+                raise ConfigError(f"unknown broker configuration {name!r}")
+            elif name in KAFKA_KEYS_WITHOUT_EFFECT:
                 self.ignored.append(name)
-                continue
-            self._explicit[name] = normalize(key, value)
+            elif policy is KeyPolicy.LENIENT:
+                self.unknown.append(name)
+            else:
+                raise ConfigError(
+                    f"unknown broker configuration {name!r}: neither strom nor Kafka has this key "
+                    "(check the spelling, or pass --lenient-config to start anyway)"
+                )
 
     @classmethod
     def from_sources(
-        cls, file: Path | None = None, sets: Iterable[str] = (), overrides: Mapping[str, object] | None = None
+        cls,
+        file: Path | None = None,
+        sets: Iterable[str] = (),
+        overrides: Mapping[str, object] | None = None,
+        policy: KeyPolicy = KeyPolicy.KAFKA,
     ) -> BrokerConfig:
         """Merge a properties file, `key=value` strings and keyword overrides, later ones winning."""
         values: dict[str, object] = {}
@@ -301,7 +449,7 @@ class BrokerConfig:
                 raise ConfigError(f"--set expects key=value, got {item!r}")
             values[name.strip()] = value.strip()
         values.update(overrides or {})
-        return cls(values)
+        return cls(values, policy=policy)
 
     def raw(self, name: str) -> str | None:
         """The normalised string value of a broker key: explicit, derived (retention, roll) or default."""
@@ -400,6 +548,10 @@ class BrokerConfig:
 
 
 def warn_ignored(config: BrokerConfig) -> None:
-    """Tell the operator which supplied keys strom does not use (Kafka logs the same warning)."""
-    for name in config.ignored:
-        print(f"strom broker: ignoring unknown configuration {name!r}", file=sys.stderr)
+    """Name, once each, the accepted keys strom does not use (Kafka logs a similar warning)."""
+    if config.ignored:
+        names = ", ".join(config.ignored)
+        print(f"strom broker: ignoring Kafka configuration with no effect on strom: {names}", file=sys.stderr)
+    if config.unknown:
+        names = ", ".join(config.unknown)
+        print(f"strom broker: ignoring unknown configuration (--lenient-config): {names}", file=sys.stderr)

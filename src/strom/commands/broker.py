@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
 
-from strom.broker.config import BrokerConfig, ConfigError, warn_ignored
+from strom.broker.config import BrokerConfig, ConfigError, KeyPolicy, warn_ignored
 
 DEFAULT_LISTEN = ("127.0.0.1", 9092)
 DEFAULT_DATA_DIR = Path("strom-data")
@@ -62,10 +64,50 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="KEY=VALUE",
         help="a broker config, e.g. num.partitions=3",
     )
+    parser.add_argument(
+        "--lenient-config",
+        action="store_true",
+        help="start even with configuration keys Kafka does not know (they are ignored, with a warning)",
+    )
     parser.set_defaults(func=run)
 
 
-async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int) -> None:
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why `data_dir` cannot be the data directory, in the user's terms, or None if it can be."""
+    for path in (data_dir, *data_dir.parents):
+        if path.is_dir():
+            return None
+        if path == data_dir and path.exists():
+            return f"the data directory {data_dir} is a file, not a directory"
+        if path.exists():
+            return f"{path} (a parent of the data directory {data_dir}) is a file, not a directory"
+    return None
+
+
+def first_missing(data_dir: Path) -> Path | None:
+    """The outermost directory of `data_dir`'s path that does not exist yet (what a start would create)."""
+    missing = None
+    for path in (data_dir, *data_dir.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing
+
+
+def remove_created(data_dir: Path, created_root: Path | None, existing: set[str]) -> None:
+    """Undo a failed start: remove the directories it made, or the entries it added to an existing one."""
+    if created_root is not None:
+        shutil.rmtree(created_root, ignore_errors=True)
+        return
+    for entry in data_dir.iterdir():
+        if entry.name not in existing:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int, started: asyncio.Event) -> None:
     from strom.broker.server import Broker
 
     broker = Broker(data_dir, config, host, port)
@@ -74,6 +116,7 @@ async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    started.set()
     shown = f"[{host}]" if ":" in host else host
     print(f"strom broker ready on {shown}:{broker.listen_port}", flush=True)
     try:
@@ -85,7 +128,8 @@ async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int) -> N
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = BrokerConfig.from_sources(args.config, args.set)
+        policy = KeyPolicy.LENIENT if args.lenient_config else KeyPolicy.KAFKA
+        config = BrokerConfig.from_sources(args.config, args.set, policy=policy)
     except (ConfigError, OSError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 2
@@ -96,14 +140,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"strom broker: listeners: {exc}", file=sys.stderr)
         return 2
     data_dir = args.data_dir or data_dir_from_config(config)
+    problem = data_dir_problem(data_dir)
+    if problem is not None:
+        print(f"strom broker: {problem}; choose another --data-dir", file=sys.stderr)
+        return 2
+    created_root = first_missing(data_dir)
+    existing = {entry.name for entry in data_dir.iterdir()} if created_root is None else set()
     from strom.log.log_manager import DataDirLockedError
 
+    started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
-        asyncio.run(serve(data_dir, config, host, port))
+        asyncio.run(serve(data_dir, config, host, port, started))
     except DataDirLockedError as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {exc}", file=sys.stderr)
+        if not started.is_set():
+            remove_created(data_dir, created_root, existing)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (another broker? choose another --listen)"
+        else:
+            reason = exc.strerror or str(exc)
+        print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {reason}", file=sys.stderr)
         return 1
     return 0

@@ -34,6 +34,21 @@ def reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[
     return run
 
 
+# How long a command waits for a first answer in silence; after that it says whom it is waiting for.
+QUIET_WAIT_S = 2.0
+
+
+def positive_seconds(value: str) -> float:
+    """An argparse type: a duration in seconds greater than zero (`--timeout -1` is refused, not a hang)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {value!r}")
+    return seconds
+
+
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap",
@@ -43,7 +58,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="give up on the cluster after (default: 10)",
@@ -61,21 +76,41 @@ def admin_client(args: argparse.Namespace) -> AdminClient:
 
 
 def cluster_metadata(admin: AdminClient, args: argparse.Namespace) -> ClusterMetadata:
-    """Metadata for all topics; the first call of every command, so an unreachable cluster fails here."""
+    """Metadata for all topics; the first call of every command, so an unreachable cluster fails here.
+
+    A broker that has not answered within QUIET_WAIT_S is named on stderr once, so the rest of the wait
+    (up to --timeout) is not silent.
+    """
+    quiet = min(args.timeout, QUIET_WAIT_S)
     try:
-        return admin.list_topics(timeout=args.timeout)
+        return admin.list_topics(timeout=quiet)
+    except KafkaException as error:
+        if quiet >= args.timeout or not is_unreachable(error):
+            raise unreachable(args, error) from error
+    print(
+        f"strom: no broker answers at {args.bootstrap} yet; waiting up to {args.timeout:g} s (--timeout)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        return admin.list_topics(timeout=args.timeout - quiet)
     except KafkaException as error:
         raise unreachable(args, error) from error
 
 
-def unreachable(args: argparse.Namespace, error: KafkaException) -> CommandError:
+def is_unreachable(error: KafkaException) -> bool:
+    """Whether the client failed for want of a broker (rather than being answered with an error)."""
     code = error.args[0].code() if error.args and isinstance(error.args[0], KafkaError) else None
-    if code in (
+    return code in (
         KafkaError._TRANSPORT,
         KafkaError._TIMED_OUT,
         KafkaError._ALL_BROKERS_DOWN,
         KafkaError._RESOLVE,
-    ):
+    )
+
+
+def unreachable(args: argparse.Namespace, error: KafkaException) -> CommandError:
+    if is_unreachable(error):
         return CommandError(
             f"cannot reach a broker at {args.bootstrap} within {args.timeout:g} s; "
             "is it running? (set the address with --bootstrap)"

@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 
 from strom.commands.connection import (
+    QUIET_WAIT_S,
     CommandError,
     add_connection_arguments,
     admin_client,
@@ -95,6 +96,7 @@ def consume(args: argparse.Namespace) -> int:
         )
     printed = 0
     last_record = time.monotonic()
+    said_waiting = False
     try:
         while args.max_messages is None or printed < args.max_messages:
             wanted = 500 if args.max_messages is None else min(500, args.max_messages - printed)
@@ -110,6 +112,10 @@ def consume(args: argparse.Namespace) -> int:
                 last_record = time.monotonic()
             elif args.idle_timeout is not None and time.monotonic() - last_record > args.idle_timeout:
                 break
+            elif not said_waiting and time.monotonic() - last_record > QUIET_WAIT_S:
+                # Once per run: a consumer that has caught up looks exactly like one that hangs.
+                print(f"strom: {waiting_for(args, printed)}; Ctrl-C to stop", file=sys.stderr, flush=True)
+                said_waiting = True
         sys.stdout.flush()
     except KeyboardInterrupt:
         pass
@@ -122,6 +128,21 @@ def consume(args: argparse.Namespace) -> int:
         consumer.close()  # commits the stored offsets when in a group
     print(f"strom: consumed {printed} records", file=sys.stderr)
     return 0
+
+
+def waiting_for(args: argparse.Namespace, printed: int) -> str:
+    """What an idle consumer is waiting for, in terms of the options the user gave (or did not)."""
+    where = f"in {args.topic!r}" + (f" for group {args.group!r}" if args.group is not None else "")
+    if printed:
+        return f"printed {printed} records; waiting for new records {where}"
+    if args.from_beginning:
+        return f"waiting for records {where}"
+    if args.group is not None:
+        return (
+            f"waiting for records {where} after its committed offsets "
+            "(a group without any starts at the end unless --from-beginning is given)"
+        )
+    return f"waiting for new records {where} (add --from-beginning to print the ones already there)"
 
 
 def _check(message: Message, topic: str) -> None:

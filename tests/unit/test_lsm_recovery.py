@@ -195,7 +195,7 @@ def test_verify_checksums_finds_a_corrupt_block_nobody_has_read(tmp_path: Path) 
 
 
 def test_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
-    from strom.lsm.bloom import build_filter, may_contain
+    from strom.lsm.table.bloom import build_filter, may_contain
 
     keys = [os.urandom(16) for _ in range(20000)]
     filt = build_filter(keys, len(keys), 10)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import struct
 
-from .coding import VARINT, decode_varint, encode_varint
 from .errors import CorruptionError
+from .table.coding import VARINT, decode_varint, encode_varint
 
 TAG_DELETE = 0
 TAG_PUT = 1

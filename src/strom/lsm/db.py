@@ -21,9 +21,6 @@ from types import TracebackType
 from typing import Any
 
 from .batch import PUT_HEADER, TAG_PUT, WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
-from .block import COMPRESSION_BY_NAME
-from .cache import BlockCache
-from .coding import VARINT
 from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
@@ -49,7 +46,10 @@ from .manifest import (
 )
 from .memtable import MemTable
 from .options import Options
-from .sstable import MISSING, Table, TableInfo
+from .table.block import COMPRESSION_BY_NAME
+from .table.cache import BlockCache
+from .table.coding import VARINT
+from .table.sstable import MISSING, Table, TableInfo
 from .version import FileMeta, Version
 from .wal import LogReader, LogWriter
 from .worker import WorkerDiedError, worker

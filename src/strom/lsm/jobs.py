@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from .compaction import merge_blocks
-from .sstable import Table, TableInfo, write_tables
+from .table.sstable import Table, TableInfo, write_tables
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .coding import decode_bytes, decode_varint, encode_bytes, varint
 from .errors import CorruptionError, IncompatibleVersionError, NotADatabaseError
+from .table.coding import decode_bytes, decode_varint, encode_bytes, varint
 from .version import FileMeta
 from .wal import LogReader, LogWriter
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import CorruptionError
-from .sstable import MISSING, Table
+from .table.sstable import MISSING, Table
 
 
 @dataclass(eq=False)

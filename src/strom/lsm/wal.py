@@ -14,7 +14,7 @@ import struct
 import threading
 from collections.abc import Iterator
 
-from .checksum import crc32c, mask
+from .table.checksum import crc32c, mask
 
 BLOCK_SIZE = 32768
 HEADER_SIZE = 7

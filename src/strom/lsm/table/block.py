@@ -23,8 +23,8 @@ from itertools import accumulate
 
 import cramjam
 
+from ..errors import CorruptionError
 from .checksum import crc32c, mask
-from .errors import CorruptionError
 
 TOMBSTONE_BIT = 0x80000000
 OFFSET_MASK = 0x7FFFFFFF

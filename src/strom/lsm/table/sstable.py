@@ -5,11 +5,12 @@ File layout (docs/lsm-format.md, "SSTable")::
 
     data block 0 | ... | data block n-1 | filter block | properties block | index block | footer (52 bytes)
 
-Every block carries the 5-byte trailer of :mod:`strom.lsm.block`. The index block is a block whose keys are
-the last key of each data block and whose values are ``offset (u64) | stored size (u32)`` handles. The footer
-is ``filter, properties and index handles | format version (u32) | masked crc32c of the preceding 44 bytes
-(u32) | magic (u64)``. Each key appears at most once per table (its newest version at the time the table was
-written); which table is newer is recorded in the MANIFEST, so tables need no per-entry sequence numbers.
+Every block carries the 5-byte trailer of :mod:`strom.lsm.table.block`. The index block is a block whose
+keys are the last key of each data block and whose values are ``offset (u64) | stored size (u32)`` handles.
+The footer is ``filter, properties and index handles | format version (u32) | masked crc32c of the preceding
+44 bytes (u32) | magic (u64)``. Each key appears at most once per table (its newest version at the time the
+table was written); which table is newer is recorded in the MANIFEST, so tables need no per-entry sequence
+numbers.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from operator import add
 
 from crc32c import crc32c
 
+from ..errors import CorruptionError
 from . import block as blk
 from .bloom import build_filter
 from .cache import BlockCache
 from .checksum import masked_crc
 from .coding import decode_bytes, decode_varint, encode_bytes, varint
-from .errors import CorruptionError
 
 TABLE_MAGIC = 0x5354524F4D4C534D  # "STROMLSM"
 TABLE_FORMAT_VERSION = 1
@@ -292,7 +293,7 @@ class Table:
                     pass
         else:
             buf = self._load_block(i)
-        # Binary search over the key offsets (block layout in strom.lsm.block), two offsets per probe.
+        # Binary search over the key offsets (block layout in strom.lsm.table.block), two offsets per probe.
         size = len(buf)
         n = _U32.unpack_from(buf, size - 4)[0]
         kdir = size - 4 - 8 * (n + 1)

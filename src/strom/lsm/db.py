@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .batch import PUT_HEADER, TAG_PUT, WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
+from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
 from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
@@ -31,14 +31,13 @@ from .errors import (
 )
 from .filename import CURRENT_TEMP, LOCK, TEMP_SUFFIX, FileType, log_name, parse, table_name, temp_table_name
 from .iterator import merged_scan
-from .jobs import JOBS, TableSettings
+from .jobs import JOBS
 from .manifest import VersionEdit, fsync_dir, read_current, read_manifest
 from .memtable import MemTable
 from .options import Options
 from .table.block import COMPRESSION_BY_NAME
 from .table.cache import BlockCache
-from .table.coding import VARINT
-from .table.sstable import MISSING, Table, TableInfo
+from .table.sstable import MISSING, Table, TableInfo, TableSettings
 from .version import FileMeta, Version
 from .version_set import VersionSet
 from .wal import LogReader, LogWriter
@@ -350,14 +349,8 @@ class DB:
             seq = versions.last_sequence + 1
             wal = self._wal
             if wal is not None:
-                kl = len(key)
-                vl = len(value)
-                if kl < 16384 and vl < 16384:
-                    payload = b"".join((PUT_HEADER.pack(seq, 1, TAG_PUT), VARINT[kl], key, VARINT[vl], value))
-                else:
-                    payload = encode_put(seq, key, value)
                 try:
-                    end = wal.add_record(payload)
+                    end = wal.add_record(encode_put(seq, key, value))
                 except OSError as exc:
                     self._fail(exc)
                     raise
@@ -595,16 +588,7 @@ class DB:
         return JOBS[job](*args)
 
     def _meta(self, info: TableInfo, min_seq: int, max_seq: int) -> FileMeta:
-        meta = FileMeta(
-            info.number,
-            info.size,
-            info.entries,
-            info.tombstones,
-            info.smallest,
-            info.largest,
-            min_seq,
-            max_seq,
-        )
+        meta = FileMeta(**vars(info), min_seq=min_seq, max_seq=max_seq)
         meta.table = self._open_table(info.number)
         return meta
 

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from itertools import accumulate, chain
 from operator import add
 
-from crc32c import crc32c
-
 from ..errors import CorruptionError
 from . import block as blk
-from .bloom import build_filter
+from .bloom import build_filter, may_contain
 from .cache import BlockCache
 from .checksum import masked_crc
 from .coding import decode_bytes, decode_varint, encode_bytes, varint
@@ -46,8 +44,18 @@ MISSING: object = object()  # "this table has no entry for the key" (None means 
 
 
 @dataclass(frozen=True)
+class TableSettings:
+    """How to write tables (from the DB's options; passed to the worker process with each job)."""
+
+    block_size: int
+    bloom_bits_per_key: int
+    compression: int
+    target_file_size: float
+
+
+@dataclass(eq=False)
 class TableInfo:
-    """What the MANIFEST records about a table file."""
+    """What writing a table learnt about it: the facts the MANIFEST records for every table file."""
 
     number: int
     size: int
@@ -64,19 +72,17 @@ def _encode_props(entries: int, tombstones: int, smallest: bytes, largest: bytes
 def write_tables(
     chunks: Iterable[tuple[list[bytes], list[bytes | None]]],
     new_file: Iterable[tuple[int, str]],
-    *,
-    block_size: int,
-    bloom_bits_per_key: int,
-    compression: int,
-    target_file_size: float,
+    settings: TableSettings,
 ) -> list[TableInfo]:
-    """Write sorted, unique entries into one or more tables, each closed near ``target_file_size``.
+    """Write sorted, unique entries into one or more tables, each closed near ``settings.target_file_size``.
 
     ``chunks`` yields ``(keys, values)`` lists in key order (None values are tombstones); block boundaries are
     found with one bisect per block over cumulative entry sizes, not per entry. ``new_file`` yields
     ``(file number, path)`` pairs for the outputs. Every output is fsynced before this returns; the caller
     fsyncs the directory. An empty input writes no file.
     """
+    block_size = settings.block_size
+    target_file_size = settings.target_file_size
     outputs: list[TableInfo] = []
     files = iter(new_file)
     out: _TableFile | None = None
@@ -107,7 +113,7 @@ def write_tables(
                     break
                 end = n
             if out is None:
-                out = _TableFile(*next(files), bloom_bits_per_key, compression)
+                out = _TableFile(*next(files), settings.bloom_bits_per_key, settings.compression)
             out.add_block(keys[start:end], vals[start:end])
             base = cum[end - 1]
             start = end
@@ -232,11 +238,6 @@ class Table:
         self.index_keys = [ibuf[ik[i] : ik[i + 1]] for i in range(n)]
         self.handles = [_HANDLE.unpack_from(ibuf, iv[i] & blk.OFFSET_MASK) for i in range(n)]
         self.nblocks = n
-        if self.filter:
-            self._nbits = (len(self.filter) - 1) * 8
-            self._k = self.filter[-1]
-            if self._k > 30:
-                self.filter = b""
 
     def _read_raw(self, off: int, size: int) -> bytes:
         if off + size > self.size - FOOTER_SIZE:
@@ -263,16 +264,8 @@ class Table:
 
     def get(self, key: bytes) -> object:
         """The value (bytes), None for a tombstone, or MISSING when the table has no entry for ``key``."""
-        filt = self.filter
-        if filt:
-            nbits = self._nbits
-            h = crc32c(key)
-            d = ((h >> 17) | (h << 15)) & 0xFFFFFFFF
-            for _ in range(self._k):
-                bit = h % nbits
-                if not filt[bit >> 3] >> (bit & 7) & 1:
-                    return MISSING
-                h = (h + d) & 0xFFFFFFFF
+        if self.filter and not may_contain(self.filter, key):
+            return MISSING
         return self.get_unfiltered(key)
 
     def get_unfiltered(self, key: bytes) -> object:
@@ -280,19 +273,7 @@ class Table:
         i = bisect_left(self.index_keys, key)
         if i == self.nblocks:
             return MISSING
-        cache = self._cache
-        if cache is not None:
-            ck = (self.number << 32) | i
-            buf = cache.entries.get(ck)
-            if buf is None:
-                buf = self._load_block(i)
-            else:
-                try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup on this hot path
-                    cache.entries.move_to_end(ck)
-                except KeyError:
-                    pass
-        else:
-            buf = self._load_block(i)
+        buf = self.block(i)
         # Binary search over the key offsets (block layout in strom.lsm.table.block), two offsets per probe.
         size = len(buf)
         n = _U32.unpack_from(buf, size - 4)[0]

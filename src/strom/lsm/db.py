@@ -1,10 +1,13 @@
 """DB: the public key-value store. Writes go WAL -> memtable; full memtables are flushed to level-0 tables and
 compacted in the background; reads merge the memtables with the current Version.
 
+Opening is four steps, as LevelDB's ``DB::Open``: lock the directory, recover (the MANIFEST, then the WALs
+it does not cover), start a new WAL and MANIFEST, delete the files nothing references.
+
 Threads: callers (any number), one flush thread, one compaction thread. Writers are serialised by
-``_write_lock``; gets take no lock (they read ``_state``, a tuple swapped atomically). ``_cv`` guards the
-state tuple, file numbers, the MANIFEST and background bookkeeping; it is never held while merging or writing
-table data.
+``_write_lock`` (which also guards the VersionSet's last sequence); gets take no lock (they read ``_state``,
+a tuple swapped atomically). ``_cv`` guards the state tuple, the VersionSet (file numbers, the MANIFEST) and
+background bookkeeping; it is never held while merging or writing table data.
 """
 
 from __future__ import annotations
@@ -170,7 +173,8 @@ class DB:
         self._lock = _Lock(path)
         try:
             self._configure()
-            self._recover(exists)
+            self._recover_manifest(exists)
+            self._start_log_and_manifest(self._recover_logs())
             self._delete_obsolete_files()
             self._start_background()
         except BaseException:
@@ -224,9 +228,9 @@ class DB:
         self._closing = False
         self._pointers: dict[int, bytes] = {}
 
-    def _recover(self, exists: bool) -> None:
-        """Load the state (MANIFEST, then the WALs it does not cover), flush what the WALs held to a level-0
-        table, and start a new WAL and a new MANIFEST describing the result (LevelDB's ``DB::Open``)."""
+    def _recover_manifest(self, exists: bool) -> None:
+        """Load the state the live MANIFEST describes (nothing for a new database) and resume the file-number
+        counter past every numbered file in the directory, referenced or not."""
         opts = self.options
         versions = self._versions = VersionSet(
             self.path, opts.num_levels, opts.optimize_filters_for_hits, opts.paranoid_checks, self._open_table
@@ -235,30 +239,41 @@ class DB:
             number = read_current(self.path)
             assert number is not None
             versions.recover(number)
-        logs = []
-        for name in os.listdir(self.path):
-            parsed = parse(name)
-            if parsed is not None:
-                versions.mark_file_number_used(parsed[1])
-                if parsed[0] is FileType.LOG and parsed[1] >= versions.log_number:
-                    logs.append(parsed[1])
+        for _, number in self._numbered_files():
+            versions.mark_file_number_used(number)
+
+    def _recover_logs(self) -> VersionEdit:
+        """Replay the WALs the MANIFEST does not cover and write what they held as a level-0 table; the
+        returned edit adds that table."""
+        versions = self._versions
+        logs = sorted(
+            n for kind, n in self._numbered_files() if kind is FileType.LOG and n >= versions.log_number
+        )
         edit = VersionEdit()
-        recovered = self._replay_logs(sorted(logs))
+        recovered = self._replay_logs(logs)
         if recovered is not None:
             if recovered.data:
                 flushed = self._write_memtables([recovered], in_thread=True)
                 if flushed is not None:
                     edit.added.append((0, flushed))
             versions.last_sequence = max(versions.last_sequence, recovered.max_seq)
-        wal_number = versions.new_file_number() if opts.wal != "off" else 0
+        return edit
+
+    def _start_log_and_manifest(self, edit: VersionEdit) -> None:
+        """Start the new WAL and memtable, then a new MANIFEST holding the whole state (``edit`` included)
+        and switch CURRENT to it. Every recovered write is in a table by now, so it needs no older WAL."""
+        versions = self._versions
+        wal_number = versions.new_file_number() if self.options.wal != "off" else 0
         self._wal = LogWriter(os.path.join(self.path, log_name(wal_number))) if wal_number else None
         if self._wal is not None:
             fsync_dir(self.path)
-        # Every recovered write is now in a table: the new MANIFEST says so and needs no older WAL.
         edit.log_number = wal_number
         edit.last_seq = versions.last_sequence
         self._mem = MemTable(wal_number, versions.last_sequence + 1)
         self._state: _State = (self._mem, (), versions.log_and_apply(edit))
+
+    def _numbered_files(self) -> list[tuple[FileType, int]]:
+        return [parsed for name in os.listdir(self.path) if (parsed := parse(name)) is not None]
 
     def _delete_obsolete_files(self) -> None:
         """Delete every file the new MANIFEST does not reference: flushed WALs, old MANIFESTs, tables a crash

@@ -66,22 +66,17 @@ def encode_block(keys: list[bytes], values: list[bytes | None]) -> bytes:
 
 def decode_block(contents: bytes) -> DecodedBlock:
     """Parse a block's directory. Raises CorruptionError when the layout is inconsistent."""
-    n, kdir = _directory(contents)
+    n, kdir = check_directory(contents)
     s = _offsets(n + 1)
     koffs: tuple[int, ...] = s.unpack_from(contents, kdir)
     voffs: tuple[int, ...] = s.unpack_from(contents, kdir + 4 * (n + 1))
     return contents, koffs, voffs, n
 
 
-def check_block(contents: bytes) -> bytes:
-    """Cheap structural check of a block's directory ends (the checksum has vouched for the bytes)."""
-    _directory(contents)
-    return contents
-
-
-def _directory(contents: bytes) -> tuple[int, int]:
+def check_directory(contents: bytes) -> tuple[int, int]:
     """``(entry count, offset of the key offsets)`` of a block, after checking that the directory's first and
-    last offsets agree with the block's size. Raises CorruptionError when they do not."""
+    last offsets agree with the block's size (cheap: the checksum has vouched for the bytes). Raises
+    CorruptionError when they do not."""
     size = len(contents)
     if size < 12:
         raise CorruptionError(f"block of {size} bytes is too short")

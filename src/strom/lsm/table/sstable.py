@@ -263,7 +263,8 @@ class Table:
         off, size = self.handles[i]
         if self._stats is not None:
             self._stats[0] += size
-        b = blk.check_block(self._read_raw(off, size))
+        b = self._read_raw(off, size)
+        blk.check_directory(b)
         if self._cache is not None:
             self._cache.misses += 1
             self._cache.put((self.number << 32) | i, b)

@@ -353,6 +353,8 @@ class DB:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value``."""
+        # The one-entry case of _write spelled out (no ops list, no loop, the memtable updated in line):
+        # it is the hottest path, and a shared helper would cost a call per write.
         if type(key) is not bytes:
             key = check_bytes(key, "key")
         if type(value) is not bytes:

@@ -15,6 +15,7 @@ from strom.lsm import (
     IncompatibleVersionError,
     NotADatabaseError,
     WriteBatch,
+    filename,
 )
 from strom.lsm import manifest as manifest_module
 from strom.lsm.wal import BLOCK_SIZE, LogReader, LogWriter
@@ -195,7 +196,7 @@ def test_verify_checksums_finds_a_corrupt_block_nobody_has_read(tmp_path: Path) 
 
 
 def test_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
-    from strom.lsm.bloom import build_filter, may_contain
+    from strom.lsm.table.bloom import build_filter, may_contain
 
     keys = [os.urandom(16) for _ in range(20000)]
     filt = build_filter(keys, len(keys), 10)
@@ -203,3 +204,29 @@ def test_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
     absent = [os.urandom(17) for _ in range(20000)]
     assert sum(may_contain(filt, k) for k in absent) / len(absent) < 0.03
     assert may_contain(build_filter([], 0, 0), b"anything")
+
+
+def test_every_numbered_file_name_parses_back_to_its_kind_and_number() -> None:
+    kinds = filename.FileType
+    for number in (1, 42, 999_999, 1_234_567):
+        assert filename.parse(filename.log_name(number)) == (kinds.LOG, number)
+        assert filename.parse(filename.table_name(number)) == (kinds.TABLE, number)
+        assert filename.parse(filename.temp_table_name(number, 4321)) == (kinds.TEMP_TABLE, number)
+        assert filename.parse(filename.manifest_name(number)) == (kinds.MANIFEST, number)
+    for other in ("LOCK", "CURRENT", "CURRENT.tmp", "12345.log", "000001.log.tmp", "000001.sst.x.tmp", "x"):
+        assert filename.parse(other) is None
+
+
+def test_open_deletes_orphans_and_temporaries_and_numbers_new_files_past_them(tmp_path: Path) -> None:
+    with DB.open(tmp_path, background="thread") as db:
+        db.put(b"k", b"v")
+    orphans = [filename.table_name(90), filename.temp_table_name(91, 1), filename.log_name(3), "CURRENT.tmp"]
+    for name in orphans:
+        (tmp_path / name).write_bytes(b"left by a crash")
+    with DB.open(tmp_path, background="thread") as db:
+        assert db.get(b"k") == b"v"
+        names = set(os.listdir(tmp_path))
+        assert not names & set(orphans)
+        parsed = [p for p in map(filename.parse, names) if p is not None]
+        started = [n for kind, n in parsed if kind in (filename.FileType.LOG, filename.FileType.MANIFEST)]
+        assert len(started) == 2 and min(started) > 91  # the new WAL and MANIFEST

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import struct
 
-from .coding import VARINT, decode_varint, encode_varint
 from .errors import CorruptionError
+from .table.coding import VARINT, decode_varint, varint
 
 TAG_DELETE = 0
 TAG_PUT = 1
 BATCH_HEADER = struct.Struct("<QI")
-PUT_HEADER = struct.Struct("<QIB")  # header + tag of a single-put batch
+_PUT_HEADER = struct.Struct("<QIB")  # header + tag of a single-put batch
 
 
 def check_bytes(obj: object, name: str) -> bytes:
@@ -65,10 +65,6 @@ class WriteBatch:
         return self._ops
 
 
-def _vi(n: int) -> bytes:
-    return VARINT[n] if n < 16384 else encode_varint(n)
-
-
 def encode_batch(seq: int, ops: list[tuple[bytes, bytes | None]]) -> bytes:
     """WAL payload of ``ops`` starting at sequence ``seq``."""
     parts = [BATCH_HEADER.pack(seq, len(ops))]
@@ -76,13 +72,13 @@ def encode_batch(seq: int, ops: list[tuple[bytes, bytes | None]]) -> bytes:
     for key, value in ops:
         if value is None:
             add(b"\x00")
-            add(_vi(len(key)))
+            add(varint(len(key)))
             add(key)
         else:
             add(b"\x01")
-            add(_vi(len(key)))
+            add(varint(len(key)))
             add(key)
-            add(_vi(len(value)))
+            add(varint(len(value)))
             add(value)
     return b"".join(parts)
 
@@ -92,7 +88,7 @@ def encode_put(seq: int, key: bytes, value: bytes) -> bytes:
     kl = len(key)
     vl = len(value)
     if kl < 16384 and vl < 16384:
-        return b"".join((PUT_HEADER.pack(seq, 1, TAG_PUT), VARINT[kl], key, VARINT[vl], value))
+        return b"".join((_PUT_HEADER.pack(seq, 1, TAG_PUT), VARINT[kl], key, VARINT[vl], value))
     return encode_batch(seq, [(key, value)])
 
 

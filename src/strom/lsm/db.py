@@ -1,10 +1,13 @@
 """DB: the public key-value store. Writes go WAL -> memtable; full memtables are flushed to level-0 tables and
 compacted in the background; reads merge the memtables with the current Version.
 
+Opening is four steps, as LevelDB's ``DB::Open``: lock the directory, recover (the MANIFEST, then the WALs
+it does not cover), start a new WAL and MANIFEST, delete the files nothing references.
+
 Threads: callers (any number), one flush thread, one compaction thread. Writers are serialised by
-``_write_lock``; gets take no lock (they read ``_state``, a tuple swapped atomically). ``_cv`` guards the
-state tuple, file numbers, the MANIFEST and background bookkeeping; it is never held while merging or writing
-table data.
+``_write_lock`` (which also guards the VersionSet's last sequence); gets take no lock (they read ``_state``,
+a tuple swapped atomically). ``_cv`` guards the state tuple, the VersionSet (file numbers, the MANIFEST) and
+background bookkeeping; it is never held while merging or writing table data.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .batch import PUT_HEADER, TAG_PUT, WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
-from .block import COMPRESSION_BY_NAME
-from .cache import BlockCache
-from .coding import VARINT
+from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
 from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
@@ -33,33 +32,21 @@ from .errors import (
     LSMError,
     NotADatabaseError,
 )
+from .filename import CURRENT_TEMP, LOCK, TEMP_SUFFIX, FileType, log_name, parse, table_name, temp_table_name
 from .iterator import merged_scan
-from .jobs import JOBS, TableSettings
-from .manifest import (
-    CURRENT,
-    ManifestState,
-    ManifestWriter,
-    VersionEdit,
-    fsync_dir,
-    load_manifest,
-    log_name,
-    manifest_name,
-    read_current,
-    table_name,
-)
+from .jobs import JOBS
+from .manifest import VersionEdit, fsync_dir, read_current, read_manifest
 from .memtable import MemTable
 from .options import Options
-from .sstable import MISSING, Table, TableInfo
+from .table.block import COMPRESSION_BY_NAME
+from .table.cache import BlockCache
+from .table.sstable import MISSING, Table, TableInfo, TableSettings
 from .version import FileMeta, Version
+from .version_set import VersionSet
 from .wal import LogReader, LogWriter
 from .worker import WorkerDiedError, worker
 
-LOCK = "LOCK"
-_LOG_RE = re.compile(r"(\d{6,})\.log\Z")
-_TABLE_RE = re.compile(r"(\d{6,})\.sst\Z")
-_MANIFEST_FILE_RE = re.compile(r"MANIFEST-(\d{6,})\Z")
 _SNAPSHOT_COPY_LIMIT = 4096  # a snapshot copies a memtable this small instead of sealing it
-_MANIFEST_ROLL_SIZE = 4 * 1024 * 1024
 _WAIT_SLICE = 1.0  # seconds between re-checks of a background error while waiting
 
 # (live memtable, sealed memtables newest first, version)
@@ -126,18 +113,19 @@ def _validate_location(path: str) -> bool:
         raise NotADatabaseError(f"{path} exists and is not a directory")
     number = read_current(path)
     if number is None:
-        leftovers = [
-            n
-            for n in os.listdir(path)
-            if n != LOCK and not _MANIFEST_FILE_RE.match(n) and n != CURRENT + ".tmp"
-        ]
+        leftovers = [n for n in os.listdir(path) if n not in (LOCK, CURRENT_TEMP) and not _is_manifest(n)]
         if leftovers:
             raise NotADatabaseError(
                 f"{path} is not a strom.lsm database (no CURRENT file; it holds {sorted(leftovers)[:5]})"
             )
         return False
-    load_manifest(path, number)  # raises NotADatabaseError / IncompatibleVersionError / CorruptionError
+    read_manifest(path, number)  # raises NotADatabaseError / IncompatibleVersionError / CorruptionError
     return True
+
+
+def _is_manifest(name: str) -> bool:
+    parsed = parse(name)
+    return parsed is not None and parsed[0] is FileType.MANIFEST
 
 
 class _Lock:
@@ -184,7 +172,11 @@ class DB:
             os.makedirs(path, exist_ok=True)
         self._lock = _Lock(path)
         try:
-            self._setup(exists)
+            self._configure()
+            self._recover_manifest(exists)
+            self._start_log_and_manifest(self._recover_logs())
+            self._delete_obsolete_files()
+            self._start_background()
         except BaseException:
             self._lock.release()
             raise
@@ -197,7 +189,8 @@ class DB:
         options."""
         return cls(os.fspath(path), Options.from_kwargs(options))
 
-    def _setup(self, exists: bool) -> None:
+    def _configure(self) -> None:
+        """Derive the settings from the options and create the locks and counters (touches no file)."""
         opts = self.options
         self._policy = CompactionPolicy(
             opts.compaction_style,
@@ -217,7 +210,6 @@ class DB:
             (
                 "flush_bytes_written",
                 "compaction_bytes_written",
-                "manifest_bytes_written",
                 "compaction_bytes_read",
                 "flushes",
                 "compactions",
@@ -235,64 +227,73 @@ class DB:
         self._bg_error: BaseException | None = None
         self._closing = False
         self._pointers: dict[int, bytes] = {}
-        self._manual_compactions = 0
 
+    def _recover_manifest(self, exists: bool) -> None:
+        """Load the state the live MANIFEST describes (nothing for a new database) and resume the file-number
+        counter past every numbered file in the directory, referenced or not."""
+        opts = self.options
+        versions = self._versions = VersionSet(
+            self.path, opts.num_levels, opts.optimize_filters_for_hits, opts.paranoid_checks, self._open_table
+        )
         if exists:
             number = read_current(self.path)
             assert number is not None
-            mstate = load_manifest(self.path, number)
-        else:
-            mstate = ManifestState(manifest_number=1, next_file=2)
-        self._mstate = mstate
-        levels: list[list[FileMeta]] = [[] for _ in range(opts.num_levels)]
-        for level, meta in mstate.files.values():
-            while level >= len(levels):
-                levels.append([])
-            meta.table = self._open_table(meta.number)
-            levels[level].append(meta)
-        version = self._new_version(levels)
-        version.check_invariants()
+            versions.recover(number)
+        for _, number in self._numbered_files():
+            versions.mark_file_number_used(number)
 
-        names = os.listdir(self.path)
-        numbers = [
-            int(m.group(1)) for n in names if (m := re.match(r"(\d{6,})\.", n) or _MANIFEST_FILE_RE.match(n))
-        ]
-        self._next_file = max([mstate.next_file, *(n + 1 for n in numbers)])
-        self._seq = mstate.last_seq
-        old_logs = sorted(int(m.group(1)) for n in names if (m := _LOG_RE.match(n)))
-        recovered = self._replay_logs([n for n in old_logs if n >= mstate.log_number])
+    def _recover_logs(self) -> VersionEdit:
+        """Replay the WALs the MANIFEST does not cover and write what they held as a level-0 table; the
+        returned edit adds that table."""
+        versions = self._versions
+        logs = sorted(
+            n for kind, n in self._numbered_files() if kind is FileType.LOG and n >= versions.log_number
+        )
+        edit = VersionEdit()
+        recovered = self._replay_logs(logs)
+        if recovered is not None:
+            if recovered.data:
+                flushed = self._write_memtables([recovered], in_thread=True)
+                if flushed is not None:
+                    edit.added.append((0, flushed))
+            versions.last_sequence = max(versions.last_sequence, recovered.max_seq)
+        return edit
 
-        if recovered is not None and recovered.data:
-            flushed = self._write_memtables([recovered], in_thread=True)
-            if flushed is not None:
-                version = self._new_version([[*version.levels[0], flushed], *version.levels[1:]])
-                mstate.files[flushed.number] = (0, flushed)
-        self._seq = max(self._seq, recovered.max_seq if recovered is not None else 0)
-        wal_number = self._new_file_number() if opts.wal != "off" else 0
-        mstate.manifest_number = self._new_file_number()
-        mstate.log_number = wal_number
-        mstate.last_seq = self._seq
-        mstate.next_file = self._next_file
+    def _start_log_and_manifest(self, edit: VersionEdit) -> None:
+        """Start the new WAL and memtable, then a new MANIFEST holding the whole state (``edit`` included)
+        and switch CURRENT to it. Every recovered write is in a table by now, so it needs no older WAL."""
+        versions = self._versions
+        wal_number = versions.new_file_number() if self.options.wal != "off" else 0
         self._wal = LogWriter(os.path.join(self.path, log_name(wal_number))) if wal_number else None
         if self._wal is not None:
             fsync_dir(self.path)
-        self._manifest = ManifestWriter(self.path, mstate)
-        self._counters["manifest_bytes_written"] += self._manifest.size
-        # The new MANIFEST is durable: anything it does not reference is garbage.
-        live_tables = set(mstate.files)
-        for name in names:
-            m = _TABLE_RE.match(name)
-            lg = _LOG_RE.match(name)
-            mf = _MANIFEST_FILE_RE.match(name)
-            if (
-                (m and int(m.group(1)) not in live_tables)
-                or (lg and int(lg.group(1)) != wal_number)
-                or (mf and int(mf.group(1)) != mstate.manifest_number)
-                or name.endswith(".tmp")
+        edit.log_number = wal_number
+        edit.last_seq = versions.last_sequence
+        self._mem = MemTable(wal_number, versions.last_sequence + 1)
+        self._state: _State = (self._mem, (), versions.log_and_apply(edit))
+
+    def _numbered_files(self) -> list[tuple[FileType, int]]:
+        return [parsed for name in os.listdir(self.path) if (parsed := parse(name)) is not None]
+
+    def _delete_obsolete_files(self) -> None:
+        """Delete every file the new MANIFEST does not reference: flushed WALs, old MANIFESTs, tables a crash
+        orphaned, and ``*.tmp`` files. Runs at open only, once the new MANIFEST is durable and one WAL is
+        live."""
+        versions = self._versions
+        live_tables = {f.number for _, f in versions.current.files()}
+        for name in os.listdir(self.path):
+            parsed = parse(name)
+            if name.endswith(TEMP_SUFFIX) or (
+                parsed is not None
+                and (
+                    (parsed[0] is FileType.TABLE and parsed[1] not in live_tables)
+                    or (parsed[0] is FileType.LOG and parsed[1] != versions.log_number)
+                    or (parsed[0] is FileType.MANIFEST and parsed[1] != versions.manifest_number)
+                )
             ):
                 os.unlink(os.path.join(self.path, name))
-        self._mem = MemTable(wal_number, self._seq + 1)
-        self._state: _State = (self._mem, (), version)
+
+    def _start_background(self) -> None:
         self._closed = False
         self._flush_thread = threading.Thread(
             target=self._flush_loop, name=f"lsm-flush:{self.path}", daemon=True
@@ -309,7 +310,7 @@ class DB:
         """Rebuild the unflushed writes from the WALs, stopping at the first torn or corrupt record."""
         if not numbers:
             return None
-        mem = MemTable(0, self._seq + 1)
+        mem = MemTable(0, self._versions.last_sequence + 1)
         expected: int | None = None
         for number in numbers:
             reader = LogReader(os.path.join(self.path, log_name(number)))
@@ -331,9 +332,6 @@ class DB:
                 return mem
         return mem
 
-    def _new_version(self, levels: list[list[FileMeta]]) -> Version:
-        return Version(levels, self.options.optimize_filters_for_hits)
-
     def _table_path(self, number: int) -> str:
         return os.path.join(self.path, table_name(number))
 
@@ -342,11 +340,6 @@ class DB:
         if not os.path.exists(path):
             raise CorruptionError(f"{self.path}: the MANIFEST lists {table_name(number)}, which is missing")
         return Table(path, number, self._cache, self._read_stats)
-
-    def _new_file_number(self) -> int:
-        n = self._next_file
-        self._next_file += 1
-        return n
 
     # ------------------------------------------------------------------ writes
 
@@ -360,6 +353,8 @@ class DB:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value``."""
+        # The one-entry case of _write spelled out (no ops list, no loop, the memtable updated in line):
+        # it is the hottest path, and a shared helper would cost a call per write.
         if type(key) is not bytes:
             key = check_bytes(key, "key")
         if type(value) is not bytes:
@@ -367,21 +362,16 @@ class DB:
         with self._write_lock:
             if self._closed or self._bg_error is not None:
                 self._check_writable()
-            seq = self._seq + 1
+            versions = self._versions
+            seq = versions.last_sequence + 1
             wal = self._wal
             if wal is not None:
-                kl = len(key)
-                vl = len(value)
-                if kl < 16384 and vl < 16384:
-                    payload = b"".join((PUT_HEADER.pack(seq, 1, TAG_PUT), VARINT[kl], key, VARINT[vl], value))
-                else:
-                    payload = encode_put(seq, key, value)
                 try:
-                    end = wal.add_record(payload)
+                    end = wal.add_record(encode_put(seq, key, value))
                 except OSError as exc:
                     self._fail(exc)
                     raise
-            self._seq = seq
+            versions.last_sequence = seq
             mem = self._mem
             data = mem.data
             if key not in data:
@@ -410,7 +400,8 @@ class DB:
     def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
         with self._write_lock:
             self._check_writable()
-            seq = self._seq + 1
+            versions = self._versions
+            seq = versions.last_sequence + 1
             wal = self._wal
             if wal is not None:
                 try:
@@ -418,9 +409,9 @@ class DB:
                 except OSError as exc:
                     self._fail(exc)
                     raise
-            self._seq = seq + len(ops) - 1
+            last = versions.last_sequence = seq + len(ops) - 1
             mem = self._mem
-            mem.apply(ops, self._seq)
+            mem.apply(ops, last)
             if mem.user_bytes >= self._memtable_size:
                 self._rotate()
         if wal is not None and self._sync:
@@ -459,13 +450,13 @@ class DB:
             old = self._mem
             wal_number = 0
             if self._wal is not None:
-                wal_number = self._new_file_number()
+                wal_number = self._versions.new_file_number()
                 new_wal = LogWriter(os.path.join(self.path, log_name(wal_number)))
                 fsync_dir(self.path)
                 self._counters["wal_bytes_closed"] += self._wal.written
                 self._wal.close(sync=self.options.wal == "sync")
                 self._wal = new_wal
-            self._mem = MemTable(wal_number, self._seq + 1)
+            self._mem = MemTable(wal_number, self._versions.last_sequence + 1)
             _mem, imms, version = self._state
             self._state = (self._mem, (old, *imms), version)
             self._cv.notify_all()
@@ -578,7 +569,7 @@ class DB:
         if not data:
             return None
         with self._cv:
-            number = self._new_file_number()
+            number = self._versions.new_file_number()
         settings = self._settings(float("inf"))
         infos = self._run_job("flush", "flush", in_thread, data, self._outputs([number]), settings)
         self._install_outputs(infos)
@@ -593,14 +584,14 @@ class DB:
     def _outputs(self, numbers: list[int]) -> list[tuple[int, str]]:
         """Temporary output paths for ``numbers``; unique to this process (see strom.lsm.jobs)."""
         pid = os.getpid()
-        return [(n, os.path.join(self.path, f"{table_name(n)}.{pid}.tmp")) for n in numbers]
+        return [(n, os.path.join(self.path, temp_table_name(n, pid))) for n in numbers]
 
     def _install_outputs(self, infos: list[TableInfo]) -> None:
         """Rename finished (fsynced) outputs to their table names and make the renames durable."""
         pid = os.getpid()
         for info in infos:
-            final = os.path.join(self.path, table_name(info.number))
-            os.replace(f"{final}.{pid}.tmp", final)
+            tmp = os.path.join(self.path, temp_table_name(info.number, pid))
+            os.replace(tmp, os.path.join(self.path, table_name(info.number)))
         fsync_dir(self.path)
 
     def _run_job(self, kind: str, job: str, in_thread: bool, *args: Any) -> list[TableInfo]:
@@ -614,16 +605,7 @@ class DB:
         return JOBS[job](*args)
 
     def _meta(self, info: TableInfo, min_seq: int, max_seq: int) -> FileMeta:
-        meta = FileMeta(
-            info.number,
-            info.size,
-            info.entries,
-            info.tombstones,
-            info.smallest,
-            info.largest,
-            min_seq,
-            max_seq,
-        )
+        meta = FileMeta(**vars(info), min_seq=min_seq, max_seq=max_seq)
         meta.table = self._open_table(info.number)
         return meta
 
@@ -636,15 +618,14 @@ class DB:
         self._event("flush_begin", memtables=len(imms))
         meta = self._write_memtables(list(imms))
         with self._cv:
-            mem, current_imms, version = self._state
+            mem, current_imms, _version = self._state
             remaining = tuple(m for m in current_imms if all(m is not f for f in imms))
-            edit = VersionEdit(last_seq=imms[0].max_seq, next_file=self._next_file)
+            edit = VersionEdit(last_seq=imms[0].max_seq)
             if self._wal is not None:
                 edit.log_number = min(m.wal_number for m in (*remaining, mem))
             if meta is not None:
                 edit.added.append((0, meta))
-                version = self._new_version([[*version.levels[0], meta], *version.levels[1:]])
-            self._log_edit(edit, version)
+            version = self._versions.log_and_apply(edit)
             self._counters["user_bytes_flushed"] += sum(m.user_bytes for m in imms)
             self._state = (mem, remaining, version)
             self._cv.notify_all()
@@ -652,22 +633,6 @@ class DB:
         for n in obsolete:
             self._unlink(log_name(n))
         self._event("flush_end", file=meta.number if meta is not None else None)
-
-    def _log_edit(self, edit: VersionEdit, version: Version) -> None:
-        """Make ``edit`` durable (rolling the MANIFEST when it is large). Caller holds ``_cv``."""
-        if self.options.paranoid_checks:
-            version.check_invariants()
-        self._mstate.apply(edit)
-        if self._manifest.size > _MANIFEST_ROLL_SIZE:
-            old = self._manifest
-            self._mstate.manifest_number = self._new_file_number()
-            self._mstate.next_file = self._next_file
-            self._manifest = ManifestWriter(self.path, self._mstate)
-            self._counters["manifest_bytes_written"] += self._manifest.size
-            old.close()
-            self._unlink(manifest_name(old.number))
-        else:
-            self._counters["manifest_bytes_written"] += self._manifest.log(edit)
 
     def _unlink(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -708,7 +673,7 @@ class DB:
             target = float("inf") if plan.output_level == 0 else self.options.target_file_size
             with self._cv:
                 count = 2 + (int(read // target) if target != float("inf") else 0)
-                numbers = [self._new_file_number() for _ in range(count + 2)]
+                numbers = [self._versions.new_file_number() for _ in range(count + 2)]
             sources = [[self._table_path(f.number) for f in run] for run in plan.sources()]
             infos = self._run_job(
                 "compaction",
@@ -728,17 +693,8 @@ class DB:
             self._counters["compaction_bytes_written"] += sum(i.size for i in infos)
             self._counters["compactions"] += 1
         with self._cv:
-            mem, imms, version = self._state
-            deleted = {f.number for _, f in inputs}
-            levels = [[f for f in lv if f.number not in deleted] for lv in version.levels]
-            for lvl, f in edit.added:
-                while lvl >= len(levels):
-                    levels.append([])
-                levels[lvl].append(f)
-            new_version = self._new_version(levels)
-            edit.next_file = self._next_file
-            self._log_edit(edit, new_version)
-            self._state = (mem, imms, new_version)
+            mem, imms, _version = self._state
+            self._state = (mem, imms, self._versions.log_and_apply(edit))
             self._cv.notify_all()
         if not plan.trivial_move:
             for _, f in inputs:
@@ -808,7 +764,7 @@ class DB:
             wal_bytes_written=c["wal_bytes_closed"] + wal_now,
             flush_bytes_written=c["flush_bytes_written"],
             compaction_bytes_written=c["compaction_bytes_written"],
-            manifest_bytes_written=c["manifest_bytes_written"],
+            manifest_bytes_written=self._versions.manifest_bytes_written,
             bytes_read=self._read_stats[0] + c["compaction_bytes_read"],
             compaction_bytes_read=c["compaction_bytes_read"],
             flushes=c["flushes"],
@@ -851,7 +807,7 @@ class DB:
                 pass
             if self._wal is not None:
                 self._wal.close(sync=True)
-            self._manifest.close()
+            self._versions.close()
             self._closed = True
             self._lock.release()
         if error is not None:

@@ -9,21 +9,10 @@ worker orphaned by a crashed parent can never write over a live file name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import chain
 
 from .compaction import merge_blocks
-from .sstable import Table, TableInfo, write_tables
-
-
-@dataclass(frozen=True)
-class TableSettings:
-    """How to write tables."""
-
-    block_size: int
-    bloom_bits_per_key: int
-    compression: int
-    target_file_size: float
+from .table.sstable import Table, TableInfo, TableSettings, write_tables
 
 
 def flush_memtable(
@@ -31,14 +20,7 @@ def flush_memtable(
 ) -> list[TableInfo]:
     """Write the entries of a (merged) memtable, sorted, as level-0 table(s)."""
     keys = sorted(data)
-    return write_tables(
-        [(keys, list(map(data.__getitem__, keys)))],
-        outputs,
-        block_size=settings.block_size,
-        bloom_bits_per_key=settings.bloom_bits_per_key,
-        compression=settings.compression,
-        target_file_size=settings.target_file_size,
-    )
+    return write_tables([(keys, list(map(data.__getitem__, keys)))], outputs, settings)
 
 
 def _chunks(
@@ -61,14 +43,7 @@ def merge_tables(
         runs: list[Iterator[list[tuple[bytes, bytes | None]]]] = [
             chain.from_iterable(t.iter_blocks(None, None) for t in run) for run in tables
         ]
-        return write_tables(
-            _chunks(merge_blocks(runs), drop_tombstones),
-            outputs,
-            block_size=settings.block_size,
-            bloom_bits_per_key=settings.bloom_bits_per_key,
-            compression=settings.compression,
-            target_file_size=settings.target_file_size,
-        )
+        return write_tables(_chunks(merge_blocks(runs), drop_tombstones), outputs, settings)
     finally:
         for run in tables:
             for t in run:

@@ -14,32 +14,18 @@ length-prefixed.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
-from .coding import decode_bytes, decode_varint, encode_bytes, varint
 from .errors import CorruptionError, IncompatibleVersionError, NotADatabaseError
+from .filename import CURRENT, CURRENT_TEMP, FileType, manifest_name, parse
+from .table.coding import decode_bytes, decode_varint, encode_bytes, varint
 from .version import FileMeta
 from .wal import LogReader, LogWriter
 
 FORMAT_MAGIC = b"strom.lsm"
 FORMAT_VERSION = 1
-CURRENT = "CURRENT"
-_MANIFEST_RE = re.compile(r"MANIFEST-(\d{6,})\n\Z")
 
 TAG_FORMAT, TAG_LOG, TAG_NEXT_FILE, TAG_LAST_SEQ, TAG_DELETED, TAG_NEW = 1, 2, 3, 4, 6, 7
-
-
-def manifest_name(number: int) -> str:
-    return f"MANIFEST-{number:06d}"
-
-
-def table_name(number: int) -> str:
-    return f"{number:06d}.sst"
-
-
-def log_name(number: int) -> str:
-    return f"{number:06d}.log"
 
 
 def fsync_dir(path: str) -> None:
@@ -126,38 +112,6 @@ class VersionEdit:
         return edit
 
 
-@dataclass
-class ManifestState:
-    """The database state a MANIFEST describes."""
-
-    manifest_number: int
-    log_number: int = 0
-    next_file: int = 1
-    last_seq: int = 0
-    files: dict[int, tuple[int, FileMeta]] = field(default_factory=dict)  # number -> (level, meta)
-
-    def apply(self, edit: VersionEdit) -> None:
-        if edit.log_number is not None:
-            self.log_number = edit.log_number
-        if edit.next_file is not None:
-            self.next_file = edit.next_file
-        if edit.last_seq is not None:
-            self.last_seq = edit.last_seq
-        for _level, number in edit.deleted:
-            self.files.pop(number, None)
-        for level, f in edit.added:
-            self.files[f.number] = (level, f)
-
-    def snapshot_edit(self) -> VersionEdit:
-        return VersionEdit(
-            log_number=self.log_number,
-            next_file=self.next_file,
-            last_seq=self.last_seq,
-            added=sorted(self.files.values(), key=lambda lf: lf[1].number),
-            format_marker=True,
-        )
-
-
 def read_current(path: str) -> int | None:
     """Number of the MANIFEST that ``CURRENT`` names, or None if there is no CURRENT file."""
     try:
@@ -165,48 +119,48 @@ def read_current(path: str) -> int | None:
             raw = f.read(256)
     except FileNotFoundError:
         return None
-    m = _MANIFEST_RE.match(raw.decode("latin-1"))
-    if m is None:
+    text = raw.decode("latin-1")
+    named = parse(text[:-1]) if text.endswith("\n") else None
+    if named is None or named[0] is not FileType.MANIFEST:
         raise NotADatabaseError(f"{path}: CURRENT does not name a MANIFEST ({raw[:40]!r})")
-    return int(m.group(1))
+    return named[1]
 
 
-def load_manifest(path: str, number: int) -> ManifestState:
-    """Replay MANIFEST ``number`` of the database at ``path``. Reads only; modifies nothing."""
+def read_manifest(path: str, number: int) -> list[VersionEdit]:
+    """The edits of MANIFEST ``number`` of the database at ``path``, up to a torn final record. Reads only;
+    modifies nothing. Raises NotADatabaseError / IncompatibleVersionError / CorruptionError."""
     mpath = os.path.join(path, manifest_name(number))
     if not os.path.exists(mpath):
         raise CorruptionError(f"{path}: CURRENT names {manifest_name(number)}, which does not exist")
-    state = ManifestState(manifest_number=number)
     reader = LogReader(mpath)
-    first = True
+    edits: list[VersionEdit] = []
     for record in reader:
         edit = VersionEdit.decode(record)
-        if first and not edit.format_marker:
+        if not edits and not edit.format_marker:
             raise NotADatabaseError(f"{mpath}: first record has no strom.lsm format marker")
-        first = False
-        state.apply(edit)
-    if first:
+        edits.append(edit)
+    if not edits:
         raise CorruptionError(f"{mpath}: no readable record ({reader.error or 'empty file'})")
-    return state
+    return edits
 
 
 class ManifestWriter:
     """The live MANIFEST. Invariant: every edit returned from ``log`` is fsynced before the caller publishes
     it."""
 
-    def __init__(self, path: str, state: ManifestState) -> None:
-        """Start a new MANIFEST holding ``state`` and atomically point CURRENT at it."""
-        self.dir = path
-        self.number = state.manifest_number
-        self.path = os.path.join(path, manifest_name(self.number))
+    def __init__(self, path: str, number: int, first: VersionEdit) -> None:
+        """Start MANIFEST ``number`` holding ``first`` (the whole state, with the format marker) and
+        atomically point CURRENT at it."""
+        self.number = number
+        self.path = os.path.join(path, manifest_name(number))
         if os.path.exists(self.path):
             os.unlink(self.path)
         self._writer = LogWriter(self.path)
-        self._writer.add_record(state.snapshot_edit().encode())
+        self._writer.add_record(first.encode())
         self._writer.sync()
-        tmp = os.path.join(path, CURRENT + ".tmp")
+        tmp = os.path.join(path, CURRENT_TEMP)
         with open(tmp, "wb") as f:
-            f.write(f"{manifest_name(self.number)}\n".encode())
+            f.write(f"{manifest_name(number)}\n".encode())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(path, CURRENT))

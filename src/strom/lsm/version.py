@@ -14,19 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import CorruptionError
-from .sstable import MISSING, Table
+from .table.sstable import MISSING, Table, TableInfo
 
 
 @dataclass(eq=False)
-class FileMeta:
-    """A live table and what the MANIFEST says about it. ``table`` is set once the file is opened."""
+class FileMeta(TableInfo):
+    """A live table and what the MANIFEST says about it: what writing it learnt, and the range of sequence
+    numbers of the writes it holds (which orders level-0 files). ``table`` is set once the file is opened."""
 
-    number: int
-    size: int
-    entries: int
-    tombstones: int
-    smallest: bytes
-    largest: bytes
     min_seq: int
     max_seq: int
     table: Table | None = field(default=None, repr=False)

@@ -14,7 +14,7 @@ import struct
 import threading
 from collections.abc import Iterator
 
-from .checksum import crc32c, mask
+from .table.checksum import crc32c, mask
 
 BLOCK_SIZE = 32768
 HEADER_SIZE = 7
@@ -59,9 +59,7 @@ class LogWriter:
         n = len(payload)
         off = self._block_off
         if off + HEADER_SIZE + n <= BLOCK_SIZE:
-            c = crc32c(payload, _CRC_FULL)
-            c = (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-            data = _HEADER.pack(c, n, FULL) + payload
+            data = _HEADER.pack(mask(crc32c(payload, _CRC_FULL)), n, FULL) + payload
             w = os.write(self._fd, data)
             if w != len(data):
                 _write_all(self._fd, data, w)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import CorruptionError
+from ..errors import CorruptionError
 
 # Encodings of 0..16383 precomputed: batch encoding on the put path looks lengths up instead of looping.
 VARINT: list[bytes] = []

@@ -23,8 +23,8 @@ from itertools import accumulate
 
 import cramjam
 
+from ..errors import CorruptionError
 from .checksum import crc32c, mask
-from .errors import CorruptionError
 
 TOMBSTONE_BIT = 0x80000000
 OFFSET_MASK = 0x7FFFFFFF
@@ -66,23 +66,17 @@ def encode_block(keys: list[bytes], values: list[bytes | None]) -> bytes:
 
 def decode_block(contents: bytes) -> DecodedBlock:
     """Parse a block's directory. Raises CorruptionError when the layout is inconsistent."""
-    size = len(contents)
-    if size < 12:
-        raise CorruptionError(f"block of {size} bytes is too short")
-    n = _U32.unpack_from(contents, size - 4)[0]
-    dir_size = 8 * (n + 1) + 4
-    if dir_size > size:
-        raise CorruptionError(f"block declares {n} entries, more than its {size} bytes can hold")
+    n, kdir = check_directory(contents)
     s = _offsets(n + 1)
-    koffs: tuple[int, ...] = s.unpack_from(contents, size - dir_size)
-    voffs: tuple[int, ...] = s.unpack_from(contents, size - dir_size + 4 * (n + 1))
-    if koffs[0] != 0 or koffs[n] != voffs[0] or voffs[n] & OFFSET_MASK != size - dir_size:
-        raise CorruptionError("block directory does not match its contents")
+    koffs: tuple[int, ...] = s.unpack_from(contents, kdir)
+    voffs: tuple[int, ...] = s.unpack_from(contents, kdir + 4 * (n + 1))
     return contents, koffs, voffs, n
 
 
-def check_block(contents: bytes) -> bytes:
-    """Cheap structural check of a block's directory ends (the checksum has vouched for the bytes)."""
+def check_directory(contents: bytes) -> tuple[int, int]:
+    """``(entry count, offset of the key offsets)`` of a block, after checking that the directory's first and
+    last offsets agree with the block's size (cheap: the checksum has vouched for the bytes). Raises
+    CorruptionError when they do not."""
     size = len(contents)
     if size < 12:
         raise CorruptionError(f"block of {size} bytes is too short")
@@ -95,7 +89,7 @@ def check_block(contents: bytes) -> bytes:
     v0, vn = _U32.unpack_from(contents, vdir)[0], _U32.unpack_from(contents, size - 8)[0]
     if k0 != 0 or kn != v0 or vn & OFFSET_MASK != kdir:
         raise CorruptionError("block directory does not match its contents")
-    return contents
+    return n, kdir
 
 
 def block_items(block: DecodedBlock, lo: int = 0, hi: int | None = None) -> list[tuple[bytes, bytes | None]]:
@@ -143,8 +137,7 @@ def unseal(buf: bytes | mmap.mmap, offset: int, size: int, path: str) -> bytes:
     body_len = size - TRAILER_SIZE
     ctype, crc = _TRAILER.unpack_from(buf, offset + body_len)
     body = buf[offset : offset + body_len]
-    c = crc32c(_TYPE_BYTE[ctype], crc32c(body, offset & 0xFFFFFFFF))
-    if (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF != crc:
+    if mask(crc32c(_TYPE_BYTE[ctype], crc32c(body, offset & 0xFFFFFFFF))) != crc:
         raise CorruptionError(f"{path}: checksum mismatch in block at offset {offset} ({body_len} bytes)")
     if ctype == NO_COMPRESSION:
         return body

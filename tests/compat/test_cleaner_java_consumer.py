@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import require_kafka, run_kafka_tool
 
 from strom.broker import EmbeddedBroker
 from tests.integration.test_cleaner_with_clients import TIMEOUT, TOPIC, produce, roll_and_clean
-from tests.support.kafka import require_kafka, run_kafka_tool
 
 pytestmark = pytest.mark.kafka
 

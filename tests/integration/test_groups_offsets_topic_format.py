@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import run_kafka_tool
 
 from strom.broker import EmbeddedBroker
-from tests.support.kafka import run_kafka_tool
 
 pytestmark = pytest.mark.kafka
 

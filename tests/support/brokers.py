@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-
-from tests.support.kafka import ApacheKafka
+from tools.kafka import ApacheKafka
 
 
 class BrokerUnderTest(Protocol):

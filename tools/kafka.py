@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.peers import CACHE_DIR, require_peer
+from tools.peers import CACHE_DIR, require_peer
 
 KAFKA_VERSION = "4.4.0"
 KAFKA_HOME = CACHE_DIR / f"kafka-{KAFKA_VERSION}"
@@ -87,7 +87,7 @@ def kafka_available() -> bool:
 
 
 def require_kafka() -> None:
-    """Skip (locally) or fail (CI=true) the calling test when the Apache Kafka jars are not installed."""
+    """Raise PeerUnavailable when the Apache Kafka jars are not installed."""
     require_peer(f"Apache Kafka {KAFKA_VERSION}", kafka_available())
 
 
@@ -359,7 +359,7 @@ def main(argv: Sequence[str]) -> int:
                     print(f"apache kafka exited:\n{kafka.log_tail()}", flush=True)
                     return 1
         return 0
-    print("usage: python -m tests.support.kafka run WORKDIR | tool NAME [ARGS...]", file=sys.stderr)
+    print("usage: python -m tools.kafka run WORKDIR | tool NAME [ARGS...]", file=sys.stderr)
     return 2
 
 

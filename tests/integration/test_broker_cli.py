@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 READY_PREFIX = "strom broker ready on "
 

@@ -20,7 +20,7 @@ from strom.protocol.codec import (
     response_header,
 )
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import decode_response, request_frame
+from tests.support.wire import decode_response, request_frame
 
 
 class _Region:

@@ -10,7 +10,7 @@ import pytest
 from strom.broker import EmbeddedBroker
 from strom.broker.config import BrokerConfig, ConfigError
 from strom.broker.server import Broker
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 

@@ -18,7 +18,7 @@ import pytest
 
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import WireClient, request_frame
+from tests.support.wire import WireClient, request_frame
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 CONNECTIONS = 150

@@ -9,7 +9,7 @@ import pytest
 
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder, iter_batches
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 DEADLINE_S = 20
 

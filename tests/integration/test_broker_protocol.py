@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.wire import WireClient, decode_response, request_frame
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 

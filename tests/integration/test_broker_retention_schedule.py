@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from strom.broker import EmbeddedBroker
-from tests.integration.broker_wire import WireClient
 from tests.integration.test_broker_maintenance import (
     _create,
     _earliest,
     _produce,
     wait_for_background_compaction,
 )
+from tests.support.wire import WireClient
 
 
 def test_the_cleaner_runs_while_retention_waits_for_its_own_interval() -> None:

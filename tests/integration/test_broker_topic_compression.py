@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from strom.broker import EmbeddedBroker
 from strom.protocol.compression import Compression
 from strom.protocol.records import iter_batches
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 TIMEOUT = 15
 

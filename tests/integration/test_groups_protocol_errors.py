@@ -11,7 +11,7 @@ import pytest
 from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "t"
 SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i", -1)

@@ -16,7 +16,7 @@ import pytest
 from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "group-rules"
 NO_OPS = {"include_cluster_authorized_operations": False, "include_topic_authorized_operations": False}

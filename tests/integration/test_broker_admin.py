@@ -201,11 +201,10 @@ def test_describe_broker_configs_and_cluster(admin: AdminClient, broker: Embedde
 
 
 def test_kafka_python_admin_round_trip(broker: EmbeddedBroker) -> None:
+    from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource as KConfigResource
     from kafka.admin import ConfigResourceType
     from kafka.admin import NewTopic as KNewTopic
-
-    from kafka import KafkaAdminClient
 
     client = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=10000)
     try:

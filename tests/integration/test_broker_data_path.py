@@ -15,9 +15,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
+
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder, Compression, RecordBatch, iter_batches
 from tests.support.wire import WireClient, request_frame

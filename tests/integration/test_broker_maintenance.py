@@ -9,6 +9,7 @@ import pytest
 
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder, iter_batches
+from tests.support.waiting import wait_until
 from tests.support.wire import WireClient
 
 DEADLINE_S = 20
@@ -101,10 +102,12 @@ def wait_for_background_compaction(client: WireClient, topic: str) -> None:
     )
     for i in range(30):
         _produce(client, topic, b"key%d" % (i % 2))
-    deadline = time.monotonic() + DEADLINE_S
-    while _records_from_start(client, topic) == 30:  # the cleaner has not run yet
-        assert time.monotonic() < deadline, "the cleaner never compacted the topic"
-        time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+    # No event announces a cleaner pass: wait_until polls.
+    wait_until(
+        lambda: _records_from_start(client, topic) != 30,
+        "the cleaner compacting the topic",
+        timeout=DEADLINE_S,
+    )
 
 
 def test_retention_change_applies_live_and_runs_in_the_background(broker: EmbeddedBroker) -> None:
@@ -124,10 +127,12 @@ def test_retention_change_applies_live_and_runs_in_the_background(broker: Embedd
             "validate_only": False,
         }
         assert client.call(44, 1, body).responses[0].error_code == 0
-        deadline = time.monotonic() + DEADLINE_S
-        while _earliest(client, "expiring") == 0:  # the background pass has not run yet
-            assert time.monotonic() < deadline, "retention never deleted the old segments"
-            time.sleep(0.05)  # no event announces a maintenance pass; poll it gently
+        # No event announces a maintenance pass: wait_until polls.
+        wait_until(
+            lambda: _earliest(client, "expiring") != 0,
+            "retention deleting the old segments",
+            timeout=DEADLINE_S,
+        )
         assert 0 < _earliest(client, "expiring") <= 20
 
 

@@ -14,7 +14,7 @@ import pytest
 from tools.kafka import ApacheKafka, require_kafka, start_apache_kafka
 from tools.peers import PeerUnavailable
 
-from tests.support.brokers import BrokerUnderTest, KafkaUnderTest, StromUnderTest, embedded_broker_class
+from tests.support.brokers import BrokerUnderTest, KafkaUnderTest, StromUnderTest, running_strom
 
 
 def in_ci() -> bool:
@@ -51,7 +51,7 @@ def apache_kafka(apache_kafka_server: ApacheKafka) -> str:
 @pytest.fixture(scope="session")
 def strom_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap address of one strom EmbeddedBroker shared by the session."""
-    with embedded_broker_class()(data_dir=tmp_path_factory.mktemp("strom-broker")) as broker:
+    with running_strom(tmp_path_factory.mktemp("strom-broker")) as broker:
         yield broker.bootstrap_servers
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from strom.broker import EmbeddedBroker
 from strom.protocol.records import BatchBuilder, iter_batches
+from tests.support.brokers import running_strom
 from tests.support.waiting import wait_until
 from tests.support.wire import WireClient
 
@@ -16,8 +17,9 @@ DEADLINE_S = 20
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_retention_check_interval_ms=50, log_cleaner_backoff_ms=50) as b:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    config = {"log.retention.check.interval.ms": 50, "log.cleaner.backoff.ms": 50}
+    with running_strom(tmp_path_factory.mktemp("maintenance"), config) as b:
         yield b
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from strom.broker import EmbeddedBroker
+from pathlib import Path
+
 from tests.integration.test_broker_maintenance import (
     _create,
     _earliest,
     _produce,
     wait_for_background_compaction,
 )
+from tests.support.brokers import running_strom
 from tests.support.wire import WireClient
 
 
-def test_the_cleaner_runs_while_retention_waits_for_its_own_interval() -> None:
+def test_the_cleaner_runs_while_retention_waits_for_its_own_interval(tmp_path: Path) -> None:
+    config = {"log.retention.check.interval.ms": 3_600_000, "log.cleaner.backoff.ms": 20}
     with (
-        EmbeddedBroker(log_retention_check_interval_ms=3_600_000, log_cleaner_backoff_ms=20) as broker,
+        running_strom(tmp_path, config) as broker,
         WireClient(broker.bootstrap_servers) as client,
     ):
         _create(

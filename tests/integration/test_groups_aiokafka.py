@@ -13,9 +13,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 from tests.support.waiting import wait_until_async
 
 TOPIC = "events"
@@ -31,10 +32,7 @@ ASSIGNORS = {
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", config, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as b:
         yield b
 
 

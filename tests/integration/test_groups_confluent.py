@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 from tests.support.waiting import wait_until
 
 TOPIC = "events"
@@ -29,10 +30,7 @@ BROKER_CONFIG = {"group.initial.rebalance.delay.ms": "0", "group.min.session.tim
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=BROKER_CONFIG) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", BROKER_CONFIG, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as b:
         yield b
 
 

@@ -22,6 +22,7 @@ from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAs
 from kafka.structs import OffsetAndMetadata
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 from tests.support.waiting import wait_until
 
 TOPIC = "events"
@@ -38,7 +39,7 @@ ASSIGNORS = {
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as b:
+    with running_strom(tmp_path / "data", config) as b:
         admin = KafkaAdminClient(bootstrap_servers=b.bootstrap_servers)
         try:
             admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import TopicPartition as KpTopicPartition
 
-from strom.broker import EmbeddedBroker
 from tests.integration.test_groups_kafka_python import Member as KafkaPythonMember
+from tests.support.brokers import running_strom
 
 TOPIC = "events"  # the kafka-python Member subscribes to this topic
 PARTITIONS = 6
@@ -20,10 +20,7 @@ PARTITIONS = 6
 
 def test_librdkafka_and_kafka_python_share_one_group(tmp_path: Path) -> None:
     config = {"group.initial.rebalance.delay.ms": "0"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as broker:
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", config, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as broker:
         rd_assigned: set[int] = set()
         rd = Consumer(
             {

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from tools.kafka import run_kafka_tool
 
-from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 
 pytestmark = pytest.mark.kafka
 
@@ -22,10 +22,9 @@ _RECORD = re.compile(r"^\| offset: (\d+) .* key: (\{.*\}) payload: (\{.*\}|<DELE
 
 def test_kafka_dump_log_decodes_strom_offsets_topic(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with EmbeddedBroker(data_dir=data, config={"group.initial.rebalance.delay.ms": "0"}) as broker:
+    config = {"group.initial.rebalance.delay.ms": "0"}
+    with running_strom(data, config, topics=[NewTopic("orders", 2, 1)]) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-        for future in admin.create_topics([NewTopic("orders", 2, 1)]).values():
-            future.result(15)
         consumer = Consumer(
             {"bootstrap.servers": broker.bootstrap_servers, "group.id": "dump-group", "client.id": "dumper"}
         )

@@ -11,6 +11,7 @@ import pytest
 from kio.schema.errors import ErrorCode as E
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "t"
@@ -18,9 +19,9 @@ SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i",
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0", "offset.metadata.max.bytes": "100"}
-    with EmbeddedBroker(config=config) as b:
+    with running_strom(tmp_path_factory.mktemp("groups"), config) as b:
         with WireClient(b.bootstrap_servers) as c:
             created = c.call(
                 19,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode as E
 
-from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "group-rules"
@@ -24,8 +24,8 @@ SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i",
 
 
 @pytest.fixture(scope="module")
-def strom_groups_broker() -> Iterator[str]:
-    with EmbeddedBroker(config={"group.initial.rebalance.delay.ms": "0"}) as b:
+def strom_groups_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_strom(tmp_path_factory.mktemp("groups"), {"group.initial.rebalance.delay.ms": "0"}) as b:
         yield b.bootstrap_servers
 
 

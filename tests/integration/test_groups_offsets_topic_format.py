@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tools.kafka import run_kafka_tool
 
 from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -30,10 +30,7 @@ def test_kafka_dump_log_decodes_strom_offsets_topic(tmp_path: Path) -> None:
         )
         assigned: list[object] = []
         consumer.subscribe(["orders"], on_assign=lambda _c, parts: assigned.append(parts))
-        deadline = time.monotonic() + 30
-        while not assigned:
-            assert time.monotonic() < deadline, "no assignment"
-            consumer.poll(0.1)
+        wait_until(lambda: bool(assigned), "the consumer's first assignment", step=lambda: consumer.poll(0.1))
         consumer.commit(offsets=[TopicPartition("orders", 1, 42)], asynchronous=False)
         consumer.close()
         for future in admin.delete_consumer_groups(["dump-group"]).values():

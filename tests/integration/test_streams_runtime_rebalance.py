@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from strom.streams.app import Streams, StreamsState
-from tests.integration.streams_runtime_support import (
+from tests.integration.streams_runtime_worker import count_topology
+from tests.support.streams import (
     BASE_TS,
     CountingRestoreListener,
     TopicReader,
@@ -20,7 +21,6 @@ from tests.integration.streams_runtime_support import (
     streams_config,
     unique,
 )
-from tests.integration.streams_runtime_worker import count_topology
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""Helpers for the strom.streams runtime integration tests: topics, producing, reading outputs with bounded
-waits."""
+"""What the strom.streams runtime tests share: unique names, topics, producing, reading outputs with bounded
+waits, committed offsets."""
 
 from __future__ import annotations
 

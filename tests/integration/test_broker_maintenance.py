@@ -1,9 +1,11 @@
-"""Retention and compaction run in the background, with topic configs applied live."""
+"""Retention and compaction run in the background, with topic configs applied live, each on its own
+schedule."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +144,21 @@ def test_compaction_keeps_the_latest_value_per_key_in_the_background(broker: Emb
     with WireClient(broker.bootstrap_servers) as client:
         wait_for_background_compaction(client, "squashed")
         assert _records_from_start(client, "squashed") < 30
+
+
+def test_the_cleaner_runs_while_retention_waits_for_its_own_interval(tmp_path: Path) -> None:
+    # Retention is checked every log.retention.check.interval.ms, not at the cleaner's faster cadence.
+    config = {"log.retention.check.interval.ms": 3_600_000, "log.cleaner.backoff.ms": 20}
+    with (
+        running_strom(tmp_path, config) as broker,
+        WireClient(broker.bootstrap_servers) as client,
+    ):
+        _create(
+            client, "expiring", {"segment.bytes": "1024", "retention.ms": "1", "file.delete.delay.ms": "0"}
+        )
+        for i in range(20):
+            _produce(client, "expiring", b"k%d" % i)
+        wait_for_background_compaction(client, "squashed")
+        # Maintenance passes ran after "expiring" was written, yet its expired segments wait for the first
+        # retention check (30 s after start at the earliest, with a one-hour interval).
+        assert _earliest(client, "expiring") == 0

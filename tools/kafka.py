@@ -162,7 +162,12 @@ def free_port() -> int:
 
 
 def _random_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's Uuid.randomUuid makes one: never starting with "-", which kafka-storage's
+    argument parser would take for an option (1 in 64 random ids would fail `format -t ID`)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class ApacheKafka:

@@ -26,6 +26,7 @@ bench: $(STAMP) externals
 	$(PY) -m pip install --quiet -e '.[bench]'
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
 
+# ruff over every Python tree; mypy over src/ (strict for all of strom: pyproject's [tool.mypy]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench tools examples
 	$(VENV)/bin/mypy src

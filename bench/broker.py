@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.kafka import ApacheKafka, require_kafka, run_kafka_tool  # noqa: E402
+from tools.kafka import ApacheKafka, require_kafka, run_kafka_tool  # noqa: E402
 
 PERF_JVM_OPTS = ("-Xmx512m", "-XX:+UseG1GC")
 RECORD_SIZE = 100

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.broker import kafka_broker, strom_broker  # noqa: E402
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-from tests.support.kafka import require_kafka  # noqa: E402
+from tools.kafka import require_kafka  # noqa: E402
 
 TOPIC = "group-bench"
 PARTITIONS = 12

@@ -78,7 +78,7 @@ def broker(kind: str, bootstrap: str | None, workdir: Path) -> Iterator[str]:
             yield embedded.bootstrap_servers
         return
     sys.path.insert(0, str(ROOT))
-    from tests.support.kafka import kafka_available, start_apache_kafka
+    from tools.kafka import kafka_available, start_apache_kafka
 
     if not kafka_available():
         raise SystemExit("Apache Kafka is not installed: run `bash tools/setup.sh` (or pass --broker strom)")

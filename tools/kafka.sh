@@ -15,7 +15,7 @@ start)
         echo "already running: $(grep -m1 'ready on' "$DIR/runner.log")"; exit 0
     fi
     rm -rf "$DIR"; mkdir -p "$DIR"
-    nohup "$PY" -m tests.support.kafka run "$DIR" >"$DIR/runner.log" 2>&1 &
+    nohup "$PY" -m tools.kafka run "$DIR" >"$DIR/runner.log" 2>&1 &
     echo $! >"$DIR/runner.pid"
     for _ in $(seq 1 1200); do
         if grep -q 'ready on' "$DIR/runner.log"; then grep -m1 'ready on' "$DIR/runner.log"; exit 0; fi
@@ -30,7 +30,7 @@ stop)
     for _ in $(seq 1 600); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
     rm -f "$DIR/runner.pid"; echo "stopped" ;;
 tool)
-    shift; exec "$PY" -m tests.support.kafka tool "$@" ;;
+    shift; exec "$PY" -m tools.kafka tool "$@" ;;
 *)
     sed -n '2,5p' "$0" | sed 's/^# //'; exit 2 ;;
 esac

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
+from tools.kafka import require_kafka, run_kafka_tool
 
 from strom.broker import EmbeddedBroker
 from tests.integration.test_cleaner_with_clients import TIMEOUT, TOPIC, produce, roll_and_clean
-from tests.support.kafka import require_kafka, run_kafka_tool
+from tests.support.brokers import running_strom
 
 pytestmark = pytest.mark.kafka
 
@@ -18,15 +19,13 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     require_kafka()
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("data"), num_partitions=1) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        config = {
-            "cleanup.policy": "compact",
-            "min.cleanable.dirty.ratio": "0.01",
-            "delete.retention.ms": "60000",
-        }
-        for future in admin.create_topics([NewTopic(TOPIC, 1, 1, config=config)]).values():
-            future.result(TIMEOUT)
+    config = {
+        "cleanup.policy": "compact",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "60000",
+    }
+    topics = [NewTopic(TOPIC, 1, 1, config=config)]
+    with running_strom(tmp_path_factory.mktemp("data"), {"num.partitions": 1}, topics=topics) as b:
         yield b
 
 

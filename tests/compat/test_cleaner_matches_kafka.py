@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import ApacheKafka
 
 from strom.log.cleaner import Cleaner
 from strom.log.config import LogConfig
@@ -26,7 +27,6 @@ from strom.protocol.records import (
     build_control_batch,
     iter_batches,
 )
-from tests.support.kafka import ApacheKafka
 
 pytestmark = pytest.mark.kafka
 

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tools.peers import franzgo_path
+
 from tests.support.brokers import BrokerUnderTest
-from tests.support.peers import franzgo_path
 from tests.support.scenario import (
     FIRST_PHASE,
     RECORDS,

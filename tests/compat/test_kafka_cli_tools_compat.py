@@ -9,8 +9,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from tools.kafka import java_command, require_kafka, run_kafka_tool
+
 from tests.support.brokers import BrokerUnderTest
-from tests.support.kafka import java_command, require_kafka, run_kafka_tool
 from tests.support.scenario import (
     FIRST_PHASE,
     PARTITIONS,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
+from tools.peers import kcat_path
+
 from tests.support.brokers import BrokerUnderTest
-from tests.support.peers import kcat_path
 from tests.support.scenario import (
     FIRST_PHASE,
     RECORDS,

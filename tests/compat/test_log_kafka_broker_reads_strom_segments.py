@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import ApacheKafka
 
 from strom.log.config import LogConfig
 from strom.log.partition import Partition
 from strom.protocol.records import BatchBuilder, Compression
-from tests.support.kafka import ApacheKafka
 
 pytestmark = pytest.mark.kafka
 

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from tools.kafka import run_kafka_tool
 
 from strom.log.config import LogConfig
 from strom.log.partition import Partition
 from strom.protocol.records import BatchBuilder, Compression, ControlRecordType, build_control_batch
-from tests.support.kafka import run_kafka_tool
 
 pytestmark = pytest.mark.kafka
 

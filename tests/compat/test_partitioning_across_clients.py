@@ -14,9 +14,9 @@ from collections import defaultdict
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka import KafkaProducer
+from tools.kafka import require_kafka, run_kafka_tool
+from tools.peers import franzgo_path, kcat_path
 
-from tests.support.kafka import require_kafka, run_kafka_tool
-from tests.support.peers import franzgo_path, kcat_path
 from tests.support.scenario import PARTITIONS, create_topic, java_partition, key_of, unique_name
 
 KEYS = [key_of(i) for i in range(300)]

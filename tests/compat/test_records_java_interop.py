@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from tools.kafka import ApacheKafka, require_kafka, run_kafka_tool
 
 from strom.protocol.records import (
     BatchBuilder,
@@ -24,7 +25,6 @@ from strom.protocol.records import (
     iter_batches,
     rebuild_batch,
 )
-from tests.support.kafka import ApacheKafka, require_kafka, run_kafka_tool
 
 pytestmark = pytest.mark.kafka
 

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from tests.support.peers import require_peer
+from tools.peers import require_peer
 
 FLAGS = (
     "--headless",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
-from tests.integration.streams_runtime_support import streams_config
+from tests.support.streams import streams_config
 
 
 def count_topology(views: str, out: str) -> object:

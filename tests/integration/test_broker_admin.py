@@ -22,14 +22,15 @@ from confluent_kafka.admin import (
 from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, decode_response, request_frame
 
 TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("admin"), log_retention_hours=24) as b:
+    with running_strom(tmp_path_factory.mktemp("admin"), {"log.retention.hours": 24}) as b:
         yield b
 
 
@@ -159,8 +160,7 @@ def test_internal_topic_partition_count_is_fixed(broker: EmbeddedBroker, admin: 
 
 def test_a_plain_topic_under_an_internal_name_is_made_internal_before_use(tmp_path: Path) -> None:
     # A data directory from before clients were refused internal names may hold a plain __consumer_offsets.
-    b = EmbeddedBroker(data_dir=tmp_path)
-    with b:
+    with running_strom(tmp_path) as b:
         b.call(lambda br: br.ensure_internal_topic("__consumer_offsets", 1, {"cleanup.policy": "compact"}))
         b.stop()
         registry = tmp_path / "topics.json"
@@ -222,8 +222,7 @@ def test_kafka_python_admin_round_trip(broker: EmbeddedBroker) -> None:
 
 
 def test_topics_and_configs_survive_restart(tmp_path: Path) -> None:
-    b = EmbeddedBroker(data_dir=tmp_path)
-    with b:
+    with running_strom(tmp_path) as b:
         admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
         _create(
             admin,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from strom.protocol.api_keys import ApiKey
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 READY_PREFIX = "strom broker ready on "
 

@@ -24,7 +24,7 @@ from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
 from strom.protocol.framing import part_size, read_request_header
 from strom.protocol.produce_response import PartitionAck, encode_produce_response
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import decode_response, request_frame
+from tests.support.wire import decode_response, request_frame
 
 
 class _Region:

@@ -22,7 +22,8 @@ from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder, Compression, RecordBatch, iter_batches
-from tests.integration.broker_wire import WireClient, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, request_frame
 
 TIMEOUT = 15
 # Record timestamps near now: older ones would be removed by retention.ms (7 days) on the next pass.
@@ -31,14 +32,11 @@ NOW = int(time.time() * 1000)
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("data"), num_partitions=1) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        topics = [
-            NewTopic("small", 1, 1, config={"max.message.bytes": "2000"}),
-            NewTopic("compacted", 1, 1, config={"cleanup.policy": "compact"}),
-        ]
-        for future in admin.create_topics(topics, operation_timeout=TIMEOUT).values():
-            future.result(TIMEOUT)
+    topics = [
+        NewTopic("small", 1, 1, config={"max.message.bytes": "2000"}),
+        NewTopic("compacted", 1, 1, config={"cleanup.policy": "compact"}),
+    ]
+    with running_strom(tmp_path_factory.mktemp("data"), {"num.partitions": 1}, topics=topics) as b:
         yield b
 
 
@@ -431,8 +429,7 @@ def test_delete_records_moves_the_log_start(broker: EmbeddedBroker) -> None:
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:
-    b = EmbeddedBroker(data_dir=tmp_path)
-    with b:
+    with running_strom(tmp_path) as b:
         with WireClient(b.bootstrap_servers) as client:
             for i in range(5):
                 _produce(client, "durable", _batch(10, ts=NOW + i, compression=Compression.ZSTD))

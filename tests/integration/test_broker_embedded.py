@@ -12,7 +12,7 @@ from strom.broker.config import BrokerConfig, ConfigError
 from strom.broker.server import Broker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
-from tests.integration.broker_wire import WireClient
+from tests.support.wire import WireClient
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 

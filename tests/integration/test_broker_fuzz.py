@@ -12,15 +12,16 @@ import random
 import socket
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import WireClient, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, request_frame
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 CONNECTIONS = 150
@@ -196,11 +197,11 @@ def _mutate(rng: random.Random, frame: bytes) -> bytes:
     return struct.pack(">i", len(body)) + bytes(body)
 
 
-def test_mutated_requests_never_break_the_broker(caplog: pytest.LogCaptureFixture) -> None:
+def test_mutated_requests_never_break_the_broker(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     caplog.set_level(logging.INFO, logger="strom")
     rng = random.Random(20261126)
     seeds = _seeds()
-    with EmbeddedBroker(num_partitions=2) as broker:
+    with running_strom(tmp_path, {"num.partitions": 2}) as broker:
         with WireClient(broker.bootstrap_servers) as client:
             client.call(
                 ApiKey.METADATA, 9, {"topics": [{"name": "t"}], "allow_auto_topic_creation": True, **NO_OPS}

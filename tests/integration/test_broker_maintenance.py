@@ -1,9 +1,11 @@
-"""Retention and compaction run in the background, with topic configs applied live."""
+"""Retention and compaction run in the background, with topic configs applied live, each on its own
+schedule."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,14 +13,17 @@ from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder, iter_batches
-from tests.integration.broker_wire import WireClient
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
+from tests.support.wire import WireClient
 
 DEADLINE_S = 20
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(log_retention_check_interval_ms=50, log_cleaner_backoff_ms=50) as b:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    config = {"log.retention.check.interval.ms": 50, "log.cleaner.backoff.ms": 50}
+    with running_strom(tmp_path_factory.mktemp("maintenance"), config) as b:
         yield b
 
 
@@ -105,10 +110,12 @@ def wait_for_background_compaction(client: WireClient, topic: str) -> None:
     )
     for i in range(30):
         _produce(client, topic, b"key%d" % (i % 2))
-    deadline = time.monotonic() + DEADLINE_S
-    while _records_from_start(client, topic) == 30:  # the cleaner has not run yet
-        assert time.monotonic() < deadline, "the cleaner never compacted the topic"
-        time.sleep(0.05)  # no event announces a cleaner pass; poll it gently
+    # No event announces a cleaner pass: wait_until polls.
+    wait_until(
+        lambda: _records_from_start(client, topic) != 30,
+        "the cleaner compacting the topic",
+        timeout=DEADLINE_S,
+    )
 
 
 def test_retention_change_applies_live_and_runs_in_the_background(broker: EmbeddedBroker) -> None:
@@ -127,13 +134,14 @@ def test_retention_change_applies_live_and_runs_in_the_background(broker: Embedd
             ],
             "validate_only": False,
         }
-        assert (
-            client.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, body).responses[0].error_code == ErrorCode.NONE
+        response = client.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, 1, body)
+        assert response.responses[0].error_code == ErrorCode.NONE
+        # No event announces a maintenance pass: wait_until polls.
+        wait_until(
+            lambda: _earliest(client, "expiring") != 0,
+            "retention deleting the old segments",
+            timeout=DEADLINE_S,
         )
-        deadline = time.monotonic() + DEADLINE_S
-        while _earliest(client, "expiring") == 0:  # the background pass has not run yet
-            assert time.monotonic() < deadline, "retention never deleted the old segments"
-            time.sleep(0.05)  # no event announces a maintenance pass; poll it gently
         assert 0 < _earliest(client, "expiring") <= 20
 
 
@@ -141,3 +149,21 @@ def test_compaction_keeps_the_latest_value_per_key_in_the_background(broker: Emb
     with WireClient(broker.bootstrap_servers) as client:
         wait_for_background_compaction(client, "squashed")
         assert _records_from_start(client, "squashed") < 30
+
+
+def test_the_cleaner_runs_while_retention_waits_for_its_own_interval(tmp_path: Path) -> None:
+    # Retention is checked every log.retention.check.interval.ms, not at the cleaner's faster cadence.
+    config = {"log.retention.check.interval.ms": 3_600_000, "log.cleaner.backoff.ms": 20}
+    with (
+        running_strom(tmp_path, config) as broker,
+        WireClient(broker.bootstrap_servers) as client,
+    ):
+        _create(
+            client, "expiring", {"segment.bytes": "1024", "retention.ms": "1", "file.delete.delay.ms": "0"}
+        )
+        for i in range(20):
+            _produce(client, "expiring", b"k%d" % i)
+        wait_for_background_compaction(client, "squashed")
+        # Maintenance passes ran after "expiring" was written, yet its expired segments wait for the first
+        # retention check (30 s after start at the earliest, with a one-hour interval).
+        assert _earliest(client, "expiring") == 0

@@ -15,14 +15,16 @@ from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, decode_response, request_frame
 
 NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authorized_operations": False}
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(num_partitions=2, socket_request_max_bytes=1_000_000) as b:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    config = {"num.partitions": 2, "socket.request.max.bytes": 1_000_000}
+    with running_strom(tmp_path_factory.mktemp("protocol"), config) as b:
         yield b
 
 
@@ -211,7 +213,7 @@ def test_metadata_names_the_broker_as_controller_and_auto_creates_topics(broker:
 def test_metadata_never_auto_creates_internal_topics(tmp_path: Path) -> None:
     # Before any group exists __consumer_offsets may be absent; a client asking for it must not create an
     # ordinary (uncompacted) topic under that name.
-    with EmbeddedBroker(data_dir=tmp_path) as b, WireClient(b.bootstrap_servers) as client:
+    with running_strom(tmp_path) as b, WireClient(b.bootstrap_servers) as client:
         names = [{"name": "__transaction_state"}] + (
             [] if _exists(client, "__consumer_offsets") else [{"name": "__consumer_offsets"}]
         )
@@ -238,8 +240,7 @@ def test_cluster_id_and_topic_ids_survive_restart(tmp_path) -> None:  # type: ig
             resp = client.call(ApiKey.METADATA, 12, {"topics": None, **NO_OPS})
         return resp.cluster_id, {t.name: t.topic_id for t in resp.topics}
 
-    b = EmbeddedBroker(data_dir=tmp_path)
-    with b:
+    with running_strom(tmp_path) as b:
         md = AdminClient({"bootstrap.servers": b.bootstrap_servers}).list_topics("kept", timeout=10)
         assert md.topics["kept"].error is None
         before = snapshot(b)

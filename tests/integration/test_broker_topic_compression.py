@@ -19,14 +19,15 @@ from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.compression import Compression
 from strom.protocol.records import BatchBuilder, iter_batches
-from tests.integration.broker_wire import WireClient
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient
 
 TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("compression")) as b:
+    with running_strom(tmp_path_factory.mktemp("compression")) as b:
         yield b
 
 
@@ -133,7 +134,7 @@ def test_idempotent_producer_into_a_recompressing_topic(broker: EmbeddedBroker) 
 def test_compression_type_follows_the_broker_default_and_alter_configs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("lz4-broker"), compression_type="lz4") as b:
+    with running_strom(tmp_path_factory.mktemp("lz4-broker"), {"compression.type": "lz4"}) as b:
         bootstrap = b.bootstrap_servers
         _create(bootstrap, "inherits", None)
         first, second = [b"a%d" % i for i in range(50)], [b"b%d" % i for i in range(50)]

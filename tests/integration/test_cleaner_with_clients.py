@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTopicPartition
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 
 TIMEOUT = 30  # generous: a loaded CI machine may take long to elect and start a consumer
 TOPIC = "compacted-cleaned"
@@ -24,15 +25,13 @@ TOPIC = "compacted-cleaned"
 
 @pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path_factory.mktemp("data"), num_partitions=1) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        config = {
-            "cleanup.policy": "compact",
-            "min.cleanable.dirty.ratio": "0.01",
-            "delete.retention.ms": "0",
-        }
-        for future in admin.create_topics([NewTopic(TOPIC, 1, 1, config=config)]).values():
-            future.result(TIMEOUT)
+    config = {
+        "cleanup.policy": "compact",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "0",
+    }
+    topics = [NewTopic(TOPIC, 1, 1, config=config)]
+    with running_strom(tmp_path_factory.mktemp("data"), {"num.partitions": 1}, topics=topics) as b:
         yield b
 
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tools.kafka import free_port
 
 from tests.support.cli import run_strom
-from tests.support.kafka import free_port
 from tests.support.scenario import unique_name
 
 READY_PREFIX = "strom broker ready on "

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tools.kafka import free_port
+
 from tests.support.cli import run_strom, table_rows
-from tests.support.kafka import free_port
 from tests.support.scenario import unique_name
 
 

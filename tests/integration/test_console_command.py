@@ -10,8 +10,9 @@ import sys
 import urllib.error
 import urllib.request
 
+from tools.kafka import free_port
+
 from tests.support.cli import run_strom
-from tests.support.kafka import free_port
 
 READY_PREFIX = "strom console ready on "
 

@@ -4,7 +4,7 @@ two members share a topic under each of its assignors, a leaving member hands ov
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,11 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until_async
 
 TOPIC = "events"
 PARTITIONS = 6
@@ -30,10 +32,7 @@ ASSIGNORS = {
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", config, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as b:
         yield b
 
 
@@ -73,37 +72,33 @@ async def member(
     return consumer, tracker
 
 
-async def wait_for(changed: asyncio.Event, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    async def loop() -> None:
-        while not condition():
-            await changed.wait()
-            changed.clear()
-
-    await asyncio.wait_for(loop(), timeout)
-
-
 @pytest.mark.parametrize("assignor", sorted(ASSIGNORS))
 def test_two_members_share_partitions(broker: EmbeddedBroker, assignor: str) -> None:
     async def scenario() -> None:
         changed = asyncio.Event()
         a, ta = await member(broker, f"aio-{assignor}", changed, assignor)
         try:
-            await wait_for(changed, lambda: ta.assigned == ALL)
+            await wait_until_async(
+                lambda: ta.assigned == ALL, "the first member holding every partition", changed
+            )
             b, tb = await member(broker, f"aio-{assignor}", changed, assignor)
             try:
-                await wait_for(
-                    changed,
+                await wait_until_async(
                     lambda: (
                         bool(ta.assigned)
                         and bool(tb.assigned)
                         and ta.assigned | tb.assigned == ALL
                         and not ta.assigned & tb.assigned
                     ),
+                    "the two members splitting the partitions",
+                    changed,
                 )
                 assert len(ta.assigned) == len(tb.assigned) == 3
             finally:
                 await b.stop()  # sends LeaveGroup
-            await wait_for(changed, lambda: ta.assigned == ALL)
+            await wait_until_async(
+                lambda: ta.assigned == ALL, "the first member holding every partition", changed
+            )
         finally:
             await a.stop()
 
@@ -123,13 +118,17 @@ def test_commit_and_resume(broker: EmbeddedBroker) -> None:
         changed = asyncio.Event()
         a, ta = await member(broker, "aio-commit", changed)
         try:
-            await wait_for(changed, lambda: ta.assigned == ALL)
+            await wait_until_async(
+                lambda: ta.assigned == ALL, "the first member holding every partition", changed
+            )
             await a.commit({tp: 2 for tp in ALL})
         finally:
             await a.stop()
         b, tb = await member(broker, "aio-commit", changed)
         try:
-            await wait_for(changed, lambda: tb.assigned == ALL)
+            await wait_until_async(
+                lambda: tb.assigned == ALL, "the second member holding every partition", changed
+            )
             assert {tp: await b.committed(tp) for tp in ALL} == {tp: 2 for tp in ALL}
             batches = await asyncio.wait_for(_drain(b, expected=30 - 2 * PARTITIONS), 30)
             assert {tp: min(offsets) for tp, offsets in batches.items()} == {tp: 2 for tp in ALL}
@@ -154,14 +153,15 @@ def test_static_member_restart_keeps_assignment(broker: EmbeddedBroker) -> None:
         b, tb = await member(broker, "aio-static", changed, group_instance_id="b")
         b2 = None
         try:
-            await wait_for(
-                changed,
+            await wait_until_async(
                 lambda: (
                     bool(ta.assigned)
                     and bool(tb.assigned)
                     and ta.assigned | tb.assigned == ALL
                     and not ta.assigned & tb.assigned
                 ),
+                "the two members splitting the partitions",
+                changed,
             )
             mine = set(tb.assigned)
             before = set(ta.assigned)
@@ -169,7 +169,9 @@ def test_static_member_restart_keeps_assignment(broker: EmbeddedBroker) -> None:
             await b.stop()  # a static member's stop sends no LeaveGroup (KIP-345)
             b = None
             b2, tb2 = await member(broker, "aio-static", changed, group_instance_id="b")
-            await wait_for(changed, lambda: tb2.assigned == mine)
+            await wait_until_async(
+                lambda: tb2.assigned == mine, "the rejoined member getting its partitions back", changed
+            )
             assert ta.assigned == before
             assert ta.revocations == revocations, "the other member was made to rebalance"
         finally:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
 
 TOPIC = "events"
 PARTITIONS = 6
@@ -29,10 +30,7 @@ BROKER_CONFIG = {"group.initial.rebalance.delay.ms": "0", "group.min.session.tim
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=BROKER_CONFIG) as b:
-        admin = AdminClient({"bootstrap.servers": b.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", BROKER_CONFIG, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as b:
         yield b
 
 
@@ -77,15 +75,10 @@ class Member:
         self.consumer.close()
 
 
-def poll_until(members: list[Member], condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"condition not reached in {timeout}s: {[sorted(m.assigned) for m in members]}"
-            )
-        for m in members:
-            m.poll()
+def poll_all(*members: Member) -> None:
+    """librdkafka rebalances and fetches only inside poll(): the step of every wait in this file."""
+    for m in members:
+        m.poll()
 
 
 def split_between(a: Member, b: Member) -> bool:
@@ -111,14 +104,26 @@ def test_second_member_triggers_rebalance_and_both_get_partitions(
     first = Member(broker.bootstrap_servers, f"g-{strategy}", strategy)
     second = None
     try:
-        poll_until([first], lambda: first.assigned == ALL)
+        wait_until(
+            lambda: first.assigned == ALL,
+            "the first member holding every partition",
+            step=lambda: poll_all(first),
+        )
         second = Member(broker.bootstrap_servers, f"g-{strategy}", strategy)
-        poll_until([first, second], lambda: split_between(first, second))
+        wait_until(
+            lambda: split_between(first, second),
+            "the two members splitting the partitions",
+            step=lambda: poll_all(first, second),
+        )
         assert len(first.assigned) == len(second.assigned) == 3
         # The member closing hands its partitions over.
         second.close()
         second = None
-        poll_until([first], lambda: first.assigned == ALL)
+        wait_until(
+            lambda: first.assigned == ALL,
+            "the first member holding every partition",
+            step=lambda: poll_all(first),
+        )
     finally:
         first.close()
         if second is not None:
@@ -147,15 +152,27 @@ def test_killed_member_is_expired_after_its_session_timeout(broker: EmbeddedBrok
         text=True,
     )
     try:
-        poll_until([survivor], lambda: survivor.assigned == ALL)
+        wait_until(
+            lambda: survivor.assigned == ALL,
+            "the survivor holding every partition",
+            step=lambda: poll_all(survivor),
+        )
         assert proc.stdout is not None
         # The child joins: the survivor rebalances down to its half while the child reports its assignment.
-        poll_until([survivor], lambda: len(survivor.assigned) == 3, timeout=30)
+        wait_until(
+            lambda: len(survivor.assigned) == 3,
+            "the survivor handing half over",
+            step=lambda: poll_all(survivor),
+        )
         line = proc.stdout.readline()
         assert line.startswith("ASSIGNED"), line
         proc.kill()  # no LeaveGroup: only the session timeout can notice
         proc.wait(10)
-        poll_until([survivor], lambda: survivor.assigned == ALL, timeout=30)
+        wait_until(
+            lambda: survivor.assigned == ALL,
+            "the survivor taking over the killed member's partitions",
+            step=lambda: poll_all(survivor),
+        )
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         described = admin.describe_consumer_groups(["g-kill"])["g-kill"].result(10)
         assert len(described.members) == 1
@@ -168,7 +185,7 @@ def test_killed_member_is_expired_after_its_session_timeout(broker: EmbeddedBrok
 def test_commits_survive_restart_and_consumption_resumes(broker: EmbeddedBroker) -> None:
     produce(broker.bootstrap_servers, 120)
     member = Member(broker.bootstrap_servers, "g-restart")
-    poll_until([member], lambda: len(member.records) >= 50)
+    wait_until(lambda: len(member.records) >= 50, "50 records consumed", step=lambda: poll_all(member))
     member.consumer.commit(asynchronous=False)
     committed = {
         tp.partition: tp.offset
@@ -190,7 +207,11 @@ def test_commits_survive_restart_and_consumption_resumes(broker: EmbeddedBroker)
             )
         }
         assert after == committed
-        poll_until([again], lambda: len(first_run) + len(again.records) >= 120)
+        wait_until(
+            lambda: len(first_run) + len(again.records) >= 120,
+            "all 120 records consumed across the restart",
+            step=lambda: poll_all(again),
+        )
         second_run = set(again.records)
         assert not first_run & second_run, "records consumed again after the restart"
         assert len(first_run | second_run) == 120
@@ -204,12 +225,20 @@ def test_static_member_rejoins_without_rebalance(broker: EmbeddedBroker) -> None
     b = Member(broker.bootstrap_servers, "g-static", **{"group.instance.id": "instance-b"})
     b2 = None
     try:
-        poll_until([a, b], lambda: split_between(a, b))
+        wait_until(
+            lambda: split_between(a, b),
+            "the two members splitting the partitions",
+            step=lambda: poll_all(a, b),
+        )
         b_partitions = set(b.assigned)
         revokes_before = a.revoke_calls
         b.close()  # a static member sends no LeaveGroup
         b2 = Member(broker.bootstrap_servers, "g-static", **{"group.instance.id": "instance-b"})
-        poll_until([a, b2], lambda: b2.assigned == b_partitions)
+        wait_until(
+            lambda: b2.assigned == b_partitions,
+            "the replacement member getting the static member's partitions",
+            step=lambda: poll_all(a, b2),
+        )
         assert a.revoke_calls == revokes_before, "the other member was made to rebalance"
         assert a.assigned == ALL - b_partitions
     finally:
@@ -223,8 +252,16 @@ def test_admin_describe_list_and_delete_groups(broker: EmbeddedBroker) -> None:
     a = Member(broker.bootstrap_servers, "g-admin", **{"client.id": "client-a"})
     b = Member(broker.bootstrap_servers, "g-admin", **{"client.id": "client-b"})
     try:
-        poll_until([a, b], lambda: split_between(a, b))
-        poll_until([a, b], lambda: _state(admin, "g-admin") == "STABLE")
+        wait_until(
+            lambda: split_between(a, b),
+            "the two members splitting the partitions",
+            step=lambda: poll_all(a, b),
+        )
+        wait_until(
+            lambda: _state(admin, "g-admin") == "STABLE",
+            "the group being Stable",
+            step=lambda: poll_all(a, b),
+        )
         desc = admin.describe_consumer_groups(["g-admin"])["g-admin"].result(10)
         assert desc.partition_assignor == "range"
         assert not desc.is_simple_consumer_group
@@ -258,13 +295,17 @@ def test_connected_member_carries_on_across_a_broker_restart(broker: EmbeddedBro
     produce(broker.bootstrap_servers, 30)
     member = Member(broker.bootstrap_servers, "g-live")
     try:
-        poll_until([member], lambda: len(member.records) >= 30)
+        wait_until(lambda: len(member.records) >= 30, "30 records consumed", step=lambda: poll_all(member))
         member.consumer.commit(asynchronous=False)
         revokes = member.revoke_calls
         broker.stop()
         broker.start()  # same data directory and port: the group comes back Stable with this member
         produce(broker.bootstrap_servers, 30)
-        poll_until([member], lambda: len(member.records) >= 60)
+        wait_until(
+            lambda: len(member.records) >= 60,
+            "60 records consumed across the restart",
+            step=lambda: poll_all(member),
+        )
         assert member.revoke_calls == revokes, "the restart forced a rebalance"
         assert len(set(member.records)) == 60
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})

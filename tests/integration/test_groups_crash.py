@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,10 +49,7 @@ def test_commits_survive_kill_9(tmp_path: Path) -> None:
         )
         assigned: list[object] = []
         consumer.subscribe(["orders"], on_assign=lambda _c, ps: assigned.append(ps))
-        deadline = time.monotonic() + 30
-        while not assigned:
-            assert time.monotonic() < deadline, "no assignment"
-            consumer.poll(0.1)
+        wait_until(lambda: bool(assigned), "the consumer's first assignment", step=lambda: consumer.poll(0.1))
         for round_ in range(1, 21):  # many small acknowledged writes, the last one right before the kill
             consumer.commit(
                 offsets=[TopicPartition("orders", p, round_ * 10 + p, f"r{round_}") for p in range(4)],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAs
 from kafka.structs import OffsetAndMetadata
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
 
 TOPIC = "events"
 PARTITIONS = 6
@@ -38,7 +39,7 @@ ASSIGNORS = {
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as b:
+    with running_strom(tmp_path / "data", config) as b:
         admin = KafkaAdminClient(bootstrap_servers=b.bootstrap_servers)
         try:
             admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
@@ -70,7 +71,7 @@ class Member:
         self.consumer.subscribe([TOPIC])
         self.assigned: set[TopicPartition] = set()
         self.offsets: dict[TopicPartition, list[int]] = {}
-        self._cond = threading.Condition()
+        self.changed = threading.Condition()  # notified after every poll
         self._calls: queue.Queue[tuple[Callable[[KafkaConsumer], object], queue.Queue[object]]] = (
             queue.Queue()
         )
@@ -81,11 +82,11 @@ class Member:
     def _run(self) -> None:
         while not self._stop:
             records = self.consumer.poll(timeout_ms=500)
-            with self._cond:
+            with self.changed:
                 self.assigned = set(self.consumer.assignment())
                 for tp, batch in records.items():
                     self.offsets.setdefault(tp, []).extend(r.offset for r in batch)
-                self._cond.notify_all()
+                self.changed.notify_all()
             while not self._calls.empty():
                 fn, answer = self._calls.get()
                 try:
@@ -101,26 +102,10 @@ class Member:
             raise result
         return result
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-        with self._cond:
-            if not self._cond.wait_for(condition, timeout):
-                raise AssertionError(f"not reached in {timeout}s: assigned {sorted(self.assigned)}")
-
     def close(self) -> None:
         self._stop = True
         self._thread.join(30)
         self.consumer.close()
-
-
-def wait_all(members: list[Member], condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait until a condition over several members holds, woken by any member's poll."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"not reached in {timeout}s: {[sorted(m.assigned) for m in members]}")
-        with members[0]._cond:
-            members[0]._cond.wait(min(remaining, 0.5))
 
 
 def split(a: Member, b: Member) -> bool:
@@ -134,13 +119,13 @@ def test_two_members_share_partitions(broker: EmbeddedBroker, assignor: str) -> 
     a = Member(broker, group, assignor)
     b = None
     try:
-        a.wait_for(lambda: a.assigned == ALL)
+        wait_until(lambda: a.assigned == ALL, "the first member holding every partition", changed=a.changed)
         b = Member(broker, group, assignor)
-        wait_all([a, b], lambda: split(a, b))
+        wait_until(lambda: split(a, b), "the two members splitting the partitions", changed=a.changed)
         assert len(a.assigned) == len(b.assigned) == 3
         b.close()  # sends LeaveGroup
         b = None
-        a.wait_for(lambda: a.assigned == ALL)
+        wait_until(lambda: a.assigned == ALL, "the first member holding every partition", changed=a.changed)
     finally:
         a.close()
         if b is not None:
@@ -155,13 +140,17 @@ def test_commit_and_resume(broker: EmbeddedBroker) -> None:
     producer.close()
     a = Member(broker, "kp-commit")
     try:
-        a.wait_for(lambda: a.assigned == ALL)
+        wait_until(lambda: a.assigned == ALL, "the first member holding every partition", changed=a.changed)
         a.call(lambda c: c.commit({tp: OffsetAndMetadata(3, "meta", -1) for tp in ALL}))
     finally:
         a.close()
     b = Member(broker, "kp-commit")
     try:
-        b.wait_for(lambda: sum(len(v) for v in b.offsets.values()) >= 60 - 3 * PARTITIONS)
+        wait_until(
+            lambda: sum(len(v) for v in b.offsets.values()) >= 60 - 3 * PARTITIONS,
+            "the second member reading every record after the committed offsets",
+            changed=b.changed,
+        )
         assert all(min(offsets) == 3 for offsets in b.offsets.values())
         assert all(b.call(lambda c, tp=tp: c.committed(tp)) == 3 for tp in ALL)
     finally:
@@ -192,7 +181,7 @@ def test_static_member_replacement_keeps_assignment(broker: EmbeddedBroker) -> N
     b = Member(broker, "kp-static", group_instance_id="b")
     b2 = None
     try:
-        wait_all([a, b], lambda: split(a, b))
+        wait_until(lambda: split(a, b), "the two members splitting the partitions", changed=a.changed)
         mine = set(b.assigned)
         listener = _Listener()
         a.call(lambda c: c.subscribe([TOPIC], listener=listener))  # same subscription: no rejoin
@@ -200,7 +189,11 @@ def test_static_member_replacement_keeps_assignment(broker: EmbeddedBroker) -> N
         b._stop = True
         b._thread.join(30)
         b2 = Member(broker, "kp-static", group_instance_id="b")
-        wait_all([a, b2], lambda: b2.assigned == mine)
+        wait_until(
+            lambda: b2.assigned == mine,
+            "the replacement member getting the static member's partitions",
+            changed=a.changed,
+        )
         assert a.assigned == ALL - mine
         assert listener.revoked == [], "the other member was made to rebalance"
         b.consumer.close()  # the fenced old process: closing it must not remove its replacement
@@ -222,7 +215,7 @@ def test_admin_group_operations(broker: EmbeddedBroker) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     a = Member(broker, "kp-admin", client_id="kp-a")
     try:
-        a.wait_for(lambda: a.assigned == ALL)
+        wait_until(lambda: a.assigned == ALL, "the first member holding every partition", changed=a.changed)
         a.call(lambda c: c.commit({TopicPartition(TOPIC, 0): OffsetAndMetadata(1, "", -1)}))
         desc = admin.describe_groups(["kp-admin"])["kp-admin"]
         assert desc["error"] is None

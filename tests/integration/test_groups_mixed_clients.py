@@ -3,16 +3,16 @@ protocol through strom's coordinator and split a topic, and a commit by one is s
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.structs import TopicPartition as KpTopicPartition
 
-from strom.broker import EmbeddedBroker
 from tests.integration.test_groups_kafka_python import Member as KafkaPythonMember
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
 
 TOPIC = "events"  # the kafka-python Member subscribes to this topic
 PARTITIONS = 6
@@ -20,10 +20,7 @@ PARTITIONS = 6
 
 def test_librdkafka_and_kafka_python_share_one_group(tmp_path: Path) -> None:
     config = {"group.initial.rebalance.delay.ms": "0"}
-    with EmbeddedBroker(data_dir=tmp_path / "data", config=config) as broker:
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-        for future in admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)]).values():
-            future.result(15)
+    with running_strom(tmp_path / "data", config, topics=[NewTopic(TOPIC, PARTITIONS, 1)]) as broker:
         rd_assigned: set[int] = set()
         rd = Consumer(
             {
@@ -41,14 +38,19 @@ def test_librdkafka_and_kafka_python_share_one_group(tmp_path: Path) -> None:
         kp = KafkaPythonMember(broker, "mixed", "range")
         assert kp.consumer.config["partition_assignment_strategy"] == [RangePartitionAssignor]
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                kp_assigned = {tp.partition for tp in kp.assigned}
+            kp_assigned: set[int] = set()
+
+            def split() -> bool:
+                kp_assigned.clear()
+                kp_assigned.update(tp.partition for tp in kp.assigned)
                 disjoint = rd_assigned and kp_assigned and not rd_assigned & kp_assigned
-                if disjoint and rd_assigned | kp_assigned == set(range(PARTITIONS)):
-                    break
-                assert time.monotonic() < deadline, (rd_assigned, kp_assigned)
-                rd.poll(0.05)
+                return bool(disjoint) and rd_assigned | kp_assigned == set(range(PARTITIONS))
+
+            wait_until(
+                split,
+                lambda: f"the two clients splitting the partitions (held: {rd_assigned}, {kp_assigned})",
+                step=lambda: rd.poll(0.05),
+            )
             assert len(rd_assigned) == len(kp_assigned) == 3
             partition = min(rd_assigned)
             rd.commit(offsets=[TopicPartition(TOPIC, partition, 7)], asynchronous=False)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import run_kafka_tool
 
-from strom.broker import EmbeddedBroker
-from tests.support.kafka import run_kafka_tool
+from tests.support.brokers import running_strom
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -22,19 +22,15 @@ _RECORD = re.compile(r"^\| offset: (\d+) .* key: (\{.*\}) payload: (\{.*\}|<DELE
 
 def test_kafka_dump_log_decodes_strom_offsets_topic(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with EmbeddedBroker(data_dir=data, config={"group.initial.rebalance.delay.ms": "0"}) as broker:
+    config = {"group.initial.rebalance.delay.ms": "0"}
+    with running_strom(data, config, topics=[NewTopic("orders", 2, 1)]) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
-        for future in admin.create_topics([NewTopic("orders", 2, 1)]).values():
-            future.result(15)
         consumer = Consumer(
             {"bootstrap.servers": broker.bootstrap_servers, "group.id": "dump-group", "client.id": "dumper"}
         )
         assigned: list[object] = []
         consumer.subscribe(["orders"], on_assign=lambda _c, parts: assigned.append(parts))
-        deadline = time.monotonic() + 30
-        while not assigned:
-            assert time.monotonic() < deadline, "no assignment"
-            consumer.poll(0.1)
+        wait_until(lambda: bool(assigned), "the consumer's first assignment", step=lambda: consumer.poll(0.1))
         consumer.commit(offsets=[TopicPartition("orders", 1, 42)], asynchronous=False)
         consumer.close()
         for future in admin.delete_consumer_groups(["dump-group"]).values():

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from strom.broker import EmbeddedBroker
+from tests.support.brokers import running_strom
 
 TIMEOUT = 15
 OFFSETS = "__consumer_offsets"
@@ -55,13 +56,13 @@ def _make_plain(data_dir: Path) -> None:
 
 
 def test_a_plain_offsets_topic_is_made_internal_and_compacted_at_start(tmp_path: Path) -> None:
-    with EmbeddedBroker(data_dir=tmp_path) as broker:
+    with running_strom(tmp_path) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(TIMEOUT)
         _commit(broker, 7)
     _make_plain(tmp_path)
 
-    with EmbeddedBroker(data_dir=tmp_path) as broker:
+    with running_strom(tmp_path) as broker:
         assert _cleanup_policy(broker) == "compact"
         topic = broker.call(lambda b: b.topics.get(OFFSETS))
         assert topic.internal
@@ -71,18 +72,18 @@ def test_a_plain_offsets_topic_is_made_internal_and_compacted_at_start(tmp_path:
         _commit(broker, 11)
         assert _committed(broker) == 11
 
-    with EmbeddedBroker(data_dir=tmp_path) as broker:  # the repair was persisted; commits survive restarts
+    with running_strom(tmp_path) as broker:  # the repair was persisted; commits survive restarts
         assert _cleanup_policy(broker) == "compact"
         assert _committed(broker) == 11
 
 
 def test_an_internal_offsets_topic_keeps_its_own_segment_bytes(tmp_path: Path) -> None:
     # Like Kafka, a later change of offsets.topic.segment.bytes does not alter a topic already created.
-    with EmbeddedBroker(data_dir=tmp_path, config={"offsets.topic.segment.bytes": "1048576"}) as broker:
+    with running_strom(tmp_path, {"offsets.topic.segment.bytes": "1048576"}) as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(TIMEOUT)
         _commit(broker, 3)
-    with EmbeddedBroker(data_dir=tmp_path, config={"offsets.topic.segment.bytes": "2097152"}) as broker:
+    with running_strom(tmp_path, {"offsets.topic.segment.bytes": "2097152"}) as broker:
         topic = broker.call(lambda b: b.topics.get(OFFSETS))
         assert topic.configs == {"cleanup.policy": "compact", "segment.bytes": "1048576"}
         assert _committed(broker) == 3

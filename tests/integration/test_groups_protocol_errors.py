@@ -12,16 +12,17 @@ import pytest
 from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "t"
 SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i", -1)
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     config = {"group.initial.rebalance.delay.ms": "0", "offset.metadata.max.bytes": "100"}
-    with EmbeddedBroker(config=config) as b:
+    with running_strom(tmp_path_factory.mktemp("groups"), config) as b:
         with WireClient(b.bootstrap_servers) as c:
             created = c.call(
                 ApiKey.CREATE_TOPICS,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from strom.broker import EmbeddedBroker
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
-from tests.integration.broker_wire import WireClient, decode_response, request_frame
+from tests.support.brokers import running_strom
+from tests.support.wire import WireClient, decode_response, request_frame
 
 TOPIC = "group-rules"
 NO_OPS = {"include_cluster_authorized_operations": False, "include_topic_authorized_operations": False}
@@ -25,8 +25,8 @@ SUB = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i",
 
 
 @pytest.fixture(scope="module")
-def strom_groups_broker() -> Iterator[str]:
-    with EmbeddedBroker(config={"group.initial.rebalance.delay.ms": "0"}) as b:
+def strom_groups_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_strom(tmp_path_factory.mktemp("groups"), {"group.initial.rebalance.delay.ms": "0"}) as b:
         yield b.bootstrap_servers
 
 

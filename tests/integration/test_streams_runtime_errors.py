@@ -11,7 +11,7 @@ import pytest
 from strom.streams import DeserializationError, StreamsBuilder, TopologyError, serdes
 from strom.streams.app import Streams, StreamsState
 from strom.streams.runtime.errors import IllegalStateError, MissingSourceTopicError
-from tests.integration.streams_runtime_support import (
+from tests.support.streams import (
     BASE_TS,
     TopicReader,
     committed_offsets,

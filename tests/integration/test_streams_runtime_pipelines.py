@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from strom.streams import Materialized, StreamsBuilder, TimeWindows, serdes
 from strom.streams.app import Streams, StreamsState
-from tests.integration.streams_runtime_support import (
+from tests.support.streams import (
     BASE_TS,
     TopicReader,
     create_topics,
@@ -19,6 +19,7 @@ from tests.integration.streams_runtime_support import (
     streams_config,
     unique,
 )
+from tests.support.waiting import wait_until
 
 MINUTE = 60_000
 
@@ -186,11 +187,11 @@ def test_repartitioned_count_purges_consumed_repartition_records(any_broker: str
                 for p in partitions
             )
 
-        deadline = time.monotonic() + 60
-        while purged() < 30:  # the app commits every 100 ms and purges after each commit
-            assert time.monotonic() < deadline, (
-                f"repartition records not purged: log start offsets sum {purged()}"
-            )
-            time.sleep(0.1)
+        # The app commits every 100 ms and purges after each commit; nothing announces a purge.
+        wait_until(
+            lambda: purged() >= 30,
+            lambda: f"the repartition records purged (log start offsets sum {purged()})",
+            timeout=60,
+        )
         consumer.close()
     reader.close()

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from strom.streams.app import Streams, StreamsState
-from tests.integration.streams_runtime_support import (
+from tests.integration.streams_runtime_worker import count_topology
+from tests.support.streams import (
     BASE_TS,
     CountingRestoreListener,
     TopicReader,
@@ -22,19 +21,9 @@ from tests.integration.streams_runtime_support import (
     streams_config,
     unique,
 )
-from tests.integration.streams_runtime_worker import count_topology
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll `condition` (instance assignments change on the stream thread, without a per-change event
-    here)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
 
 
 def counts(reader: TopicReader) -> dict[bytes, int]:
@@ -64,14 +53,19 @@ def test_two_instances_share_tasks_and_a_stopped_ones_move_with_their_state(
     b, b_restores = instance(any_broker, app_id, views, out, tmp_path / "b")
     try:
         a.start()
-        wait_for(lambda: a.state == StreamsState.RUNNING and len(a.active_tasks()) == 4, "A runs all 4 tasks")
+        wait_until(
+            lambda: a.state == StreamsState.RUNNING and len(a.active_tasks()) == 4,
+            "A runs all 4 tasks",
+            timeout=60,
+        )
         b.start()
-        wait_for(
+        wait_until(
             lambda: (
                 a.state == b.state == StreamsState.RUNNING
                 and len(a.active_tasks()) == len(b.active_tasks()) == 2
             ),
             "A and B run 2 tasks each",
+            timeout=60,
         )
         assert set(a.active_tasks()) | set(b.active_tasks()) == {"0_0", "0_1", "0_2", "0_3"}
         produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
@@ -80,8 +74,10 @@ def test_two_instances_share_tasks_and_a_stopped_ones_move_with_their_state(
         restored_before = b_restores.total
 
         assert a.close(timeout=60)
-        wait_for(
-            lambda: b.state == StreamsState.RUNNING and len(b.active_tasks()) == 4, "B takes over A's tasks"
+        wait_until(
+            lambda: b.state == StreamsState.RUNNING and len(b.active_tasks()) == 4,
+            "B takes over A's tasks",
+            timeout=60,
         )
         assert b_restores.ended.wait(60)
         taken_over = {f"0_{p}" for _, p, _, _, _ in b_restores.started[-len(moved) :]}
@@ -127,19 +123,22 @@ def test_a_killed_instance_tasks_are_taken_over_after_its_session_expires(
         assert worker.stdout is not None
         assert worker.stdout.readline().startswith(b"RUNNING")  # blocks until the worker's first assignment
         survivor.start()
-        wait_for(
+        wait_until(
             lambda: survivor.state == StreamsState.RUNNING and len(survivor.active_tasks()) == 1,
             "the survivor runs one of the two tasks",
+            timeout=60,
         )
         produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 2)])
         reader.wait_until(lambda _: counts(reader) == dict.fromkeys(keys, 2))
         # All consumed offsets are committed before the kill: nothing is replayed, counts stay exact.
-        wait_for(
-            lambda: committed_total(any_broker, app_id, views, 2) == 2 * len(keys), "all offsets committed"
+        wait_until(
+            lambda: committed_total(any_broker, app_id, views, 2) == 2 * len(keys),
+            "all offsets committed",
+            timeout=60,
         )
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        wait_for(
+        wait_until(
             lambda: len(survivor.active_tasks()) == 2 and survivor.state == StreamsState.RUNNING,
             "the survivor takes over the killed instance's task",
             timeout=90,

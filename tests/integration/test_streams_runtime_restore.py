@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
 from strom.streams.runtime.checkpoint import read_checkpoint
-from tests.integration.streams_runtime_support import (
+from tests.support.streams import (
     BASE_TS,
     CountingRestoreListener,
     TopicReader,

@@ -1,17 +1,47 @@
-"""The two brokers a compatibility scenario runs against, behind one small interface that can restart them.
+"""The brokers tests run against: strom started one way, and both strom and Apache Kafka behind one small
+interface that can restart them.
 
-A scenario only needs the bootstrap address (which may change when strom restarts on a new free port), a way
-to restart the broker on the same data, and where a partition's log files live (for kafka-dump-log).
+`running_strom` is how every test starts a strom broker of its own: an EmbeddedBroker on a data directory
+the test owns (under tmp_path), on a free port of 127.0.0.1, with the Kafka-named config overrides the test
+needs and, optionally, its topics created before the test gets the broker. The shared fixtures in
+tests/conftest.py (`strom_broker`, `any_broker`, `broker_under_test`) are built on it.
+
+A compatibility scenario only needs the bootstrap address (which may change when strom restarts on a new
+free port), a way to restart the broker on the same data, and where a partition's log files live (for
+kafka-dump-log): `BrokerUnderTest`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from tools.kafka import ApacheKafka
 
-from tests.support.kafka import ApacheKafka
+from strom.broker import EmbeddedBroker
+
+# Generous: a loaded CI machine may take long to answer the first admin request.
+_CREATE_TIMEOUT_S = 30.0
+
+
+@contextmanager
+def running_strom(
+    data_dir: Path, config: Mapping[str, object] | None = None, *, topics: Sequence[NewTopic] = ()
+) -> Iterator[EmbeddedBroker]:
+    """A strom broker on `data_dir` with `config` (Kafka's dotted names), stopped cleanly on exit.
+
+    `topics` are created through the admin API, as a client would, before the broker is handed over.
+    """
+    with EmbeddedBroker(data_dir=data_dir, config=dict(config or {})) as broker:
+        if topics:
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+            futures = admin.create_topics(list(topics), operation_timeout=_CREATE_TIMEOUT_S)
+            for future in futures.values():
+                future.result(_CREATE_TIMEOUT_S)
+        yield broker
 
 
 class BrokerUnderTest(Protocol):
@@ -25,44 +55,27 @@ class BrokerUnderTest(Protocol):
     def partition_dir(self, topic: str, partition: int) -> Path: ...
 
 
-def embedded_broker_class() -> Any:
-    """strom.broker.EmbeddedBroker, failing the test clearly while the broker package does not provide it."""
-    try:
-        from strom.broker import EmbeddedBroker
-    except ImportError as error:
-        pytest.fail(f"strom.broker.EmbeddedBroker is not importable yet: {error}", pytrace=False)
-    return EmbeddedBroker
-
-
 class StromUnderTest:
-    """An EmbeddedBroker on its own data directory; restart() closes it cleanly and reopens that directory."""
+    """A strom broker on its own data directory; restart() closes it cleanly and reopens that directory."""
 
     name = "strom"
 
-    def __init__(self, data_dir: Path, **config: Any) -> None:
+    def __init__(self, data_dir: Path, config: Mapping[str, object] | None = None) -> None:
         self.data_dir = data_dir
-        self.config = config
-        self._broker: Any = None
-        self._open()
-
-    def _open(self) -> None:
-        broker = embedded_broker_class()(data_dir=self.data_dir, **self.config)
-        broker.__enter__()
-        self._broker = broker
+        self.config = dict(config or {})
+        self._running = ExitStack()
+        self._broker = self._running.enter_context(running_strom(self.data_dir, self.config))
 
     @property
     def bootstrap_servers(self) -> str:
-        address: str = self._broker.bootstrap_servers
-        return address
+        return self._broker.bootstrap_servers
 
     def restart(self) -> None:
         self.close()
-        self._open()
+        self._broker = self._running.enter_context(running_strom(self.data_dir, self.config))
 
     def close(self) -> None:
-        broker, self._broker = self._broker, None
-        if broker is not None:
-            broker.__exit__(None, None, None)
+        self._running.close()
 
     def partition_dir(self, topic: str, partition: int) -> Path:
         return self.data_dir / f"{topic}-{partition}"

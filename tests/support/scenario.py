@@ -28,6 +28,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.brokers import BrokerUnderTest
+from tests.support.waiting import wait_until
 
 PARTITIONS = 6
 RECORDS = 10_000
@@ -88,22 +89,20 @@ def create_topic(
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})], operation_timeout=30)
     futures[topic].result(timeout=60)
-    # Created; wait until metadata lists every partition with a leader (Kafka propagates it async).
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def every_partition_led() -> bool:
         try:
             metadata = admin.list_topics(topic, timeout=10).topics[topic]
         except KafkaException:
-            metadata = None
-        if (
-            metadata is not None
-            and metadata.error is None
+            return False
+        return (
+            metadata.error is None
             and len(metadata.partitions) == partitions
             and all(p.leader >= 0 for p in metadata.partitions.values())
-        ):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"topic {topic} has no leader for all {partitions} partitions after 30 s")
+        )
+
+    # Created; Kafka propagates the partitions' leaders to metadata asynchronously, announcing nothing.
+    wait_until(every_partition_led, f"topic {topic} having a leader for all {partitions} partitions")
 
 
 class GroupMember(Protocol):

@@ -9,17 +9,10 @@ from strom.log.cleaner import Cleaner
 from strom.log.config import LogConfig
 from strom.log.partition import Partition
 from strom.protocol.records import BatchBuilder, ControlRecordType, RecordBatch, build_control_batch
+from tests.support.clock import FakeClock
 
 T0 = 1_700_000_000_000
 TP = ("compacted", 0)
-
-
-class Clock:
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def compact_config(**overrides: object) -> LogConfig:
@@ -32,7 +25,7 @@ def compact_config(**overrides: object) -> LogConfig:
     return LogConfig(**settings)  # type: ignore[arg-type]
 
 
-def open_log(tmp_path: Path, clock: Clock, **overrides: object) -> Partition:
+def open_log(tmp_path: Path, clock: FakeClock, **overrides: object) -> Partition:
     return Partition.open(tmp_path / "compacted-0", compact_config(**overrides), clock=clock)
 
 
@@ -67,7 +60,7 @@ def latest_per_key(
 
 
 def test_compaction_keeps_latest_value_per_key_with_offsets_and_order(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock)
     for round_ in range(5):
         for batch_no in range(4):
@@ -91,7 +84,7 @@ def test_compaction_keeps_latest_value_per_key_with_offsets_and_order(tmp_path: 
 
 
 def test_active_segment_is_never_cleaned(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock)
     for i in range(20):
         put(part, [(b"same", b"value-%d" % i)], T0)
@@ -102,7 +95,7 @@ def test_active_segment_is_never_cleaned(tmp_path: Path) -> None:
 
 
 def test_small_segments_are_merged_into_groups(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, segment_bytes=4096)
     for i in range(60):
         put(part, [(b"k%d" % (i % 7), b"x" * 100)], T0)
@@ -122,7 +115,7 @@ def test_small_segments_are_merged_into_groups(tmp_path: Path) -> None:
 
 
 def test_tombstone_lifecycle_follows_the_delete_horizon(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, delete_retention_ms=10_000)
     put(part, [(b"gone", b"old value"), (b"kept", b"kept value")], T0)
     put(part, [(b"gone", None)], T0)
@@ -150,7 +143,7 @@ def test_tombstone_lifecycle_follows_the_delete_horizon(tmp_path: Path) -> None:
 
 
 def test_deleted_value_bytes_are_gone_from_disk_after_the_horizon(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, delete_retention_ms=1_000)
     secret_key = b"user-4711-email"
     secret = b"alice.secret@example.org-PII-0123456789"
@@ -182,7 +175,7 @@ def test_deleted_value_bytes_are_gone_from_disk_after_the_horizon(tmp_path: Path
 
 
 def test_min_compaction_lag_protects_young_segments(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, min_compaction_lag_ms=60_000)
     put(part, [(b"k", b"old")], T0)
     part.roll()
@@ -200,7 +193,7 @@ def test_min_compaction_lag_protects_young_segments(tmp_path: Path) -> None:
 
 
 def test_dirty_ratio_gates_cleaning_and_the_checkpoint_advances(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, min_cleanable_dirty_ratio=0.5)
     for i in range(10):
         put(part, [(b"k%d" % i, b"v" * 100)], T0)
@@ -222,7 +215,7 @@ def test_dirty_ratio_gates_cleaning_and_the_checkpoint_advances(tmp_path: Path) 
 
 
 def test_max_compaction_lag_forces_cleaning_below_the_ratio(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, min_cleanable_dirty_ratio=0.9, max_compaction_lag_ms=60_000)
     for i in range(10):
         put(part, [(b"k%d" % i, b"v" * 100)], T0)
@@ -240,7 +233,7 @@ def test_max_compaction_lag_forces_cleaning_below_the_ratio(tmp_path: Path) -> N
 
 
 def test_last_batch_of_each_producer_is_kept_as_an_empty_batch(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock)
     put(part, [(b"k", b"from-producer-9")], T0, pid=9, epoch=2, seq=0)
     put(part, [(b"k", b"from-producer-9-again")], T0, pid=9, epoch=2, seq=1)
@@ -263,7 +256,7 @@ def test_last_batch_of_each_producer_is_kept_as_an_empty_batch(tmp_path: Path) -
 def test_aborted_transaction_data_is_removed_and_markers_stay_while_their_batches_remain(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, delete_retention_ms=1_000)
     put(part, [(b"k", b"committed-before")], T0)
     put(part, [(b"k", b"aborted-value"), (b"t", b"aborted-too")], T0, pid=5, epoch=0, seq=0, txn=True)
@@ -285,7 +278,7 @@ def test_aborted_transaction_data_is_removed_and_markers_stay_while_their_batche
 
 
 def test_corrupt_segment_marks_partition_uncleanable_without_touching_it(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock)
     for i in range(5):
         put(part, [(b"k", b"value-%d" % i)], T0)
@@ -318,7 +311,7 @@ class DeleteRecordsDuringSwap:
 
 
 def test_pass_aborts_cleanly_when_segments_change_under_it(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock)
     for i in range(3):
         put(part, [(b"k", b"v%d" % i)], T0)
@@ -336,7 +329,7 @@ def test_pass_aborts_cleanly_when_segments_change_under_it(tmp_path: Path) -> No
 
 
 def test_a_partition_closed_under_the_cleaner_does_not_stop_the_others(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     logs = {}
     for n in range(2):
         part = Partition.open(
@@ -356,7 +349,7 @@ def test_a_partition_closed_under_the_cleaner_does_not_stop_the_others(tmp_path:
 
 
 def test_a_marker_whose_transaction_is_gone_expires_after_its_horizon(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     part = open_log(tmp_path, clock, delete_retention_ms=1_000)
     put(part, [(b"a", b"in txn A")], T0, pid=5, epoch=0, seq=0, txn=True)
     part.append(build_control_batch(ControlRecordType.COMMIT, producer_id=5, producer_epoch=0, timestamp=T0))

@@ -10,17 +10,7 @@ from strom.broker.coordinator.group import GroupConfig, GroupCoordinator, JoinRe
 from strom.broker.coordinator.membership import JoinResult, SyncResult
 from strom.broker.coordinator.offsets import OffsetLog, OffsetsRecordTooLargeError, OffsetsStorageError
 from strom.protocol.error_codes import ErrorCode
-
-
-class ManualClock:
-    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
-        self.now = start_ms
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
+from tests.support.clock import FakeClock
 
 
 class MemoryOffsetsTopic:
@@ -86,9 +76,9 @@ class Harness:
         self,
         config: GroupConfig | None = None,
         storage: MemoryOffsetsTopic | None = None,
-        clock: ManualClock | None = None,
+        clock: FakeClock | None = None,
     ) -> None:
-        self.clock = clock or ManualClock()
+        self.clock = clock or FakeClock()
         self.storage = storage or MemoryOffsetsTopic()
         self.config = config or GroupConfig(initial_rebalance_delay_ms=0)
         self.coordinator = GroupCoordinator(OffsetLog(self.storage), self.config, self.clock)

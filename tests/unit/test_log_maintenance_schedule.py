@@ -10,18 +10,11 @@ import pytest
 from strom.log.config import LogConfig
 from strom.log.log_manager import INITIAL_TASK_DELAY_MS, LogManager
 from strom.protocol.records import BatchBuilder
+from tests.support.clock import FakeClock
 
 START = 1_700_000_000_000
 INTERVAL = 300_000
 BACKOFF = 15_000
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def batch(n: int, ts: int, tag: int = 0) -> bytes:

@@ -16,14 +16,7 @@ from strom.log.log_manager import (
     LogManager,
 )
 from strom.protocol.records import BatchBuilder, iter_batches
-
-
-class FakeClock:
-    def __init__(self, now: int = 1_700_000_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def batch(n: int, ts: int, tag: int = 0) -> bytes:

@@ -24,16 +24,7 @@ from strom.protocol.errors import (
     UnsupportedMagicError,
 )
 from strom.protocol.records import BatchBuilder, Compression, TimestampType, iter_batches
-
-
-class FakeClock:
-    """Milliseconds that only move when the test says so."""
-
-    def __init__(self, now: int = 1_700_000_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def batch(

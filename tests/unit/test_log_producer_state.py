@@ -17,16 +17,9 @@ from strom.log.producer_state import (
     ProducerState,
 )
 from strom.protocol.records import BatchBuilder, ControlRecordType, build_control_batch
+from tests.support.clock import FakeClock
 
 PID = 4242
-
-
-class FakeClock:
-    def __init__(self, now: int = 1_700_000_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def pbatch(seq: int, n: int = 2, *, epoch: int = 0, pid: int = PID, txn: bool = False) -> bytes:

@@ -16,6 +16,7 @@ from strom.log.config import LogConfig
 from strom.log.errors import OffsetOutOfRangeError
 from strom.log.partition import Partition
 from strom.protocol.records import BatchBuilder, Compression, iter_batches
+from tests.support.clock import FakeClock
 
 RETENTION_MS = 10_000
 CONFIG = LogConfig(
@@ -23,19 +24,11 @@ CONFIG = LogConfig(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 class PartitionModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="strom-model-"))
-        self.clock = Clock()
+        self.clock = FakeClock(1_000_000)
         self.part = Partition.open(self.tmp / "model-0", CONFIG, clock=self.clock)
         self.records: list[tuple[bytes, int]] = []  # index = offset: (value, timestamp)
         self.log_start = 0
@@ -198,7 +191,7 @@ class CompactedPartitionModel(RuleBasedStateMachine):
         from strom.log.cleaner import Cleaner
 
         self.tmp = Path(tempfile.mkdtemp(prefix="strom-cmodel-"))
-        self.clock = Clock()
+        self.clock = FakeClock(1_000_000)
         self.part = Partition.open(self.tmp / "table-0", COMPACT_CONFIG, clock=self.clock)
         self.cleaner = Cleaner(self.tmp, clock=self.clock)
         self.model: list[tuple[bytes, bytes | None]] = []

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from strom.broker import EmbeddedBroker
 from strom.broker.coordinator.offsets import (
     OFFSETS_TOPIC,
     OffsetsRecordTooLargeError,
@@ -15,12 +14,13 @@ from strom.broker.coordinator.offsets import (
 )
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.server import Broker
+from tests.support.brokers import running_strom
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     # The test appends from its own thread while the broker's loop is idle; partitions lock their appends.
-    with EmbeddedBroker(data_dir=tmp_path, config={"offsets.topic.num.partitions": "2"}) as embedded:
+    with running_strom(tmp_path, {"offsets.topic.num.partitions": "2"}) as embedded:
         assert embedded.broker is not None
         yield embedded.broker
 
@@ -54,10 +54,10 @@ def test_replay_starts_at_the_log_start_offset(broker: Broker) -> None:
 
 
 def test_partition_count_stays_the_topics_when_the_setting_changes(tmp_path: Path) -> None:
-    with EmbeddedBroker(data_dir=tmp_path, config={"offsets.topic.num.partitions": "2"}) as first:
+    with running_strom(tmp_path, {"offsets.topic.num.partitions": "2"}) as first:
         assert first.broker is not None
         OffsetsTopic(first.broker).append(1, [(b"k", b"v")], 1)
-    with EmbeddedBroker(data_dir=tmp_path, config={"offsets.topic.num.partitions": "7"}) as second:
+    with running_strom(tmp_path, {"offsets.topic.num.partitions": "7"}) as second:
         assert second.broker is not None
         topic = OffsetsTopic(second.broker)
         assert topic.num_partitions == 2  # groups keep their partition: hash(group) % 2

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.peers import CACHE_DIR, require_peer
+from tools.peers import CACHE_DIR, require_peer
 
 KAFKA_VERSION = "4.4.0"
 KAFKA_HOME = CACHE_DIR / f"kafka-{KAFKA_VERSION}"
@@ -87,7 +87,7 @@ def kafka_available() -> bool:
 
 
 def require_kafka() -> None:
-    """Skip (locally) or fail (CI=true) the calling test when the Apache Kafka jars are not installed."""
+    """Raise PeerUnavailable when the Apache Kafka jars are not installed."""
     require_peer(f"Apache Kafka {KAFKA_VERSION}", kafka_available())
 
 
@@ -162,7 +162,12 @@ def free_port() -> int:
 
 
 def _random_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's Uuid.randomUuid makes one: never starting with "-", which kafka-storage's
+    argument parser would take for an option (1 in 64 random ids would fail `format -t ID`)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class ApacheKafka:
@@ -359,7 +364,7 @@ def main(argv: Sequence[str]) -> int:
                     print(f"apache kafka exited:\n{kafka.log_tail()}", flush=True)
                     return 1
         return 0
-    print("usage: python -m tests.support.kafka run WORKDIR | tool NAME [ARGS...]", file=sys.stderr)
+    print("usage: python -m tools.kafka run WORKDIR | tool NAME [ARGS...]", file=sys.stderr)
     return 2
 
 

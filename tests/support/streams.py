@@ -1,5 +1,5 @@
-"""Helpers for the strom.streams runtime integration tests: topics, producing, reading outputs with bounded
-waits."""
+"""What the strom.streams runtime tests share: unique names, topics, producing, reading outputs with bounded
+waits, committed offsets."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from strom.streams.runtime.restore import StateRestoreListener
+from tests.support.waiting import wait_until
 
 Record = tuple[bytes | None, bytes | None, int]
 
@@ -58,6 +59,7 @@ class TopicReader:
     stall."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
         self.records: list[
             tuple[bytes | None, bytes | None, int, int]
         ] = []  # key, value, timestamp, partition
@@ -68,16 +70,18 @@ class TopicReader:
         self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
 
     def wait_until(self, condition: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while not condition(self.records):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"condition not met within {timeout} s; read so far: {self.records[-20:]}"
-                )
-            for m in self._consumer.consume(500, timeout=0.2):
-                if m.error() is None:
-                    self.records.append((m.key(), m.value(), m.timestamp()[1], m.partition()))
+        wait_until(
+            lambda: condition(self.records),
+            lambda: f"the records awaited on {self.topic}; read so far: {self.records[-20:]}",
+            timeout=timeout,
+            step=self._read,
+        )
         return self.records
+
+    def _read(self) -> None:
+        for m in self._consumer.consume(500, timeout=0.2):
+            if m.error() is None:
+                self.records.append((m.key(), m.value(), m.timestamp()[1], m.partition()))
 
     def latest_by_key(self) -> dict[bytes | None, bytes | None]:
         return {key: value for key, value, _, _ in self.records}

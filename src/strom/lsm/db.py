@@ -129,23 +129,43 @@ def _is_manifest(name: str) -> bool:
 
 
 class _Lock:
-    """The LOCK file, held with ``flock`` for as long as the DB is open."""
+    """The LOCK file, held with a POSIX record lock (``fcntl(F_SETLK)``) for as long as the DB is open.
+
+    A record lock belongs to the process, not to the open file: a child forked by this process never holds
+    it, so a restart after kill -9 is never refused because a child the dead owner forked (the worker
+    between subprocess's fork and exec, or a user's fork) still lives, as it was with ``flock``, whose lock
+    every copy of the descriptor shares. Record locks do not exclude a second opener in the same process,
+    so the process-wide ``_HELD`` set does, as LevelDB's and RocksDB's lock tables do. The kernel drops the
+    lock when this process closes *any* descriptor of the file, so nothing else in strom.lsm opens LOCK.
+    """
+
+    _HELD: set[tuple[int, int]] = set()
+    _HELD_LOCK = threading.Lock()
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise DatabaseLockedError(
-                f"{path} is locked by another open DB (another process, or another DB object in this one)"
-            ) from None
+        fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._key = (st.st_dev, st.st_ino)
+        with self._HELD_LOCK:
+            try:
+                if self._key in self._HELD:
+                    raise DatabaseLockedError(f"{path} is already open in this process (another DB object)")
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # EACCES or EAGAIN: another process holds it
+                    raise DatabaseLockedError(f"{path} is locked by another process") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._HELD.add(self._key)
+        self._fd = fd
 
     def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        with self._HELD_LOCK:
+            if self._fd >= 0:
+                os.close(self._fd)  # closing the descriptor drops the record lock
+                self._fd = -1
+                self._HELD.discard(self._key)
 
 
 class DB:

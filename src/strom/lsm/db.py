@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
+from .batch import WriteBatch, check_bytes, encode_batch, encode_put
 from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
@@ -38,12 +38,13 @@ from .jobs import JOBS
 from .manifest import VersionEdit, fsync_dir, read_current, read_manifest
 from .memtable import MemTable
 from .options import Options
+from .recovery import RecoveryReport, replay_logs
 from .table.block import COMPRESSION_BY_NAME
 from .table.cache import BlockCache
 from .table.sstable import MISSING, Table, TableInfo, TableSettings
 from .version import FileMeta, Version
 from .version_set import VersionSet
-from .wal import LogReader, LogWriter
+from .wal import LogWriter
 from .worker import WorkerDiedError, worker
 
 _SNAPSHOT_COPY_LIMIT = 4096  # a snapshot copies a memtable this small instead of sealing it
@@ -175,10 +176,13 @@ class DB:
     and acknowledged; a batch is applied wholly or not at all, in the WAL and after recovery; a table is
     fsynced and its MANIFEST edit is fsynced before any reader sees it, and a WAL or table file is deleted
     only after a synced MANIFEST edit no longer needs it; levels >= 1 never overlap. Failures survived: kill
-    -9 at any point (recovery replays the WAL, point-in-time at the first torn or corrupt record), a torn
-    MANIFEST tail, a second opener (DatabaseLockedError). A corrupt table block raises CorruptionError, never
-    a wrong value.
+    -9 at any point (recovery replays the WAL and drops a torn tail), a torn MANIFEST tail, a second opener
+    (DatabaseLockedError). Damage inside a WAL is handled as ``wal_recovery_mode`` says and never dropped
+    silently: ``recovery`` reports what replay did. A corrupt table block raises CorruptionError, never a
+    wrong value.
     """
+
+    recovery: RecoveryReport
 
     def __init__(self, path: str, options: Options) -> None:
         """Use :meth:`DB.open`."""
@@ -263,14 +267,18 @@ class DB:
             versions.mark_file_number_used(number)
 
     def _recover_logs(self) -> VersionEdit:
-        """Replay the WALs the MANIFEST does not cover and write what they held as a level-0 table; the
-        returned edit adds that table."""
+        """Replay the WALs the MANIFEST does not cover, as the WAL recovery mode allows (the outcome is
+        ``self.recovery``), and write what they held as a level-0 table; the returned edit adds that table.
+        A refusal raises before anything is written."""
         versions = self._versions
         logs = sorted(
             n for kind, n in self._numbered_files() if kind is FileType.LOG and n >= versions.log_number
         )
         edit = VersionEdit()
-        recovered = self._replay_logs(logs)
+        opts = self.options
+        recovered, self.recovery = replay_logs(
+            self.path, logs, versions.last_sequence + 1, opts.wal_recovery_mode, opts.paranoid_checks
+        )
         if recovered is not None:
             if recovered.data:
                 flushed = self._write_memtables([recovered], in_thread=True)
@@ -325,32 +333,6 @@ class DB:
         self._compact_thread.start()
         with self._cv:
             self._cv.notify_all()
-
-    def _replay_logs(self, numbers: list[int]) -> MemTable | None:
-        """Rebuild the unflushed writes from the WALs, stopping at the first torn or corrupt record."""
-        if not numbers:
-            return None
-        mem = MemTable(0, self._versions.last_sequence + 1)
-        expected: int | None = None
-        for number in numbers:
-            reader = LogReader(os.path.join(self.path, log_name(number)))
-            for record in reader:
-                try:
-                    seq, ops = decode_batch(record)
-                except CorruptionError:
-                    reader.error = "undecodable write batch"
-                    break
-                if expected is not None and seq != expected:
-                    if seq < expected:
-                        continue  # already applied (cannot happen with our writer; tolerated)
-                    return mem  # a gap: later records cannot be applied on top of a hole
-                mem.apply(ops, seq + len(ops) - 1)
-                expected = seq + len(ops)
-            if reader.error is not None:
-                # Point-in-time recovery: nothing after the first bad record is trusted, in this or later
-                # logs.
-                return mem
-        return mem
 
     def _table_path(self, number: int) -> str:
         return os.path.join(self.path, table_name(number))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -51,6 +53,22 @@ def test_log_reader_stops_at_a_flipped_bit(tmp_path: Path) -> None:
     reader = LogReader(tmp_path / "x.log")
     assert list(reader) == payloads[:21]
     assert reader.error is not None and "checksum" in reader.error
+
+
+def test_resyncing_log_reader_skips_a_damaged_fragmented_record_and_keeps_the_rest(tmp_path: Path) -> None:
+    payloads = [os.urandom(100), os.urandom(70000), os.urandom(100), os.urandom(100)]
+    writer = LogWriter(tmp_path / "x.log")
+    ends = [writer.add_record(p) for p in payloads]
+    writer.close()
+    data = bytearray((tmp_path / "x.log").read_bytes())
+    data[ends[0] + BLOCK_SIZE] ^= 0x01  # inside the second fragment of record 1
+    (tmp_path / "x.log").write_bytes(bytes(data))
+    reader = LogReader(tmp_path / "x.log", resync=True)
+    assert list(reader) == [payloads[0], payloads[2], payloads[3]]
+    (damage,) = reader.damage
+    assert (damage.offset, damage.offset + damage.length) == (ends[0], ends[1])
+    stopping = LogReader(tmp_path / "x.log")
+    assert list(stopping) == payloads[:1] and stopping.error is not None
 
 
 def _open_copy_truncated(src: Path, dst: Path, cut: int) -> DB:
@@ -339,3 +357,30 @@ def test_unknown_wal_recovery_mode_is_an_option_error(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidOptionError, match="wal_recovery_mode"):
         DB.open(tmp_path / "db", wal_recovery_mode="kPointInTimeRecovery")
+
+
+def test_open_logs_every_recovery_decision(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with DB.open(tmp_path / "live", wal="sync") as db:
+        for i in range(20):
+            db.put(b"m%04d" % i, b"")
+        shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    copy = tmp_path / "copy"
+    (log,) = [p for p in copy.iterdir() if p.suffix == ".log"]
+    with open(log, "r+b") as f:
+        f.truncate(log.stat().st_size - 2)
+    manifest = next(p for p in copy.iterdir() if p.name.startswith("MANIFEST-"))
+    with open(manifest, "ab") as f:
+        f.write(b"\x12\x34\x56\x78\x20\x00\x01partial")
+    (copy / filename.table_name(90)).write_bytes(b"left by a crash")
+    with caplog.at_level(logging.INFO, logger="strom.lsm"), DB.open(copy):
+        pass
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("strom.lsm")]
+    text = "\n".join(m for _, m in messages)
+    assert f"{manifest.name}: ignored a torn final record" in text
+    assert re.search(rf"replayed \S*{manifest.name}: \d+ edits, \d+ tables, last sequence \d+", text)
+    assert any(
+        lvl == logging.WARNING and f"{log.name}" in m and "dropped the torn tail" in m for lvl, m in messages
+    )
+    assert "replayed 19 write batches from " + log.name in text
+    assert f"deleted {filename.table_name(90)} (an orphaned table)" in text
+    assert f"deleted {log.name} (an obsolete WAL: its writes are in tables)" in text

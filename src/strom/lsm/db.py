@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -46,6 +47,8 @@ from .version import FileMeta, Version
 from .version_set import VersionSet
 from .wal import LogWriter
 from .worker import WorkerDiedError, worker
+
+logger = logging.getLogger(__name__)
 
 _SNAPSHOT_COPY_LIMIT = 4096  # a snapshot copies a memtable this small instead of sealing it
 _WAIT_SLICE = 1.0  # seconds between re-checks of a background error while waiting
@@ -284,6 +287,12 @@ class DB:
                 flushed = self._write_memtables([recovered], in_thread=True)
                 if flushed is not None:
                     edit.added.append((0, flushed))
+                    logger.info(
+                        "%s: wrote the %d keys recovered from the WALs as level-0 table %s",
+                        self.path,
+                        flushed.entries,
+                        table_name(flushed.number),
+                    )
             versions.last_sequence = max(versions.last_sequence, recovered.max_seq)
         return edit
 
@@ -309,17 +318,22 @@ class DB:
         live."""
         versions = self._versions
         live_tables = {f.number for _, f in versions.current.files()}
-        for name in os.listdir(self.path):
+        for name in sorted(os.listdir(self.path)):
             parsed = parse(name)
-            if name.endswith(TEMP_SUFFIX) or (
-                parsed is not None
-                and (
-                    (parsed[0] is FileType.TABLE and parsed[1] not in live_tables)
-                    or (parsed[0] is FileType.LOG and parsed[1] != versions.log_number)
-                    or (parsed[0] is FileType.MANIFEST and parsed[1] != versions.manifest_number)
-                )
-            ):
-                os.unlink(os.path.join(self.path, name))
+            if name.endswith(TEMP_SUFFIX):
+                why = "a temporary file"
+            elif parsed is None:
+                continue
+            elif parsed[0] is FileType.TABLE and parsed[1] not in live_tables:
+                why = "an orphaned table"
+            elif parsed[0] is FileType.LOG and parsed[1] != versions.log_number:
+                why = "an obsolete WAL: its writes are in tables"
+            elif parsed[0] is FileType.MANIFEST and parsed[1] != versions.manifest_number:
+                why = "an old MANIFEST"
+            else:
+                continue
+            os.unlink(os.path.join(self.path, name))
+            logger.info("%s: deleted %s (%s)", self.path, name, why)
 
     def _start_background(self) -> None:
         self._closed = False

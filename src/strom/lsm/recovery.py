@@ -189,7 +189,8 @@ def replay_logs(
         else:
             logger.warning("%s; dropped the torn tail (%d bytes)", where, bytes_dropped)
     logger.info(
-        "replayed %d write batches from %s (mode %s)%s",
+        "%s: replayed %d write batches from %s (mode %s)%s",
+        path,
         report.records_replayed,
         ", ".join(names),
         mode,

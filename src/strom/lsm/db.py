@@ -13,6 +13,7 @@ background bookkeeping; it is never held while merging or writing table data.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -156,7 +157,9 @@ class _Lock:
                     raise DatabaseLockedError(f"{path} is already open in this process (another DB object)")
                 try:
                     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:  # EACCES or EAGAIN: another process holds it
+                except OSError as exc:
+                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise
                     raise DatabaseLockedError(f"{path} is locked by another process") from None
             except BaseException:
                 os.close(fd)

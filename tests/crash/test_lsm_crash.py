@@ -9,6 +9,7 @@ a dict model of batches 0..A, and the level invariants hold.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import select
@@ -225,3 +226,39 @@ def test_second_process_gets_a_lock_error_until_the_holder_dies(tmp_path: Path) 
         child.kill()
     with DB.open(path) as db:
         assert db.get(b"k") == b"v"
+
+
+FORKING_CHILD = r"""
+import os, sys, threading
+from strom.lsm import DB
+
+db = DB.open(sys.argv[1])
+db.put(b"k", b"v")
+if os.fork() == 0:
+    # A forked child that has not exec'd, as the worker is between subprocess's fork and exec: it holds
+    # copies of every descriptor, the LOCK file's included, until the test opens the FIFO for writing.
+    with open(sys.argv[2], "rb") as fifo:
+        fifo.read()
+    os._exit(0)
+os.write(1, b"open\n")
+threading.Event().wait()
+"""
+
+
+def test_reopen_right_after_kill_succeeds_while_a_forked_child_of_the_owner_lives(tmp_path: Path) -> None:
+    # The owner is killed while a child it forked (the flush worker being spawned, or any fork) still holds
+    # its descriptors: the database must open at once, since its only owner is dead.
+    path = tmp_path / "db"
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    child = _Child([sys.executable, "-c", FORKING_CHILD, str(path), str(fifo)])
+    try:
+        while "open" not in child.lines():
+            pass
+        child.kill()
+        with DB.open(path) as db:
+            assert db.get(b"k") == b"v"
+    finally:
+        child.kill()
+        with contextlib.suppress(OSError):  # ENXIO: the forked child is gone already
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -51,6 +53,22 @@ def test_log_reader_stops_at_a_flipped_bit(tmp_path: Path) -> None:
     reader = LogReader(tmp_path / "x.log")
     assert list(reader) == payloads[:21]
     assert reader.error is not None and "checksum" in reader.error
+
+
+def test_resyncing_log_reader_skips_a_damaged_fragmented_record_and_keeps_the_rest(tmp_path: Path) -> None:
+    payloads = [os.urandom(100), os.urandom(70000), os.urandom(100), os.urandom(100)]
+    writer = LogWriter(tmp_path / "x.log")
+    ends = [writer.add_record(p) for p in payloads]
+    writer.close()
+    data = bytearray((tmp_path / "x.log").read_bytes())
+    data[ends[0] + BLOCK_SIZE] ^= 0x01  # inside the second fragment of record 1
+    (tmp_path / "x.log").write_bytes(bytes(data))
+    reader = LogReader(tmp_path / "x.log", resync=True)
+    assert list(reader) == [payloads[0], payloads[2], payloads[3]]
+    (damage,) = reader.damage
+    assert (damage.offset, damage.offset + damage.length) == (ends[0], ends[1])
+    stopping = LogReader(tmp_path / "x.log")
+    assert list(stopping) == payloads[:1] and stopping.error is not None
 
 
 def _open_copy_truncated(src: Path, dst: Path, cut: int) -> DB:
@@ -230,3 +248,139 @@ def test_open_deletes_orphans_and_temporaries_and_numbers_new_files_past_them(tm
         parsed = [p for p in map(filename.parse, names) if p is not None]
         started = [n for kind, n in parsed if kind in (filename.FileType.LOG, filename.FileType.MANIFEST)]
         assert len(started) == 2 and min(started) > 91  # the new WAL and MANIFEST
+
+
+def _damaged_wal_copy(tmp_path: Path, batches: int = 600) -> tuple[Path, Path, int]:
+    """A database holding ``batches`` sync-acknowledged batches only in its WAL, copied while open (as kill -9
+    leaves it), with 2 bytes flipped in the middle of the WAL. Returns the copy, its WAL and the damaged
+    offset."""
+    with DB.open(tmp_path / "live", wal="sync") as db:
+        for i in range(batches):
+            db.write(WriteBatch().put(b"b%04d" % i, b"value-%04d" % i).put(b"m%04d" % i, b""))
+        shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    (log,) = [p for p in (tmp_path / "copy").iterdir() if p.suffix == ".log"]
+    data = bytearray(log.read_bytes())
+    middle = len(data) // 2
+    data[middle] ^= 0xFF
+    data[middle + 1] ^= 0xFF
+    log.write_bytes(bytes(data))
+    return tmp_path / "copy", log, middle
+
+
+def _present(db: DB) -> list[int]:
+    return [int(k[1:]) for k, _ in db.prefix(b"m")]
+
+
+def test_mid_wal_damage_refuses_to_open_by_default_naming_file_and_offset(tmp_path: Path) -> None:
+    copy, log, _ = _damaged_wal_copy(tmp_path)
+    before = _tree_digest(copy)
+    with pytest.raises(CorruptionError, match=rf"{log.name}.* at offset (\d+).*intact write batches follow"):
+        DB.open(copy)
+    assert _tree_digest(copy) == before  # refused before anything was written
+    with pytest.raises(CorruptionError, match="absolute_consistency"):
+        DB.open(copy, wal_recovery_mode="absolute_consistency")
+
+
+def test_point_in_time_recovery_stops_at_mid_wal_damage_and_reports_what_it_dropped(tmp_path: Path) -> None:
+    copy, log, middle = _damaged_wal_copy(tmp_path)
+    size = log.stat().st_size
+    with DB.open(copy, wal_recovery_mode="point_in_time") as db:
+        present = _present(db)
+        report = db.recovery
+    assert present == list(range(len(present))) and 200 < len(present) < 400
+    assert report.mode == "point_in_time"
+    assert report.records_replayed == len(present)
+    assert report.records_dropped == 600 - len(present) - 1  # the damaged batch is not counted as intact
+    assert report.stop_file == log.name and report.stop_offset is not None
+    assert report.stop_offset <= middle < report.stop_offset + 40
+    assert report.bytes_dropped == size - report.stop_offset
+    assert not report.clean
+
+
+def test_skip_any_corrupted_records_keeps_every_intact_batch(tmp_path: Path) -> None:
+    copy, log, middle = _damaged_wal_copy(tmp_path)
+    with DB.open(copy, wal_recovery_mode="skip_any_corrupted_records") as db:
+        present = _present(db)
+        report = db.recovery
+    (lost,) = sorted(set(range(600)) - set(present))
+    assert report.records_replayed == 599 and report.records_dropped == 0
+    (damage,) = report.damage
+    assert damage.file == log.name and damage.offset <= middle < damage.offset + damage.length
+    assert 0 < lost < 599
+
+
+def test_without_paranoid_checks_wal_damage_is_skipped_and_reported(tmp_path: Path) -> None:
+    copy, _, _ = _damaged_wal_copy(tmp_path)
+    with DB.open(copy, paranoid_checks=False) as db:
+        assert len(_present(db)) == 599
+        assert db.recovery.damage and db.recovery.records_dropped == 0
+
+
+def test_torn_tail_is_tolerated_by_default_and_reported_but_refused_by_absolute_consistency(
+    tmp_path: Path,
+) -> None:
+    with DB.open(tmp_path / "live", wal="sync") as db:
+        for i in range(50):
+            db.put(b"m%04d" % i, b"")
+        shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    (log,) = [p for p in (tmp_path / "copy").iterdir() if p.suffix == ".log"]
+    size = log.stat().st_size
+    with open(log, "r+b") as f:
+        f.truncate(size - 3)
+    shutil.copytree(tmp_path / "copy", tmp_path / "copy2")
+    with pytest.raises(CorruptionError, match=rf"{log.name}.*offset"):
+        DB.open(tmp_path / "copy", wal_recovery_mode="absolute_consistency")
+    with DB.open(tmp_path / "copy") as db:
+        assert _present(db) == list(range(49))
+        report = db.recovery
+    assert report.mode == "tolerate_corrupted_tail_records"
+    assert report.records_replayed == 49 and report.records_dropped == 0
+    assert report.stop_file == log.name and report.bytes_dropped == size - 3 - report.stop_offset  # type: ignore[operator]
+    with DB.open(tmp_path / "copy2", wal_recovery_mode="point_in_time") as db:
+        assert _present(db) == list(range(49))
+
+
+def test_clean_wal_replay_is_reported(tmp_path: Path) -> None:
+    with DB.open(tmp_path / "live") as db:
+        for i in range(30):
+            db.put(b"m%04d" % i, b"")
+        shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    with DB.open(tmp_path / "copy") as db:
+        report = db.recovery
+    assert report.clean and report.records_replayed == 30 and len(report.logs) == 1
+    with DB.open(tmp_path / "copy") as db:  # closed cleanly: nothing left to replay
+        assert db.recovery.clean and db.recovery.records_replayed == 0
+
+
+def test_unknown_wal_recovery_mode_is_an_option_error(tmp_path: Path) -> None:
+    from strom.lsm import InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="wal_recovery_mode"):
+        DB.open(tmp_path / "db", wal_recovery_mode="kPointInTimeRecovery")
+
+
+def test_open_logs_every_recovery_decision(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with DB.open(tmp_path / "live", wal="sync") as db:
+        for i in range(20):
+            db.put(b"m%04d" % i, b"")
+        shutil.copytree(tmp_path / "live", tmp_path / "copy")
+    copy = tmp_path / "copy"
+    (log,) = [p for p in copy.iterdir() if p.suffix == ".log"]
+    with open(log, "r+b") as f:
+        f.truncate(log.stat().st_size - 2)
+    manifest = next(p for p in copy.iterdir() if p.name.startswith("MANIFEST-"))
+    with open(manifest, "ab") as f:
+        f.write(b"\x12\x34\x56\x78\x20\x00\x01partial")
+    (copy / filename.table_name(90)).write_bytes(b"left by a crash")
+    with caplog.at_level(logging.INFO, logger="strom.lsm"), DB.open(copy):
+        pass
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("strom.lsm")]
+    text = "\n".join(m for _, m in messages)
+    assert f"{manifest.name}: ignored a torn final record" in text
+    assert re.search(rf"replayed \S*{manifest.name}: \d+ edits, \d+ tables, last sequence \d+", text)
+    assert any(
+        lvl == logging.WARNING and f"{log.name}" in m and "dropped the torn tail" in m for lvl, m in messages
+    )
+    assert "replayed 19 write batches from " + log.name in text
+    assert f"deleted {filename.table_name(90)} (an orphaned table)" in text
+    assert f"deleted {log.name} (an obsolete WAL: its writes are in tables)" in text

@@ -24,6 +24,7 @@ from .errors import (
     NotADatabaseError,
 )
 from .options import Options
+from .recovery import RecoveryReport, WalDamage
 
 __all__ = [
     "DB",
@@ -36,7 +37,9 @@ __all__ = [
     "LSMError",
     "NotADatabaseError",
     "Options",
+    "RecoveryReport",
     "Snapshot",
     "Statistics",
+    "WalDamage",
     "WriteBatch",
 ]

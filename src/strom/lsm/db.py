@@ -13,7 +13,9 @@ background bookkeeping; it is never held while merging or writing table data.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .batch import WriteBatch, check_bytes, decode_batch, encode_batch, encode_put
+from .batch import WriteBatch, check_bytes, encode_batch, encode_put
 from .compaction import Compaction, CompactionPolicy, full_compaction, pick
 from .errors import (
     BackgroundError,
@@ -38,13 +40,16 @@ from .jobs import JOBS
 from .manifest import VersionEdit, fsync_dir, read_current, read_manifest
 from .memtable import MemTable
 from .options import Options
+from .recovery import RecoveryReport, replay_logs
 from .table.block import COMPRESSION_BY_NAME
 from .table.cache import BlockCache
 from .table.sstable import MISSING, Table, TableInfo, TableSettings
 from .version import FileMeta, Version
 from .version_set import VersionSet
-from .wal import LogReader, LogWriter
+from .wal import LogWriter
 from .worker import WorkerDiedError, worker
+
+logger = logging.getLogger(__name__)
 
 _SNAPSHOT_COPY_LIMIT = 4096  # a snapshot copies a memtable this small instead of sealing it
 _WAIT_SLICE = 1.0  # seconds between re-checks of a background error while waiting
@@ -129,23 +134,45 @@ def _is_manifest(name: str) -> bool:
 
 
 class _Lock:
-    """The LOCK file, held with ``flock`` for as long as the DB is open."""
+    """The LOCK file, held with a POSIX record lock (``fcntl(F_SETLK)``) for as long as the DB is open.
+
+    A record lock belongs to the process, not to the open file: a child forked by this process never holds
+    it, so a restart after kill -9 is never refused because a child the dead owner forked (the worker
+    between subprocess's fork and exec, or a user's fork) still lives, as it was with ``flock``, whose lock
+    every copy of the descriptor shares. Record locks do not exclude a second opener in the same process,
+    so the process-wide ``_HELD`` set does, as LevelDB's and RocksDB's lock tables do. The kernel drops the
+    lock when this process closes *any* descriptor of the file, so nothing else in strom.lsm opens LOCK.
+    """
+
+    _HELD: set[tuple[int, int]] = set()
+    _HELD_LOCK = threading.Lock()
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise DatabaseLockedError(
-                f"{path} is locked by another open DB (another process, or another DB object in this one)"
-            ) from None
+        fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._key = (st.st_dev, st.st_ino)
+        with self._HELD_LOCK:
+            try:
+                if self._key in self._HELD:
+                    raise DatabaseLockedError(f"{path} is already open in this process (another DB object)")
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise
+                    raise DatabaseLockedError(f"{path} is locked by another process") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._HELD.add(self._key)
+        self._fd = fd
 
     def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+        with self._HELD_LOCK:
+            if self._fd >= 0:
+                os.close(self._fd)  # closing the descriptor drops the record lock
+                self._fd = -1
+                self._HELD.discard(self._key)
 
 
 class DB:
@@ -155,10 +182,13 @@ class DB:
     and acknowledged; a batch is applied wholly or not at all, in the WAL and after recovery; a table is
     fsynced and its MANIFEST edit is fsynced before any reader sees it, and a WAL or table file is deleted
     only after a synced MANIFEST edit no longer needs it; levels >= 1 never overlap. Failures survived: kill
-    -9 at any point (recovery replays the WAL, point-in-time at the first torn or corrupt record), a torn
-    MANIFEST tail, a second opener (DatabaseLockedError). A corrupt table block raises CorruptionError, never
-    a wrong value.
+    -9 at any point (recovery replays the WAL and drops a torn tail), a torn MANIFEST tail, a second opener
+    (DatabaseLockedError). Damage inside a WAL is handled as ``wal_recovery_mode`` says and never dropped
+    silently: ``recovery`` reports what replay did. A corrupt table block raises CorruptionError, never a
+    wrong value.
     """
+
+    recovery: RecoveryReport
 
     def __init__(self, path: str, options: Options) -> None:
         """Use :meth:`DB.open`."""
@@ -243,19 +273,29 @@ class DB:
             versions.mark_file_number_used(number)
 
     def _recover_logs(self) -> VersionEdit:
-        """Replay the WALs the MANIFEST does not cover and write what they held as a level-0 table; the
-        returned edit adds that table."""
+        """Replay the WALs the MANIFEST does not cover, as the WAL recovery mode allows (the outcome is
+        ``self.recovery``), and write what they held as a level-0 table; the returned edit adds that table.
+        A refusal raises before anything is written."""
         versions = self._versions
         logs = sorted(
             n for kind, n in self._numbered_files() if kind is FileType.LOG and n >= versions.log_number
         )
         edit = VersionEdit()
-        recovered = self._replay_logs(logs)
+        opts = self.options
+        recovered, self.recovery = replay_logs(
+            self.path, logs, versions.last_sequence + 1, opts.wal_recovery_mode, opts.paranoid_checks
+        )
         if recovered is not None:
             if recovered.data:
                 flushed = self._write_memtables([recovered], in_thread=True)
                 if flushed is not None:
                     edit.added.append((0, flushed))
+                    logger.info(
+                        "%s: wrote the %d keys recovered from the WALs as level-0 table %s",
+                        self.path,
+                        flushed.entries,
+                        table_name(flushed.number),
+                    )
             versions.last_sequence = max(versions.last_sequence, recovered.max_seq)
         return edit
 
@@ -281,17 +321,22 @@ class DB:
         live."""
         versions = self._versions
         live_tables = {f.number for _, f in versions.current.files()}
-        for name in os.listdir(self.path):
+        for name in sorted(os.listdir(self.path)):
             parsed = parse(name)
-            if name.endswith(TEMP_SUFFIX) or (
-                parsed is not None
-                and (
-                    (parsed[0] is FileType.TABLE and parsed[1] not in live_tables)
-                    or (parsed[0] is FileType.LOG and parsed[1] != versions.log_number)
-                    or (parsed[0] is FileType.MANIFEST and parsed[1] != versions.manifest_number)
-                )
-            ):
-                os.unlink(os.path.join(self.path, name))
+            if name.endswith(TEMP_SUFFIX):
+                why = "a temporary file"
+            elif parsed is None:
+                continue
+            elif parsed[0] is FileType.TABLE and parsed[1] not in live_tables:
+                why = "an orphaned table"
+            elif parsed[0] is FileType.LOG and parsed[1] != versions.log_number:
+                why = "an obsolete WAL: its writes are in tables"
+            elif parsed[0] is FileType.MANIFEST and parsed[1] != versions.manifest_number:
+                why = "an old MANIFEST"
+            else:
+                continue
+            os.unlink(os.path.join(self.path, name))
+            logger.info("%s: deleted %s (%s)", self.path, name, why)
 
     def _start_background(self) -> None:
         self._closed = False
@@ -305,32 +350,6 @@ class DB:
         self._compact_thread.start()
         with self._cv:
             self._cv.notify_all()
-
-    def _replay_logs(self, numbers: list[int]) -> MemTable | None:
-        """Rebuild the unflushed writes from the WALs, stopping at the first torn or corrupt record."""
-        if not numbers:
-            return None
-        mem = MemTable(0, self._versions.last_sequence + 1)
-        expected: int | None = None
-        for number in numbers:
-            reader = LogReader(os.path.join(self.path, log_name(number)))
-            for record in reader:
-                try:
-                    seq, ops = decode_batch(record)
-                except CorruptionError:
-                    reader.error = "undecodable write batch"
-                    break
-                if expected is not None and seq != expected:
-                    if seq < expected:
-                        continue  # already applied (cannot happen with our writer; tolerated)
-                    return mem  # a gap: later records cannot be applied on top of a hole
-                mem.apply(ops, seq + len(ops) - 1)
-                expected = seq + len(ops)
-            if reader.error is not None:
-                # Point-in-time recovery: nothing after the first bad record is trusted, in this or later
-                # logs.
-                return mem
-        return mem
 
     def _table_path(self, number: int) -> str:
         return os.path.join(self.path, table_name(number))

@@ -20,7 +20,7 @@ from .errors import CorruptionError, IncompatibleVersionError, NotADatabaseError
 from .filename import CURRENT, CURRENT_TEMP, FileType, manifest_name, parse
 from .table.coding import decode_bytes, decode_varint, encode_bytes, varint
 from .version import FileMeta
-from .wal import LogReader, LogWriter
+from .wal import LogDamage, LogReader, LogWriter
 
 FORMAT_MAGIC = b"strom.lsm"
 FORMAT_VERSION = 1
@@ -126,9 +126,10 @@ def read_current(path: str) -> int | None:
     return named[1]
 
 
-def read_manifest(path: str, number: int) -> list[VersionEdit]:
-    """The edits of MANIFEST ``number`` of the database at ``path``, up to a torn final record. Reads only;
-    modifies nothing. Raises NotADatabaseError / IncompatibleVersionError / CorruptionError."""
+def read_manifest(path: str, number: int) -> tuple[list[VersionEdit], LogDamage | None]:
+    """The edits of MANIFEST ``number`` of the database at ``path``, up to a torn final record (returned as
+    the damage, None if there is none: an edit is acknowledged only once synced, so a torn one never was).
+    Reads only; modifies nothing. Raises NotADatabaseError / IncompatibleVersionError / CorruptionError."""
     mpath = os.path.join(path, manifest_name(number))
     if not os.path.exists(mpath):
         raise CorruptionError(f"{path}: CURRENT names {manifest_name(number)}, which does not exist")
@@ -141,7 +142,7 @@ def read_manifest(path: str, number: int) -> list[VersionEdit]:
         edits.append(edit)
     if not edits:
         raise CorruptionError(f"{mpath}: no readable record ({reader.error or 'empty file'})")
-    return edits
+    return edits, reader.damage[0] if reader.damage else None
 
 
 class ManifestWriter:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidOptionError
+from .recovery import TOLERATE_CORRUPTED_TAIL_RECORDS, WAL_RECOVERY_MODES
 
 MiB = 1024 * 1024
 WAL_MODES = ("off", "buffered", "sync")
@@ -50,7 +51,11 @@ class Options:
     tiered_size_ratio: float = 0.01
     tiered_max_size_amplification: float = 2.0
     create_if_missing: bool = True
-    paranoid_checks: bool = False
+    # RocksDB's meanings (docs/lsm-format.md, "Recovery"). paranoid_checks: check the level invariants at
+    # every version change (a violation stops writes, as a background error) and treat WAL damage as the
+    # recovery mode says; off, WAL damage is skipped and logged whatever the mode.
+    paranoid_checks: bool = True
+    wal_recovery_mode: str = TOLERATE_CORRUPTED_TAIL_RECORDS
     # "process": flushes and compactions run in a worker process (off this process's GIL); "thread": in
     # this process's background threads (no extra process; slower foreground under write load).
     background: str = "process"
@@ -75,6 +80,11 @@ class Options:
         wal = values.get("wal", cls.wal)
         if wal not in WAL_MODES:
             raise InvalidOptionError(f"wal must be one of {WAL_MODES}, not {wal!r}")
+        recovery = values.get("wal_recovery_mode", cls.wal_recovery_mode)
+        if recovery not in WAL_RECOVERY_MODES:
+            raise InvalidOptionError(
+                f"wal_recovery_mode must be one of {WAL_RECOVERY_MODES}, not {recovery!r}"
+            )
         comp = values.get("compression", cls.compression)
         if comp not in COMPRESSIONS:
             raise InvalidOptionError(f"compression must be one of {COMPRESSIONS}, not {comp!r}")

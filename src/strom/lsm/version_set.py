@@ -10,13 +10,16 @@ the state, so what a reopened database sees is what the running one saw.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 
-from .filename import manifest_name
+from .filename import log_name, manifest_name
 from .manifest import ManifestWriter, VersionEdit, read_manifest
 from .table.sstable import Table
 from .version import FileMeta, Version
+
+logger = logging.getLogger(__name__)
 
 # The live MANIFEST is replaced by one holding only the current state once it grows past this.
 MANIFEST_ROLL_SIZE = 4 * 1024 * 1024
@@ -65,7 +68,17 @@ class VersionSet:
         """Load the state MANIFEST ``manifest_number`` describes and open every table it lists (a missing or
         corrupt one raises CorruptionError)."""
         files: _Files = {}
-        for edit in read_manifest(self.path, manifest_number):
+        edits, torn = read_manifest(self.path, manifest_number)
+        name = manifest_name(manifest_number)
+        if torn is not None:
+            logger.warning(
+                "%s: ignored a torn final record (%s at offset %d, %d bytes): it was never acknowledged",
+                os.path.join(self.path, name),
+                torn.reason,
+                torn.offset,
+                torn.length,
+            )
+        for edit in edits:
             self._apply(edit, files)
         for _level, meta in files.values():
             meta.table = self._open_table(meta.number)
@@ -73,6 +86,14 @@ class VersionSet:
         self.last_sequence = self.table_sequence
         self.current = self._version(files)
         self.current.check_invariants()
+        logger.info(
+            "replayed %s: %d edits, %d tables, last sequence %d, WALs from %s on",
+            os.path.join(self.path, name),
+            len(edits),
+            len(files),
+            self.table_sequence,
+            log_name(self.log_number) if self.log_number else "none",
+        )
 
     def mark_file_number_used(self, number: int) -> None:
         """Keep the counter above ``number`` (a file found in the directory, referenced or not)."""

@@ -3,16 +3,19 @@
 Layout (docs/lsm-format.md, "Log framing"): the file is a sequence of 32 KiB blocks. Each physical record is
 ``masked crc32c (u32 LE) | length (u16 LE) | type (u8) | payload``; the CRC covers the type byte and the
 payload. A record never starts in the last 6 bytes of a block (they are zero-filled); a payload that does not
-fit in the rest of the block is split into FIRST / MIDDLE... / LAST fragments. The fixed block size lets a
-reader skip to the next block boundary; we stop at the first bad record instead (point-in-time recovery).
+fit in the rest of the block is split into FIRST / MIDDLE... / LAST fragments. A reader finds the next record
+after damage by its checksummed header (see ``LogReader``); what damage means at open is decided by the WAL
+recovery mode (:mod:`strom.lsm.recovery`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from .table.checksum import crc32c, mask
 
@@ -24,6 +27,8 @@ _HEADER = struct.Struct("<IHB")
 _CRC_OF_TYPE = {t: crc32c(bytes((t,))) for t in (FULL, FIRST, MIDDLE, LAST)}
 _CRC_FULL = _CRC_OF_TYPE[FULL]
 _ZEROS = bytes(HEADER_SIZE)
+# The type byte of a record a reader may resume at (FULL or FIRST), the last byte of its header.
+_START_TYPES = re.compile(b"[\\x01\\x02]")
 
 
 def _write_all(fd: int, data: bytes, written: int | None = None) -> None:
@@ -139,69 +144,124 @@ class LogWriter:
                 self._fd = -1
 
 
-class LogReader:
-    """Reads the records of one log file, stopping at the first torn or corrupt record.
+@dataclass(frozen=True)
+class LogDamage:
+    """``length`` bytes from ``offset`` of a log that yielded no record, and why."""
 
-    After iteration, ``error`` describes why reading stopped early (None when the file ended cleanly) and
-    ``valid_bytes`` is the offset just past the last good record. A torn tail and mid-file corruption look the
-    same, so both end the log (RocksDB's point-in-time recovery).
+    offset: int
+    length: int
+    reason: str
+
+
+class LogReader:
+    """Reads the records of one log file, stopping at the first torn or corrupt record unless ``resync``.
+
+    A torn tail and mid-file corruption look the same to one record, so what damage means is the caller's
+    decision (the WAL recovery modes in :mod:`strom.lsm.recovery`). With ``resync`` the reader skips from
+    a damaged record to the next intact FULL or FIRST record wherever it starts (not only at the next block
+    boundary, so an intact record that shares a block with the damage is kept) and goes on; without it
+    reading ends there. ``damage`` lists every range that yielded nothing, ``error`` is the first one's
+    reason (None when the file is clean), ``record_offset`` is where the record last yielded starts and
+    ``valid_bytes`` where it ends.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], resync: bool = False) -> None:
         self.path = os.fspath(path)
         with open(self.path, "rb") as f:
             self._data = f.read()
+        self.size = len(self._data)
+        self._resync = resync
+        self.damage: list[LogDamage] = []
         self.error: str | None = None
+        self.record_offset = 0
         self.valid_bytes = 0
+
+    def _damaged(self, offset: int, reason: str, searched_from: int) -> int | None:
+        """Note damage starting at ``offset``; return where reading resumes (None: it ends)."""
+        if self.error is None:
+            self.error = f"{reason} at offset {offset}"
+        resume = self._next_record(searched_from) if self._resync else None
+        self.damage.append(LogDamage(offset, (self.size if resume is None else resume) - offset, reason))
+        return resume
+
+    def _next_record(self, start: int) -> int | None:
+        """Offset of the first intact FULL or FIRST physical record at or after ``start``."""
+        data = self._data
+        size = self.size
+        for m in _START_TYPES.finditer(data, start + HEADER_SIZE - 1):
+            pos = m.start() - (HEADER_SIZE - 1)
+            left = BLOCK_SIZE - pos % BLOCK_SIZE
+            if left < HEADER_SIZE:
+                continue
+            crc, length, rtype = _HEADER.unpack_from(data, pos)
+            end = pos + HEADER_SIZE + length
+            if (
+                length <= left - HEADER_SIZE
+                and end <= size
+                and mask(crc32c(data[pos + HEADER_SIZE : end], _CRC_OF_TYPE[rtype])) == crc
+            ):
+                return pos
+        return None
 
     def __iter__(self) -> Iterator[bytes]:
         data = self._data
-        size = len(data)
-        pos = 0
+        size = self.size
+        pos: int | None = 0
         pending: list[bytes] = []
         record_start = 0
-        while pos < size:
+        while pos is not None and pos < size:
             left = BLOCK_SIZE - pos % BLOCK_SIZE
             if left < HEADER_SIZE:
                 pos += left
                 continue
+            start = record_start if pending else pos
             if pos + HEADER_SIZE > size:
-                self.error = f"truncated record header at offset {pos}"
-                return
+                pos = self._damaged(start, "truncated record header", size)
+                pending = []
+                continue
             crc, length, rtype = _HEADER.unpack_from(data, pos)
             if rtype not in _CRC_OF_TYPE:
                 if rtype == 0 and crc == 0 and length == 0 and not any(data[pos:]):
-                    self.error = f"zero-filled tail at offset {pos}"
+                    pos = self._damaged(start, "zero-filled tail", size)
                 else:
-                    self.error = f"bad record type {rtype} at offset {pos}"
-                return
-            start = pos + HEADER_SIZE
-            end = start + length
+                    pos = self._damaged(start, f"bad record type {rtype}", pos + 1)
+                pending = []
+                continue
+            end = pos + HEADER_SIZE + length
             if end > size or length > left - HEADER_SIZE:
-                self.error = f"record at offset {pos} of {length} bytes runs past its block or the file"
-                return
-            frag = data[start:end]
+                pos = self._damaged(
+                    start, f"record of {length} bytes runs past its block or the file", pos + 1
+                )
+                pending = []
+                continue
+            frag = data[pos + HEADER_SIZE : end]
             if mask(crc32c(frag, _CRC_OF_TYPE[rtype])) != crc:
-                self.error = f"checksum mismatch in record at offset {pos}"
-                return
+                pos = self._damaged(start, "checksum mismatch in record", pos + 1)
+                pending = []
+                continue
             if rtype in (FULL, FIRST):
                 if pending:
-                    self.error = f"fragmented record interrupted at offset {pos}"
-                    return
+                    # The interrupted record is lost; the one starting here is intact.
+                    self._damaged(record_start, "fragmented record interrupted", pos)
+                    pending = []
+                    if not self._resync:
+                        return
                 record_start = pos
             elif not pending:
-                self.error = f"fragment without a FIRST record at offset {pos}"
-                return
+                pos = self._damaged(pos, "fragment without a FIRST record", pos + 1)
+                continue
             pos = end
             if rtype == FULL:
+                self.record_offset = record_start
                 self.valid_bytes = pos
                 yield frag
             elif rtype == LAST:
                 pending.append(frag)
+                self.record_offset = record_start
                 self.valid_bytes = pos
                 yield b"".join(pending)
                 pending = []
             else:
                 pending.append(frag)
         if pending:
-            self.error = f"incomplete fragmented record starting at offset {record_start}"
+            self._damaged(record_start, "incomplete fragmented record", size)

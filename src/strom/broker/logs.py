@@ -5,9 +5,9 @@ would stall every connection. `strom.log.Partition` takes its own lock in every 
 maintenance thread and the event loop (appends, reads) share partitions safely and the loop waits at most
 for one segment swap.
 
-The topic registry is the source of truth for which partitions exist: at start-up, partition directories
-it does not list (left by a crash between creating logs and registering a topic, or between unregistering
-and deleting) are deleted.
+Opening never deletes a partition: the broker compares `on_disk()` with its topic registry and decides
+(adopt directories the registry does not know, finish deletions the registry remembers), then `ensure`s the
+registered partitions exist.
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ TopicPartition = tuple[str, int]
 class BrokerLogs:
     """Partition logs by (topic, index), plus background maintenance.
 
-    Invariants: after `__init__`, exactly the partitions in `expected` are open; maintenance runs on one
-    thread at a time. Survives: an exception in a maintenance pass (logged; the next pass runs).
+    Invariants: every partition directory in the data directory is open; maintenance runs on one thread at
+    a time. Survives: an exception in a maintenance pass (logged; the next pass runs).
     """
 
     def __init__(
         self,
         data_dir: Path,
         config_for: Callable[[str], LogConfig],
-        expected: Iterable[TopicPartition],
         *,
         retention_check_interval_ms: int = 300_000,
         cleaner_backoff_ms: int = 15_000,
@@ -48,15 +47,22 @@ class BrokerLogs:
             retention_check_interval_ms=retention_check_interval_ms,
             cleaner_backoff_ms=cleaner_backoff_ms,
         )
-        wanted = set(expected)
-        for tp in self.manager.partitions():
-            if tp not in wanted:
-                log.warning("deleting partition %s-%d: its topic is not registered", *tp)
-                self.manager.delete(*tp)
-        for topic, index in wanted:
-            self.manager.get_or_create(topic, index)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def on_disk(self) -> dict[str, int]:
+        """topic -> partition count implied by its directories (the highest partition number + 1)."""
+        counts: dict[str, int] = {}
+        for topic, index in self.manager.partitions():
+            counts[topic] = max(counts.get(topic, 0), index + 1)
+        return counts
+
+    def ensure(self, expected: Iterable[TopicPartition]) -> None:
+        """Open these partitions, creating empty logs for any whose directory is missing."""
+        for topic, index in expected:
+            if self.manager.get(topic, index) is None:
+                log.warning("partition %s-%d has no directory: creating an empty log", topic, index)
+                self.manager.get_or_create(topic, index)
 
     def get(self, topic: str, index: int) -> Partition | None:
         return self.manager.get(topic, index)

@@ -25,7 +25,7 @@ from strom.broker.dispatch import RawResponse, RequestContext
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
 from strom.broker.producer_ids import ProducerIdAllocator
-from strom.broker.topics import TopicExistsError, TopicInfo, TopicRegistry
+from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
@@ -148,14 +148,50 @@ class Broker:
     # --- logs and topics --------------------------------------------------------------------------------
 
     def _open_logs(self) -> None:
-        expected = [(t.name, i) for t in self.topics.all() for i in range(t.partitions)]
+        """Open every partition directory, then bring the registry and the directories into agreement
+        without deleting anything the user did not ask to delete (see `strom.broker.topics`)."""
         self.logs = BrokerLogs(
             self.data_dir,
             self._log_config_for,
-            expected,
             retention_check_interval_ms=self.config.int("log.retention.check.interval.ms"),
             cleaner_backoff_ms=self.config.int("log.cleaner.backoff.ms"),
         )
+        try:
+            self._reconcile_topics()
+        except BaseException:
+            self._close_logs()
+            raise
+
+    def _reconcile_topics(self) -> None:
+        on_disk = self.logs.on_disk()
+        deleting = self.topics.deleting()
+        for name in sorted(deleting & on_disk.keys()):
+            log.warning("finishing the deletion of topic %s (interrupted by a crash)", name)
+            self.logs.delete(name, range(on_disk.pop(name)))
+        self.topics.deleted(deleting)
+        if self.topics.missing and on_disk:
+            log.warning(
+                "%s is missing from %s: rebuilding it from %d topics' partition directories",
+                REGISTRY_FILE,
+                self.data_dir,
+                len(on_disk),
+            )
+        for name, count in sorted(on_disk.items()):
+            known = self.topics.get(name)
+            if known is not None and known.partitions >= count:
+                continue
+            topic = self.topics.adopt(name, count)
+            if known is None:
+                log.warning(
+                    "adopted topic %s (%d partitions) from its directories with broker default configs and "
+                    "the new topic id %s; set its configs again if it had any",
+                    name,
+                    count,
+                    topic.topic_id,
+                )
+            else:
+                log.warning("topic %s has directories of %d partitions: adopted them", name, count)
+        self.logs.ensure((t.name, i) for t in self.topics.all() for i in range(t.partitions))
 
     def _log_config_for(self, topic: str) -> LogConfig:
         info = self.topics.get(topic)
@@ -232,6 +268,7 @@ class Broker:
             topic = self.topics.delete(name)
             self.groups.on_topic_deleted(name)
             await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
+            self.topics.deleted({name})
         finally:
             self._busy_topics.discard(name)
 
@@ -288,7 +325,7 @@ class Broker:
             log.warning("topic %s was not set up as an internal topic; applying %s", name, configs)
             self.topics.set_internal(name, merged)
             self.logs.update_config(name, range(topic.partitions), self.topic_log_config(merged))
-        return topic
+        return self.topics.require(name)
 
     # --- connections ----------------------------------------------------------------------------------
 

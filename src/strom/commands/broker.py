@@ -96,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"strom broker: listeners: {exc}", file=sys.stderr)
         return 2
     data_dir = args.data_dir or data_dir_from_config(config)
+    from strom.broker.errors import BrokerError
     from strom.log.log_manager import DataDirLockedError
 
     try:
         asyncio.run(serve(data_dir, config, host, port))
-    except DataDirLockedError as exc:
+    except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -56,6 +56,19 @@ def _names(*existing: str) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(existing), st.text(max_size=12))
 
 
+def _register_kio_strategies() -> None:
+    """Register kio's strategy for each of its value types: kio does so only when hypothesis was imported
+    before it, and strom.protocol imports kio without it (see strom.protocol.codec)."""
+    from kio.static._phantom import Phantom
+
+    pending: list[type[Any]] = [Phantom]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        cls.__hypothesis_hook__()
+
+
+_register_kio_strategies()
 # Records fields: a valid batch, or bytes that are not one. Names: mostly ones the broker knows.
 st.register_type_strategy(Records, st.one_of(st.just(Records(_batch())), st.binary(max_size=80).map(Records)))
 st.register_type_strategy(TopicName, _names("t", "__consumer_offsets", ""))

@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from strom.broker.config import BrokerConfig, ConfigError
-from strom.broker.connection import Connection
+from strom.broker.connection import Connection, ConnectionLimits
 from strom.broker.coordinator.group import GroupConfig, GroupCoordinator
 from strom.broker.coordinator.offsets import OffsetLog
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.dispatch import RawResponse, RequestContext
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
+from strom.broker.memory_pool import RequestMemoryPool
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
@@ -69,6 +70,7 @@ class Broker:
         self.groups: GroupCoordinator
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
+        self.request_pool: RequestMemoryPool  # bytes of received requests, all connections together
         self._group_ticker: asyncio.Task[None] | None = None
         self._busy_topics: set[str] = set()
 
@@ -86,9 +88,14 @@ class Broker:
             )
             self.groups.load()
             loop = asyncio.get_running_loop()
-            max_bytes = self.config.int("socket.request.max.bytes")
+            self.request_pool = RequestMemoryPool(self.config.int("queued.max.request.bytes"))
+            limits = ConnectionLimits(
+                max_request_bytes=self.config.int("socket.request.max.bytes"),
+                idle_ms=self.config.int("connections.max.idle.ms"),
+                pool=self.request_pool,
+            )
             self._server = await loop.create_server(
-                lambda: Connection(self.handle_frame, self.connections, max_bytes),
+                lambda: Connection(self.handle_frame, self.connections, limits),
                 self.listen_host,
                 self.listen_port,
                 reuse_address=True,

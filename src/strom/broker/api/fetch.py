@@ -22,6 +22,8 @@ from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
 from strom.protocol.field_values import IsolationLevel
 
 TopicResults = list[tuple[str, list[PartitionResult]]]
+# Record bytes one response may carry: 2 GiB less room for the response's headers and partition fields.
+MAX_RECORD_BYTES = 2**31 - 1 - (16 << 20)
 
 
 def _read(
@@ -69,9 +71,9 @@ def _read(
 
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    # capped by fetch.max.bytes as in Kafka, which also keeps every response far below the 2 GiB a frame's
-    # int32 size prefix can describe
-    max_bytes = min(max(0, request.max_bytes), broker.config.int("fetch.max.bytes"))
+    # capped by fetch.max.bytes as in Kafka, and in any case below the 2 GiB a frame's int32 size prefix
+    # can describe (whatever fetch.max.bytes is set to)
+    max_bytes = min(max(0, request.max_bytes), broker.config.int("fetch.max.bytes"), MAX_RECORD_BYTES)
     read_committed = getattr(request, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]

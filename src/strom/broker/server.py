@@ -25,6 +25,7 @@ from strom.broker.dispatch import RawResponse, RequestContext
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
 from strom.broker.memory_pool import RequestMemoryPool
+from strom.broker.open_files import AcceptFailureLog, raise_open_file_limit, warn_if_low
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
@@ -72,6 +73,7 @@ class Broker:
         self.connections: set[Connection] = set()
         self.request_pool: RequestMemoryPool  # bytes of received requests, all connections together
         self._group_ticker: asyncio.Task[None] | None = None
+        self._accept_failures: AcceptFailureLog | None = None
         self._busy_topics: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -79,9 +81,11 @@ class Broker:
     async def start(self) -> None:
         """Open the data directory, load the groups from `__consumer_offsets`, start accepting connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        open_file_limit = raise_open_file_limit()
         self.topics = TopicRegistry(self.data_dir, self.node_id)
         self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
+        warn_if_low(open_file_limit, len(self.logs.manager.partitions()))
         try:
             self.groups = GroupCoordinator(
                 OffsetLog(OffsetsTopic(self)), GroupConfig.from_broker_config(self.config)
@@ -94,6 +98,8 @@ class Broker:
                 idle_ms=self.config.int("connections.max.idle.ms"),
                 pool=self.request_pool,
             )
+            self._accept_failures = AcceptFailureLog(loop)
+            self._accept_failures.install()
             self._server = await loop.create_server(
                 lambda: Connection(self.handle_frame, self.connections, limits),
                 self.listen_host,
@@ -101,6 +107,8 @@ class Broker:
                 reuse_address=True,
             )
         except BaseException:
+            if self._accept_failures is not None:
+                self._accept_failures.uninstall()
             self._close_logs()  # release the data directory (its lock) for a later attempt
             raise
         sock = self._server.sockets[0]
@@ -142,6 +150,9 @@ class Broker:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        if self._accept_failures is not None:
+            self._accept_failures.uninstall()
+            self._accept_failures = None
 
     async def _tick_groups(self) -> None:
         """Fire the group coordinator's deadlines; a failing tick is logged and the next one runs."""

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from strom.broker.errors import StorageError
 from strom.log.config import LogConfig
 from strom.log.log_manager import LogManager
 from strom.log.partition import Partition
@@ -68,17 +69,36 @@ class BrokerLogs:
         return self.manager.get(topic, index)
 
     def create(self, topic: str, indexes: range, config: LogConfig) -> None:
-        """Create empty logs for new partitions; on failure none of them remains."""
+        """Create empty logs for new partitions; on failure none of them remains (StorageError when the
+        data directory refused a write)."""
         try:
             for index in indexes:
                 self.manager.create(topic, index, config)
-        except BaseException:
-            self.delete(topic, indexes)
+        except BaseException as exc:
+            self.discard(topic, indexes)
+            if isinstance(exc, OSError):
+                raise StorageError(f"could not create the logs of {topic}: {exc}") from exc
             raise
 
     def delete(self, topic: str, indexes: Iterable[int]) -> None:
+        """Delete these partitions' logs. Every one is attempted even when one fails (a full disk can
+        refuse the checkpoint written after a deletion); the first failure is raised at the end."""
+        failure: OSError | None = None
         for index in indexes:
-            self.manager.delete(topic, index)
+            try:
+                self.manager.delete(topic, index)
+            except OSError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise StorageError(f"could not finish deleting the logs of {topic}: {failure}") from failure
+
+    def discard(self, topic: str, indexes: Iterable[int]) -> None:
+        """`delete` for undoing a failed change: a failure is logged, so it never hides the original one
+        (partitions left behind are adopted or removed at the next start, never silently lost)."""
+        try:
+            self.delete(topic, indexes)
+        except StorageError as exc:
+            log.error("%s", exc)
 
     def update_config(self, topic: str, indexes: Iterable[int], config: LogConfig) -> None:
         for index in indexes:

@@ -22,6 +22,7 @@ from strom.broker.coordinator.group import GroupConfig, GroupCoordinator
 from strom.broker.coordinator.offsets import OffsetLog
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.dispatch import RawResponse, RequestContext
+from strom.broker.errors import StorageError
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
 from strom.broker.memory_pool import RequestMemoryPool
@@ -146,13 +147,21 @@ class Broker:
             self.groups.shutdown()
         except Exception:
             log.exception("group coordinator shutdown failed")
-        self._close_logs()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-        if self._accept_failures is not None:
-            self._accept_failures.uninstall()
-            self._accept_failures = None
+        try:
+            self._close_logs()
+        except OSError as exc:
+            raise StorageError(
+                f"stopped without a clean shutdown: could not finish writing to {self.data_dir} ({exc}); "
+                "acknowledged records are in the logs, and the next start recovers them from the last "
+                "checkpoint (free some space first)"
+            ) from exc
+        finally:
+            if self._server is not None:
+                await self._server.wait_closed()
+                self._server = None
+            if self._accept_failures is not None:
+                self._accept_failures.uninstall()
+                self._accept_failures = None
 
     async def _tick_groups(self) -> None:
         """Fire the group coordinator's deadlines; a failing tick is logged and the next one runs."""
@@ -258,7 +267,7 @@ class Broker:
             try:
                 return self.topics.create(name, partitions, configs, internal)
             except BaseException:
-                self.logs.delete(name, range(partitions))
+                self.logs.discard(name, range(partitions))
                 raise
         finally:
             self._busy_topics.discard(name)
@@ -273,20 +282,27 @@ class Broker:
             try:
                 return self.topics.create(name, partitions, configs)
             except BaseException:
-                await asyncio.to_thread(self.logs.delete, name, range(partitions))
+                await asyncio.to_thread(self.logs.discard, name, range(partitions))
                 raise
         finally:
             self._busy_topics.discard(name)
 
     async def delete_topic_async(self, name: str) -> None:
         """Unregister a topic (it is gone for clients at once), then remove its partition logs on a worker
-        thread; tell listeners (the group coordinator drops the topic's committed offsets)."""
+        thread; tell listeners (the group coordinator drops the topic's committed offsets).
+
+        The unregistration is the commit point: if it cannot be written (StorageError) nothing changed.
+        After it, a failure to remove the logs leaves the topic in the registry's `deleting` list, and the
+        next start finishes the deletion."""
         self._claim(name)
         try:
             topic = self.topics.delete(name)
             self.groups.on_topic_deleted(name)
-            await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
-            self.topics.deleted({name})
+            try:
+                await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
+                self.topics.deleted({name})
+            except StorageError as exc:
+                log.error("topic %s is deleted; its files are removed at the next start: %s", name, exc)
         finally:
             self._busy_topics.discard(name)
 
@@ -301,7 +317,7 @@ class Broker:
             try:
                 self.topics.set_partitions(name, count)
             except BaseException:
-                await asyncio.to_thread(self.logs.delete, name, new)
+                await asyncio.to_thread(self.logs.discard, name, new)
                 raise
         finally:
             self._busy_topics.discard(name)

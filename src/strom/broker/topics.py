@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from strom.broker.config import ConfigError, normalize_topic_configs
-from strom.broker.errors import BrokerError
+from strom.broker.errors import BrokerError, StorageError
 from strom.log.checkpoint import write_atomically
 from strom.protocol.error_codes import ErrorCode
 
@@ -172,7 +172,10 @@ class TopicRegistry:
             },
             "deleting": sorted(deleting),
         }
-        write_atomically(self._path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+        try:
+            write_atomically(self._path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+        except OSError as exc:
+            raise StorageError(f"could not write {self._path} ({exc}); no topic was changed") from exc
         self._topics, self._deleting = topics, deleting
 
     def _save_topic(self, topic: TopicInfo) -> None:

@@ -109,7 +109,7 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
     requested = request.topics
     if requested is None or (version == 0 and not requested):
         topics = [describe_topic(broker, t, operations) for t in broker.topics.all()]
-    elif version >= 10 and version < TOPIC_ID_LOOKUP_VERSION and any(
+    elif 10 <= version < TOPIC_ID_LOOKUP_VERSION and any(
         e.name is None or e.topic_id is not None for e in requested
     ):
         # Kafka refuses the whole request: v10 and v11 carry a topic_id field, but lookups by id (and so

@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP) externals
 	$(PY) -m pytest
 
-# The structure-aware broker fuzzer with many more examples than the suite's short run (about 3 minutes).
+# The structure-aware broker fuzzer with many more examples than the suite's short run (a few minutes).
 fuzz: $(STAMP)
 	STROM_FUZZ_EXAMPLES=25000 $(PY) -m pytest -q tests/integration/test_broker_fuzz_schemas.py
 

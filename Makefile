@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint externals clean
+.PHONY: demo test fuzz bench lint externals clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP) externals
 	$(PY) -m pytest
+
+# The structure-aware broker fuzzer with many more examples than the suite's short run (a few minutes).
+fuzz: $(STAMP)
+	STROM_FUZZ_EXAMPLES=25000 $(PY) -m pytest -q tests/integration/test_broker_fuzz_schemas.py
 
 bench: $(STAMP) externals
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,6 +233,36 @@ def test_metadata_rejects_invalid_topic_names(broker: EmbeddedBroker) -> None:
     with WireClient(broker.bootstrap_servers) as client:
         resp = client.call(ApiKey.METADATA, 9, {"topics": [{"name": "bad/name"}], **NO_OPS})
     assert resp.topics[0].error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+
+
+@pytest.mark.parametrize("version", [10, 11])
+def test_metadata_before_v12_refuses_lookups_by_topic_id(broker: EmbeddedBroker, version: int) -> None:
+    # v10 and v11 carry a topic_id field, but Kafka looks topics up by id only from v12: it answers
+    # INVALID_REQUEST for every requested topic (a null name comes back as "")
+    unknown = uuid.uuid4()
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(
+            ApiKey.METADATA,
+            version,
+            {
+                "topics": [{"name": None, "topic_id": unknown}, {"name": "auto-made", "topic_id": None}],
+                "allow_auto_topic_creation": False,
+                **NO_OPS,
+            },
+        )
+        assert [(t.name, t.topic_id, t.error_code) for t in resp.topics] == [
+            ("", unknown, ErrorCode.INVALID_REQUEST),
+            ("auto-made", None, ErrorCode.INVALID_REQUEST),
+        ]
+
+
+def test_metadata_v12_answers_an_unknown_topic_id(broker: EmbeddedBroker) -> None:
+    unknown = uuid.uuid4()
+    with WireClient(broker.bootstrap_servers) as client:
+        resp = client.call(ApiKey.METADATA, 12, {"topics": [{"name": None, "topic_id": unknown}], **NO_OPS})
+    assert [(t.name, t.topic_id, t.error_code) for t in resp.topics] == [
+        (None, unknown, ErrorCode.UNKNOWN_TOPIC_ID)
+    ]
 
 
 def test_cluster_id_and_topic_ids_survive_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]

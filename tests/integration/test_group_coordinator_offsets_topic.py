@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from strom.broker.coordinator.offsets import (
 )
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.server import Broker
+from strom.protocol.records import MAGIC_OFFSET
 from tests.support.brokers import running_strom
 
 
@@ -74,3 +76,22 @@ def test_write_failures_become_storage_errors(broker: Broker) -> None:
     partition.close()
     with pytest.raises(OffsetsStorageError):
         topic.append(0, [(b"k", b"v")], 3)
+
+
+def test_replay_skips_the_rest_of_a_segment_after_a_damaged_batch_header(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = OffsetsTopic(broker)
+    for key in (b"a", b"b", b"c"):
+        topic.append(0, [(key, b"1")], 1)
+    partition = broker.partition(OFFSETS_TOPIC, 0)
+    assert partition is not None
+    segment = partition.active_segment
+    second = next(position for position, batch in segment.batches() if batch.base_offset == 1)
+    with open(segment.log_path, "r+b") as f:  # the magic byte: where the next batch starts is unknown
+        f.seek(second + MAGIC_OFFSET)
+        f.write(b"\x7f")
+    with caplog.at_level(logging.ERROR):
+        assert list(topic.replay()) == [(b"a", b"1")]
+    assert topic.skipped_batches == 1
+    assert f"skipping the rest of {segment.log_path} from position {second}" in caplog.text

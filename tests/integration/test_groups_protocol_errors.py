@@ -374,6 +374,23 @@ def test_admin_apis_at_every_version(client: WireClient) -> None:
     ] == [ErrorCode.NONE]
 
 
+def test_offset_delete_naming_a_partition_twice_answers_both(client: WireClient) -> None:
+    commit(client, "twice", -1, "", [(TOPIC, 1, 4, "")])
+    partitions = [{"partition_index": 1}, {"partition_index": 1}]
+    removed = client.call(
+        ApiKey.OFFSET_DELETE, 0, {"group_id": "twice", "topics": [{"name": TOPIC, "partitions": partitions}]}
+    )
+    assert removed.error_code == ErrorCode.NONE
+    assert [(p.partition_index, p.error_code) for t in removed.topics for p in t.partitions] == [
+        (1, ErrorCode.NONE),
+        (1, ErrorCode.NONE),
+    ]
+    fetched = client.call(
+        ApiKey.OFFSET_FETCH, 1, {"group_id": "twice", "topics": [{"name": TOPIC, "partition_indexes": [1]}]}
+    )
+    assert fetched.topics[0].partitions[0].committed_offset == -1
+
+
 def test_group_too_large_to_persist_is_refused_and_the_group_recovers(client: WireClient) -> None:
     # 1.5 MB of subscription metadata: fine on the wire, but the group record would exceed the internal
     # topic's max.message.bytes (1 MB), so the leader's SyncGroup cannot be stored.

@@ -13,3 +13,9 @@ class BrokerError(Exception):
     """Root of strom.broker's exceptions; `error_code` is what a client is answered with."""
 
     error_code: ErrorCode = ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+class StorageError(BrokerError):
+    """The data directory could not take a write (typically a full disk); nothing was changed."""
+
+    error_code = ErrorCode.KAFKA_STORAGE_ERROR

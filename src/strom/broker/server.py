@@ -17,15 +17,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from strom.broker.config import BrokerConfig, ConfigError
-from strom.broker.connection import Connection
+from strom.broker.connection import Connection, ConnectionLimits
 from strom.broker.coordinator.group import GroupConfig, GroupCoordinator
 from strom.broker.coordinator.offsets import OffsetLog
 from strom.broker.coordinator.offsets_topic import OffsetsTopic
 from strom.broker.dispatch import RawResponse, RequestContext
+from strom.broker.errors import StorageError
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
+from strom.broker.memory_pool import RequestMemoryPool
+from strom.broker.open_files import AcceptFailureLog, raise_open_file_limit, warn_if_low
 from strom.broker.producer_ids import ProducerIdAllocator
-from strom.broker.topics import TopicExistsError, TopicInfo, TopicRegistry
+from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.partition import Partition
@@ -69,7 +72,9 @@ class Broker:
         self.groups: GroupCoordinator
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
+        self.request_pool: RequestMemoryPool  # bytes of received requests, all connections together
         self._group_ticker: asyncio.Task[None] | None = None
+        self._accept_failures: AcceptFailureLog | None = None
         self._busy_topics: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -77,23 +82,34 @@ class Broker:
     async def start(self) -> None:
         """Open the data directory, load the groups from `__consumer_offsets`, start accepting connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        open_file_limit = raise_open_file_limit()
         self.topics = TopicRegistry(self.data_dir, self.node_id)
         self.producer_ids = ProducerIdAllocator(self.data_dir)
         self._open_logs()
+        warn_if_low(open_file_limit, len(self.logs.manager.partitions()))
         try:
             self.groups = GroupCoordinator(
                 OffsetLog(OffsetsTopic(self)), GroupConfig.from_broker_config(self.config)
             )
             self.groups.load()
             loop = asyncio.get_running_loop()
-            max_bytes = self.config.int("socket.request.max.bytes")
+            self.request_pool = RequestMemoryPool(self.config.int("queued.max.request.bytes"))
+            limits = ConnectionLimits(
+                max_request_bytes=self.config.int("socket.request.max.bytes"),
+                idle_ms=self.config.int("connections.max.idle.ms"),
+                pool=self.request_pool,
+            )
+            self._accept_failures = AcceptFailureLog(loop)
+            self._accept_failures.install()
             self._server = await loop.create_server(
-                lambda: Connection(self.handle_frame, self.connections, max_bytes),
+                lambda: Connection(self.handle_frame, self.connections, limits),
                 self.listen_host,
                 self.listen_port,
                 reuse_address=True,
             )
         except BaseException:
+            if self._accept_failures is not None:
+                self._accept_failures.uninstall()
             self._close_logs()  # release the data directory (its lock) for a later attempt
             raise
         sock = self._server.sockets[0]
@@ -131,10 +147,21 @@ class Broker:
             self.groups.shutdown()
         except Exception:
             log.exception("group coordinator shutdown failed")
-        self._close_logs()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        try:
+            self._close_logs()
+        except OSError as exc:
+            raise StorageError(
+                f"stopped without a clean shutdown: could not finish writing to {self.data_dir} ({exc}); "
+                "acknowledged records are in the logs, and the next start recovers them from the last "
+                "checkpoint (free some space first)"
+            ) from exc
+        finally:
+            if self._server is not None:
+                await self._server.wait_closed()
+                self._server = None
+            if self._accept_failures is not None:
+                self._accept_failures.uninstall()
+                self._accept_failures = None
 
     async def _tick_groups(self) -> None:
         """Fire the group coordinator's deadlines; a failing tick is logged and the next one runs."""
@@ -148,14 +175,50 @@ class Broker:
     # --- logs and topics --------------------------------------------------------------------------------
 
     def _open_logs(self) -> None:
-        expected = [(t.name, i) for t in self.topics.all() for i in range(t.partitions)]
+        """Open every partition directory, then bring the registry and the directories into agreement
+        without deleting anything the user did not ask to delete (see `strom.broker.topics`)."""
         self.logs = BrokerLogs(
             self.data_dir,
             self._log_config_for,
-            expected,
             retention_check_interval_ms=self.config.int("log.retention.check.interval.ms"),
             cleaner_backoff_ms=self.config.int("log.cleaner.backoff.ms"),
         )
+        try:
+            self._reconcile_topics()
+        except BaseException:
+            self._close_logs()
+            raise
+
+    def _reconcile_topics(self) -> None:
+        on_disk = self.logs.on_disk()
+        deleting = self.topics.deleting()
+        for name in sorted(deleting & on_disk.keys()):
+            log.warning("finishing the deletion of topic %s (interrupted by a crash)", name)
+            self.logs.delete(name, range(on_disk.pop(name)))
+        self.topics.deleted(deleting)
+        if self.topics.missing and on_disk:
+            log.warning(
+                "%s is missing from %s: rebuilding it from %d topics' partition directories",
+                REGISTRY_FILE,
+                self.data_dir,
+                len(on_disk),
+            )
+        for name, count in sorted(on_disk.items()):
+            known = self.topics.get(name)
+            if known is not None and known.partitions >= count:
+                continue
+            topic = self.topics.adopt(name, count)
+            if known is None:
+                log.warning(
+                    "adopted topic %s (%d partitions) from its directories with broker default configs and "
+                    "the new topic id %s; set its configs again if it had any",
+                    name,
+                    count,
+                    topic.topic_id,
+                )
+            else:
+                log.warning("topic %s has directories of %d partitions: adopted them", name, count)
+        self.logs.ensure((t.name, i) for t in self.topics.all() for i in range(t.partitions))
 
     def _log_config_for(self, topic: str) -> LogConfig:
         info = self.topics.get(topic)
@@ -204,7 +267,7 @@ class Broker:
             try:
                 return self.topics.create(name, partitions, configs, internal)
             except BaseException:
-                self.logs.delete(name, range(partitions))
+                self.logs.discard(name, range(partitions))
                 raise
         finally:
             self._busy_topics.discard(name)
@@ -219,19 +282,27 @@ class Broker:
             try:
                 return self.topics.create(name, partitions, configs)
             except BaseException:
-                await asyncio.to_thread(self.logs.delete, name, range(partitions))
+                await asyncio.to_thread(self.logs.discard, name, range(partitions))
                 raise
         finally:
             self._busy_topics.discard(name)
 
     async def delete_topic_async(self, name: str) -> None:
         """Unregister a topic (it is gone for clients at once), then remove its partition logs on a worker
-        thread; tell listeners (the group coordinator drops the topic's committed offsets)."""
+        thread; tell listeners (the group coordinator drops the topic's committed offsets).
+
+        The unregistration is the commit point: if it cannot be written (StorageError) nothing changed.
+        After it, a failure to remove the logs leaves the topic in the registry's `deleting` list, and the
+        next start finishes the deletion."""
         self._claim(name)
         try:
             topic = self.topics.delete(name)
             self.groups.on_topic_deleted(name)
-            await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
+            try:
+                await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
+                self.topics.deleted({name})
+            except StorageError as exc:
+                log.error("topic %s is deleted; its files are removed at the next start: %s", name, exc)
         finally:
             self._busy_topics.discard(name)
 
@@ -246,7 +317,7 @@ class Broker:
             try:
                 self.topics.set_partitions(name, count)
             except BaseException:
-                await asyncio.to_thread(self.logs.delete, name, new)
+                await asyncio.to_thread(self.logs.discard, name, new)
                 raise
         finally:
             self._busy_topics.discard(name)
@@ -288,7 +359,7 @@ class Broker:
             log.warning("topic %s was not set up as an internal topic; applying %s", name, configs)
             self.topics.set_internal(name, merged)
             self.logs.update_config(name, range(topic.partitions), self.topic_log_config(merged))
-        return topic
+        return self.topics.require(name)
 
     # --- connections ----------------------------------------------------------------------------------
 

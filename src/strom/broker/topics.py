@@ -4,7 +4,15 @@ Why a registry file rather than deriving topics from partition directories: topi
 stay the same across restarts, configs set with CreateTopics/AlterConfigs must survive them, and a topic whose
 partition directories are being created or deleted must not half-exist. The file `topics.json` in the data
 directory is the single source of truth; it is replaced atomically on every change (temp file, fsync,
-rename), so a crash leaves the old or the new registry, never a mix.
+rename, fsync of the directory), so a crash leaves the old or the new registry, never a mix. Every change is
+written before memory changes, so a failed write (a full disk) leaves the registry as it was on both sides.
+
+The registry never decides to delete data on its own. A deleted topic is remembered in the file's
+`deleting` list until its partition directories are gone, so a crash in between finishes the deletion at
+the next start instead of bringing the topic back. Partition directories of a topic the registry does not
+know (a lost or removed `topics.json`, a crash between creating a topic's logs and registering it) are
+adopted (`adopt`): name and partition count come from the directories, configs fall back to the broker
+defaults, and the topic gets a new id.
 
 `meta.properties` holds the cluster id and node id, as in a Kafka log directory, so clients that cache the
 cluster id (Java's `ClusterResourceListener`) see the same cluster after a restart.
@@ -16,11 +24,11 @@ import base64
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from strom.broker.config import ConfigError, normalize_topic_configs
-from strom.broker.errors import BrokerError
+from strom.broker.errors import BrokerError, StorageError
 from strom.log.checkpoint import write_atomically
 from strom.protocol.error_codes import ErrorCode
 
@@ -44,6 +52,10 @@ class TopicExistsError(BrokerError):
     """CreateTopics for a name that is taken."""
 
     error_code = ErrorCode.TOPIC_ALREADY_EXISTS
+
+
+class RegistryCorruptError(BrokerError):
+    """`topics.json` cannot be read; the broker refuses to start rather than guess which topics exist."""
 
 
 class UnknownTopicError(BrokerError):
@@ -93,17 +105,41 @@ class TopicRegistry:
     def __init__(self, data_dir: Path, node_id: int) -> None:
         self._path = data_dir / REGISTRY_FILE
         self._topics: dict[str, TopicInfo] = {}
-        if self._path.exists():
+        # deleted topics whose partition directories may still exist (see the module docstring)
+        self._deleting: set[str] = set()
+        self.missing = not self._path.exists()
+        if not self.missing:
+            self._load()
+        self.cluster_id = self._load_meta(data_dir, node_id)
+
+    def _load(self) -> None:
+        what_to_do = (
+            "restore it from a backup, or move it out of the data directory to rebuild the registry from "
+            "the partition directories (topic ids are then new and topic configs the broker defaults)"
+        )
+        try:
             doc = json.loads(self._path.read_text(encoding="utf-8"))
             for name, entry in doc["topics"].items():
                 self._topics[name] = TopicInfo(
                     name=name,
                     topic_id=uuid.UUID(entry["id"]),
                     partitions=int(entry["partitions"]),
-                    configs=dict(entry.get("configs", {})),
+                    configs={str(k): str(v) for k, v in entry.get("configs", {}).items()},
                     internal=bool(entry.get("internal", False)),
                 )
-        self.cluster_id = self._load_meta(data_dir, node_id)
+            self._deleting = {str(name) for name in doc.get("deleting", [])}
+        except json.JSONDecodeError as exc:
+            raise RegistryCorruptError(
+                f"{self._path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                f"{what_to_do}"
+            ) from None
+        except UnicodeDecodeError:
+            raise RegistryCorruptError(f"{self._path} is not UTF-8 text: {what_to_do}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RegistryCorruptError(
+                f"{self._path} does not describe topics as strom writes them ({type(exc).__name__}: {exc}): "
+                f"{what_to_do}"
+            ) from None
 
     @staticmethod
     def _load_meta(data_dir: Path, node_id: int) -> str:
@@ -121,7 +157,8 @@ class TopicRegistry:
         write_atomically(path, text.encode("utf-8"))
         return cluster_id
 
-    def _save(self) -> None:
+    def _save(self, topics: dict[str, TopicInfo], deleting: set[str]) -> None:
+        """Write the given state, then make it the in-memory state: a failed write changes nothing."""
         doc = {
             "version": 1,
             "topics": {
@@ -131,10 +168,19 @@ class TopicRegistry:
                     "configs": t.configs,
                     "internal": t.internal,
                 }
-                for t in self._topics.values()
+                for t in topics.values()
             },
+            "deleting": sorted(deleting),
         }
-        write_atomically(self._path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+        try:
+            write_atomically(self._path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+        except OSError as exc:
+            raise StorageError(f"could not write {self._path} ({exc}); no topic was changed") from exc
+        self._topics, self._deleting = topics, deleting
+
+    def _save_topic(self, topic: TopicInfo) -> None:
+        """Persist a new or changed entry (a copy, so memory changes only when the write succeeded)."""
+        self._save({**self._topics, topic.name: topic}, self._deleting - {topic.name})
 
     def get(self, name: str) -> TopicInfo | None:
         return self._topics.get(name)
@@ -175,15 +221,36 @@ class TopicRegistry:
         """Register a new topic with a fresh id (the caller creates its partition logs first)."""
         normalized = self.check_new(name, partitions, configs) if not internal else dict(configs)
         topic = TopicInfo(name, uuid.uuid4(), partitions, normalized, internal)
-        self._topics[name] = topic
-        self._save()
+        self._save_topic(topic)
+        return topic
+
+    def adopt(self, name: str, partitions: int) -> TopicInfo:
+        """Register partition directories found on disk without a registry entry, with broker defaults.
+
+        An existing entry with fewer partitions grows to cover the directories (a crash during
+        CreatePartitions between making the logs and registering the new count)."""
+        existing = self._topics.get(name)
+        if existing is not None:
+            topic = replace(existing, partitions=max(existing.partitions, partitions))
+        else:
+            topic = TopicInfo(name, uuid.uuid4(), partitions)
+        self._save_topic(topic)
         return topic
 
     def delete(self, name: str) -> TopicInfo:
+        """Unregister a topic and remember it as being deleted until `deleted` is called."""
         topic = self.require(name)
-        del self._topics[name]
-        self._save()
+        self._save({n: t for n, t in self._topics.items() if n != name}, self._deleting | {name})
         return topic
+
+    def deleting(self) -> set[str]:
+        """Deleted topics whose partition directories may still be on disk."""
+        return set(self._deleting)
+
+    def deleted(self, names: set[str]) -> None:
+        """The partition directories of these deleted topics are gone: forget them."""
+        if names & self._deleting:
+            self._save(self._topics, self._deleting - names)
 
     def set_partitions(self, name: str, count: int) -> None:
         topic = self.require(name)
@@ -191,17 +258,12 @@ class TopicRegistry:
             raise ValueError(
                 f"topic {name!r} has {topic.partitions} partitions; the new count must be higher"
             )
-        topic.partitions = count
-        self._save()
+        self._save_topic(replace(topic, partitions=count))
 
     def set_internal(self, name: str, configs: dict[str, str]) -> None:
         """Mark an existing topic internal (the broker's own) with the given overrides."""
-        topic = self.require(name)
-        topic.internal = True
-        topic.configs = dict(configs)
-        self._save()
+        self._save_topic(replace(self.require(name), internal=True, configs=dict(configs)))
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
         """Replace the topic's overrides (already validated by the caller)."""
-        self.require(name).configs = dict(configs)
-        self._save()
+        self._save_topic(replace(self.require(name), configs=dict(configs)))

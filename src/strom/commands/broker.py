@@ -146,12 +146,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     created_root = first_missing(data_dir)
     existing = {entry.name for entry in data_dir.iterdir()} if created_root is None else set()
+    from strom.broker.errors import BrokerError
     from strom.log.log_manager import DataDirLockedError
 
     started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
         asyncio.run(serve(data_dir, config, host, port, started))
-    except DataDirLockedError as exc:
+    except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -54,6 +54,15 @@ class FrameSplitter:
         """Bytes of an incomplete frame held back."""
         return len(self._buffer)
 
+    @property
+    def reserved(self) -> int:
+        """What the incomplete frame will hold once complete: its announced size once its prefix is in
+        (as Kafka's memory pool reserves a whole request at its prefix), else the bytes held so far."""
+        buf = self._buffer
+        if len(buf) < 4:
+            return len(buf)
+        return 4 + int(_SIZE.unpack_from(buf, 0)[0])
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return every frame (without its size prefix) completed by them, in order."""
         buf = self._buffer

@@ -17,7 +17,6 @@ from strom.broker.api.metadata import CLUSTER_OPERATIONS_ALL
 from strom.broker.config import (
     BROKER_KEYS,
     TOPIC_KEYS,
-    ConfigError,
     ConfigSource,
     normalize_topic_configs,
 )
@@ -190,8 +189,11 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Response:
             elif broker.topic_busy(name):
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # another request is deleting or growing it
             else:
-                await broker.delete_topic_async(name)
-                code = ErrorCode.NONE
+                try:
+                    await broker.delete_topic_async(name)
+                    code = ErrorCode.NONE
+                except BrokerError as exc:  # StorageError: the registry could not be written
+                    code = exc.error_code
         responses.append({"name": name, "error_code": code, "error_message": None})
     return {"throttle_time": 0, "responses": responses}
 
@@ -227,10 +229,10 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Response:
             if not request.validate_only:
                 await broker.add_partitions_async(entry.name, entry.count)
             results.append({"name": entry.name, **_error(ErrorCode.NONE)})
-        except _AdminError as exc:
-            results.append({"name": entry.name, **_error(exc.error_code, str(exc))})
         except TopicExistsError as exc:  # being created or deleted by another request
             results.append({"name": entry.name, **_error(ErrorCode.REASSIGNMENT_IN_PROGRESS, str(exc))})
+        except BrokerError as exc:  # _AdminError, StorageError
+            results.append({"name": entry.name, **_error(exc.error_code, str(exc))})
     return {"throttle_time": 0, "results": results}
 
 
@@ -319,7 +321,7 @@ def _alter(ctx: RequestContext, request: Any, incremental: bool) -> Response:
                 configs = {c.name: c.value for c in resource.configs if c.value is not None}
             _apply_alter(broker, topic.name, configs, request.validate_only)
             responses.append({**base, **_error(ErrorCode.NONE)})
-        except (_AdminError, ConfigError) as exc:
+        except BrokerError as exc:  # _AdminError, ConfigError, StorageError
             responses.append({**base, **_error(exc.error_code, str(exc))})
     return {"throttle_time": 0, "responses": responses}
 

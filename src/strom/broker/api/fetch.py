@@ -1,7 +1,8 @@
 """Fetch (1): byte ranges of the partition logs, sent as stored, with min-bytes/max-wait long polling.
 
 A partition answers from the batch that contains `fetch_offset` (clients skip its earlier records) up to
-`partition_max_bytes`, and the request as a whole stops at `max_bytes`; the first batch of the response is
+`partition_max_bytes`, and the request as a whole stops at `max_bytes` (at most the broker's
+`fetch.max.bytes`); the first batch of the response is
 sent whole even when larger (KIP-74) so a consumer can always make progress. When fewer than `min_bytes`
 are available the request parks on the partitions it reads and is woken by appends (no polling), or
 answers when `max_wait_ms` runs out. Without transactions the last stable offset is the high watermark and
@@ -21,6 +22,8 @@ from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
 from strom.protocol.field_values import IsolationLevel
 
 TopicResults = list[tuple[str, list[PartitionResult]]]
+# Record bytes one response may carry: 2 GiB less room for the response's headers and partition fields.
+MAX_RECORD_BYTES = 2**31 - 1 - (16 << 20)
 
 
 def _read(
@@ -68,7 +71,9 @@ def _read(
 
 async def fetch(ctx: RequestContext, request: Any) -> Response:
     broker = ctx.broker
-    max_bytes = max(0, getattr(request, "max_bytes", 2**31 - 1))
+    # capped by fetch.max.bytes as in Kafka, and in any case below the 2 GiB a frame's int32 size prefix
+    # can describe (whatever fetch.max.bytes is set to)
+    max_bytes = min(max(0, request.max_bytes), broker.config.int("fetch.max.bytes"), MAX_RECORD_BYTES)
     read_committed = getattr(request, "isolation_level", 0) == IsolationLevel.READ_COMMITTED
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
     tps = [(t.topic, p.partition) for t in request.topics for p in t.partitions]

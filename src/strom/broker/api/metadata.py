@@ -22,6 +22,8 @@ from strom.protocol.error_codes import ErrorCode
 from strom.protocol.field_values import AUTHORIZED_OPERATIONS_OMITTED, AclOperation, authorized_operations
 
 # No authorizer: every topic and cluster operation is allowed.
+# The first Metadata version that looks topics up by id.
+TOPIC_ID_LOOKUP_VERSION = 12
 TOPIC_OPERATIONS_ALL = authorized_operations(
     AclOperation.READ,
     AclOperation.WRITE,
@@ -107,6 +109,12 @@ async def handle(ctx: RequestContext, request: Any) -> Response:
     requested = request.topics
     if requested is None or (version == 0 and not requested):
         topics = [describe_topic(broker, t, operations) for t in broker.topics.all()]
+    elif 10 <= version < TOPIC_ID_LOOKUP_VERSION and any(
+        e.name is None or e.topic_id is not None for e in requested
+    ):
+        # Kafka refuses the whole request: v10 and v11 carry a topic_id field, but lookups by id (and so
+        # null names, which the response cannot carry) arrived only in v12
+        topics = [_missing(e.name or "", ErrorCode.INVALID_REQUEST, e.topic_id) for e in requested]
     else:
         topics = []
         for entry in requested:

@@ -772,7 +772,7 @@ class GroupCoordinator:
             return ErrorCode.NON_EMPTY_GROUP, {}
         result: dict[TopicPartition, ErrorCode] = {}
         doomed = []
-        for tp in partitions:
+        for tp in dict.fromkeys(partitions):  # a partition named twice is answered twice, deleted once
             if active and group.is_subscribed_to(tp[0]):
                 result[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
             else:

@@ -11,6 +11,7 @@ created it with, and an internal one without compaction gets it back, so old off
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -24,8 +25,11 @@ from strom.broker.coordinator.offsets import (
 from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.log.errors import LogError, RecordBatchTooLargeError
 from strom.log.partition import Partition
+from strom.log.segment import Segment
 from strom.protocol.errors import CorruptRecordError
 from strom.protocol.records import BatchBuilder
+
+logger = logging.getLogger(__name__)
 
 
 class InternalTopicHost(Protocol):
@@ -42,13 +46,15 @@ class InternalTopicHost(Protocol):
 class OffsetsTopic:
     """Appends coordinator records as uncompressed batches and replays them at start-up.
 
-    Survives: a replay that meets a batch it cannot read (skipped by the log's own recovery, never here);
+    Survives: a replay that meets a batch it cannot read (a CRC mismatch, a record count that lies, a
+    damaged header): the batch, or the rest of a segment after a damaged header, is skipped and logged;
     append failures surface as `OffsetsStorageError` with nothing written, so the coordinator keeps its
     in-memory state unchanged.
     """
 
     def __init__(self, broker: InternalTopicHost) -> None:
         self._broker = broker
+        self.skipped_batches = 0
         existing = broker.topics.get(OFFSETS_TOPIC)
         if existing is None:
             self._num_partitions = broker.config.int("offsets.topic.num.partitions")
@@ -89,6 +95,8 @@ class OffsetsTopic:
             raise OffsetsStorageError(f"{OFFSETS_TOPIC}-{partition}: {exc}") from exc
 
     def replay(self) -> Iterator[Record]:
+        """Every retained record, partition by partition; a damaged batch is skipped whole, with an error
+        naming its file and position, as Kafka's coordinator loader does (the broker still starts)."""
         if self._broker.topics.get(OFFSETS_TOPIC) is None:
             return
         for index in range(self._num_partitions):
@@ -97,9 +105,40 @@ class OffsetsTopic:
                 continue
             start = log.log_start_offset
             for segment in log.segments_snapshot():
-                for _position, batch in segment.batches():
-                    if batch.is_control or batch.last_offset < start:
-                        continue
-                    for record in batch.records():
-                        if record.offset >= start and record.key is not None:
-                            yield record.key, record.value
+                yield from self._replay_segment(segment, start)
+
+    def _replay_segment(self, segment: Segment, start: int) -> Iterator[Record]:
+        next_position = 0
+        try:
+            for position, batch in segment.batches():
+                next_position = position + batch.size_in_bytes
+                if batch.is_control or batch.last_offset < start:
+                    continue
+                try:
+                    # the CRC first: a flipped byte must not silently become another committed offset
+                    batch.validate()
+                    # decoded whole before any is applied: one batch is one commit, all or nothing
+                    records = [(r.key, r.value) for r in batch.records() if r.offset >= start]
+                except CorruptRecordError as exc:
+                    self.skipped_batches += 1
+                    logger.error(
+                        "skipping a damaged batch in %s at position %d (offsets %d-%d): %s",
+                        segment.log_path,
+                        position,
+                        batch.base_offset,
+                        batch.last_offset,
+                        exc,
+                    )
+                    continue
+                for key, value in records:
+                    if key is not None:
+                        yield key, value
+        except CorruptRecordError as exc:
+            # a damaged batch header: where the next batch starts is unknown, so the rest is unreadable
+            self.skipped_batches += 1
+            logger.error(
+                "skipping the rest of %s from position %d, whose batch header is damaged: %s",
+                segment.log_path,
+                next_position,
+                exc,
+            )

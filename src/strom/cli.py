@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module in strom.commands registers its subcommands and sets `func` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("broker", "topics", "produce", "consume", "groups")
+COMMAND_MODULES: tuple[str, ...] = ("broker", "topics", "produce", "consume", "groups", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -340,12 +340,13 @@ class RecordBatch:
             return bytes(block)
         return decompress(codec, block, limit)
 
-    def records(self) -> Iterator[Record]:
-        """Decode every record (decompressing first if needed); raises InvalidRecordError if malformed."""
+    def records(self, limit: int | None = None) -> Iterator[Record]:
+        """Decode every record (decompressing first if needed, into at most `limit` bytes when given);
+        raises InvalidRecordError if malformed."""
         base_offset = self.base_offset
         base_timestamp = self.base_timestamp
         append_time = self.max_timestamp if self.timestamp_type is TimestampType.LOG_APPEND_TIME else None
-        data = self.records_data()
+        data = self.records_data(limit)
         count = self.record_count
         for span, value, headers in _parse_records(data, count):
             timestamp = append_time if append_time is not None else base_timestamp + span.timestamp_delta

@@ -31,6 +31,11 @@ class CorruptSegmentError(LogStorageError):
     to it). Reads stop before the damaged batch; run `strom check DATA_DIR` to see every fault."""
 
 
+class PartitionOfflineError(LogStorageError):
+    """A write to the partition failed (disk full, I/O error), so it takes no more writes until it is
+    opened again (KAFKA_STORAGE_ERROR); what it already holds stays readable."""
+
+
 class OffsetOutOfRangeError(LogError):
     """A read, lookup or DeleteRecords named an offset outside [log start offset, log end offset]."""
 

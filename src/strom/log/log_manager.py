@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -47,6 +48,8 @@ from strom.log.checkpoint import (
 from strom.log.config import LogConfig
 from strom.log.errors import InvalidTopicError, LogClosedError, LogStorageError, PartitionExistsError
 from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
+
+logger = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
@@ -303,11 +306,27 @@ class LogManager:
         with self._lock:
             if self._closed:
                 return
+            clean = True
             for part in self._partitions.values():
-                part.close()
-            self.checkpoint()
-            marker = json.dumps({"version": 0, "brokerEpoch": -1}).encode()
-            write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, marker)
+                try:
+                    part.close()
+                except LogStorageError as exc:  # already logged by the partition
+                    clean = False
+                    logger.error("partition %s did not close cleanly: %s", part.dir.name, exc)
+            try:
+                self.checkpoint()
+                if clean:
+                    marker = json.dumps({"version": 0, "brokerEpoch": -1}).encode()
+                    write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, marker)
+            except OSError as exc:
+                clean = False
+                logger.error("cannot write the checkpoints of %s at close: %s", self.data_dir, exc)
+            if not clean:
+                logger.error(
+                    "%s closed without the clean-shutdown marker: the next start recovers what was not "
+                    "flushed, as after a crash",
+                    self.data_dir,
+                )
             self._closed = True
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

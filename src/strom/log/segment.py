@@ -396,8 +396,25 @@ class Segment:
         start = self.size
         try:
             _write_all(self._fd, buffers)
-        except OSError:
-            os.ftruncate(self._fd, start)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError as cut:
+                logger.error(
+                    "segment %s: an append failed (%s) and cannot be cut back to byte %d (%s); reads stop "
+                    "there, and recovery cuts the partial batch at the next start",
+                    self.log_path,
+                    exc,
+                    start,
+                    cut,
+                )
+            else:
+                logger.warning(
+                    "segment %s: an append failed (%s); cut back to byte %d, the end of its last batch",
+                    self.log_path,
+                    exc,
+                    start,
+                )
             raise
         self._unflushed = True
         self._index_batches(start, batches)
@@ -728,15 +745,18 @@ class Segment:
             self._persist_indexes()
 
     def close(self) -> None:
-        """Write and fsync the indexes (with the final time-index entry), then release the descriptor."""
+        """Write and fsync the indexes (with the final time-index entry), then release the descriptor,
+        which is released even when a write fails (a full disk): the error is raised after."""
         with self._lock:
             if self._closed:
                 return
-            self.add_final_time_index_entry()
-            if self._unflushed:
-                os.fsync(self._fd)
-            self._persist_indexes()
-            self._close_fd()
+            try:
+                self.add_final_time_index_entry()
+                if self._unflushed:
+                    os.fsync(self._fd)
+                self._persist_indexes()
+            finally:
+                self._close_fd()
 
     def _persist_indexes(self) -> None:
         """Write and fsync what changed; indexes never loaded have not changed."""

@@ -47,6 +47,7 @@ from strom.log.checkpoint import (
 )
 from strom.log.config import LogConfig
 from strom.log.errors import InvalidTopicError, LogClosedError, LogStorageError, PartitionExistsError
+from strom.log.group_commit import GroupCommit
 from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class LogManager:
         self._partitions: dict[TopicPartition, Partition] = {}
         self._closed = False
         self._checkpoint_lock = threading.Lock()
+        self._group_commit = GroupCommit()
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -132,6 +134,7 @@ class LogManager:
                 part.close()
             os.close(self._lock_fd)
             raise
+        self._group_commit.start()
         opened = clock()
         self._last_checkpoint_ms = opened
         self._next_retention_ms = opened + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
@@ -173,6 +176,7 @@ class LogManager:
                 log_start_offset=log_starts.get(tp, 0),
                 clean_shutdown=clean and tp in recovery_points,
                 on_log_start_change=self._note_log_start_change,
+                group_commit=self._group_commit,
             )
             return tp, part
 
@@ -222,6 +226,7 @@ class LogManager:
                 config or self.config_for(topic),
                 clock=self.clock,
                 on_log_start_change=self._note_log_start_change,
+                group_commit=self._group_commit,
             )
             fsync_dir(self.data_dir)
             self._partitions[tp] = part
@@ -307,6 +312,7 @@ class LogManager:
             if self._closed:
                 return
             clean = True
+            self._group_commit.close()  # answers every waiting acknowledgement first
             for part in self._partitions.values():
                 try:
                     part.close()

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
-from strom.log.errors import LogClosedError, OffsetOutOfRangeError, PartitionOfflineError
+from strom.log.errors import LogClosedError, LogStorageError, OffsetOutOfRangeError, PartitionOfflineError
+from strom.log.group_commit import GroupCommit
 from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
 from strom.log.leader_epoch import LeaderEpochCache
 from strom.log.producer_state import ProducerAppend, ProducerState
@@ -125,6 +126,9 @@ class Partition:
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_FILE)
         self._random = random.Random()
         self._offline: str | None = None  # why writes stopped, after a write failed
+        self._durable = 0  # every offset below is on disk (fdatasync'd, or flushed)
+        self._dir_unsynced = False  # a segment was created since the directory was last fsynced for acks
+        self._group_commit: GroupCommit | None = None
         self.recovered_segments = 0  # how many segments the last open had to recover
         self.truncated_bytes = 0  # how many invalid tail bytes the last open cut off
 
@@ -141,12 +145,14 @@ class Partition:
         log_start_offset: int = 0,
         clean_shutdown: bool = False,
         on_log_start_change: Callable[[], None] | None = None,
+        group_commit: GroupCommit | None = None,
     ) -> Partition:
         """Open (creating if needed) the partition directory `directory` (named `<topic>-<partition>`).
 
         `recovery_point`, `log_start_offset` and `clean_shutdown` come from the data directory's checkpoints
         and marker (LogManager reads them). The defaults recover every segment, which is always safe.
-        `on_log_start_change` is called (under the lock) when the log start offset moves.
+        `on_log_start_change` is called (under the lock) when the log start offset moves. `group_commit`
+        is the flusher thread `durable()` queues on (the LogManager's); without one it fsyncs in the caller.
         """
         config = config or LogConfig()
         directory.mkdir(parents=True, exist_ok=True)
@@ -166,7 +172,8 @@ class Partition:
         part._log_start = max(log_start_offset, part._segments[0].base_offset)
         if part._log_start > part.next_offset:
             part._log_start = part._segments[0].base_offset
-        part._recovery_point = part.next_offset
+        part._recovery_point = part._durable = part.next_offset
+        part._group_commit = group_commit
         part._last_flush_ms = now
         part._epochs = LeaderEpochCache.load(directory / LEADER_EPOCH_FILE)
         part._epochs.truncate_from_end(part.next_offset)
@@ -301,6 +308,46 @@ class Partition:
             except OSError as exc:
                 raise self._take_offline(exc, "writing to the log") from exc
 
+    def durable(self, offset: int) -> Future[None]:
+        """A future that resolves once every record below `offset` is on disk: what acks=all waits for
+        with log.flush.on.ack=true. Through the group commit thread when there is one (concurrent waiters
+        share its fsyncs), else synced here; fails with PartitionOfflineError when the fsync fails."""
+        if self._group_commit is not None and offset > self._durable:
+            return self._group_commit.request(self, offset)
+        future: Future[None] = Future()
+        try:
+            self.sync_to(offset)
+        except LogStorageError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
+
+    def sync_to(self, offset: int) -> None:
+        """Make every record below `offset` durable: fdatasync the segments written since the last sync (and
+        the directory when a segment was created), without holding the partition lock during the fsyncs, so
+        appends go on meanwhile. Only the `.log` bytes are synced: indexes are rebuilt by recovery for
+        everything past the recovery point, which this does not move."""
+        if offset <= self._durable:
+            return
+        with self.lock:
+            if self._closed:
+                return  # closing flushed everything
+            end = self.next_offset
+            segments = self._segments[self._segment_index(self._durable) :]
+            new_segment, self._dir_unsynced = self._dir_unsynced, False
+        try:
+            if new_segment:
+                fsync_dir(self.dir)
+            for seg in segments:
+                seg.sync_data()
+        except OSError as exc:
+            with self.lock:
+                self._dir_unsynced = self._dir_unsynced or new_segment
+                raise self._take_offline(exc, "fsync for an acknowledgement") from exc
+        with self.lock:
+            self._durable = max(self._durable, end)
+
     def _stage_producers(
         self, staged: ProducerAppend, batches: list[RecordBatch], now: int
     ) -> AppendResult | None:
@@ -403,6 +450,7 @@ class Partition:
         base = old.next_offset
         old.add_final_time_index_entry()
         new = Segment.create(self.dir, base, self.config, now)
+        self._dir_unsynced = True
         new.jitter_ms = self._jitter()
         self._segments.append(new)
         self._bases.append(base)
@@ -663,6 +711,7 @@ class Partition:
             seg.flush()
         with self._recovery_lock:
             self._recovery_point = self.next_offset
+        self._durable = max(self._durable, self.next_offset)
         self._unflushed_messages = 0
         self._last_flush_ms = now
 

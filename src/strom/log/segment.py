@@ -744,6 +744,13 @@ class Segment:
                 self._unflushed = False
             self._persist_indexes()
 
+    def sync_data(self) -> None:
+        """fdatasync the `.log` file (its bytes and size, not the indexes); a no-op on a closed segment.
+        Appends do not take the segment lock, so they go on during the sync."""
+        with self._lock:
+            if not self._closed:
+                os.fdatasync(self._fd)
+
     def close(self) -> None:
         """Write and fsync the indexes (with the final time-index entry), then release the descriptor,
         which is released even when a write fails (a full disk): the error is raised after."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shutil
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from strom.log.config import LogConfig
+from strom.log.errors import CorruptSegmentError
 from strom.log.partition import Partition
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.errors import TruncatedBatchError
 from strom.protocol.records import BatchBuilder, iter_batches
 
@@ -318,3 +321,108 @@ def test_a_segment_cut_short_under_a_running_reader_raises_instead_of_hanging(tm
     with pytest.raises(TruncatedBatchError):
         list(seg.batches())
     part.close()
+
+
+# -- every recovery decision is logged; damage outside the CRC is found before it is served -------------
+
+
+def recovery_lines(caplog: pytest.LogCaptureFixture, level: int, containing: str = "") -> list[str]:
+    """strom.log's messages at `level` that contain `containing`."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("strom.log") and r.levelno == level and containing in r.getMessage()
+    ]
+
+
+def test_a_torn_tail_is_logged_with_the_segment_position_and_bytes_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "torn-0"
+    build_log(path, 10)
+    log = segment_files(path)[-1]
+    whole = log.stat().st_size
+    os.truncate(log, whole - 30)
+    with caplog.at_level(logging.INFO, logger="strom.log"):
+        part = Partition.open(path, LogConfig())
+    (line,) = recovery_lines(caplog, logging.WARNING, "truncating")
+    last_batch = whole - len(payload(9))
+    assert f"truncating segment {log.name} at byte {last_batch} (offset 36, after 9 valid batches)" in line
+    assert f"{len(payload(9)) - 30} bytes cut" in line and "0 later segment(s)" in line
+    assert not recovery_lines(caplog, logging.ERROR)
+    check_consistent(part, 9)
+
+
+def test_damage_in_an_unflushed_segment_is_logged_with_every_later_segment_it_deletes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "rot-0"
+    build_log(path, 40, segment_bytes=2000)
+    logs = segment_files(path)
+    victim = logs[1]
+    raw = bytearray(victim.read_bytes())
+    first_size = int.from_bytes(raw[8:12], "big") + 12
+    raw[first_size + 100] ^= 0x55
+    victim.write_bytes(bytes(raw))
+    later = logs[2:]
+    later_bytes = sum(p.stat().st_size for p in later)
+    with caplog.at_level(logging.INFO, logger="strom.log"):
+        part = Partition.open(path, LogConfig(segment_bytes=2000))
+    (line,) = recovery_lines(caplog, logging.ERROR, "truncating")
+    assert f"truncating segment {victim.name} at byte {first_size}" in line
+    assert "CRC-32C" in line
+    assert f"{len(raw) - first_size} bytes cut from it" in line
+    assert f"{len(later)} later segment(s) deleted with it ({later_bytes} bytes" in line
+    assert ", ".join(str(int(p.stem)) for p in later) in line
+    assert part.next_offset == int(victim.stem) + 4
+
+
+def test_a_damaged_index_is_rebuilt_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "index-0"
+    build_log(path, 40, segment_bytes=2000, index_interval_bytes=100)
+    index = sorted(path.glob("*.index"))[0]
+    index.write_bytes(index.read_bytes()[:-3])  # not a whole number of entries
+    with caplog.at_level(logging.INFO, logger="strom.log"):
+        part = Partition.open(path, LogConfig(segment_bytes=2000), recovery_point=10**9)
+    (line,) = recovery_lines(caplog, logging.WARNING, "rebuilding")
+    assert f"rebuilding the indexes of segment {path / index.stem}.log" in line
+    assert "not a multiple of 8" in line
+    check_consistent(part, 40)
+
+
+def test_a_producer_snapshot_that_does_not_read_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "snap-0"
+    build_log(path, 40, segment_bytes=2000)
+    snapshot = path / f"{segment_files(path)[-1].stem}.snapshot"  # the one recovery reads
+    snapshot.write_bytes(b"\x00\x01garbage")
+    with caplog.at_level(logging.INFO, logger="strom.log"):
+        Partition.open(path, LogConfig(segment_bytes=2000), recovery_point=10**9)
+    assert recovery_lines(caplog, logging.ERROR, f"producer snapshot {int(snapshot.stem)} does not read")
+
+
+@pytest.mark.parametrize(("byte", "flip"), [(0, 0x80), (7, 0x80), (7, 0x01)], ids=["negative", "far", "near"])
+def test_a_flipped_base_offset_in_a_flushed_segment_is_reported_not_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, byte: int, flip: int
+) -> None:
+    path = tmp_path / "flip-0"
+    build_log(path, 40, segment_bytes=2000)
+    victim = segment_files(path)[1]
+    raw = bytearray(victim.read_bytes())
+    first_size = int.from_bytes(raw[8:12], "big") + 12
+    raw[first_size + byte] ^= flip  # the second batch's base offset: outside the CRC
+    victim.write_bytes(bytes(raw))
+    part = Partition.open(path, LogConfig(segment_bytes=2000), recovery_point=10**9)  # trusted
+    damaged = int(victim.stem) + 4
+    served = []
+    offset = 0
+    with caplog.at_level(logging.INFO, logger="strom.log"), pytest.raises(CorruptSegmentError) as refused:
+        while offset < part.next_offset:
+            got = [r.offset for b in iter_batches(part.read_bytes(offset, 1 << 20)) for r in b.records()]
+            served.extend(o for o in got if o >= offset)
+            offset = served[-1] + 1
+    assert served == list(range(damaged))  # in order up to the damage: nothing skipped, nothing negative
+    assert refused.value.error_code is ErrorCode.KAFKA_STORAGE_ERROR
+    (line,) = recovery_lines(caplog, logging.ERROR, "is damaged")
+    assert f"segment {victim} is damaged" in line and f"reads stop at byte {first_size}" in line

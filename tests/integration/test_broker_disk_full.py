@@ -23,6 +23,7 @@ import pytest
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.records import BatchBuilder
+from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wire import WireClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,17 +32,8 @@ NO_OPS = {"include_topic_authorized_operations": False, "include_cluster_authori
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root with CAP_SYS_ADMIN): {mounted.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "16m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def _fill(disk: Path) -> Path:

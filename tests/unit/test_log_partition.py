@@ -11,6 +11,7 @@ from strom.log.errors import (
     InvalidTimestampError,
     LogClosedError,
     OffsetOutOfRangeError,
+    PartitionOfflineError,
     RecordBatchTooLargeError,
     RecordListTooLargeError,
 )
@@ -421,15 +422,20 @@ def test_a_failed_write_leaves_the_log_as_it_was(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "writev", disk_full_midway)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(PartitionOfflineError, match="No space") as failed:  # KAFKA_STORAGE_ERROR
         part.append(batch(3, tag=2))
+    assert isinstance(failed.value.__cause__, OSError)
     monkeypatch.undo()
     assert part.size_in_bytes == size and part.next_offset == 2
     assert os.path.getsize(part.active_segment.log_path) == size
-    assert part.append(batch(1, tag=3)).base_offset == 2
-    part.close()
+    # The partition is offline for writes until it is opened again (Kafka's log-dir failure handling).
+    with pytest.raises(PartitionOfflineError):
+        part.append(batch(1, tag=3))
+    with pytest.raises(PartitionOfflineError):
+        part.close()
     again = Partition.open(tmp_path / "orders-0", LogConfig(), clock=clock)
     assert again.truncated_bytes == 0
+    assert again.append(batch(1, tag=3)).base_offset == 2
     assert [o for o, _ in all_records(again)] == [0, 1, 2]
 
 

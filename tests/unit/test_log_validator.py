@@ -3,11 +3,16 @@ walk and one CRC verification per batch, counted with hooks on the functions the
 
 from __future__ import annotations
 
+import struct
+import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import pytest
+from crc32c import crc32c
 
 import strom.log.validator as validator
 import strom.protocol.records as records
@@ -16,14 +21,17 @@ from strom.log.errors import RecordBatchTooLargeError
 from strom.log.partition import Partition
 from strom.log.producer_state import InvalidTxnStateError
 from strom.log.validator import validate_append
+from strom.protocol.error_codes import ErrorCode
 from strom.protocol.errors import (
     CrcMismatchError,
+    DecompressedTooLargeError,
     InvalidRecordError,
     TruncatedBatchError,
     UnsupportedCompressionError,
     UnsupportedMagicError,
 )
 from strom.protocol.records import BatchBuilder, Compression, TimestampType, iter_batches
+from strom.protocol.varint import write_varint
 
 NOW = 1_700_000_000_000
 
@@ -226,3 +234,117 @@ def test_a_retried_batch_on_a_log_append_time_topic_answers_with_its_original_ap
     # state checks), so the duplicate answers with the time the original was appended.
     assert (retry.duplicate, retry.base_offset, retry.log_append_time) == (True, 0, NOW)
     assert first.log_append_time == NOW
+
+
+# -- the records inside each batch, on every topic (Kafka's LogValidator) -----------------------------
+
+
+def reframed(data: bytes, block: bytes | None = None, *, count: int | None = None) -> bytes:
+    """`data`'s header around another records block and/or record count, with length and CRC made
+    consistent again: a batch that passes every header check and lies only inside."""
+    out = bytearray(data[: records.HEADER_SIZE] + (data[records.HEADER_SIZE :] if block is None else block))
+    struct.pack_into(">i", out, records.LENGTH_OFFSET, len(out) - records.LOG_OVERHEAD)
+    if count is not None:
+        struct.pack_into(">i", out, records.RECORDS_COUNT_OFFSET, count)
+        struct.pack_into(">i", out, records.LAST_OFFSET_DELTA_OFFSET, count - 1)
+    struct.pack_into(">I", out, records.CRC_OFFSET, crc32c(bytes(out[records.ATTRIBUTES_OFFSET :])))
+    return bytes(out)
+
+
+def records_block(data: bytes) -> bytes:
+    return data[records.HEADER_SIZE :]
+
+
+def one_record(offset_delta: int = 0, timestamp_delta: int = 0) -> bytes:
+    builder = BatchBuilder()
+    builder.append(b"k", b"v", NOW, offset_delta=offset_delta)
+    built = bytearray(records_block(builder.build()))
+    built[2] = write_varint(timestamp_delta)[0]  # length, attributes, then the timestamp delta
+    return bytes(built)
+
+
+LYING_BATCHES = {
+    "count-above-records": reframed(batch(3), count=4),
+    "count-below-records": reframed(batch(3), count=2),
+    "garbage-records": reframed(batch(3), b"\xff" * 40),
+    "record-length-past-block": reframed(batch(1), b"\x7e" + records_block(batch(1))[1:]),
+    "overlong-varint": reframed(batch(1), b"\x80" * 11 + b"\x00"),
+    "offset-deltas-repeat": reframed(batch(1), one_record() + one_record(), count=2),
+    "record-after-max-timestamp": reframed(batch(1), one_record(timestamp_delta=20)),
+    "lz4-garbage": reframed(batch(3, compression=Compression.LZ4), b"\x04\x22\x4d\x18" + b"\xab" * 64),
+    "zstd-garbage": reframed(batch(3, compression=Compression.ZSTD), b"\x28\xb5\x2f\xfd" + b"\xab" * 64),
+    "snappy-garbage": reframed(batch(3, compression=Compression.SNAPPY), b"\xff" * 64),
+    "gzip-count-lies": reframed(batch(3, compression=Compression.GZIP), count=5),
+}
+
+
+@pytest.mark.parametrize("payload", LYING_BATCHES.values(), ids=LYING_BATCHES.keys())
+def test_a_batch_whose_records_lie_is_refused_with_invalid_record_and_nothing_is_stored(
+    tmp_path: Path, payload: bytes
+) -> None:
+    iter_batches(payload).__next__().validate()  # header and CRC are consistent: only the records lie
+    part = Partition.open(tmp_path / "t-0", LogConfig(), clock=lambda: NOW)
+    with pytest.raises(InvalidRecordError) as refused:
+        part.append(payload, produce_version=9)
+    assert refused.value.error_code is ErrorCode.INVALID_RECORD
+    assert part.next_offset == 0
+    assert part.read_bytes(0, 1 << 20) == b""
+
+
+def test_a_batch_with_a_bad_crc_answers_corrupt_message() -> None:
+    with pytest.raises(CrcMismatchError) as refused:
+        validate_append(bad_crc(batch()), LogConfig(), NOW, produce_version=9)
+    assert refused.value.error_code is ErrorCode.CORRUPT_MESSAGE
+
+
+def test_a_compressed_batch_is_checked_once_decompressed_and_stored_as_sent(
+    tmp_path: Path, costs: Costs
+) -> None:
+    part = Partition.open(tmp_path / "t-0", LogConfig(), clock=lambda: NOW)
+    lz4 = batch(5, compression=Compression.LZ4)
+    costs.reset()
+    part.append(lz4, produce_version=9)
+    assert costs.since_reset() == (1, 0, 1)  # checking the records costs no extra walk and no CRC
+    (stored,) = iter_batches(part.read_bytes(0, 1 << 20))
+    assert stored.compression is Compression.LZ4
+
+
+def zstd_bomb(size: int) -> bytes:
+    """A zstd frame of `size` zero bytes, compressed chunk by chunk so building it stays small."""
+    compressor = cramjam.zstd.Compressor()
+    chunk = bytes(64 << 20)
+    for _ in range(size // len(chunk)):
+        compressor.compress(chunk)
+    return bytes(compressor.finish())
+
+
+def test_a_decompression_bomb_is_refused_at_the_bound_without_decompressing_it_all(tmp_path: Path) -> None:
+    frame = zstd_bomb(1152 << 20)  # 1.1 GiB of zeros in about 35 KB
+    assert len(frame) < 40_000
+    payload = reframed(batch(1, compression=Compression.ZSTD), frame)
+    part = Partition.open(tmp_path / "t-0", LogConfig(), clock=lambda: NOW)
+    tracemalloc.start()
+    started = time.thread_time()
+    try:
+        with pytest.raises(DecompressedTooLargeError) as refused:
+            part.append(payload, produce_version=9)
+        spent = time.thread_time() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.error_code is ErrorCode.MESSAGE_TOO_LARGE
+    bound = LogConfig().max_message_bytes * validator.MAX_COMPRESSION_RATIO
+    assert peak < bound + (8 << 20)  # the bounded buffer, not the gigabyte
+    assert spent < 0.1  # no event-loop stall: the output stops at the bound
+    assert part.next_offset == 0
+
+
+def test_a_compressed_batch_larger_than_max_message_bytes_uncompressed_but_within_the_ratio_is_stored(
+    tmp_path: Path,
+) -> None:
+    builder = BatchBuilder(compression=Compression.ZSTD)
+    builder.append(b"k", bytes(4 << 20), NOW)  # 4 MiB of zeros: a few hundred bytes compressed
+    part = Partition.open(tmp_path / "t-0", LogConfig(), clock=lambda: NOW)
+    assert part.append(builder.build(), produce_version=9).base_offset == 0
+    with pytest.raises(DecompressedTooLargeError):
+        validate_append(builder.build(), LogConfig(max_message_bytes=100_000), NOW, produce_version=9)

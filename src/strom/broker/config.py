@@ -188,6 +188,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("log.index.interval.bytes", T.INT, "4096", minimum=0),
         _k("log.flush.interval.messages", T.LONG, str(LONG_MAX), minimum=1),
         _k("log.flush.interval.ms", T.LONG, str(LONG_MAX), minimum=0),
+        _k("log.flush.on.ack", T.BOOLEAN, "true"),
         _k("log.message.timestamp.type", T.STRING, "CreateTime", choices=("CreateTime", "LogAppendTime")),
         _k("log.cleaner.enable", T.BOOLEAN, "true"),
         _k("log.cleaner.backoff.ms", T.LONG, "15000", minimum=0),

@@ -31,6 +31,7 @@ from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
 from strom.log.config import InvalidConfigError, LogConfig
+from strom.log.errors import LogStorageError
 from strom.log.partition import Partition
 from strom.protocol.api_keys import ApiKey
 from strom.protocol.codec import api_versions_fallback, decode_request, encode_response, response_header
@@ -149,7 +150,7 @@ class Broker:
             log.exception("group coordinator shutdown failed")
         try:
             self._close_logs()
-        except OSError as exc:
+        except (OSError, LogStorageError) as exc:
             raise StorageError(
                 f"stopped without a clean shutdown: could not finish writing to {self.data_dir} ({exc}); "
                 "acknowledged records are in the logs, and the next start recovers them from the last "

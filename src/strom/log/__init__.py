@@ -7,6 +7,7 @@ exception raised here derives from `LogError`, whose `error_code` is the Kafka e
 
 from strom.log.config import InvalidConfigError, LogConfig
 from strom.log.errors import (
+    CorruptSegmentError,
     InvalidTimestampError,
     InvalidTopicError,
     LogClosedError,
@@ -14,6 +15,7 @@ from strom.log.errors import (
     LogStorageError,
     OffsetOutOfRangeError,
     PartitionExistsError,
+    PartitionOfflineError,
     RecordBatchTooLargeError,
     RecordListTooLargeError,
 )
@@ -24,6 +26,7 @@ from strom.log.segment import LogSlice
 __all__ = [
     "AppendResult",
     "Clock",
+    "CorruptSegmentError",
     "DataDirLockedError",
     "InvalidConfigError",
     "InvalidTimestampError",
@@ -37,6 +40,7 @@ __all__ = [
     "OffsetOutOfRangeError",
     "Partition",
     "PartitionExistsError",
+    "PartitionOfflineError",
     "RecordBatchTooLargeError",
     "RecordListTooLargeError",
     "system_clock",

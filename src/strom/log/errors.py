@@ -25,6 +25,17 @@ class LogStorageError(LogError):
     error_code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
+class CorruptSegmentError(LogStorageError):
+    """A flushed segment's batch headers break the log's order: a base offset below the previous batch's
+    end or beyond the segment's (the base offset is outside the CRC, so a flipped byte there is invisible
+    to it). Reads stop before the damaged batch; run `strom check DATA_DIR` to see every fault."""
+
+
+class PartitionOfflineError(LogStorageError):
+    """A write to the partition failed (disk full, I/O error), so it takes no more writes until it is
+    opened again (KAFKA_STORAGE_ERROR); what it already holds stays readable."""
+
+
 class OffsetOutOfRangeError(LogError):
     """A read, lookup or DeleteRecords named an offset outside [log start offset, log end offset]."""
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -46,7 +47,10 @@ from strom.log.checkpoint import (
 )
 from strom.log.config import LogConfig
 from strom.log.errors import InvalidTopicError, LogClosedError, LogStorageError, PartitionExistsError
+from strom.log.group_commit import GroupCommit
 from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
+
+logger = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 LOCK_FILE = ".lock"
@@ -113,6 +117,7 @@ class LogManager:
         self._partitions: dict[TopicPartition, Partition] = {}
         self._closed = False
         self._checkpoint_lock = threading.Lock()
+        self._group_commit = GroupCommit()
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -129,6 +134,7 @@ class LogManager:
                 part.close()
             os.close(self._lock_fd)
             raise
+        self._group_commit.start()
         opened = clock()
         self._last_checkpoint_ms = opened
         self._next_retention_ms = opened + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
@@ -170,6 +176,7 @@ class LogManager:
                 log_start_offset=log_starts.get(tp, 0),
                 clean_shutdown=clean and tp in recovery_points,
                 on_log_start_change=self._note_log_start_change,
+                group_commit=self._group_commit,
             )
             return tp, part
 
@@ -219,6 +226,7 @@ class LogManager:
                 config or self.config_for(topic),
                 clock=self.clock,
                 on_log_start_change=self._note_log_start_change,
+                group_commit=self._group_commit,
             )
             fsync_dir(self.data_dir)
             self._partitions[tp] = part
@@ -299,18 +307,42 @@ class LogManager:
 
     def close(self) -> None:
         """Close every partition, write the checkpoints and the clean-shutdown marker, release the lock.
-        Stop the thread calling `maintain` first."""
+        Stop the thread calling `maintain` first. When a partition or the checkpoints cannot be written (a
+        full disk), everything is still closed and released, no marker is written, and LogStorageError
+        says what failed."""
         with self._lock:
             if self._closed:
                 return
+            failures: list[str] = []
+            self._group_commit.close()  # answers every waiting acknowledgement first
             for part in self._partitions.values():
-                part.close()
-            self.checkpoint()
-            marker = json.dumps({"version": 0, "brokerEpoch": -1}).encode()
-            write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, marker)
+                try:
+                    part.close()
+                except LogStorageError as exc:  # already logged by the partition
+                    failures.append(f"{part.dir.name}: {exc}")
+                    logger.error("partition %s did not close cleanly: %s", part.dir.name, exc)
+            try:
+                self.checkpoint()
+                if not failures:
+                    marker = json.dumps({"version": 0, "brokerEpoch": -1}).encode()
+                    write_atomically(self.data_dir / CLEAN_SHUTDOWN_FILE, marker)
+            except OSError as exc:
+                failures.append(f"checkpoints: {exc}")
+                logger.error("cannot write the checkpoints of %s at close: %s", self.data_dir, exc)
+            if failures:
+                logger.error(
+                    "%s closed without the clean-shutdown marker: the next start recovers what was not "
+                    "flushed, as after a crash",
+                    self.data_dir,
+                )
             self._closed = True
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
+            if failures:
+                # Raised only now, with every file and the directory lock released, so a caller can
+                # report it and a later open of the same directory is not refused.
+                failed = "; ".join(failures)
+                raise LogStorageError(f"closed {self.data_dir} without a clean shutdown: {failed}")
 
     def __enter__(self) -> LogManager:
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import logging
 import random
 import threading
 import time
@@ -31,7 +32,8 @@ from pathlib import Path
 
 from strom.log.checkpoint import fsync_dir, write_atomically
 from strom.log.config import LogConfig
-from strom.log.errors import LogClosedError, OffsetOutOfRangeError
+from strom.log.errors import LogClosedError, LogStorageError, OffsetOutOfRangeError, PartitionOfflineError
+from strom.log.group_commit import GroupCommit
 from strom.log.leader_epoch import FILE_NAME as LEADER_EPOCH_FILE
 from strom.log.leader_epoch import LeaderEpochCache
 from strom.log.producer_state import ProducerAppend, ProducerState
@@ -51,12 +53,13 @@ from strom.log.validator import ValidatedAppend, validate_append
 from strom.protocol.field_values import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
 from strom.protocol.records import ControlRecordType, RecordBatch, read_control_record
 
+logger = logging.getLogger(__name__)
+
 Clock = Callable[[], int]
 """Milliseconds since the epoch. Tests inject a fake one so they never sleep for time to pass."""
 
 # One thread for all partitions fsyncs segments that were just rolled, in roll order.
 _ROLL_FLUSHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strom-log-roll-flush")
-
 
 
 def system_clock() -> int:
@@ -93,7 +96,10 @@ class Partition:
     - producer state covers every batch below `next_offset`.
     Failures survived: an invalid or refused append changes nothing (bytes, offsets, producer state); a crash
     at any point is repaired by recovery on the next open (see recovery.py); deleted segments stay readable
-    through slices already handed out for `file.delete.delay.ms`.
+    through slices already handed out for `file.delete.delay.ms`; a write that fails (disk full, I/O error)
+    is cut back to the last complete batch and takes the partition offline for writes until it is opened
+    again, as Kafka's log-dir failure handling does: every later append answers KAFKA_STORAGE_ERROR
+    (`PartitionOfflineError`), reads of what was written keep working.
     """
 
     def __init__(
@@ -119,6 +125,10 @@ class Partition:
         self._on_log_start_change = on_log_start_change
         self._epochs = LeaderEpochCache(directory / LEADER_EPOCH_FILE)
         self._random = random.Random()
+        self._offline: str | None = None  # why writes stopped, after a write failed
+        self._durable = 0  # every offset below is on disk (fdatasync'd, or flushed)
+        self._dir_unsynced = False  # a segment was created since the directory was last fsynced for acks
+        self._group_commit: GroupCommit | None = None
         self.recovered_segments = 0  # how many segments the last open had to recover
         self.truncated_bytes = 0  # how many invalid tail bytes the last open cut off
 
@@ -135,12 +145,14 @@ class Partition:
         log_start_offset: int = 0,
         clean_shutdown: bool = False,
         on_log_start_change: Callable[[], None] | None = None,
+        group_commit: GroupCommit | None = None,
     ) -> Partition:
         """Open (creating if needed) the partition directory `directory` (named `<topic>-<partition>`).
 
         `recovery_point`, `log_start_offset` and `clean_shutdown` come from the data directory's checkpoints
         and marker (LogManager reads them). The defaults recover every segment, which is always safe.
-        `on_log_start_change` is called (under the lock) when the log start offset moves.
+        `on_log_start_change` is called (under the lock) when the log start offset moves. `group_commit`
+        is the flusher thread `durable()` queues on (the LogManager's); without one it fsyncs in the caller.
         """
         config = config or LogConfig()
         directory.mkdir(parents=True, exist_ok=True)
@@ -160,7 +172,8 @@ class Partition:
         part._log_start = max(log_start_offset, part._segments[0].base_offset)
         if part._log_start > part.next_offset:
             part._log_start = part._segments[0].base_offset
-        part._recovery_point = part.next_offset
+        part._recovery_point = part._durable = part.next_offset
+        part._group_commit = group_commit
         part._last_flush_ms = now
         part._epochs = LeaderEpochCache.load(directory / LEADER_EPOCH_FILE)
         part._epochs.truncate_from_end(part.next_offset)
@@ -219,6 +232,33 @@ class Partition:
         if self._closed:
             raise LogClosedError(f"partition log {self.dir} is closed")
 
+    @property
+    def offline(self) -> str | None:
+        """Why the partition stopped taking writes (a write failed), or None while it takes them."""
+        return self._offline
+
+    def _check_writable(self) -> None:
+        if self._offline is not None:
+            raise PartitionOfflineError(
+                f"partition {self.topic}-{self.partition} is offline for writes since {self._offline}; "
+                "free space or fix the disk, then restart the broker"
+            )
+
+    def _take_offline(self, exc: OSError, doing: str) -> PartitionOfflineError:
+        """Stop writes after `exc` failed `doing`; the log already holds only complete batches (a failed
+        segment write is cut back), which is what reads serve."""
+        self._offline = f"{doing} failed: {exc.strerror or exc}"
+        logger.error(
+            "partition %s-%s goes offline for writes: %s failed at log end offset %d (%s); reads continue, "
+            "appends answer KAFKA_STORAGE_ERROR until the broker restarts",
+            self.topic,
+            self.partition,
+            doing,
+            self.next_offset,
+            exc,
+        )
+        return PartitionOfflineError(f"partition {self.topic}-{self.partition}: {self._offline}")
+
     def _jitter(self) -> int:
         jitter = self.config.segment_jitter_ms
         return self._random.randrange(jitter) if jitter > 0 else 0
@@ -245,6 +285,7 @@ class Partition:
         """
         with self.lock:
             self._check_open()
+            self._check_writable()
             now = self.clock()
             valid = validate_append(
                 records,
@@ -258,11 +299,54 @@ class Partition:
             duplicate = self._stage_producers(staged, valid.batches, now)
             if duplicate is not None:
                 return duplicate
-            if self._should_roll(
-                valid.size, valid.max_timestamp, self.next_offset + valid.offset_count - 1, now
-            ):
-                self._roll(now)
-            return self._write(valid, staged, leader_epoch, now)
+            try:
+                if self._should_roll(
+                    valid.size, valid.max_timestamp, self.next_offset + valid.offset_count - 1, now
+                ):
+                    self._roll(now)
+                return self._write(valid, staged, leader_epoch, now)
+            except OSError as exc:
+                raise self._take_offline(exc, "writing to the log") from exc
+
+    def durable(self, offset: int) -> Future[None]:
+        """A future that resolves once every record below `offset` is on disk: what acks=all waits for
+        with log.flush.on.ack=true. Through the group commit thread when there is one (concurrent waiters
+        share its fsyncs), else synced here; fails with PartitionOfflineError when the fsync fails."""
+        if self._group_commit is not None and offset > self._durable:
+            return self._group_commit.request(self, offset)
+        future: Future[None] = Future()
+        try:
+            self.sync_to(offset)
+        except LogStorageError as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
+
+    def sync_to(self, offset: int) -> None:
+        """Make every record below `offset` durable: fdatasync the segments written since the last sync (and
+        the directory when a segment was created), without holding the partition lock during the fsyncs, so
+        appends go on meanwhile. Only the `.log` bytes are synced: indexes are rebuilt by recovery for
+        everything past the recovery point, which this does not move."""
+        if offset <= self._durable:
+            return
+        with self.lock:
+            if self._closed:
+                return  # closing flushed everything
+            end = self.next_offset
+            segments = self._segments[self._segment_index(self._durable) :]
+            new_segment, self._dir_unsynced = self._dir_unsynced, False
+        try:
+            if new_segment:
+                fsync_dir(self.dir)
+            for seg in segments:
+                seg.sync_data()
+        except OSError as exc:
+            with self.lock:
+                self._dir_unsynced = self._dir_unsynced or new_segment
+                raise self._take_offline(exc, "fsync for an acknowledgement") from exc
+        with self.lock:
+            self._durable = max(self._durable, end)
 
     def _stage_producers(
         self, staged: ProducerAppend, batches: list[RecordBatch], now: int
@@ -366,6 +450,7 @@ class Partition:
         base = old.next_offset
         old.add_final_time_index_entry()
         new = Segment.create(self.dir, base, self.config, now)
+        self._dir_unsynced = True
         new.jitter_ms = self._jitter()
         self._segments.append(new)
         self._bases.append(base)
@@ -626,6 +711,7 @@ class Partition:
             seg.flush()
         with self._recovery_lock:
             self._recovery_point = self.next_offset
+        self._durable = max(self._durable, self.next_offset)
         self._unflushed_messages = 0
         self._last_flush_ms = now
 
@@ -644,26 +730,41 @@ class Partition:
             self._producers.remove_expired(now, self.config.producer_id_expiration_ms)
 
     def close(self) -> None:
-        """Flush, write a producer-state snapshot at the log end offset, and release every file."""
+        """Flush, write a producer-state snapshot at the log end offset, and release every file.
+
+        On a full or failing disk the files are released all the same and PartitionOfflineError is raised
+        afterwards, so the caller knows this close was not clean (the next open recovers what was not
+        flushed, as after a crash)."""
         with self.lock:
             if self._closed:
                 return
             now = self.clock()
-            self._flush(now)
-            end = self.next_offset
-            self._producers.write_snapshot(snapshot_path(self.dir, end))
-            first = self._segments[0].base_offset
-            for offset in snapshot_offsets(self.dir):
-                # Beyond the end: stale; below the first segment: written by a roll flush after retention
-                # had already removed that segment (the snapshot at the end supersedes both).
-                if offset > end or offset < first:
-                    snapshot_path(self.dir, offset).unlink(missing_ok=True)
+            failure: OSError | None = None
+            try:
+                self._flush(now)
+                end = self.next_offset
+                self._producers.write_snapshot(snapshot_path(self.dir, end))
+                first = self._segments[0].base_offset
+                for offset in snapshot_offsets(self.dir):
+                    # Beyond the end: stale; below the first segment: written by a roll flush after
+                    # retention had already removed that segment (the snapshot at the end supersedes both).
+                    if offset > end or offset < first:
+                        snapshot_path(self.dir, offset).unlink(missing_ok=True)
+            except OSError as exc:
+                failure = exc
             for seg in self._segments:
-                seg.close()
+                try:
+                    seg.close()
+                except OSError as exc:
+                    failure = failure or exc
             for _, seg in self._pending_deletes:
                 seg.delete_files()
             self._pending_deletes = []
             self._closed = True
+            if failure is not None:
+                raise self._take_offline(failure, "flushing at close") from failure
+            if self._offline is not None:
+                raise PartitionOfflineError(f"partition {self.topic}-{self.partition}: {self._offline}")
 
     def delete(self) -> None:
         """Close without flushing and remove every file of the partition (the directory stays)."""

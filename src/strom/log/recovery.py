@@ -12,11 +12,21 @@ Steps, in order:
    deleted. Recovered segments are fsynced, so the recovery point becomes the log end offset.
 4. Rebuild producer state from the newest readable `.snapshot` at or below the first recovered offset,
    replaying the batches after it (and refilling the `.txnindex` of recovered segments).
+
+Every decision that changes or distrusts a file is logged through `logger`: a truncation (WARNING for a
+torn tail of the last segment, ERROR when the cut is inside the log or deletes later segments, with the
+byte position, offsets and sizes lost), each later segment deleted with it, a flushed segment found damaged,
+an index rebuilt, a swap finished, temporaries and orphan indexes removed, and a snapshot that does not
+read. As Kafka's LogLoader, recovery truncates at the first invalid batch of the unflushed segments and
+deletes every segment after it: a batch there may depend on one lost (producer sequences, transactions),
+and offsets must stay contiguous. What that costs is in the ERROR line; `strom check` reports the same
+damage offline without changing anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from pathlib import Path
 
@@ -33,6 +43,7 @@ from strom.log.segment import (
     TIME_INDEX_SUFFIX,
     TXN_INDEX_SUFFIX,
     Segment,
+    SegmentRecovery,
     file_name,
     parse_file_name,
 )
@@ -40,6 +51,8 @@ from strom.log.txn_index import AbortedTxn
 from strom.protocol.errors import CorruptRecordError
 
 INDEX_KINDS = (INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -101,22 +114,38 @@ def load_log(
             try:
                 segments.append(Segment.open(directory, base, config, now_ms, trust_indexes=True))
                 continue
-            except CorruptRecordError:
-                recovering = True  # a "flushed" segment is damaged: validate it and everything after it
+            except CorruptRecordError as exc:
+                # A "flushed" segment is damaged: validate it and everything after it.
+                logger.error(
+                    "%s: flushed segment %s is damaged (%s); recovering it and every later segment",
+                    directory,
+                    file_name(base, LOG_SUFFIX),
+                    exc,
+                )
+                recovering = True
         seg = Segment.open(directory, base, config, now_ms, trust_indexes=False)
         expected = segments[-1].next_offset if segments else base
-        cut = seg.recover(expected)
+        result = seg.recover(expected)
         seg.flush()
         segments.append(seg)
         recovered += 1
         if first_recovered_offset is None:
             first_recovered_offset = base
-        if cut:
-            truncated += cut
+        if result.truncated_bytes or result.reason is not None:
+            truncated += result.truncated_bytes
+            _log_truncation(directory, seg, result, bases[i + 1 :])
             for later in bases[i + 1 :]:
                 for kind in FILE_KINDS:
                     (directory / file_name(later, kind)).unlink(missing_ok=True)
             break
+    if recovered:
+        logger.info(
+            "%s: recovered %d segment(s) from offset %d; the log ends at offset %d",
+            directory,
+            recovered,
+            first_recovered_offset,
+            segments[-1].next_offset,
+        )
     if not segments:
         segments.append(Segment.create(directory, max(log_start_offset, 0), config, now_ms))
     fsync_dir(directory)
@@ -128,12 +157,42 @@ def load_log(
     return LoadedLog(segments, state, recovered, truncated)
 
 
+def _log_truncation(directory: Path, seg: Segment, result: SegmentRecovery, later: list[int]) -> None:
+    """Say what a truncation cost: the segment, byte position and offset of the cut, why, the bytes cut,
+    and every later segment deleted with it (its offsets and size). A cut at the tail of the last segment
+    is what a torn write leaves (WARNING); anything else loses bytes that were once complete (ERROR)."""
+    later_bytes = sum(_size(directory / file_name(base, LOG_SUFFIX)) for base in later)
+    logger.log(
+        logging.WARNING if result.torn_tail and not later else logging.ERROR,
+        "%s: truncating segment %s at byte %d (offset %d, after %d valid batches): %s; "
+        "%d bytes cut from it, and %d later segment(s) deleted with it (%d bytes%s)",
+        directory,
+        seg.log_path.name,
+        result.valid_bytes,
+        result.next_offset,
+        result.batches,
+        result.reason,
+        result.truncated_bytes,
+        len(later),
+        later_bytes,
+        f", base offsets {', '.join(map(str, later))}" if later else "",
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _remove_temporaries_and_finish_swaps(directory: Path, config: LogConfig, now_ms: int) -> set[int]:
     """Step 1 and 2; returns the base offsets of segments that came from a `.swap`."""
     swaps: list[int] = []
     for entry in list(os.scandir(directory)):
         name = entry.name
         if name.endswith(".tmp"):
+            logger.info("%s: removing the unfinished temporary file %s", directory, name)
             Path(entry.path).unlink(missing_ok=True)
             continue
         parsed = parse_file_name(name)
@@ -141,6 +200,7 @@ def _remove_temporaries_and_finish_swaps(directory: Path, config: LogConfig, now
             continue
         base, kind, suffix = parsed
         if suffix in (CLEANED_SUFFIX, DELETED_SUFFIX):
+            logger.info("%s: removing %s, left by an unfinished clean or delete", directory, name)
             Path(entry.path).unlink(missing_ok=True)
         elif suffix == SWAP_SUFFIX and kind == LOG_SUFFIX:
             swaps.append(base)
@@ -151,14 +211,30 @@ def _remove_temporaries_and_finish_swaps(directory: Path, config: LogConfig, now
     }
     for base in sorted(swaps):
         swap = Segment.open(directory, base, config, now_ms, trust_indexes=False, suffix=SWAP_SUFFIX)
-        swap.recover(base)
+        result = swap.recover(base)
         upper = swap.next_offset
         swap.close()
-        for old in sorted(live):
-            if base <= old < max(upper, base + 1):
-                for kind in FILE_KINDS:
-                    (directory / file_name(old, kind)).unlink(missing_ok=True)
-                live.discard(old)
+        replaced = [old for old in sorted(live) if base <= old < max(upper, base + 1)]
+        if result.reason is not None:
+            logger.error(
+                "%s: the cleaner's swap file %s is damaged (%s); %d bytes cut from it",
+                directory,
+                file_name(base, LOG_SUFFIX, SWAP_SUFFIX),
+                result.reason,
+                result.truncated_bytes,
+            )
+        logger.info(
+            "%s: finishing an interrupted swap: %s replaces segment(s) %s (offsets %d to %d)",
+            directory,
+            file_name(base, LOG_SUFFIX, SWAP_SUFFIX),
+            ", ".join(map(str, replaced)) or "none",
+            base,
+            upper - 1,
+        )
+        for old in replaced:
+            for kind in FILE_KINDS:
+                (directory / file_name(old, kind)).unlink(missing_ok=True)
+            live.discard(old)
         for kind in FILE_KINDS:
             src = directory / file_name(base, kind, SWAP_SUFFIX)
             if src.exists():
@@ -173,6 +249,7 @@ def _remove_orphan_indexes(directory: Path, bases: set[int]) -> None:
     for entry in list(os.scandir(directory)):
         parsed = parse_file_name(entry.name)
         if parsed is not None and not parsed[2] and parsed[1] in INDEX_KINDS and parsed[0] not in bases:
+            logger.info("%s: removing %s, an index without its segment", directory, entry.name)
             Path(entry.path).unlink(missing_ok=True)
 
 
@@ -183,6 +260,9 @@ def _load_producer_state(
     offsets = snapshot_offsets(directory)
     for offset in offsets:
         if offset > end:
+            logger.warning(
+                "%s: removing producer snapshot %d, beyond the log end offset %d", directory, offset, end
+            )
             snapshot_path(directory, offset).unlink()
     state: ProducerState | None = None
     start = segments[0].base_offset
@@ -191,7 +271,13 @@ def _load_producer_state(
             state = ProducerState.read_snapshot(snapshot_path(directory, offset))
             start = offset
             break
-        except (CorruptSnapshotError, OSError):
+        except (CorruptSnapshotError, OSError) as exc:
+            logger.error(
+                "%s: producer snapshot %d does not read (%s); removing it and replaying from an older one",
+                directory,
+                offset,
+                exc,
+            )
             snapshot_path(directory, offset).unlink(missing_ok=True)
     if state is None:
         state = ProducerState()

@@ -12,6 +12,7 @@ byte ranges of the file (`LogSlice`) that can be sent as-is.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import struct
 import threading
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from strom.log.config import LogConfig
-from strom.log.errors import LogClosedError
+from strom.log.errors import CorruptSegmentError, LogClosedError
 from strom.log.index import (
     OFFSET_ENTRY,
     OFFSET_ENTRY_SIZE,
@@ -49,6 +50,8 @@ CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 DELETED_SUFFIX = ".deleted"
 FILE_KINDS = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)
+
+logger = logging.getLogger(__name__)
 
 NO_TIMESTAMP = -1
 INT32_MAX = 2**31 - 1
@@ -92,6 +95,19 @@ class BatchInfo(NamedTuple):
     size: int
     last_offset: int
     max_timestamp: int
+
+
+class SegmentRecovery(NamedTuple):
+    """What `Segment.recover` found: the valid bytes kept, the bytes cut off after them, the next offset of
+    the kept batches and how many there are, and why the walk stopped early (None when every byte was
+    valid): the reasons recovery logs, so that no truncation is silent."""
+
+    valid_bytes: int
+    truncated_bytes: int
+    next_offset: int
+    batches: int
+    reason: str | None
+    torn_tail: bool  # the file ends inside its last batch: what a write cut short by a crash leaves
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -153,7 +169,10 @@ class Segment:
       trusted. A trusted segment loads them lazily, on first use.
     Failures survived: an append that fails half-way (disk full) is cut off again (ftruncate) so the file
     never holds a partial batch; a closed segment refuses reads (`LogClosedError`) and ignores `flush`; a
-    file that shrank behind the log's back raises `TruncatedBatchError` instead of being misread.
+    file that shrank behind the log's back raises `TruncatedBatchError` instead of being misread; a batch
+    header damaged outside the CRC (its base offset) in a trusted segment is found before it is served:
+    the headers of a trusted segment are checked in order, once, as reads first reach them (`_verified`),
+    and a read stops before a batch whose offsets break the order (`CorruptSegmentError`, logged once).
     """
 
     def __init__(
@@ -186,6 +205,11 @@ class Segment:
         self._indexed_max_timestamp = NO_TIMESTAMP  # last time-index timestamp on disk while not loaded
         self.txn_index = TransactionIndex(self.path(TXN_INDEX_SUFFIX))
         self._fd = -1
+        # Batch headers checked in order from byte 0 (appends and recovery check what they write; a trusted
+        # segment's are checked as reads reach them), and the lowest base offset the next one may have.
+        self._verified = 0
+        self._verified_next = base_offset
+        self._damaged_at: int | None = None  # position of a header that broke the order, once found
 
     # ----- construction -----
 
@@ -228,8 +252,8 @@ class Segment:
             try:
                 try:
                     seg._load_indexes(config)
-                except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
-                    seg.rebuild_indexes()  # raises CorruptRecordError if the log itself is damaged
+                except (CorruptIndexError, CorruptRecordError, FileNotFoundError) as exc:
+                    seg.rebuild_indexes(f"its indexes do not load: {exc}")  # raises if the log is damaged
             except BaseException:
                 seg._release_fd()
                 raise
@@ -294,8 +318,8 @@ class Segment:
                 self._config.segment_index_bytes,
                 self.next_offset - 1,
             )
-        except (CorruptIndexError, CorruptRecordError, FileNotFoundError):
-            self.rebuild_indexes()
+        except (CorruptIndexError, CorruptRecordError, FileNotFoundError) as exc:
+            self.rebuild_indexes(f"its indexes do not load: {exc}")
             assert self._oi is not None and self._ti is not None
             return self._oi, self._ti
         self._oi, self._ti = oi, ti
@@ -372,11 +396,30 @@ class Segment:
         start = self.size
         try:
             _write_all(self._fd, buffers)
-        except OSError:
-            os.ftruncate(self._fd, start)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError as cut:
+                logger.error(
+                    "segment %s: an append failed (%s) and cannot be cut back to byte %d (%s); reads stop "
+                    "there, and recovery cuts the partial batch at the next start",
+                    self.log_path,
+                    exc,
+                    start,
+                    cut,
+                )
+            else:
+                logger.warning(
+                    "segment %s: an append failed (%s); cut back to byte %d, the end of its last batch",
+                    self.log_path,
+                    exc,
+                    start,
+                )
             raise
         self._unflushed = True
         self._index_batches(start, batches)
+        if self._verified == start:
+            self._verified, self._verified_next = self.size, self.next_offset
 
     def append_batches(self, data: bytes | bytearray | memoryview) -> None:
         """Append already-offset batches verbatim (the cleaner's output path); validates nothing."""
@@ -434,7 +477,7 @@ class Segment:
         found = self._find(offset)
         if found is None or found[2]:
             return None if found is None else (found[0], found[1])
-        self.rebuild_indexes()
+        self.rebuild_indexes(f"the offset index entry used to find offset {offset} does not match the log")
         again = self._find(offset)
         if again is None or again[2]:
             return None if again is None else (again[0], again[1])
@@ -484,7 +527,7 @@ class Segment:
                 _, _, last, max_ts = self._header_at(found[0])
                 if last == offset and max_ts == ts:
                     return offset + 1
-            self.rebuild_indexes()
+            self.rebuild_indexes(f"its time index entry ({ts}, {offset}) disagrees with the log")
         raise CorruptIndexError(f"{self.time_index.path}: rebuilt index still disagrees with the log")
 
     def slice(self, offset: int, max_bytes: int, max_offset: int | None, min_one: bool) -> LogSlice | None:
@@ -506,7 +549,53 @@ class Segment:
         if min_one and size < end - position:
             first = self._header_at(position)[1]
             size = max(size, min(first, end - position))
-        return LogSlice(self, position, size, base)
+        checked = self._verify_headers(position + size)
+        if checked <= position:
+            raise CorruptSegmentError(
+                f"{self.log_path}: the batch header at byte {checked} breaks the offset order; reads of "
+                f"offset {offset} stop there (run `strom check` on the data directory)"
+            )
+        return LogSlice(self, position, min(size, checked - position), base)
+
+    def _verify_headers(self, end: int) -> int:
+        """Check the batch headers from the verified prefix up to `end` (each base offset at least the
+        previous batch's next offset, each last offset at least its base and below the segment's next
+        offset); return how far the log is now known good, which stops before a damaged header.
+
+        A compacted segment may leave a gap between batches, so a base offset above the previous batch's
+        end is allowed; but when the batch after such a gap overlaps it, either may be the damaged one,
+        so the read stops before the first of the two. The check therefore never ends just after a gap:
+        the next header is read too.
+        """
+        if self._damaged_at is not None:
+            return self._damaged_at
+        position, floor = self._verified, self._verified_next
+        limit = self.size
+        gap_at: int | None = None  # the last batch checked, if it started above the previous one's end
+        while position < limit and (position < end or gap_at is not None):
+            base, size, last, _ = self._header_at(position)
+            if base < floor or last < base or last >= self.next_offset or size <= LOG_OVERHEAD:
+                damaged = gap_at if gap_at is not None and base < floor else position
+                self._damaged_at = damaged
+                logger.error(
+                    "segment %s is damaged: the batch at byte %d claims offsets %d to %d, but the previous "
+                    "batch ends before offset %d and the segment before offset %d; reads stop at byte %d "
+                    "(run `strom check` on the data directory)",
+                    self.log_path,
+                    position,
+                    base,
+                    last,
+                    floor,
+                    self.next_offset,
+                    damaged,
+                )
+                return damaged
+            gap_at = position if base > floor else None
+            floor = last + 1
+            position += size
+        if position > self._verified:
+            self._verified, self._verified_next = position, floor
+        return max(position, self._verified)
 
     def batches(self, start_position: int = 0) -> Iterator[tuple[int, RecordBatch]]:
         """(position, batch view) of every batch from `start_position`, read in 1 MiB chunks.
@@ -549,14 +638,16 @@ class Segment:
 
     # ----- recovery -----
 
-    def recover(self, expected_first_offset: int) -> int:
+    def recover(self, expected_first_offset: int) -> SegmentRecovery:
         """Validate every batch (CRC, header, offsets increasing from `expected_first_offset`), rebuild the
-        indexes, and truncate the file at the first invalid batch. Returns the number of bytes cut off."""
+        indexes, and truncate the file at the first invalid batch; the result says what was cut and why."""
         self.offset_index.clear()
         self.time_index.clear()
         self.txn_index.clear()
         size_before = self.size
-        valid = 0
+        valid = batches = 0
+        reason: str | None = None
+        torn_tail = False
         self.size = 0
         self.next_offset = self.base_offset
         self.max_timestamp = NO_TIMESTAMP
@@ -567,26 +658,43 @@ class Segment:
         try:
             for position, batch in self._walk(0, size_before):
                 batch.validate()
-                if batch.base_offset < expected or batch.last_offset - self.base_offset > INT32_MAX:
+                if batch.base_offset < expected:
+                    reason = (
+                        f"the batch at byte {position} has base offset {batch.base_offset}, "
+                        f"below the next expected offset {expected}"
+                    )
+                    break
+                if batch.last_offset - self.base_offset > INT32_MAX:
+                    reason = (
+                        f"the batch at byte {position} ends at offset {batch.last_offset}, out of the "
+                        f"segment's 32-bit range from {self.base_offset}"
+                    )
                     break
                 self._index_batches(
                     position, [BatchInfo(batch.size_in_bytes, batch.last_offset, batch.max_timestamp)]
                 )
                 expected = batch.next_offset
                 valid = position + batch.size_in_bytes
-        except CorruptRecordError:
-            pass
+                batches += 1
+        except TruncatedBatchError as exc:
+            reason = f"the file ends inside the batch at byte {valid}: {exc}"
+            torn_tail = True
+        except CorruptRecordError as exc:
+            reason = f"the batch at byte {valid} is invalid: {exc}"
         truncated = size_before - valid
         if truncated:
             os.ftruncate(self._fd, valid)
             self._unflushed = True
         self.size = valid
-        return truncated
+        self._verified, self._verified_next = valid, self.next_offset
+        return SegmentRecovery(valid, truncated, self.next_offset, batches, reason, torn_tail)
 
-    def rebuild_indexes(self) -> None:
+    def rebuild_indexes(self, reason: str) -> None:
         """Recompute the offset, time and transaction indexes from the batch headers (the log itself is
-        trusted, e.g. flushed). The new indexes are built aside and swapped in at the end, so a concurrent
-        reader of `size`, `next_offset` or `batches()` (the cleaner) never sees a half-built state."""
+        trusted, e.g. flushed), logging `reason`. The new indexes are built aside and swapped in at the
+        end, so a concurrent reader of `size`, `next_offset` or `batches()` (the cleaner) never sees a
+        half-built state."""
+        logger.warning("rebuilding the indexes of segment %s: %s", self.log_path, reason)
         shadow = Segment(self.dir, self.base_offset, self._config, self.created_ms, self.suffix)
         for position, batch in self._walk(0, self.size):
             shadow._index_batches(
@@ -636,16 +744,26 @@ class Segment:
                 self._unflushed = False
             self._persist_indexes()
 
+    def sync_data(self) -> None:
+        """fdatasync the `.log` file (its bytes and size, not the indexes); a no-op on a closed segment.
+        Appends do not take the segment lock, so they go on during the sync."""
+        with self._lock:
+            if not self._closed:
+                os.fdatasync(self._fd)
+
     def close(self) -> None:
-        """Write and fsync the indexes (with the final time-index entry), then release the descriptor."""
+        """Write and fsync the indexes (with the final time-index entry), then release the descriptor,
+        which is released even when a write fails (a full disk): the error is raised after."""
         with self._lock:
             if self._closed:
                 return
-            self.add_final_time_index_entry()
-            if self._unflushed:
-                os.fsync(self._fd)
-            self._persist_indexes()
-            self._close_fd()
+            try:
+                self.add_final_time_index_entry()
+                if self._unflushed:
+                    os.fsync(self._fd)
+                self._persist_indexes()
+            finally:
+                self._close_fd()
 
     def _persist_indexes(self) -> None:
         """Write and fsync what changed; indexes never loaded have not changed."""

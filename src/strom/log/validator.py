@@ -9,6 +9,11 @@ LogValidator, with the request-level rules of ProduceRequest.validateRecords in 
    transaction, and its open first offset would hold the last stable offset back for good;
 2. each batch as received: magic, length, truncation, CRC-32C, codec id, record count and offset deltas
    (the `CorruptRecordError` subclasses of strom.protocol);
+2b. for client records, the records inside each batch, on every topic as Kafka's LogValidator: the block
+   is decompressed into a buffer bounded by `max.message.bytes` x MAX_COMPRESSION_RATIO (MESSAGE_TOO_LARGE
+   past it, so a decompression bomb stops at the bound); then every record's length, varints,
+   key/value/header lengths and offset delta, and the record count (INVALID_RECORD); and under CreateTime
+   no record timestamp above the header's maxTimestamp (INVALID_RECORD: the time index trusts that field);
 3. the topic's `compression.type`, for client records: a batch written with another codec is rebuilt with
    the topic's, its records decoded and checked on the way (INVALID_RECORD); base offset, producer
    id/epoch/sequence, flags and timestamps are kept, so idempotence works as for a batch stored as sent;
@@ -20,8 +25,9 @@ LogValidator, with the request-level rules of ProduceRequest.validateRecords in 
 Producer state (sequences, epochs, transactions) comes after, in the partition, against its own state.
 
 Cost, the reason for one module: the batch headers are walked once and each incoming batch's CRC is
-computed once (`walk_batches`); records are decoded only where a rule needs them (recompression, keys on a
-compacted topic, the before.max.ms bound), and a rebuilt or stamped batch gets its new CRC computed once.
+computed once (`walk_batches`); a client's records are decompressed once and scanned once (`check_records`,
+no allocation per record), and that one pass also answers the key rule and the timestamp bounds; a rebuilt
+or stamped batch gets its new CRC computed once.
 Offsets are assigned when the validated append is written, by patching a copy of each 61-byte header
 outside the CRC; the payload itself is never copied unless it is rebuilt or stamped.
 """
@@ -40,8 +46,12 @@ from strom.protocol.records import (
     HEADER_SIZE,
     BatchWalk,
     RecordBatch,
+    RecordsCheck,
     RecordSpan,
+    TimestampType,
+    check_records,
     rebuild_batch,
+    scan_spans,
     set_base_offset,
     set_log_append_time,
     set_partition_leader_epoch,
@@ -51,6 +61,10 @@ from strom.protocol.records import (
 Buffer = bytes | bytearray | memoryview
 
 FIRST_ZSTD_PRODUCE_VERSION = 7
+# A compressed batch within max.message.bytes may hold more than that uncompressed (Kafka stores it); this
+# bounds how much more. Real record data compresses 3-15x with any of Kafka's codecs, so 32x leaves room
+# for very repetitive data while a decompression bomb (1 GiB from 35 KB of zstd) stops at 32 MiB by default.
+MAX_COMPRESSION_RATIO = 32
 _LONG_MAX = 2**63 - 1
 _LONG_MIN = -(2**63)
 
@@ -112,10 +126,15 @@ def validate_append(
     append_time = now if config.log_append_time else NO_TIMESTAMP
     # The record spans of each batch rebuilt with the topic's codec (None for a batch stored as received).
     rebuilt: list[list[RecordSpan] | None] | None = None
+    # What checking a client's records found, per batch (None for the broker's own appends).
+    checks: list[RecordsCheck] | None = None
     if produce_version is not None:
+        limit = config.max_message_bytes * MAX_COMPRESSION_RATIO
+        contents = [_checked_records(batch, limit) for batch in batches]
+        checks = [check for _, check in contents]
         codec = config.target_compression
         if codec is not None:
-            batches, rebuilt = _recompress(batches, codec, append_time)
+            batches, rebuilt = _recompress(batches, contents, codec, append_time)
 
     max_message_bytes = config.max_message_bytes
     size = offset_count = 0
@@ -132,9 +151,9 @@ def validate_append(
     if size > config.segment_bytes:
         raise RecordListTooLargeError(f"append of {size} bytes exceeds segment.bytes={config.segment_bytes}")
     if config.compact:
-        _require_keys(batches, rebuilt, topic, partition)
+        _require_keys(batches, rebuilt, checks, topic, partition)
     if append_time == NO_TIMESTAMP:
-        _check_timestamps(batches, now, config)
+        _check_timestamps(batches, checks, now, config)
     else:
         # A rebuilt batch was stamped as it was built; any other gets a stamped private copy.
         batches = [
@@ -162,21 +181,43 @@ def _check_request(walk: BatchWalk, api_version: int, length: int) -> None:
         raise InvalidTxnStateError("transactional produce is not supported yet")
 
 
+def _checked_records(batch: RecordBatch, limit: int) -> tuple[bytes | memoryview, RecordsCheck]:
+    """The records block of a client's batch (decompressed into at most `limit` bytes) and what checking
+    its records found. An uncompressed block is checked where it lies, without a copy."""
+    if batch.compression is Compression.NONE:
+        data: bytes | memoryview = batch.buffer[HEADER_SIZE:]
+    else:
+        data = batch.records_data(limit)
+    check = check_records(data, batch.record_count)
+    if not batch.is_control and batch.timestamp_type is TimestampType.CREATE_TIME:
+        newest = batch.base_timestamp + check.max_timestamp_delta
+        if batch.record_count and newest > batch.max_timestamp:
+            raise InvalidRecordError(
+                f"record batch declares maxTimestamp {batch.max_timestamp} but holds a record stamped "
+                f"{newest}; the time index and retention rely on that field"
+            )
+    return data, check
+
+
 def _recompress(
-    batches: list[RecordBatch], codec: Compression, append_time: int
+    batches: list[RecordBatch],
+    contents: list[tuple[bytes | memoryview, RecordsCheck]],
+    codec: Compression,
+    append_time: int,
 ) -> tuple[list[RecordBatch], list[list[RecordSpan] | None]]:
     """`batches` with each one written with another codec rebuilt with `codec` (and stamped with
-    `append_time` unless it is NO_TIMESTAMP), and the record spans of each rebuilt batch (None for a batch
-    kept as it is), which the key rule reads instead of decoding the batch again."""
+    `append_time` unless it is NO_TIMESTAMP) from its already checked records block (`contents`), and the
+    record spans of each rebuilt batch (None for a batch kept as it is)."""
     stamp = None if append_time == NO_TIMESTAMP else append_time
     out = []
     spans: list[list[RecordSpan] | None] = []
-    for batch in batches:
+    for batch, (block, _) in zip(batches, contents, strict=True):
         if batch.compression is codec:
             out.append(batch)
             spans.append(None)
             continue
-        data, batch_spans = batch.record_spans()  # decompressed with the producer's codec; records checked
+        data = bytes(block)
+        batch_spans = scan_spans(data, batch.record_count)
         out.append(
             RecordBatch(rebuild_batch(batch, data, batch_spans, compression=codec, log_append_time=stamp))
         )
@@ -192,29 +233,37 @@ def _stamped(batch: RecordBatch, append_time: int) -> RecordBatch:
 
 
 def _require_keys(
-    batches: list[RecordBatch], rebuilt: list[list[RecordSpan] | None] | None, topic: str, partition: int
+    batches: list[RecordBatch],
+    rebuilt: list[list[RecordSpan] | None] | None,
+    checks: list[RecordsCheck] | None,
+    topic: str,
+    partition: int,
 ) -> None:
     """Kafka refuses keyless records on compacted topics (INVALID_RECORD); control batches are exempt.
-    The records of a batch rebuilt with the topic's codec were already located (`rebuilt`)."""
+    A client's records were already scanned (`checks`); the broker's own batches are decoded here."""
     for index, batch in enumerate(batches):
         if batch.is_control:
             continue
-        batch_spans = rebuilt[index] if rebuilt is not None else None
-        if batch_spans is None:
+        if checks is not None:
+            keyless = checks[index].first_keyless
+        else:
             _, batch_spans = batch.record_spans()
-        for span in batch_spans:
-            if span.key is None:
-                raise InvalidRecordError(
-                    f"compacted topic {topic} (partition {partition}) requires a key on every record; "
-                    f"the record at offset delta {span.offset_delta} has none"
-                )
+            keyless = next((span.offset_delta for span in batch_spans if span.key is None), -1)
+        if keyless >= 0:
+            raise InvalidRecordError(
+                f"compacted topic {topic} (partition {partition}) requires a key on every record; "
+                f"the record at offset delta {keyless} has none"
+            )
 
 
-def _check_timestamps(batches: list[RecordBatch], now: int, config: LogConfig) -> None:
-    """Kafka's CreateTime bounds. The batch max timestamp bounds every record from above (header only); the
-    lower bound needs each record's timestamp, so records are decoded only when that bound is configured."""
+def _check_timestamps(
+    batches: list[RecordBatch], checks: list[RecordsCheck] | None, now: int, config: LogConfig
+) -> None:
+    """Kafka's CreateTime bounds. The batch max timestamp bounds every record from above (header only; a
+    client's records were checked against it); the lower bound needs the oldest record's timestamp, which
+    checking a client's records found, and which the broker's own batches are decoded for."""
     after, before = config.message_timestamp_after_max_ms, config.message_timestamp_before_max_ms
-    for batch in batches:
+    for index, batch in enumerate(batches):
         if batch.is_control:
             continue
         if batch.max_timestamp - now > after:
@@ -223,7 +272,10 @@ def _check_timestamps(batches: list[RecordBatch], now: int, config: LogConfig) -
                 f"broker clock; message.timestamp.after.max.ms={after}"
             )
         if before < _LONG_MAX:
-            oldest = min(r.timestamp for r in batch.records())
+            if checks is not None:
+                oldest = batch.base_timestamp + checks[index].min_timestamp_delta
+            else:
+                oldest = min(r.timestamp for r in batch.records())
             if now - oldest > before:
                 raise InvalidTimestampError(
                     f"record timestamp {oldest} is {now - oldest} ms behind the broker clock; "

@@ -12,16 +12,22 @@ of the batch attributes. Framing matters for interoperability:
 - zstd: a zstd frame.
 
 All work is delegated to `cramjam`; decoding failures become `InvalidRecordError` naming the codec.
+
+Decompressing what a client sent takes a bound (`limit`): cramjam's `decompress_into` writes into a buffer of
+that size and stops with an error the moment it is full, so a 35 KB zstd block that would expand to 1 GiB
+costs one `limit`-sized buffer and a few microseconds, not the gigabyte (`DecompressedTooLargeError`). Raw
+snappy declares its length up front and is checked before anything is decompressed.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+from types import ModuleType
 
 import cramjam
 
-from strom.protocol.errors import InvalidRecordError, UnsupportedCompressionError
+from strom.protocol.errors import DecompressedTooLargeError, InvalidRecordError, UnsupportedCompressionError
 
 
 class Compression(enum.IntEnum):
@@ -80,27 +86,83 @@ def compress(codec: Compression, data: bytes | bytearray | memoryview) -> bytes:
     raise UnsupportedCompressionError(f"cannot compress with codec {int(codec)}")
 
 
-def decompress(codec: Compression, data: bytes | bytearray | memoryview) -> bytes:
-    """Decompress one batch's records block; raises InvalidRecordError when the data is not valid."""
+def decompress(codec: Compression, data: bytes | bytearray | memoryview, limit: int | None = None) -> bytes:
+    """Decompress one batch's records block; raises InvalidRecordError when the data is not valid, and
+    DecompressedTooLargeError when `limit` is given and the output would exceed it (checked while
+    decompressing: the output never grows past `limit` bytes)."""
     try:
         if codec is Compression.NONE:
-            return bytes(data)
-        if codec is Compression.GZIP:
-            return bytes(cramjam.gzip.decompress(data))
-        if codec is Compression.SNAPPY:
+            out = bytes(data)
+        elif codec is Compression.SNAPPY:
             view = memoryview(data)
             if view[: len(_XERIAL_MAGIC)] == _XERIAL_MAGIC:
-                return _xerial_decode(view)
-            return bytes(cramjam.snappy.decompress_raw(data))
-        if codec is Compression.LZ4:
-            return bytes(cramjam.lz4.decompress(data))
-        if codec is Compression.ZSTD:
-            return bytes(cramjam.zstd.decompress(data))
+                out = _xerial_decode(view, limit)
+            else:
+                out = _snappy_raw(view, limit, len(data))
+        elif codec in _BOUNDED:
+            module = _BOUNDED[codec]
+            if limit is None:
+                return bytes(module.decompress(data))
+            return _bounded(module, codec, data, limit)
+        else:
+            raise UnsupportedCompressionError(f"cannot decompress codec {int(codec)}")
     except cramjam.DecompressionError as exc:
         raise InvalidRecordError(
             f"{codec.name.lower()} records block of {len(data)} bytes does not decompress: {exc}"
         ) from None
-    raise UnsupportedCompressionError(f"cannot decompress codec {int(codec)}")
+    if limit is not None and len(out) > limit:
+        raise _too_large(codec, len(data), limit)
+    return out
+
+
+# The codecs whose cramjam `decompress_into` stops at the end of the output buffer, and the message it
+# stops with (cramjam raises the same DecompressionError class for a full buffer and for bad data).
+_BOUNDED = {Compression.GZIP: cramjam.gzip, Compression.LZ4: cramjam.lz4, Compression.ZSTD: cramjam.zstd}
+_BUFFER_FULL = "failed to write whole buffer"
+
+
+def _bounded(
+    module: ModuleType, codec: Compression, data: bytes | bytearray | memoryview, limit: int
+) -> bytes:
+    """Decompress into a buffer that starts at a guess from the input size and doubles up to `limit`.
+
+    Sizing the buffer at `limit` at once would zero-fill megabytes for every batch; a buffer that fills
+    is retried twice as large, so a block costs at most about twice its output, and a bomb at most about
+    twice `limit` before it is refused.
+    """
+    size = min(limit, max(_FIRST_GUESS, _GUESS_RATIO * len(data)))
+    while True:
+        buffer = bytearray(size)
+        try:
+            written = module.decompress_into(data, buffer)
+        except cramjam.DecompressionError as exc:
+            if _BUFFER_FULL not in str(exc):
+                raise
+            if size >= limit:
+                raise _too_large(codec, len(data), limit) from None
+            del buffer  # released before the next one is allocated: the peak stays one buffer
+            size = min(limit, size * 2)
+            continue
+        del buffer[written:]
+        return bytes(buffer)
+
+
+_FIRST_GUESS = 64 * 1024
+_GUESS_RATIO = 8
+
+
+def _too_large(codec: Compression, size: int, limit: int) -> DecompressedTooLargeError:
+    return DecompressedTooLargeError(
+        f"{codec.name.lower()} records block of {size} bytes decompresses to more than {limit} bytes, "
+        "the bound its reader set for a batch's records"
+    )
+
+
+def _snappy_raw(view: memoryview, limit: int | None, size: int) -> bytes:
+    """A raw snappy block, its declared length checked against `limit` before decompressing."""
+    if limit is not None and cramjam.snappy.decompress_raw_len(view) > limit:
+        raise _too_large(Compression.SNAPPY, size, limit)
+    return bytes(cramjam.snappy.decompress_raw(view))
 
 
 def _xerial_encode(data: memoryview) -> bytes:
@@ -112,8 +174,9 @@ def _xerial_encode(data: memoryview) -> bytes:
     return b"".join(parts)
 
 
-def _xerial_decode(data: memoryview) -> bytes:
+def _xerial_decode(data: memoryview, limit: int | None) -> bytes:
     pos = len(_XERIAL_HEADER)
+    left = limit
     if len(data) < pos:
         raise InvalidRecordError(f"xerial snappy header truncated: {len(data)} of {pos} bytes")
     out = []
@@ -126,6 +189,9 @@ def _xerial_decode(data: memoryview) -> bytes:
             raise InvalidRecordError(
                 f"xerial snappy block of {size} bytes at byte {pos} overruns the {len(data)}-byte block"
             )
-        out.append(bytes(cramjam.snappy.decompress_raw(data[pos : pos + size])))
+        block = data[pos : pos + size]
+        out.append(_snappy_raw(block, left, len(data)))
+        if left is not None:
+            left -= len(out[-1])
         pos += size
     return b"".join(out)

@@ -104,3 +104,11 @@ class InvalidRecordError(CorruptRecordError):
     """
 
     error_code = ErrorCode.INVALID_RECORD
+
+
+class DecompressedTooLargeError(CorruptRecordError):
+    """A compressed records block would decompress beyond the bound its reader gave (MESSAGE_TOO_LARGE):
+    a batch whose records could not be stored uncompressed under `max.message.bytes`, or a decompression
+    bomb. Raised as soon as the bounded output buffer fills, so the rest is never decompressed."""
+
+    error_code = ErrorCode.MESSAGE_TOO_LARGE

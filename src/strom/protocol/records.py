@@ -62,12 +62,15 @@ __all__ = [
     "Record",
     "RecordBatch",
     "RecordSpan",
+    "RecordsCheck",
     "TimestampType",
     "assign_offsets",
     "build_control_batch",
+    "check_records",
     "iter_batches",
     "read_control_record",
     "rebuild_batch",
+    "scan_spans",
     "set_base_offset",
     "set_log_append_time",
     "set_partition_leader_epoch",
@@ -328,20 +331,22 @@ class RecordBatch:
 
     # -- records -------------------------------------------------------------------------------------
 
-    def records_data(self) -> bytes:
-        """The records block, decompressed if the batch is compressed."""
+    def records_data(self, limit: int | None = None) -> bytes:
+        """The records block, decompressed if the batch is compressed; with a `limit`, a block that would
+        decompress to more bytes raises DecompressedTooLargeError before it is decompressed in full."""
         block = self._view[HEADER_SIZE:]
         codec = self.compression
         if codec is Compression.NONE:
             return bytes(block)
-        return decompress(codec, block)
+        return decompress(codec, block, limit)
 
-    def records(self) -> Iterator[Record]:
-        """Decode every record (decompressing first if needed); raises InvalidRecordError if malformed."""
+    def records(self, limit: int | None = None) -> Iterator[Record]:
+        """Decode every record (decompressing first if needed, into at most `limit` bytes when given);
+        raises InvalidRecordError if malformed."""
         base_offset = self.base_offset
         base_timestamp = self.base_timestamp
         append_time = self.max_timestamp if self.timestamp_type is TimestampType.LOG_APPEND_TIME else None
-        data = self.records_data()
+        data = self.records_data(limit)
         count = self.record_count
         for span, value, headers in _parse_records(data, count):
             timestamp = append_time if append_time is not None else base_timestamp + span.timestamp_delta
@@ -354,7 +359,7 @@ class RecordBatch:
         copy when the record survives.
         """
         data = self.records_data()
-        return data, _scan_spans(data, self.record_count)
+        return data, scan_spans(data, self.record_count)
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -400,7 +405,12 @@ def _parse_records(
                 raise InvalidRecordError(f"record {index} at byte {start} has header count {header_count}")
             headers = []
             for _ in range(header_count):
-                hkey_length, pos = read(data, pos)
+                byte = data[pos]
+                if byte < 0x80:
+                    hkey_length = (byte >> 1) ^ -(byte & 1)
+                    pos += 1
+                else:
+                    hkey_length, pos = read(data, pos)
                 if hkey_length < 0 or pos + hkey_length > end:
                     raise InvalidRecordError(
                         f"record {index} at byte {start} has header key length {hkey_length}"
@@ -435,10 +445,154 @@ def _parse_records(
         )
 
 
+class RecordsCheck(NamedTuple):
+    """What `check_records` learnt while checking a records block: the smallest and largest timestamp
+    delta (0, 0 for an empty block) and the offset delta of the first keyless record (-1 if none)."""
+
+    min_timestamp_delta: int
+    max_timestamp_delta: int
+    first_keyless: int
+
+
+def check_records(data: bytes | memoryview, count: int) -> RecordsCheck:
+    """Check the structure of `count` records in a (decompressed) records block, as Kafka's DefaultRecord
+    reader does before its LogValidator accepts a batch; raise InvalidRecordError at the first fault.
+
+    Every record: a length that fits the block and matches its fields exactly, varints no longer than
+    their type, key and value lengths of at least -1, a header count of at least 0, header keys non-null
+    and header values of at least -1, and the offset delta equal to its index (a producer's deltas are
+    contiguous from 0). Exactly `count` records fill the block. Nothing is allocated per record: this runs
+    on every produced batch, so one-byte varints (deltas, short lengths) are decoded inline.
+    """
+    if count < 0:
+        raise InvalidRecordError(f"record batch has a negative record count {count}")
+    if not isinstance(data, bytes):
+        data = bytes(data)  # indexing bytes is faster than a memoryview; one copy per batch
+    size = len(data)
+    read = read_varint
+    pos = index = 0
+    min_ts = max_ts = 0
+    first_keyless = -1
+    try:
+        for index in range(count):
+            start = pos
+            byte = data[pos]
+            if byte < 0x80:
+                length = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                length, pos = read(data, pos)
+            end = pos + length
+            if length < 6 or end > size:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} has length {length}; "
+                    f"{size - pos} bytes remain in the records block"
+                )
+            pos += 1  # attributes, unused
+            byte = data[pos]
+            if byte < 0x80:
+                timestamp_delta = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                timestamp_delta, pos = read(data, pos)
+            if index == 0:
+                min_ts = max_ts = timestamp_delta
+            elif timestamp_delta < min_ts:
+                min_ts = timestamp_delta
+            elif timestamp_delta > max_ts:
+                max_ts = timestamp_delta
+            byte = data[pos]
+            if byte < 0x80:
+                offset_delta = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                offset_delta, pos = read(data, pos)
+            if offset_delta != index:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} has offset delta {offset_delta}; "
+                    f"a produced batch numbers its records 0, 1, 2, ..."
+                )
+            byte = data[pos]
+            if byte < 0x80:
+                key_length = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                key_length, pos = read(data, pos)
+            if key_length > 0:
+                pos += key_length
+            elif key_length < 0:
+                if key_length < -1:
+                    raise InvalidRecordError(f"record {index} at byte {start} has key length {key_length}")
+                if first_keyless < 0:
+                    first_keyless = index
+            byte = data[pos]
+            if byte < 0x80:
+                value_length = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                value_length, pos = read(data, pos)
+            if value_length > 0:
+                pos += value_length
+            elif value_length < -1:
+                raise InvalidRecordError(f"record {index} at byte {start} has value length {value_length}")
+            if pos >= end:  # the header count must still follow: a key or value ran past the record
+                raise InvalidRecordError(
+                    f"record {index} at byte {start}: its key and value run past its length {length}"
+                )
+            byte = data[pos]
+            if byte < 0x80:
+                header_count = (byte >> 1) ^ -(byte & 1)
+                pos += 1
+            else:
+                header_count, pos = read(data, pos)
+            if header_count < 0 or header_count > end - pos:
+                raise InvalidRecordError(f"record {index} at byte {start} has header count {header_count}")
+            for _ in range(header_count):
+                byte = data[pos]
+                if byte < 0x80:
+                    hkey_length = (byte >> 1) ^ -(byte & 1)
+                    pos += 1
+                else:
+                    hkey_length, pos = read(data, pos)
+                if hkey_length < 0 or pos + hkey_length > end:
+                    raise InvalidRecordError(
+                        f"record {index} at byte {start} has header key length {hkey_length}"
+                    )
+                pos += hkey_length
+                byte = data[pos]
+                if byte < 0x80:
+                    hvalue_length = (byte >> 1) ^ -(byte & 1)
+                    pos += 1
+                else:
+                    hvalue_length, pos = read(data, pos)
+                if hvalue_length > 0:
+                    pos += hvalue_length
+                elif hvalue_length < -1:
+                    raise InvalidRecordError(
+                        f"record {index} at byte {start} has header value length {hvalue_length}"
+                    )
+            if pos != end:
+                raise InvalidRecordError(
+                    f"record {index} at byte {start} declares length {length} but its fields end "
+                    f"{pos - end:+d} bytes from there"
+                )
+    except IndexError:
+        raise InvalidRecordError(
+            f"record {index} runs past the end of the {size}-byte records block"
+        ) from None
+    except VarintError as exc:
+        raise InvalidRecordError(f"record {index}: {exc}") from None
+    if pos != size:
+        raise InvalidRecordError(
+            f"record batch declares {count} records but {size - pos} bytes follow the last of them"
+        )
+    return RecordsCheck(min_ts, max_ts, first_keyless)
+
+
 _new_span = tuple.__new__
 
 
-def _scan_spans(data: bytes, count: int) -> list[RecordSpan]:
+def scan_spans(data: bytes, count: int) -> list[RecordSpan]:
     """The cleaner's hot loop: locate `count` records and read their keys, skipping values and headers.
 
     Varints of one byte (deltas, short keys) are decoded inline; longer ones go through `read_varint`.

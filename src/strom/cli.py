@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module in strom.commands registers its subcommands and sets `func` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("broker", "topics", "produce", "consume", "groups", "console")
+COMMAND_MODULES: tuple[str, ...] = ("broker", "topics", "produce", "consume", "groups", "console", "registry")
 
 
 def build_parser() -> argparse.ArgumentParser:

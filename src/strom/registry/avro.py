@@ -51,15 +51,32 @@ def parse(text: str, references: list[str]) -> AvroSchema:
     try:
         for referenced in references:
             fastavro.parse_schema(json.loads(referenced), named_schemas=names, _write_hint=False)
-        root = fastavro.parse_schema(json.loads(text), named_schemas=names, _write_hint=False)
+        document = json.loads(text)
+        _require_fields(document)
+        root = fastavro.parse_schema(document, named_schemas=names, _write_hint=False)
     except json.JSONDecodeError as error:
         raise InvalidSchema(f"Invalid schema: not JSON: {error}") from None
     except (SchemaParseException, UnknownType, ValueError, TypeError, KeyError, AttributeError) as error:
         raise InvalidSchema(f"Invalid schema: {type(error).__name__}: {error}") from None
-    for name, named in names.items():
-        if named.get("type") in ("record", "error") and not isinstance(named.get("fields"), list):
-            raise InvalidSchema(f"Invalid schema: record {name} has no fields list")
     return AvroSchema(root, names)
+
+
+def _require_fields(schema: Any) -> None:
+    """Refuse a record without `fields`, as Avro does (fastavro would read it as a record with none)."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _require_fields(branch)
+    elif isinstance(schema, dict):
+        if schema.get("type") in ("record", "error"):
+            if not isinstance(schema.get("fields"), list):
+                raise InvalidSchema(f"Invalid schema: record {schema.get('name')!r} has no fields list")
+            for field in schema["fields"]:
+                if isinstance(field, dict):
+                    _require_fields(field.get("type"))
+        elif isinstance(schema.get("type"), (dict, list)):
+            _require_fields(schema["type"])
+        _require_fields(schema.get("items"))
+        _require_fields(schema.get("values"))
 
 
 def reader_errors(reader: AvroSchema, writer: AvroSchema) -> list[str]:

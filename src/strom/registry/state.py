@@ -89,11 +89,11 @@ class RegistryState:
 
     def _apply_schema(self, key: dict[str, Any], value: Any) -> None:
         subject, version = key["subject"], key["version"]
-        versions = self.subjects.setdefault(subject, {})
+        versions = self.subjects.get(subject, {})
         if value is None:
             removed = versions.pop(version, None)
             if not versions:
-                del self.subjects[subject]
+                self.subjects.pop(subject, None)
             if removed is not None and not self.uses_of(removed.schema_id):
                 # Permanently deleted everywhere: unknown by id from now on, as in Confluent's registry.
                 self.schemas.pop(removed.schema_id, None)
@@ -111,7 +111,8 @@ class RegistryState:
             return
         self.schemas[schema_id] = stored
         self.max_id = max(self.max_id, schema_id)
-        versions[version] = SchemaVersion(subject, version, schema_id, bool(value.get("deleted")))
+        entry = SchemaVersion(subject, version, schema_id, bool(value.get("deleted")))
+        self.subjects.setdefault(subject, {})[version] = entry
 
     def compatibility(self, subject: str | None) -> str:
         """The level that applies to `subject`: its own, else the global one, else BACKWARD."""

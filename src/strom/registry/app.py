@@ -14,12 +14,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from strom.registry.compatibility import SCHEMA_TYPES
-from strom.registry.errors import MalformedRequest, RegistryError, SchemaNotFound, SchemaTooLarge
+from strom.registry.errors import (
+    MalformedRequest,
+    RegistryError,
+    SchemaNotFound,
+    SchemaTooLarge,
+    SubjectNotFound,
+    VersionNotFound,
+)
 from strom.registry.service import MAX_SCHEMA_CHARS, SchemaRegistry, parse_version
 
 logger = logging.getLogger(__name__)
@@ -30,6 +37,7 @@ CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 MAX_BODY_BYTES = 4 * MAX_SCHEMA_CHARS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def respond(body: Any, status: int = 200) -> web.Response:
@@ -76,6 +84,19 @@ class RegistryApp:
 
     def __init__(self, registry: SchemaRegistry) -> None:
         self.registry = registry
+
+    async def read(self, answer: Callable[..., T], *args: Any) -> T:
+        """Answer from memory; on a miss, first catch up with the topic and ask again.
+
+        Another registry may have just written what is asked for (a consumer fetching the id a producer
+        registered elsewhere): a miss waits for the topic, so a schema registered on one registry is served
+        by every other one. Hits answer at once, from a state at most one reader poll behind.
+        """
+        try:
+            return answer(*args)
+        except (SchemaNotFound, SubjectNotFound, VersionNotFound):
+            await asyncio.to_thread(self.registry.topic.catch_up)
+            return answer(*args)
 
     def build(self) -> web.Application:
         app = web.Application(middlewares=[registry_errors], client_max_size=MAX_BODY_BYTES)
@@ -126,16 +147,22 @@ class RegistryApp:
         return respond(list(SCHEMA_TYPES))
 
     async def schema_by_id(self, request: web.Request) -> web.Response:
-        return respond(self.registry.schema_by_id(schema_id_of(request)))
+        return respond(await self.read(self.registry.schema_by_id, schema_id_of(request)))
 
     async def raw_schema_by_id(self, request: web.Request) -> web.Response:
-        return respond(json.loads(self.registry.schema_by_id(schema_id_of(request))["schema"]))
+        return respond(
+            json.loads((await self.read(self.registry.schema_by_id, schema_id_of(request)))["schema"])
+        )
 
     async def subjects_of_id(self, request: web.Request) -> web.Response:
-        return respond(self.registry.subjects_of(schema_id_of(request), flag(request, "deleted")))
+        return respond(
+            await self.read(self.registry.subjects_of, schema_id_of(request), flag(request, "deleted"))
+        )
 
     async def versions_of_id(self, request: web.Request) -> web.Response:
-        return respond(self.registry.versions_of(schema_id_of(request), flag(request, "deleted")))
+        return respond(
+            await self.read(self.registry.versions_of, schema_id_of(request), flag(request, "deleted"))
+        )
 
     async def subjects(self, request: web.Request) -> web.Response:
         prefix = request.query.get("subjectPrefix", "")
@@ -145,7 +172,7 @@ class RegistryApp:
     async def lookup(self, request: web.Request) -> web.Response:
         body = await body_of(request)
         subject = request.match_info["subject"]
-        return respond(self.registry.lookup(subject, body, flag(request, "deleted")))
+        return respond(await self.read(self.registry.lookup, subject, body, flag(request, "deleted")))
 
     async def delete_subject(self, request: web.Request) -> web.Response:
         subject, permanent = request.match_info["subject"], flag(request, "permanent")
@@ -154,7 +181,7 @@ class RegistryApp:
     async def versions(self, request: web.Request) -> web.Response:
         subject = request.match_info["subject"]
         deleted, deleted_only = flag(request, "deleted"), flag(request, "deletedOnly")
-        return respond(self.registry.subject_versions(subject, deleted, deleted_only))
+        return respond(await self.read(self.registry.subject_versions, subject, deleted, deleted_only))
 
     async def register(self, request: web.Request) -> web.Response:
         body = await body_of(request)
@@ -163,18 +190,17 @@ class RegistryApp:
     async def version(self, request: web.Request) -> web.Response:
         version = parse_version(request.match_info["version"])
         subject = request.match_info["subject"]
-        return respond(self.registry.version(subject, version, flag(request, "deleted")))
+        return respond(await self.read(self.registry.version, subject, version, flag(request, "deleted")))
 
     async def raw_version(self, request: web.Request) -> web.Response:
         version = parse_version(request.match_info["version"])
         subject = request.match_info["subject"]
-        return respond(
-            json.loads(self.registry.version(subject, version, flag(request, "deleted"))["schema"])
-        )
+        found = await self.read(self.registry.version, subject, version, flag(request, "deleted"))
+        return respond(json.loads(found["schema"]))
 
     async def referenced_by(self, request: web.Request) -> web.Response:
         version = parse_version(request.match_info["version"])
-        return respond(self.registry.referenced_by(request.match_info["subject"], version))
+        return respond(await self.read(self.registry.referenced_by, request.match_info["subject"], version))
 
     async def delete_version(self, request: web.Request) -> web.Response:
         version = parse_version(request.match_info["version"])

@@ -210,7 +210,8 @@ def test_soft_and_permanent_deletes_answer_confluents_codes(registry: RegistryPr
         call(registry.url, "DELETE", "/subjects/d-value/versions/1?permanent=true")[1]["error_code"] == 40407
     )
     assert client.delete_version("d-value", 1) == 1
-    assert call(registry.url, "DELETE", "/subjects/d-value/versions/1")[1]["error_code"] == 40402
+    assert call(registry.url, "DELETE", "/subjects/d-value/versions/1")[1]["error_code"] == 40406
+    assert call(registry.url, "DELETE", "/subjects/d-value/versions/7")[1]["error_code"] == 40402
     assert client.get_versions("d-value") == [2]
     assert call(registry.url, "GET", "/subjects/d-value/versions?deleted=true") == (200, [1, 2])
     assert call(registry.url, "GET", "/schemas/ids/1")[0] == 200  # soft-deleted schemas stay readable by id

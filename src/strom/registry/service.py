@@ -179,6 +179,11 @@ class SchemaRegistry:
                     entry = self.state.subjects.get(subject, {}).get(version)
                     if entry is not None and entry.schema_id == schema_id:
                         return {"id": schema_id}
+                    winner = self._record_of(entry) if entry is not None else None
+                if winner is not None:
+                    # Our record lost to an earlier one for the same key; compaction keeps the last record of
+                    # a key, so write the winner again to keep it the last, then decide again.
+                    self.topic.append(records.schema_key(subject, version), winner)
         raise StoreError(f"could not register under {subject}: other registries kept writing first")
 
     def _decide_registration(
@@ -226,7 +231,8 @@ class SchemaRegistry:
             self.topic.catch_up()
             with self.topic.lock:
                 self._writable(subject)
-                entry = self._version(subject, version, deleted=permanent)
+                # `latest` names the latest live version; a number may name a soft-deleted one (40406).
+                entry = self._version(subject, version, deleted=version != LATEST)
                 if permanent and not entry.deleted:
                     raise VersionNotSoftDeleted(
                         f"Subject '{subject}' Version {entry.version} was not deleted first before being"
@@ -238,21 +244,8 @@ class SchemaRegistry:
                     raise ReferenceExists(
                         f"Subject '{subject}' Version {entry.version} is referenced by a schema"
                     )
-                stored = self.state.schemas[entry.schema_id]
-            key = records.schema_key(subject, entry.version)
-            if permanent:
-                self.topic.append(key, None)
-            else:
-                value = records.schema_value(
-                    subject,
-                    entry.version,
-                    entry.schema_id,
-                    stored.schema,
-                    stored.schema_type,
-                    stored.references,
-                    deleted=True,
-                )
-                self.topic.append(key, value)
+                value = self._record_of(SchemaVersion(subject, entry.version, entry.schema_id, deleted=True))
+            self.topic.append(records.schema_key(subject, entry.version), None if permanent else value)
             return entry.version
 
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
@@ -372,6 +365,18 @@ class SchemaRegistry:
         body = {"subject": entry.subject, "version": entry.version, "id": entry.schema_id}
         body.update(_schema_body(self.state.schemas[entry.schema_id]))
         return body
+
+    def _record_of(self, entry: SchemaVersion) -> bytes:
+        stored = self.state.schemas[entry.schema_id]
+        return records.schema_value(
+            entry.subject,
+            entry.version,
+            entry.schema_id,
+            stored.schema,
+            stored.schema_type,
+            stored.references,
+            entry.deleted,
+        )
 
     def _writable(self, subject: str) -> None:
         if self.state.mode(subject) in ("READONLY", "READONLY_OVERRIDE"):

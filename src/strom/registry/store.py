@@ -91,15 +91,28 @@ class SchemasTopic:
             except KafkaException as error:
                 if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS or time.monotonic() > deadline:
                     raise StoreError(f"cannot create topic {self.topic}: {error}") from None
-        partitions = len(admin.list_topics(self.topic, timeout=self.timeout).topics[self.topic].partitions)
-        resource = ConfigResource(ConfigResource.Type.TOPIC, self.topic)
-        configs = admin.describe_configs([resource])[resource].result(timeout=self.timeout)
-        policy = configs["cleanup.policy"].value
+        partitions, policy = self._topic_shape(admin, deadline)
         if partitions != 1 or policy != "compact":
             raise StoreError(
                 f"topic {self.topic} must have 1 partition and cleanup.policy=compact;"
                 f" it has {partitions} partition(s) and cleanup.policy={policy}"
             )
+
+    def _topic_shape(self, admin: AdminClient, deadline: float) -> tuple[int, str]:
+        """(partitions, cleanup.policy) of the topic, waiting while a new topic is unknown to a broker."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, self.topic)
+        while True:
+            try:
+                topic = admin.list_topics(self.topic, timeout=self.timeout).topics[self.topic]
+                configs = admin.describe_configs([resource])[resource].result(timeout=self.timeout)
+                if topic.error is None and topic.partitions:
+                    return len(topic.partitions), str(configs["cleanup.policy"].value)
+            except KafkaException as error:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"cannot describe topic {self.topic}: {error}") from None
+            if time.monotonic() > deadline:
+                raise StoreError(f"topic {self.topic} did not become ready in {self.timeout} s")
+            time.sleep(0.1)  # a freshly created topic reaches every broker's metadata shortly
 
     def _read(self) -> None:
         while not self._stop.is_set():

@@ -3,7 +3,8 @@
 BACKWARD: the new schema reads data written with the latest live version. FORWARD: the latest version reads
 data written with the new one. FULL: both. The `_TRANSITIVE` levels apply the same rule to every live version,
 newest first; NONE checks nothing. Versions of another schema type are always incompatible, as in Confluent's
-registry. The per-type question ("can reader read writer?") lives in the module of each type.
+registry. The per-type question ("can reader read writer?") lives in the module of each type: `avro` and
+`json_schema`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from strom.registry import avro
+from strom.registry import avro, json_schema
 from strom.registry.errors import InvalidSchema
 
 LEVELS = (
@@ -24,7 +25,6 @@ LEVELS = (
     "FULL_TRANSITIVE",
 )
 
-# JSON and PROTOBUF are accepted by name so clients get a clear 42201, not an unknown-type error.
 SCHEMA_TYPES = ("AVRO", "JSON")
 
 
@@ -67,9 +67,7 @@ def reader_errors(reader: ParsedSchema, writer: ParsedSchema) -> list[str]:
         return [f"schema type {reader.schema_type} cannot read {writer.schema_type}"]
     if reader.schema_type == "AVRO":
         return avro.reader_errors(reader.parsed, writer.parsed)
-    if reader.parsed == writer.parsed:
-        return []
-    return ["JSON Schema compatibility is not checked by this registry yet: set compatibility NONE to evolve"]
+    return json_schema.reader_errors(reader.parsed, writer.parsed)
 
 
 def errors(level: str, new: ParsedSchema, previous: list[ParsedSchema]) -> list[str]:

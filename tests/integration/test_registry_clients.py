@@ -15,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -315,5 +316,44 @@ def test_the_registry_works_the_same_on_apache_kafka(apache_kafka: str, topic: s
     restarted = RegistryProcess(apache_kafka, topic)
     try:
         assert restarted.client().get_versions("k-value") == [1, 2]
+    finally:
+        restarted.stop()
+
+
+def test_registrations_racing_on_two_registries_end_in_one_agreed_history(
+    strom_broker: str, topic: str
+) -> None:
+    first = RegistryProcess(strom_broker, topic)
+    second = RegistryProcess(strom_broker, topic)
+    try:
+        first.client().set_compatibility("race-value", "NONE")
+        schemas = [record("Race", [{"name": f"f{i}", "type": "int", "default": 0}]) for i in range(12)]
+
+        def register(registry: RegistryProcess, texts: list[str]) -> list[int]:
+            client = registry.client()
+            return [client.register_schema("race-value", Schema(text, "AVRO")) for text in texts]
+
+        with ThreadPoolExecutor(2) as pool:
+            left = pool.submit(register, first, schemas[0::2])
+            right = pool.submit(register, second, schemas[1::2])
+            ids = left.result() + right.result()
+        assert len(set(ids)) == len(schemas)  # every schema got an id of its own
+        histories = [
+            [call(r.url, "GET", f"/subjects/race-value/versions/{v}")[1]["id"] for v in range(1, 13)]
+            for r in (first, second)
+        ]
+        assert histories[0] == histories[1]
+        assert sorted(histories[0]) == sorted(ids)
+    finally:
+        first.stop()
+        second.stop()
+    restarted = RegistryProcess(
+        strom_broker, topic
+    )  # what a new reader of the topic sees is the same history
+    try:
+        after = [
+            call(restarted.url, "GET", f"/subjects/race-value/versions/{v}")[1]["id"] for v in range(1, 13)
+        ]
+        assert after == histories[0]
     finally:
         restarted.stop()

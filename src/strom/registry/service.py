@@ -179,11 +179,14 @@ class SchemaRegistry:
                     entry = self.state.subjects.get(subject, {}).get(version)
                     if entry is not None and entry.schema_id == schema_id:
                         return {"id": schema_id}
-                    winner = self._record_of(entry) if entry is not None else None
-                if winner is not None:
-                    # Our record lost to an earlier one for the same key; compaction keeps the last record of
-                    # a key, so write the winner again to keep it the last, then decide again.
-                    self.topic.append(records.schema_key(subject, version), winner)
+                # Our record lost to an earlier one (for this key, or for this id under another key).
+                # Compaction keeps only the last record of a key, so restate what the key holds now (the
+                # winner, or a tombstone if nothing): an ignored record must not outlive the one that beat it.
+                self.topic.catch_up()
+                with self.topic.lock:
+                    entry = self.state.subjects.get(subject, {}).get(version)
+                    current = self._record_of(entry) if entry is not None else None
+                self.topic.append(records.schema_key(subject, version), current)
         raise StoreError(f"could not register under {subject}: other registries kept writing first")
 
     def _decide_registration(

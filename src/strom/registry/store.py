@@ -41,8 +41,15 @@ class SchemasTopic:
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._failure: str | None = None
+        # log_level 0: librdkafka's own retry chatter stays off stderr; failures surface as StoreError.
         self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                "log_level": 0,
+            }
         )
         consumer_config = {
             "bootstrap.servers": bootstrap,
@@ -50,6 +57,7 @@ class SchemasTopic:
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 50,
+            "log_level": 0,
         }
         self._consumer = Consumer(consumer_config)
         # The end offset is asked of a client of its own: librdkafka does not answer a watermark query on a
@@ -74,7 +82,7 @@ class SchemasTopic:
         self._producer.flush(5)
 
     def _ensure_topic(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         deadline = time.monotonic() + self.timeout
         while True:
             try:

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.scenario import unique_name
@@ -357,3 +358,28 @@ def test_registrations_racing_on_two_registries_end_in_one_agreed_history(
         assert after == histories[0]
     finally:
         restarted.stop()
+
+
+def test_confluent_json_serdes_register_evolve_and_are_refused_a_breaking_change(
+    registry: RegistryProcess,
+) -> None:
+    client = registry.client()
+    context = SerializationContext("events", MessageField.VALUE)
+    closed = {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}},
+        "required": ["id"],
+        "additionalProperties": False,
+    }
+    framed = JSONSerializer(json.dumps(closed), client)({"id": 1}, context)
+    assert framed[:5] == b"\x00" + (1).to_bytes(4, "big")
+    widened = {**closed, "properties": {"id": {"type": "number"}, "tag": {"type": "string"}}}
+    assert JSONSerializer(json.dumps(widened), client)({"id": 2.5, "tag": "x"}, context)[1:5] == (2).to_bytes(
+        4, "big"
+    )
+    narrowed = {**widened, "properties": {"id": {"type": "integer"}, "tag": {"type": "string"}}}
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema("events-value", Schema(json.dumps(narrowed), "JSON"))
+    assert refused.value.http_status_code == 409
+    assert JSONDeserializer(json.dumps(widened), schema_registry_client=client)(framed, context) == {"id": 1}
+    assert client.get_schema(1).schema_type == "JSON"

@@ -157,6 +157,8 @@ def test_ids_are_global_and_an_identical_schema_keeps_its_id(registry: RegistryP
     assert call(registry.url, "POST", "/subjects/a-value", {"schema": ORDER_V2})[1]["error_code"] == 40403
     assert call(registry.url, "POST", "/subjects/nobody", {"schema": ORDER_V1})[1]["error_code"] == 40401
     assert call(registry.url, "GET", "/schemas/types") == (200, ["AVRO", "JSON"])
+    listed = call(registry.url, "GET", "/schemas?subjectPrefix=a-")[1]
+    assert [(s["subject"], s["version"], s["id"]) for s in listed] == [("a-value", 1, first)]
 
 
 def test_every_compatibility_level_is_kept_globally_and_per_subject(registry: RegistryProcess) -> None:

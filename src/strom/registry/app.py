@@ -105,6 +105,7 @@ class RegistryApp:
             [
                 get("/", self.root),
                 get("/contexts", self.contexts),
+                get("/schemas", self.schemas),
                 get("/schemas/types", self.schema_types),
                 get("/schemas/ids/{id}", self.schema_by_id),
                 get("/schemas/ids/{id}/schema", self.raw_schema_by_id),
@@ -145,6 +146,11 @@ class RegistryApp:
 
     async def schema_types(self, request: web.Request) -> web.Response:
         return respond(list(SCHEMA_TYPES))
+
+    async def schemas(self, request: web.Request) -> web.Response:
+        prefix = request.query.get("subjectPrefix", "")
+        deleted, latest_only = flag(request, "deleted"), flag(request, "latestOnly")
+        return respond(self.registry.schemas(prefix, deleted, latest_only))
 
     async def schema_by_id(self, request: web.Request) -> web.Response:
         return respond(await self.read(self.registry.schema_by_id, schema_id_of(request)))

@@ -92,6 +92,15 @@ class SchemaRegistry:
                     names.append(subject)
             return names
 
+    def schemas(self, prefix: str, deleted: bool, latest_only: bool) -> list[dict[str, Any]]:
+        """GET /schemas: every version (or each subject's latest) of the subjects starting with `prefix`."""
+        with self.topic.lock:
+            found = []
+            for subject in sorted(s for s in self.state.subjects if s.startswith(prefix)):
+                entries = self.state.versions(subject, deleted)
+                found += [self._version_body(e) for e in (entries[-1:] if latest_only else entries)]
+            return found
+
     def subject_versions(self, subject: str, deleted: bool, deleted_only: bool) -> list[int]:
         with self.topic.lock:
             entries = self._versions(subject, deleted or deleted_only)

@@ -189,3 +189,13 @@ def test_equal_schemas_written_differently_have_one_canonical_text() -> None:
     spaced = '{ "type" : "record", "name": "R", "fields" : [ {"name": "a", "type": "int"} ] }'
     compact = '{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}'
     assert avro(json.loads(spaced)).canonical == compatibility.parse("AVRO", compact, []).canonical
+
+
+def test_a_primitive_written_as_an_object_is_the_same_schema() -> None:
+    wrapped = record(
+        [{"name": "a", "type": {"type": "int"}}, {"name": "b", "type": ["null", {"type": "string"}]}]
+    )
+    plain = record([{"name": "a", "type": "int"}, {"name": "b", "type": ["null", "string"]}])
+    assert avro(wrapped).canonical == avro(plain).canonical
+    assert avro({"type": "long"}).canonical == '"long"'
+    assert avro({"type": "int", "logicalType": "date"}).canonical == '{"type":"int","logicalType":"date"}'

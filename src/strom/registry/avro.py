@@ -79,6 +79,23 @@ def _require_fields(schema: Any) -> None:
         _require_fields(schema.get("values"))
 
 
+def bare_primitives(schema: Any) -> Any:
+    """`schema` with every `{"type": P}` (a primitive P and no other attribute) written as plain `P`."""
+    if isinstance(schema, list):
+        return [bare_primitives(branch) for branch in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if set(schema) == {"type"} and schema["type"] in PRIMITIVES:
+        return schema["type"]
+    rewritten = dict(schema)
+    for key in ("type", "items", "values"):
+        if key in rewritten and isinstance(rewritten[key], (dict, list)):
+            rewritten[key] = bare_primitives(rewritten[key])
+    if isinstance(rewritten.get("fields"), list):
+        rewritten["fields"] = [bare_primitives(field) for field in rewritten["fields"]]
+    return rewritten
+
+
 def reader_errors(reader: AvroSchema, writer: AvroSchema) -> list[str]:
     """Why data written with `writer` cannot be read with `reader` (empty: it can)."""
     return _Resolution(reader.names, writer.names).check(reader.root, writer.root, "/")

@@ -42,8 +42,9 @@ class ParsedSchema:
 def parse(schema_type: str, text: str, references: list[str]) -> ParsedSchema:
     """Validate `text` as a `schema_type` schema; `references` are the texts it refers to, dependencies first.
 
-    The canonical text is the schema's JSON, compact and in its own key order: `{"type": "string"}` written
-    with other spacing registers as the same schema, with the same id.
+    The canonical text is the schema's JSON, compact and in its own key order, so a schema written with other
+    spacing registers as the same schema, with the same id; in Avro, `{"type": "string"}` is also written
+    `"string"`, as Avro's own canonical form (and so Confluent's registry) has it.
     """
     if schema_type not in SCHEMA_TYPES:
         raise InvalidSchema(
@@ -53,9 +54,10 @@ def parse(schema_type: str, text: str, references: list[str]) -> ParsedSchema:
         document = json.loads(text)
     except (json.JSONDecodeError, TypeError) as error:
         raise InvalidSchema(f"Invalid schema: not JSON: {error}") from None
-    canonical = json.dumps(document, separators=(",", ":"))
     if schema_type == "AVRO":
+        canonical = json.dumps(avro.bare_primitives(document), separators=(",", ":"))
         return ParsedSchema(schema_type, canonical, avro.parse(canonical, references))
+    canonical = json.dumps(document, separators=(",", ":"))
     if not isinstance(document, (dict, bool)):
         raise InvalidSchema("Invalid schema: a JSON Schema is an object or a boolean")
     return ParsedSchema(schema_type, canonical, document)

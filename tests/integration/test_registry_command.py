@@ -7,13 +7,14 @@ import socket
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.cli import run_strom
-from tests.support.kafka import free_port
 from tests.support.scenario import unique_name
 
 
 def test_an_unreachable_cluster_is_said_in_words() -> None:
-    bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
-    result = run_strom("registry", "--bootstrap", bootstrap, "--listen", "127.0.0.1:0", "--timeout", "1")
+    with socket.socket() as unused:  # bound, never listening: connections to it are refused
+        unused.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{unused.getsockname()[1]}"
+        result = run_strom("registry", "--bootstrap", bootstrap, "--listen", "127.0.0.1:0", "--timeout", "1")
     assert result.returncode == 1
     assert result.stderr.startswith(f"strom registry: cannot reach the cluster at {bootstrap}"), result.stderr
     assert result.stderr.count("\n") == 1  # one line, without librdkafka's retry chatter

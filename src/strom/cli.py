@@ -7,7 +7,16 @@ import importlib
 import sys
 
 # Each module in strom.commands registers its subcommands and sets `func` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("broker", "topics", "produce", "consume", "groups", "console", "check")
+COMMAND_MODULES: tuple[str, ...] = (
+    "broker",
+    "topics",
+    "produce",
+    "consume",
+    "groups",
+    "console",
+    "registry",
+    "check",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -167,7 +167,7 @@ BROKER_KEYS: dict[str, ConfigKey] = {
         _k("auto.create.topics.enable", T.BOOLEAN, "true"),
         _k("delete.topic.enable", T.BOOLEAN, "true"),
         _k("socket.request.max.bytes", T.INT, "104857600", minimum=1),
-        _k("queued.max.request.bytes", T.LONG, "-1", minimum=-1),
+        _k("queued.max.request.bytes", T.LONG, str(256 << 20), minimum=-1),
         _k("connections.max.idle.ms", T.LONG, "600000", minimum=-1),
         _k("fetch.max.bytes", T.INT, "57671680", minimum=1024),
         _k("message.max.bytes", T.INT, "1048588", minimum=0),

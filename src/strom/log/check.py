@@ -373,11 +373,18 @@ def _read(path: Path, report: CheckReport) -> bytes | None:
         return None
 
 
-def _check_offset_index(path: Path, base: int, seg: _Segment, report: CheckReport) -> None:
+def _read_index(path: Path, seg: _Segment, report: CheckReport) -> bytes | None:
+    """An index file's bytes; a missing index of a segment that holds batches is only a note, since the next
+    start rebuilds it."""
     data = _read(path, report)
+    if data is None and seg.batches:
+        report.findings.append(Finding(path, "", "missing; the next start rebuilds it", damage=False))
+    return data
+
+
+def _check_offset_index(path: Path, base: int, seg: _Segment, report: CheckReport) -> None:
+    data = _read_index(path, seg, report)
     if data is None:
-        if seg.batches:
-            report.findings.append(Finding(path, "", "missing; the next start rebuilds it", damage=False))
         return
     found: list[Finding] = []
     if len(data) % OFFSET_ENTRY_SIZE:
@@ -394,10 +401,8 @@ def _check_offset_index(path: Path, base: int, seg: _Segment, report: CheckRepor
 
 
 def _check_time_index(path: Path, base: int, seg: _Segment, report: CheckReport) -> None:
-    data = _read(path, report)
+    data = _read_index(path, seg, report)
     if data is None:
-        if seg.batches:
-            report.findings.append(Finding(path, "", "missing; the next start rebuilds it", damage=False))
         return
     found: list[Finding] = []
     if len(data) % TIME_ENTRY_SIZE:

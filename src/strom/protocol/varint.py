@@ -32,8 +32,25 @@ def read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, in
             raise VarintError(f"unsigned varint ending at byte {pos} is longer than 5 bytes")
 
 
+def read_uvarlong(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
+    """An unsigned varint of up to 64 bits (at most 10 bytes) at `pos`: (value, next position).
+
+    Not a Kafka wire type: strom.lsm stores its lengths, sequence numbers and file numbers this way (LevelDB's
+    varint64), and reads them here so that strom has one varint implementation."""
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise VarintError(f"unsigned varint ending at byte {pos} is longer than 10 bytes")
+
+
 def write_uvarint(value: int) -> bytes:
-    """The unsigned varint of `value` (>= 0)."""
+    """The unsigned varint of `value` (>= 0), of any width (a uvarint or, for strom.lsm, a uvarlong)."""
     if value < 0x80:
         return _SMALL[value]
     out = bytearray()

@@ -1,26 +1,25 @@
-"""Varint and length-prefixed byte-string coding shared by the WAL batch, MANIFEST and SSTable metadata."""
+"""Varint and length-prefixed byte-string coding shared by the WAL batch, MANIFEST and SSTable metadata.
+
+The varint itself is strom.protocol.varint's (one implementation in strom); this module gives it strom.lsm's
+failure, CorruptionError, and caches the encodings of small lengths for the put path.
+"""
 
 from __future__ import annotations
 
+from strom.protocol.errors import VarintError
+from strom.protocol.varint import read_uvarlong, write_uvarint
+
 from ..errors import CorruptionError
 
-# Encodings of 0..16383 precomputed: batch encoding on the put path looks lengths up instead of looping.
-VARINT: list[bytes] = []
+# Encodings of 0..16383 precomputed: batch encoding on the put path looks lengths up instead of calling.
+VARINT: list[bytes] = [write_uvarint(i) for i in range(16384)]
 
 
 def encode_varint(n: int) -> bytes:
-    """LEB128 encoding of a non-negative integer."""
+    """LEB128 encoding of a non-negative integer (LevelDB's varint64)."""
     if n < 0:
         raise ValueError(f"varint must be non-negative, got {n}")
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-VARINT.extend(encode_varint(i) for i in range(16384))
+    return write_uvarint(n)
 
 
 def varint(n: int) -> bytes:
@@ -30,18 +29,10 @@ def varint(n: int) -> bytes:
 
 def decode_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Decode a varint at ``pos``; return ``(value, next_pos)``. Raises CorruptionError if truncated."""
-    result = 0
-    shift = 0
-    end = len(buf)
-    while True:
-        if pos >= end or shift > 63:
-            raise CorruptionError(f"truncated or overlong varint at offset {pos}")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
+    try:
+        return read_uvarlong(buf, pos)
+    except (IndexError, VarintError):
+        raise CorruptionError(f"truncated or overlong varint at offset {pos}") from None
 
 
 def encode_bytes(b: bytes) -> bytes:

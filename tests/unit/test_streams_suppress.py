@@ -14,7 +14,7 @@ from strom.streams import (
     TopologyError,
     serdes,
 )
-from strom.streams.suppress import BufferConfig, Suppressed
+from strom.streams.processor.suppress import BufferConfig, Suppressed
 from strom.streams.testing import TopologyTestDriver
 
 S = serdes.string()

@@ -35,9 +35,9 @@ from strom.streams.processor import (
     Record,
     RecordMetadata,
 )
+from strom.streams.processor.suppress import BufferConfig, Suppressed
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
-from strom.streams.suppress import BufferConfig, Suppressed
 from strom.streams.topology import Topology
 from strom.streams.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Window, Windowed
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from strom.streams.dsl.materialized import Materialized, as_materialized
 from strom.streams.errors import TopologyError
-from strom.streams.joins import (
+from strom.streams.processor.api import Processor
+from strom.streams.processor.joins import (
     JoinWindowNode,
     OuterKeySerde,
     OuterValueSerde,
@@ -22,7 +23,6 @@ from strom.streams.joins import (
     StreamTableJoinNode,
     ValueListSerde,
 )
-from strom.streams.processor.api import Processor
 from strom.streams.processor.stateless import (
     BranchNode,
     FilterNode,

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from strom.streams.errors import TopologyError
-from strom.streams.joins import TableTableJoinNode, table_join_getter
+from strom.streams.processor.joins import TableTableJoinNode, table_join_getter
 from strom.streams.processor.stateless import PassThroughNode
+from strom.streams.processor.suppress import BufferedSerde, Suppressed, SuppressNode
 from strom.streams.processor.table import (
     TableFilterNode,
     TableMapValuesNode,
@@ -22,7 +23,6 @@ from strom.streams.processor.table import (
 from strom.streams.serdes import Serde
 from strom.streams.state.kv_store import ValueAndTimestamp
 from strom.streams.state.stores import StoreSpec
-from strom.streams.suppress import BufferedSerde, Suppressed, SuppressNode
 from strom.streams.topology import NodeSpec, TopicRef
 
 if TYPE_CHECKING:

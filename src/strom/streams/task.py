@@ -11,7 +11,7 @@ Topology side (``strom.streams.topology.Topology``):
   repartition ``delete``, ``retention.ms=-1``: purge consumed records with DeleteRecords after commit);
   ``resolve_partitions(application_id, partitions_of)`` -> partition count of every source and internal topic,
   raising ``TopologyError`` when co-partitioned topics differ; ``task_count(subtopology, counts,
-  application_id)``; ``global_topics``; ``build_task(...)`` and ``build_global_task(...)`` below.
+  application_id)``; ``global_topics``. The topology knows nothing of tasks: a task is built from it.
 
 Task side:
 

@@ -102,13 +102,14 @@ class TopologyTestDriver:
         budget = RecordCacheBudget(cache_max_bytes(self.config))
         self.global_task: GlobalStateTask | None = None
         if topology.global_stores:
-            self.global_task = topology.build_global_task(self.config, app_dir / "global", self._collector)
+            self.global_task = GlobalStateTask(topology, self.config, app_dir / "global", self._collector)
         self.tasks: list[StreamTask] = []
         self._task_by_topic: dict[str, StreamTask] = {}
         for sub_id in topology.subtopology_ids:
             task_id = TaskId(sub_id, 0)
-            task = topology.build_task(
+            task = StreamTask(
                 task_id,
+                topology,
                 self.config,
                 app_dir / str(task_id),
                 self._collector,

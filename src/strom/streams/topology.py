@@ -15,17 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strom.streams.errors import TopologyError
 from strom.streams.processor.api import Processor, ProcessorNode
 from strom.streams.processor.node import Node, SinkNode, SourceNode
 from strom.streams.state.stores import StoreSpec
-
-if TYPE_CHECKING:
-    from strom.streams.state.cache import RecordCacheBudget
-    from strom.streams.task import GlobalStateTask, RecordCollector, StreamTask, TaskId
 
 # Kafka Streams' RepartitionTopicConfig defaults; the runtime purges consumed data with DeleteRecords.
 REPARTITION_TOPIC_CONFIGS = {"cleanup.policy": "delete", "segment.bytes": "52428800", "retention.ms": "-1"}
@@ -419,29 +414,6 @@ class Topology:
         """Tasks of a sub-topology: the largest partition count among its source topics."""
         sub = self.subtopology(subtopology_id)
         return max((partitions[r.full(application_id)] for r in sub.sources), default=0)
-
-    # -- tasks ------------------------------------------------------------------------------------------
-
-    def build_task(
-        self,
-        task_id: TaskId,
-        config: dict[str, Any],
-        state_dir: Path,
-        collector: RecordCollector,
-        cache: RecordCacheBudget | None = None,
-        global_task: GlobalStateTask | None = None,
-        wall_clock: Callable[[], int] | None = None,
-    ) -> StreamTask:
-        from strom.streams.task import StreamTask
-
-        return StreamTask(task_id, self, config, state_dir, collector, cache, global_task, wall_clock)
-
-    def build_global_task(
-        self, config: dict[str, Any], state_dir: Path, collector: RecordCollector | None = None
-    ) -> GlobalStateTask:
-        from strom.streams.task import GlobalStateTask
-
-        return GlobalStateTask(self, config, state_dir, collector)
 
     # -- description ------------------------------------------------------------------------------------
 

@@ -71,8 +71,7 @@ from strom.streams.errors import (
 from strom.streams.processor.context import TaskContext, TaskMetrics
 from strom.streams.processor.node import Node, SinkNode, SourceNode
 from strom.streams.serdes import resolve_serde
-from strom.streams.state.cache import RecordCacheBudget, cache_max_bytes
-from strom.streams.state.kv_store import Changelogger
+from strom.streams.state.cache import Changelogger, RecordCacheBudget, cache_max_bytes
 from strom.streams.state.stores import StoreSpec, open_backend, open_store, wipe_store_files
 from strom.streams.topology import Topology
 

@@ -103,7 +103,8 @@ def test_until_window_closes_needs_a_windowed_table_and_a_strict_buffer() -> Non
 def test_buffered_results_survive_a_restore_from_the_buffer_changelog(tmp_path: object) -> None:
     from pathlib import Path
 
-    from strom.streams.task import StreamTask, TaskId
+    from strom.streams.processor.context import TaskId
+    from strom.streams.task import StreamTask
 
     class Collector:
         def __init__(self) -> None:

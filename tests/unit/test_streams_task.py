@@ -18,8 +18,9 @@ from strom.streams import (
     TimeWindows,
     serdes,
 )
+from strom.streams.processor.context import TaskId
 from strom.streams.state.cache import RecordCacheBudget
-from strom.streams.task import GlobalStateTask, StreamTask, TaskId
+from strom.streams.task import GlobalStateTask, StreamTask
 from strom.streams.testing import TopologyTestDriver
 from strom.streams.topology import Topology
 

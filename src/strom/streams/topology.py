@@ -19,7 +19,9 @@ from typing import Any
 
 from strom.streams.errors import TopologyError
 from strom.streams.processor.api import Processor, ProcessorNode
-from strom.streams.processor.node import Node, SinkNode, SourceNode
+from strom.streams.processor.context import TopicNameExtractor
+from strom.streams.processor.node import Node, SinkNode, SourceNode, TimestampExtractor
+from strom.streams.serdes import Serde
 from strom.streams.state.stores import StoreSpec
 
 # Kafka Streams' RepartitionTopicConfig defaults; the runtime purges consumed data with DeleteRecords.
@@ -125,9 +127,9 @@ class Topology:
         self,
         name: str,
         topics: list[str] | str,
-        key_serde: Any = None,
-        value_serde: Any = None,
-        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
+        timestamp_extractor: TimestampExtractor | None = None,
     ) -> None:
         """A source node reading ``topics``; None serdes mean the config's defaults; ``timestamp_extractor``
         (key, value, record timestamp) -> event time replaces the record timestamp."""
@@ -165,10 +167,10 @@ class Topology:
     def add_sink(
         self,
         name: str,
-        topic: str | Callable[[Any, Any, Any], str],
+        topic: str | TopicNameExtractor,
         *parents: str,
-        key_serde: Any = None,
-        value_serde: Any = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
     ) -> None:
         """A sink writing to ``topic`` or to ``topic(key, value, context)`` per record."""
         if not parents:
@@ -198,7 +200,13 @@ class Topology:
         return TopicRef(topic_base, internal=True)
 
     def add_repartition_topic(
-        self, ref: TopicRef, sink: str, source: str, parent: str, key_serde: Any, value_serde: Any
+        self,
+        ref: TopicRef,
+        sink: str,
+        source: str,
+        parent: str,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
     ) -> None:
         """Route ``parent``'s records through the reserved topic ``ref``: the sink ``sink`` writes them and
         the source ``source`` reads them back, so its children see them partitioned by key."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from strom.streams.dsl.materialized import Materialized, as_materialized
 from strom.streams.errors import TopologyError
 from strom.streams.processor.api import Processor
+from strom.streams.processor.context import TopicNameExtractor
 from strom.streams.processor.joins import (
     JoinWindowNode,
     OuterKeySerde,
@@ -168,7 +169,7 @@ class KStream:
 
     def to(
         self,
-        topic_or_function: str | Callable[[Any, Any, Any], str],
+        topic_or_function: str | TopicNameExtractor,
         key_serde: Serde[Any] | None = None,
         value_serde: Serde[Any] | None = None,
     ) -> None:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strom.streams.processor.context import RecordCollector, TaskId
 from strom.streams.runtime.config import StreamsConfig
 from strom.streams.runtime.errors import StateDirLockedError
 from strom.streams.state.cache import RecordCacheBudget
-from strom.streams.task import GlobalStateTask, RecordCollector, StreamTask, TaskId
+from strom.streams.task import GlobalStateTask, StreamTask
 from strom.streams.topology import Topology
 
 _LOCK_FILE = ".lock"

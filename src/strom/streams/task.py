@@ -29,7 +29,8 @@ Task side:
     it in ``metrics.dropped_records``. An exception while processing goes the same way through
     ``processing.exception.handler`` (default: ``ProcessingError``, cause chained). A negative timestamp
     raises ``InvalidTimestampError``. When the task reads several partitions, feed the record with the
-    smallest head timestamp first (Kafka's PartitionGroup rule).
+    smallest head timestamp first (Kafka's PartitionGroup rule; the runtime's
+    ``runtime/partition_group.py``).
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
     downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written

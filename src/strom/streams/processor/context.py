@@ -74,18 +74,20 @@ TopicNameExtractor = Callable[[Any, Any, RecordContext], str]
 class TaskMetrics:
     """Task-level counters, named as Kafka Streams' task metrics."""
 
-    __slots__ = ("dropped_records", "processed", "punctuations")
+    __slots__ = ("dropped_records", "enforced_processing", "processed", "punctuations")
 
     def __init__(self) -> None:
         self.processed = 0
         self.dropped_records = 0
         self.punctuations = 0
+        self.enforced_processing = 0  # records processed while an input partition was empty (KIP-695)
 
     def as_dict(self) -> dict[str, int]:
         return {
             "process-total": self.processed,
             "dropped-records-total": self.dropped_records,
             "punctuate-total": self.punctuations,
+            "enforced-processing-total": self.enforced_processing,
         }
 
 

@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from strom.streams.processor.context import RecordCollector, TaskId
 from strom.streams.runtime.config import StreamsConfig
@@ -39,7 +38,6 @@ class AssignedTask:
     checkpointed_changelogs: set[tuple[str, int]]
     checkpoint: dict[tuple[str, int], int] = field(default_factory=dict)
     input_partitions: list[tuple[str, int]] = field(default_factory=list)
-    buffers: dict[tuple[str, int], list[tuple[Any, ...]]] = field(default_factory=dict)
     running: bool = False
 
     def release(self) -> None:

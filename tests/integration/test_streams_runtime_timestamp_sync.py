@@ -96,13 +96,19 @@ def test_preloaded_stream_table_join_joins_every_stream_row_with_its_earlier_tab
     _run_join(any_broker, tmp_path)
 
 
+@pytest.mark.parametrize("buffered", [1000, 10])
 def test_a_task_waits_for_a_table_partition_that_is_empty_locally_but_lagging_on_the_broker(
-    any_broker: str, tmp_path: Path
+    any_broker: str, tmp_path: Path, buffered: int
 ) -> None:
     # Fetches of at most 2 KB per partition and almost no prefetching: the table partition's buffer runs dry
     # again and again while the broker still holds its rows, and the page views wait for them instead of
-    # joining with nothing.
-    small_fetches = {"consumer.max.partition.fetch.bytes": 2048, "consumer.queued.min.messages": 1}
+    # joining with nothing. With 10 buffered records per partition, the waiting page-view partition is also
+    # paused and resumed over and over (back-pressure), losing and repeating nothing.
+    small_fetches = {
+        "consumer.max.partition.fetch.bytes": 2048,
+        "consumer.queued.min.messages": 1,
+        "buffered.records.per.partition": buffered,
+    }
     _run_join(any_broker, tmp_path, **small_fetches)
 
 

@@ -214,7 +214,7 @@ class StreamThread(threading.Thread):
 
     def _process_buffered(self) -> None:
         """Feed each task with several input partitions its records, lowest timestamp first, for as long as
-        its partition group allows; pause partitions whose buffer is full, resume those drained."""
+        its partition group allows; then pause partitions whose buffer is still full, resume those drained."""
         assert self._consumer is not None
         consumer = self._consumer
         lags: dict[Partition, int | None] = {}
@@ -226,14 +226,16 @@ class StreamThread(threading.Thread):
 
         now_ms = int(time.time() * 1000)
         for group, process in self._groups:
-            full = group.to_pause()
-            if full:
-                consumer.pause([TopicPartition(t, p) for t, p in full])
             next_record = group.next_record
             record = next_record(now_ms, lag_of)
             while record is not None:
                 process(*record)
                 record = next_record(now_ms, lag_of)
+            # Checked after processing: a buffer is over the limit only while the task waits for another
+            # partition (pausing sooner would make librdkafka drop and re-fetch what it had prefetched).
+            full = group.to_pause()
+            if full:
+                consumer.pause([TopicPartition(t, p) for t, p in full])
             drained = group.to_resume()
             if drained:
                 consumer.resume([TopicPartition(t, p) for t, p in drained])

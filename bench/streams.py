@@ -21,6 +21,7 @@ venv under ~/.cache/strom/streams-bench-peers, created here on first use. The Ja
 against the classpath Maven resolves for streams_peers/pom.xml (java, javac and mvn must be installed).
 
     .venv/bin/python bench/streams.py [--records N] [--keys K] [--broker kafka|strom | --bootstrap HOST:PORT]
+                                      [--frameworks strom,java,quix,faust] [--pipelines count,join] [--runs 3]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -511,47 +513,53 @@ def run_one(framework: str, pipeline: str, bootstrap: str, inputs: Inputs, workd
     return result
 
 
-def verified_rate(result: Result | None) -> float | None:
+def verified_rate(result: Result) -> float | None:
     """The records/s of a run whose output was checked and right; None otherwise."""
-    if result is None or result.wrong_output is not None or not result.throughput.records_per_s:
+    if result.wrong_output is not None or not result.throughput.records_per_s:
         return None
     return result.throughput.records_per_s
+
+
+def median_verified_rate(results: list[Result]) -> float | None:
+    """The median records/s over a framework's runs with right output (the reference of the ratio columns)."""
+    rates = [rate for r in results if (rate := verified_rate(r)) is not None]
+    return statistics.median(rates) if rates else None
+
+
+def report_row(r: Result, run: int, java: float | None, quix: float | None) -> str:
+    """One run's line: its rate and ratios, or what was wrong with its output, then its restore figures."""
+    restore_s = r.restore_s if r.restore_s is not None else float("nan")
+    restore_rate = r.changelog / restore_s if r.restore_s else float("nan")
+    restore = f"{r.changelog:>10,} {restore_s:>9.2f} {restore_rate:>13,.0f}"
+    head = f"{r.pipeline:8} {r.framework:9} {run:>3}"
+    own = verified_rate(r)
+    if r.throughput.complete and own is None:
+        return f"{head} {'wrong output':>11} {'':>8} {'':>8} {restore}  ({r.wrong_output})"
+    vs_java = own / java if own is not None and java else float("nan")
+    vs_quix = own / quix if own is not None and quix else float("nan")
+    mark = "" if r.throughput.complete else "*"
+    return f"{head} {r.throughput.records_per_s:>10,.0f}{mark:1} {vs_java:>7.2f}x {vs_quix:>7.2f}x {restore}"
 
 
 def report(results: list[Result]) -> None:
     print()
     print(
-        f"{'pipeline':8} {'framework':9} {'records/s':>11} {'vs java':>8} {'vs quix':>8} {'changelog':>10} "
-        f"{'restore s':>9} {'restore rec/s':>13}"
+        f"{'pipeline':8} {'framework':9} {'run':>3} {'records/s':>11} {'vs java':>8} {'vs quix':>8} "
+        f"{'changelog':>10} {'restore s':>9} {'restore rec/s':>13}"
     )
+    print(f"{'':24} (ratios to the median of the reference framework's runs with right output)")
     for pipeline in PIPELINES:
-        rows = {r.framework: r for r in results if r.pipeline == pipeline}
-        java = verified_rate(rows.get("java"))
-        quix = verified_rate(rows.get("quix"))
+        runs = {f: [r for r in results if r.pipeline == pipeline and r.framework == f] for f in FRAMEWORKS}
+        java = median_verified_rate(runs["java"])
+        quix = median_verified_rate(runs["quix"])
         for framework in FRAMEWORKS:
-            r = rows.get(framework)
-            if r is None:
-                continue
-            restore_s = r.restore_s if r.restore_s is not None else float("nan")
-            rate = r.changelog / restore_s if r.restore_s else float("nan")
-            mark = "" if r.throughput.complete else "*"
-            own = verified_rate(r)
-            if r.throughput.complete and own is None:
-                print(f"{pipeline:8} {framework:9} {'wrong output':>11} {'':>8} {'':>8} {r.changelog:>10,} "
-                      f"{restore_s:>9.2f} {rate:>13,.0f}  ({r.wrong_output})")  # fmt: skip
-            else:
-                vs_java = own / java if own is not None and java else float("nan")
-                vs_quix = own / quix if own is not None and quix else float("nan")
-                records_per_s = r.throughput.records_per_s
-                print(
-                    f"{pipeline:8} {framework:9} {records_per_s:>10,.0f}{mark:1} {vs_java:>7.2f}x "
-                    f"{vs_quix:>7.2f}x {r.changelog:>10,} {restore_s:>9.2f} {rate:>13,.0f}"
-                )
-            if r.strom_restore_rate is not None:
-                print(
-                    f"{'':8} {'':9} strom restore listener: {r.strom_restore_rate:,.0f} records/s "
-                    "(store write rate, without process start and group join)"
-                )
+            for run, r in enumerate(runs[framework], 1):
+                print(report_row(r, run, java, quix))
+                if r.strom_restore_rate is not None:
+                    print(
+                        f"{'':24} strom restore listener: {r.strom_restore_rate:,.0f} records/s "
+                        "(store write rate, without process start and group join)"
+                    )
     if any(not r.throughput.complete for r in results):
         print("* partial: input not fully processed within the time limit; rate over what was processed")
 
@@ -564,6 +572,7 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="use a running broker instead of starting one")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
+    ap.add_argument("--runs", type=int, default=3, help="runs of each framework and pipeline")
     args = ap.parse_args()
     frameworks = [f for f in args.frameworks.split(",") if f]
     if any(f in ("quix", "faust") for f in frameworks):
@@ -576,9 +585,10 @@ def main() -> None:
             print(f"broker: {args.bootstrap or args.broker} at {bootstrap}", flush=True)
             inputs = load_inputs(bootstrap, args.records, args.keys)
             results = []
-            for pipeline in args.pipelines.split(","):
-                for framework in frameworks:
-                    results.append(run_one(framework, pipeline, bootstrap, inputs, workdir))
+            for _run in range(args.runs):
+                for pipeline in args.pipelines.split(","):
+                    for framework in frameworks:
+                        results.append(run_one(framework, pipeline, bootstrap, inputs, workdir))
             report(results)
 
 

@@ -361,9 +361,20 @@ class StreamThread(threading.Thread):
                 self._close_task(task, clean=False)
         self._tasks.clear()
         self._route.clear()
+        self._drop_partition_groups(consumer)
+        self._publish_tasks()
+
+    def _drop_partition_groups(self, consumer: Consumer) -> None:
+        """Forget the buffered records (uncommitted, so fetched again by whoever gets the partitions) and
+        lift back-pressure pauses, so a partition assigned here again is not left paused."""
+        paused = [TopicPartition(t, p) for group, _ in self._groups for t, p in group.paused]
         self._groups.clear()
         self._start_offsets.clear()
-        self._publish_tasks()
+        if paused:
+            try:
+                consumer.resume(paused)
+            except KafkaException as exc:
+                log.warning("resuming partitions paused for back-pressure failed: %s", exc)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): offsets cannot be committed; close without
@@ -380,8 +391,7 @@ class StreamThread(threading.Thread):
         self._tasks.clear()
         self._suspended.clear()
         self._route.clear()
-        self._groups.clear()
-        self._start_offsets.clear()
+        self._drop_partition_groups(consumer)
         self._publish_tasks()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -2,7 +2,7 @@
 
 count: page views counted per user in a 1-minute tumbling table relative to the event time
 (`relative_to_stream`),
-       every update sent to the output topic.
+       every update sent to the output topic as ``<window start ms>:<count>``.
 join:  faust has no joins (`faust/joins.py` raises NotImplementedError), so the users topic fills a table and
 each
        page view looks its user up in it: the hand-written stream-table join faust users write.
@@ -54,7 +54,8 @@ def main() -> None:
             async for event in stream.events():
                 user = event.key.decode()
                 windowed[user] += 1
-                await output.send(key=event.key, value=str(windowed[user].current()).encode())
+                start = round(event.message.timestamp * 1000) // 60_000 * 60_000
+                await output.send(key=event.key, value=f"{start}:{windowed[user].current()}".encode())
 
     else:
         users_topic = app.topic(

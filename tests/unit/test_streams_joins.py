@@ -168,3 +168,18 @@ def test_a_rekeyed_stream_joined_twice_is_repartitioned_once() -> None:
         assert driver.create_output_topic(
             "with-age", serdes.string(), serdes.string()
         ).read_values_to_list() == ["None"]
+
+
+def test_stream_table_join_in_the_test_driver_joins_every_stream_row_with_its_earlier_table_row() -> None:
+    # The driver processes each piped record at once (Kafka's TopologyTestDriver: every other input is known
+    # to be empty), so table rows piped with the page views, earlier in time, are there for every view.
+    driver, views, users, out = _stream_table_join(left=True)
+    with driver:
+        for user in range(20):
+            users.pipe_input(user, f"name-{user}", 1_000)
+            for view in range(3):
+                views.pipe_input(user, f"/page/{view}", 1_001 + view)
+        joined = out.read_records_to_list()
+        assert len(joined) == 60
+        assert all(record.value.endswith(f"-name-{record.key}") for record in joined)
+        assert driver.metrics()["enforced-processing-total"] == 0

@@ -18,6 +18,8 @@ def test_defaults_follow_kafka_streams(tmp_path: Path) -> None:
     assert config.cache_max_bytes == 10 * 1024 * 1024
     assert config.state_dir == tmp_path
     assert config.replication_factor == -1
+    assert config.max_task_idle_ms == 0
+    assert config.buffered_records_per_partition == 1000
 
 
 def test_string_values_from_properties_files_are_accepted() -> None:
@@ -62,6 +64,8 @@ def test_standby_replicas_other_than_zero_are_rejected() -> None:
         ("cache.max.bytes", 1.5, "must be an integer, got 1.5"),
         ("commit.interval.ms", True, "must be an integer, got True"),
         ("replication.factor", 0, "must be -1 .* or >= 1, got 0"),
+        ("max.task.idle.ms", -2, "must be >= -1, got -2"),
+        ("buffered.records.per.partition", 0, "must be >= 1, got 0"),
     ],
 )
 def test_malformed_numbers_name_key_and_value(key: str, value: object, message: str) -> None:

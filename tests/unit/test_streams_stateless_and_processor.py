@@ -6,6 +6,7 @@ import pytest
 
 from strom.streams import (
     Processor,
+    ProcessorContext,
     PunctuationType,
     Record,
     StoreError,
@@ -118,7 +119,7 @@ class DedupProcessor(Processor):
 
     def init(self, context):  # type: ignore[no-untyped-def]
         self.context = context
-        self.seen = context.get_state_store("seen")
+        self.seen = context.key_value_store("seen")
         context.schedule(10, PunctuationType.STREAM_TIME, self.report_stream)
         context.schedule(1000, PunctuationType.WALL_CLOCK_TIME, self.report_wall)
 
@@ -175,6 +176,32 @@ def test_processor_cannot_reach_a_store_it_was_not_connected_to() -> None:
         TopologyTestDriver(builder.build())
 
 
+def test_processor_store_accessors_check_the_kind_of_store() -> None:
+    seen: dict[str, object] = {}
+
+    class Inspector(Processor):
+        def init(self, context: ProcessorContext) -> None:
+            seen["window"] = context.window_store("win")
+            seen["session"] = context.session_store("sessions")
+            seen["generic"] = context.get_state_store("win")
+            wrong_kind = r"'win' is a window store, not a key_value store.*window_store\('win'\)"
+            with pytest.raises(StoreError, match=wrong_kind):
+                context.key_value_store("win")
+            with pytest.raises(StoreError, match=r"'sessions' is a session store, not a key_value store"):
+                context.key_value_store("sessions")
+
+        def process(self, record: Record) -> None:
+            return None
+
+    builder = StreamsBuilder()
+    builder.stream("in", S, S).process(
+        Inspector, Stores.window_store("win", 10, 10, S, S), Stores.session_store("sessions", 10, S, S)
+    )
+    with TopologyTestDriver(builder.build()) as driver:
+        assert seen["window"] is driver.get_window_store("win") is seen["generic"]
+        assert seen["session"] is driver.get_session_store("sessions")
+
+
 def test_unknown_topics_and_stores_give_clear_errors() -> None:
     builder = StreamsBuilder()
     builder.stream("in", S, S).to("out", S, S)
@@ -197,7 +224,7 @@ def test_sink_names_the_topic_when_a_value_cannot_be_serialised() -> None:
 class RunningTotal(Processor):
     def init(self, context):  # type: ignore[no-untyped-def]
         self.context = context
-        self.totals = context.get_state_store("totals")
+        self.totals = context.key_value_store("totals")
 
     def process(self, record: Record) -> None:
         total = (self.totals.get(record.key) or 0) + record.value
@@ -227,7 +254,7 @@ class Tagger(Processor):
 
     def init(self, context):  # type: ignore[no-untyped-def]
         self.context = context
-        self.first = context.get_state_store("first")
+        self.first = context.key_value_store("first")
 
     def process(self, record: Record) -> None:
         meta = self.context.record_metadata()

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strom.streams import StoreError, Stores, serdes
-from strom.streams.state.cache import RecordCacheBudget
-from strom.streams.state.kv_store import Changelogger, KeyValueStore
+from strom.streams.state.cache import Changelogger, RecordCacheBudget
+from strom.streams.state.kv_store import KeyValueStore
 from strom.streams.state.stores import open_store
 from strom.streams.state.window_store import WindowStore
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from strom.streams import StreamsBuilder, TopologyError, serdes
-from strom.streams.joins import EMIT_INTERVAL_CONFIG
+from strom.streams.processor.joins import EMIT_INTERVAL_CONFIG
 from strom.streams.testing import TopologyTestDriver
 from strom.streams.windows import JoinWindows
 

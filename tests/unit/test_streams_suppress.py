@@ -14,7 +14,7 @@ from strom.streams import (
     TopologyError,
     serdes,
 )
-from strom.streams.suppress import BufferConfig, Suppressed
+from strom.streams.processor.suppress import BufferConfig, Suppressed
 from strom.streams.testing import TopologyTestDriver
 
 S = serdes.string()
@@ -103,7 +103,8 @@ def test_until_window_closes_needs_a_windowed_table_and_a_strict_buffer() -> Non
 def test_buffered_results_survive_a_restore_from_the_buffer_changelog(tmp_path: object) -> None:
     from pathlib import Path
 
-    from strom.streams.task import TaskId
+    from strom.streams.processor.context import TaskId
+    from strom.streams.task import StreamTask
 
     class Collector:
         def __init__(self) -> None:
@@ -121,13 +122,13 @@ def test_buffered_results_survive_a_restore_from_the_buffer_changelog(tmp_path: 
     topology = builder.build()
     config = {"application.id": "app", "default.dsl.store": "in_memory", "cache.max.bytes": 0}
     first = Collector()
-    task = topology.build_task(TaskId(0, 0), config, Path(str(tmp_path)) / "a", first)
+    task = StreamTask(TaskId(0, 0), topology, config, Path(str(tmp_path)) / "a", first)
     task.process("in", 0, 0, b"k", b"v", 1)
     task.process("in", 0, 1, b"k", b"v", 2)
     task.commit()
     assert [t for t, *_ in first.sent if t == "out"] == []
     second = Collector()
-    again = topology.build_task(TaskId(0, 0), config, Path(str(tmp_path)) / "b", second)
+    again = StreamTask(TaskId(0, 0), topology, config, Path(str(tmp_path)) / "b", second)
     for store, topic in (("c", "app-c-changelog"), ("final-store", "app-final-store-changelog")):
         again.restore(store, [(k, v, ts) for t, k, v, ts in first.sent if t == topic])
     again.process("in", 0, 2, b"other", b"v", 25)  # closes [0,10)

@@ -18,8 +18,9 @@ from strom.streams import (
     TimeWindows,
     serdes,
 )
+from strom.streams.processor.context import TaskId
 from strom.streams.state.cache import RecordCacheBudget
-from strom.streams.task import TaskId
+from strom.streams.task import GlobalStateTask, StreamTask
 from strom.streams.testing import TopologyTestDriver
 from strom.streams.topology import Topology
 
@@ -60,8 +61,8 @@ def _config(backend: str = "in_memory", **extra: Any) -> dict[str, Any]:
 
 def test_commit_flushes_cache_to_changelog_and_downstream_and_returns_next_offsets(tmp_path: Path) -> None:
     collector = Collector()
-    task = _count_topology().build_task(
-        TaskId(0, 3), _config(), tmp_path, collector, RecordCacheBudget(1 << 20)
+    task = StreamTask(
+        TaskId(0, 3), _count_topology(), _config(), tmp_path, collector, RecordCacheBudget(1 << 20)
     )
     task.process("in", 3, 40, b"a", b"x", 1000)
     task.process("in", 3, 41, b"a", b"y", 1001)
@@ -79,14 +80,14 @@ def test_commit_flushes_cache_to_changelog_and_downstream_and_returns_next_offse
 def test_changelog_restore_rebuilds_the_same_state_in_a_new_task(tmp_path: Path) -> None:
     collector = Collector()
     topology = _windowed_topology()
-    first = topology.build_task(TaskId(0, 0), _config(), tmp_path / "a", collector, RecordCacheBudget(0))
+    first = StreamTask(TaskId(0, 0), topology, _config(), tmp_path / "a", collector, RecordCacheBudget(0))
     for i, key in enumerate([b"a", b"b", b"a", b"c", b"a"]):
         first.process("in", 0, i, key, b"v", 60_000 * (i // 2) + 5)
     first.commit()
     changelog = [(k, v, ts) for k, v, ts, _p in collector.to("app-win-changelog")]
     # Kafka's window changelog key: key || 8-byte window start || 4-byte sequence number
     assert changelog[0] == (b"a" + struct.pack(">q", 0) + b"\0\0\0\0", struct.pack(">q", 1), 5)
-    second = topology.build_task(TaskId(0, 0), _config(), tmp_path / "b", Collector(), RecordCacheBudget(0))
+    second = StreamTask(TaskId(0, 0), topology, _config(), tmp_path / "b", Collector(), RecordCacheBudget(0))
     assert second.restore("win", changelog) == 5
     restored, original = second.stores["win"], first.stores["win"]
     assert list(restored.all()) == list(original.all())
@@ -97,13 +98,13 @@ def test_changelog_restore_rebuilds_the_same_state_in_a_new_task(tmp_path: Path)
 def test_persistent_store_keeps_committed_state_across_task_rebuilds(tmp_path: Path, backend: str) -> None:
     pytest.importorskip("rocksdict") if backend == "rocksdict" else None
     topology = _count_topology()
-    task = topology.build_task(TaskId(0, 0), _config(backend), tmp_path, Collector())
+    task = StreamTask(TaskId(0, 0), topology, _config(backend), tmp_path, Collector())
     for i in range(50):
         task.process("in", 0, i, f"k{i % 5}".encode(), b"v", i)
     task.commit()
     assert task.persistent_stores() == {"counts"}
     task.close()
-    again = topology.build_task(TaskId(0, 0), _config(backend), tmp_path, Collector())
+    again = StreamTask(TaskId(0, 0), topology, _config(backend), tmp_path, Collector())
     assert dict(again.stores["counts"].all()) == {f"k{i}": 10 for i in range(5)}
     again.wipe_store("counts")
     assert list(again.stores["counts"].all()) == []
@@ -119,12 +120,12 @@ def test_persistent_window_store_survives_reopen_and_expires_old_segments(
 ) -> None:
     pytest.importorskip("rocksdict") if backend == "rocksdict" else None
     topology = _windowed_topology()
-    task = topology.build_task(TaskId(0, 0), _config(backend), tmp_path, Collector(), RecordCacheBudget(0))
+    task = StreamTask(TaskId(0, 0), topology, _config(backend), tmp_path, Collector(), RecordCacheBudget(0))
     task.process("in", 0, 0, b"a", b"v", 10)
     task.process("in", 0, 1, b"a", b"v", 20)
     task.commit()
     task.close()
-    again = topology.build_task(TaskId(0, 0), _config(backend), tmp_path, Collector(), RecordCacheBudget(0))
+    again = StreamTask(TaskId(0, 0), topology, _config(backend), tmp_path, Collector(), RecordCacheBudget(0))
     store = again.stores["win"]
     assert store.get("a", 0) == 2
     again.process("in", 0, 2, b"a", b"v", 10 * 60_000)  # far beyond retention (60 s): old windows expire
@@ -136,7 +137,7 @@ def test_persistent_window_store_survives_reopen_and_expires_old_segments(
 def test_undeserialisable_record_stops_the_task_naming_topic_partition_offset(tmp_path: Path) -> None:
     builder = StreamsBuilder()
     builder.stream("in", S, serdes.long()).to("out", S, serdes.long())
-    task = builder.build().build_task(TaskId(0, 2), _config(), tmp_path, Collector())
+    task = StreamTask(TaskId(0, 2), builder.build(), _config(), tmp_path, Collector())
     with pytest.raises(DeserializationError, match=r"topic 'in' partition 2 offset 17.*long.*expected 8"):
         task.process("in", 2, 17, b"k", b"abc", 5)
 
@@ -146,7 +147,7 @@ def test_log_and_continue_skips_and_counts_the_bad_record(tmp_path: Path) -> Non
     builder.stream("in", S, serdes.long()).to("out", S, serdes.long())
     collector = Collector()
     config = _config(**{"default.deserialization.exception.handler": "log_and_continue"})
-    task = builder.build().build_task(TaskId(0, 0), config, tmp_path, collector)
+    task = StreamTask(TaskId(0, 0), builder.build(), config, tmp_path, collector)
     task.process("in", 0, 0, b"k", b"abc", 5)
     task.process("in", 0, 1, b"k", struct.pack(">q", 9), 6)
     assert collector.to("out") == [(b"k", struct.pack(">q", 9), 6, None)]
@@ -158,9 +159,8 @@ def test_dead_letter_topic_receives_the_raw_record_with_error_headers(tmp_path: 
     builder = StreamsBuilder()
     builder.stream("in", S, serdes.json()).to("out", S, serdes.json())
     collector = Collector()
-    task = builder.build().build_task(
-        TaskId(0, 1), _config(**{"errors.deadletterqueue.topic.name": "dlq"}), tmp_path, collector
-    )
+    config = _config(**{"errors.deadletterqueue.topic.name": "dlq"})
+    task = StreamTask(TaskId(0, 1), builder.build(), config, tmp_path, collector)
     task.process("in", 1, 7, b"k", b"{not json", 5, [("trace", b"1")])
     [(topic, key, value, ts, partition, headers)] = collector.sent
     assert (topic, key, value, ts, partition) == ("dlq", b"k", b"{not json", 5, None)
@@ -176,7 +176,7 @@ def test_dead_letter_topic_receives_the_raw_record_with_error_headers(tmp_path: 
 def test_negative_timestamp_is_rejected(tmp_path: Path) -> None:
     builder = StreamsBuilder()
     builder.stream("in").to("out")
-    task = builder.build().build_task(TaskId(0, 0), _config(), tmp_path, Collector())
+    task = StreamTask(TaskId(0, 0), builder.build(), _config(), tmp_path, Collector())
     with pytest.raises(InvalidTimestampError, match="offset 3 has invalid timestamp -1"):
         task.process("in", 0, 3, b"k", b"v", -1)
 
@@ -193,12 +193,12 @@ def test_global_table_restore_and_updates_feed_joins(tmp_path: Path) -> None:
     table = builder.global_table("ref", S, S, Materialized("ref-store"))
     builder.stream("in", S, S).join(table, lambda v, r: v + r).to("out", S, S)
     topology = builder.build()
-    global_task = topology.build_global_task(_config(), tmp_path / "global")
+    global_task = GlobalStateTask(topology, _config(), tmp_path / "global")
     assert (
         global_task.restore("ref", [(b"k", b"1", 1), (None, b"x", 2), (b"j", b"2", 3), (b"j", None, 4)]) == 3
     )
     collector = Collector()
-    task = topology.build_task(TaskId(0, 0), _config(), tmp_path / "0_0", collector, global_task=global_task)
+    task = StreamTask(TaskId(0, 0), topology, _config(), tmp_path / "0_0", collector, global_task=global_task)
     task.process("in", 0, 0, b"k", b"v", 10)
     task.process("in", 0, 1, b"j", b"v", 11)
     global_task.process("ref", 0, 5, b"j", b"3", 12)
@@ -210,7 +210,7 @@ def test_each_partition_is_its_own_task_with_its_own_stores_and_changelog_partit
     topology = _count_topology()
     assert str(TaskId(0, 1)) == "0_1"
     collector = Collector()
-    tasks = {p: topology.build_task(TaskId(0, p), _config(), tmp_path / f"0_{p}", collector) for p in (0, 1)}
+    tasks = {p: StreamTask(TaskId(0, p), topology, _config(), tmp_path / f"0_{p}", collector) for p in (0, 1)}
     tasks[0].process("in", 0, 0, b"k", b"v", 1)
     tasks[1].process("in", 1, 0, b"k", b"v", 2)
     tasks[1].process("in", 1, 1, b"k", b"v", 3)
@@ -231,7 +231,7 @@ def _failing_topology() -> Topology:
 
 
 def test_a_failing_user_function_stops_the_task_naming_the_record(tmp_path: Path) -> None:
-    task = _failing_topology().build_task(TaskId(0, 4), _config(), tmp_path, Collector())
+    task = StreamTask(TaskId(0, 4), _failing_topology(), _config(), tmp_path, Collector())
     with pytest.raises(ProcessingError, match=r"partition 4 offset 9 failed: ZeroDivisionError") as failure:
         task.process("in", 4, 9, b"k", b"0", 1)
     assert isinstance(failure.value.__cause__, ZeroDivisionError)
@@ -240,7 +240,7 @@ def test_a_failing_user_function_stops_the_task_naming_the_record(tmp_path: Path
 def test_processing_handler_log_and_continue_and_dead_letters(tmp_path: Path) -> None:
     collector = Collector()
     config = _config(**{"processing.exception.handler": "log_and_continue"})
-    task = _failing_topology().build_task(TaskId(0, 0), config, tmp_path / "a", collector)
+    task = StreamTask(TaskId(0, 0), _failing_topology(), config, tmp_path / "a", collector)
     task.process("in", 0, 0, b"k", b"0", 1)
     task.process("in", 0, 1, b"k", b"4", 2)
     assert collector.to("out") == [(b"k", struct.pack(">i", 25), 2, None)]
@@ -248,7 +248,7 @@ def test_processing_handler_log_and_continue_and_dead_letters(tmp_path: Path) ->
     assert task.commit() == {("in", 0): 2}
     dead = Collector()
     config = _config(**{"errors.deadletterqueue.topic.name": "in-dlq"})
-    task = _failing_topology().build_task(TaskId(0, 0), config, tmp_path / "b", dead)
+    task = StreamTask(TaskId(0, 0), _failing_topology(), config, tmp_path / "b", dead)
     task.process("in", 0, 0, b"k", b"0", 1)
     [(topic, key, value, ts, _p, headers)] = dead.sent
     assert (topic, key, value, ts) == ("in-dlq", b"k", b"0", 1)

@@ -35,9 +35,23 @@ from strom.streams.processor import (
     Record,
     RecordMetadata,
 )
+from strom.streams.processor.suppress import BufferConfig, Suppressed
 from strom.streams.runtime.restore import StateRestoreListener
-from strom.streams.state import KeyValueStore, Stores, StoreSpec, ValueAndTimestamp, WindowStore
-from strom.streams.suppress import BufferConfig, Suppressed
+from strom.streams.state import (
+    KeyValueStore,
+    ReadOnlyKeyValueStore,
+    ReadOnlySessionStore,
+    ReadOnlyWindowStore,
+    ReadWriteKeyValueStore,
+    ReadWriteSessionStore,
+    ReadWriteWindowStore,
+    SessionStore,
+    StateStore,
+    Stores,
+    StoreSpec,
+    ValueAndTimestamp,
+    WindowStore,
+)
 from strom.streams.topology import Topology
 from strom.streams.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Window, Windowed
 
@@ -60,6 +74,12 @@ __all__ = [
     "Processor",
     "ProcessorContext",
     "PunctuationType",
+    "ReadOnlyKeyValueStore",
+    "ReadOnlySessionStore",
+    "ReadOnlyWindowStore",
+    "ReadWriteKeyValueStore",
+    "ReadWriteSessionStore",
+    "ReadWriteWindowStore",
     "Record",
     "RecordMetadata",
     "SerializationError",
@@ -67,6 +87,7 @@ __all__ = [
     "SessionWindowedKStream",
     "SessionWindows",
     "StateRestoreListener",
+    "StateStore",
     "StoreError",
     "StoreSpec",
     "Stores",

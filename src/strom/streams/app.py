@@ -31,6 +31,7 @@ from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.runtime.tasks import TaskFactory, lock_directory
 from strom.streams.runtime.thread import StreamThread
 from strom.streams.runtime.topics import ensure_internal_topics, require_source_topics
+from strom.streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Streams:
     thread is kept in `error` and never swallowed.
     """
 
-    def __init__(self, topology: Any, config: Mapping[str, Any]) -> None:
+    def __init__(self, topology: Topology, config: Mapping[str, Any]) -> None:
         self._config = StreamsConfig.parse(config)
         self._topology = topology
         self._state = StreamsState.CREATED

@@ -11,7 +11,7 @@ Topology side (``strom.streams.topology.Topology``):
   repartition ``delete``, ``retention.ms=-1``: purge consumed records with DeleteRecords after commit);
   ``resolve_partitions(application_id, partitions_of)`` -> partition count of every source and internal topic,
   raising ``TopologyError`` when co-partitioned topics differ; ``task_count(subtopology, counts,
-  application_id)``; ``global_topics``; ``build_task(...)`` and ``build_global_task(...)`` below.
+  application_id)``; ``global_topics``. The topology knows nothing of tasks: a task is built from it.
 
 Task side:
 
@@ -29,7 +29,8 @@ Task side:
     it in ``metrics.dropped_records``. An exception while processing goes the same way through
     ``processing.exception.handler`` (default: ``ProcessingError``, cause chained). A negative timestamp
     raises ``InvalidTimestampError``. When the task reads several partitions, feed the record with the
-    smallest head timestamp first (Kafka's PartitionGroup rule).
+    smallest head timestamp first (Kafka's PartitionGroup rule; the runtime's
+    ``runtime/partition_group.py``).
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
     downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written
@@ -47,9 +48,9 @@ Task side:
   batched; null keys skipped), ``flush()``, ``stores``, ``close()``. Build it first and pass it to every
   ``StreamTask`` (``global_task=``) so joins see its stores.
 
-``RecordCollector``: ``send(topic, key, value, timestamp_ms, partition=None, headers=None)``;
-``partition=None`` means the producer's partitioner, which must be murmur2 (Java's default) so keys
-co-partition with Kafka clients.
+``RecordCollector`` (``strom.streams.processor.context``, beside ``TaskId``): ``send(topic, key, value,
+timestamp_ms, partition=None, headers=None)``; ``partition=None`` means the producer's partitioner, which must
+be murmur2 (Java's default) so keys co-partition with Kafka clients.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from strom.streams.errors import (
     DeserializationError,
@@ -68,38 +69,16 @@ from strom.streams.errors import (
     StreamsError,
     TopologyError,
 )
-from strom.streams.processor.context import TaskContext, TaskMetrics
+from strom.streams.processor.context import Headers, RecordCollector, TaskContext, TaskId, TaskMetrics
 from strom.streams.processor.node import Node, SinkNode, SourceNode
-from strom.streams.serdes import resolve_serde
-from strom.streams.state.cache import RecordCacheBudget, cache_max_bytes
-from strom.streams.state.kv_store import Changelogger
+from strom.streams.serdes import Serde, resolve_serde
+from strom.streams.state.cache import Changelogger, RecordCacheBudget, cache_max_bytes
+from strom.streams.state.kv_store import KeyValueStore
 from strom.streams.state.stores import StoreSpec, open_backend, open_store, wipe_store_files
+from strom.streams.state.window_store import WindowStore
 from strom.streams.topology import Topology
 
 log = logging.getLogger("strom.streams")
-
-Headers = list[tuple[str, bytes]] | None
-
-
-class RecordCollector(Protocol):
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int,
-        partition: int | None = None,
-        headers: Headers = None,
-    ) -> None: ...
-
-
-class TaskId(NamedTuple):
-    subtopology: int
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.subtopology}_{self.partition}"
-
 
 def _system_clock() -> int:
     return time.time_ns() // 1_000_000
@@ -229,7 +208,7 @@ class StreamTask:
                 if store in topology.stores and store not in ordered:
                     ordered.append(store)
         self._store_specs: dict[str, StoreSpec] = {s: topology.stores[s] for s in ordered}
-        self.stores: dict[str, Any] = {}
+        self.stores: dict[str, KeyValueStore | WindowStore] = {}
         for store_name, spec in self._store_specs.items():
             changelog = Changelogger(
                 collector.send, spec.changelog_topic(self.application_id), task_id.partition
@@ -372,7 +351,7 @@ class StreamTask:
         wipe_store_files(spec, self.config, self.state_dir)
         store.backend = open_backend(spec, self.config, self.state_dir)
 
-    def _store(self, name: str) -> Any:
+    def _store(self, name: str) -> KeyValueStore | WindowStore:
         try:
             return self.stores[name]
         except KeyError:
@@ -407,8 +386,8 @@ class GlobalStateTask:
         self.config = config
         self.state_dir = Path(state_dir)
         self.metrics = TaskMetrics()
-        self.stores: dict[str, Any] = {}
-        self._by_topic: dict[str, tuple[Any, Any, Any]] = {}
+        self.stores: dict[str, KeyValueStore | WindowStore] = {}
+        self._by_topic: dict[str, tuple[KeyValueStore | WindowStore, Serde[Any], Serde[Any]]] = {}
         self._handler = _ErrorHandling(
             config, "default.deserialization.exception.handler", DeserializationError,
             collector or _NoCollector(), self.metrics, "global",
@@ -422,7 +401,7 @@ class GlobalStateTask:
     def topics(self) -> list[str]:
         return list(self._by_topic)
 
-    def _target(self, topic: str) -> tuple[Any, Any, Any]:
+    def _target(self, topic: str) -> tuple[KeyValueStore | WindowStore, Serde[Any], Serde[Any]]:
         try:
             return self._by_topic[topic]
         except KeyError:
@@ -447,7 +426,7 @@ class GlobalStateTask:
         except Exception as error:
             self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
             return
-        if k is None:
+        if k is None or key is None:
             self.metrics.dropped_records += 1
             return
         store.restore([(key, value, timestamp_ms)])

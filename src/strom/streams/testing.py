@@ -25,12 +25,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from strom.streams.errors import StoreError, StreamsError
+from strom.streams.processor.context import TaskId
 from strom.streams.serdes import Serde
+from strom.streams.state.api import (
+    ReadWriteKeyValueStore,
+    ReadWriteSessionStore,
+    ReadWriteWindowStore,
+    StateStore,
+)
 from strom.streams.state.cache import RecordCacheBudget, cache_max_bytes
 from strom.streams.state.kv_store import KeyValueStore
 from strom.streams.state.session_store import SessionStore
 from strom.streams.state.window_store import WindowStore
-from strom.streams.task import GlobalStateTask, StreamTask, TaskId
+from strom.streams.task import GlobalStateTask, StreamTask
 from strom.streams.topology import Topology
 
 DEFAULT_APPLICATION_ID = "topology-test-driver"
@@ -102,13 +109,14 @@ class TopologyTestDriver:
         budget = RecordCacheBudget(cache_max_bytes(self.config))
         self.global_task: GlobalStateTask | None = None
         if topology.global_stores:
-            self.global_task = topology.build_global_task(self.config, app_dir / "global", self._collector)
+            self.global_task = GlobalStateTask(topology, self.config, app_dir / "global", self._collector)
         self.tasks: list[StreamTask] = []
         self._task_by_topic: dict[str, StreamTask] = {}
         for sub_id in topology.subtopology_ids:
             task_id = TaskId(sub_id, 0)
-            task = topology.build_task(
+            task = StreamTask(
                 task_id,
+                topology,
                 self.config,
                 app_dir / str(task_id),
                 self._collector,
@@ -212,33 +220,33 @@ class TopologyTestDriver:
 
     # -- state -----------------------------------------------------------------------------------------------
 
-    def get_all_state_stores(self) -> dict[str, Any]:
-        stores: dict[str, Any] = {}
+    def get_all_state_stores(self) -> dict[str, StateStore]:
+        stores: dict[str, StateStore] = {}
         for task in self.tasks:
             stores.update(task.stores)
         if self.global_task is not None:
             stores.update(self.global_task.stores)
         return stores
 
-    def get_state_store(self, name: str) -> Any:
+    def get_state_store(self, name: str) -> StateStore:
         stores = self.get_all_state_stores()
         if name not in stores:
             raise StoreError(f"no state store {name!r}; stores: {sorted(stores)}")
         return stores[name]
 
-    def get_key_value_store(self, name: str) -> KeyValueStore:
+    def get_key_value_store(self, name: str) -> ReadWriteKeyValueStore[Any, Any]:
         store = self.get_state_store(name)
         if not isinstance(store, KeyValueStore) or isinstance(store, SessionStore):
             raise StoreError(f"store {name!r} is a {store.kind} store, not a key-value store")
         return store
 
-    def get_window_store(self, name: str) -> WindowStore:
+    def get_window_store(self, name: str) -> ReadWriteWindowStore[Any, Any]:
         store = self.get_state_store(name)
         if not isinstance(store, WindowStore):
             raise StoreError(f"store {name!r} is a {store.kind} store, not a window store")
         return store
 
-    def get_session_store(self, name: str) -> SessionStore:
+    def get_session_store(self, name: str) -> ReadWriteSessionStore[Any, Any]:
         store = self.get_state_store(name)
         if not isinstance(store, SessionStore):
             raise StoreError(f"store {name!r} is a {store.kind} store, not a session store")

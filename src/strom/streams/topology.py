@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strom.streams.errors import TopologyError
 from strom.streams.processor.api import Processor, ProcessorNode
-from strom.streams.processor.node import Node, SinkNode, SourceNode
+from strom.streams.processor.context import TopicNameExtractor
+from strom.streams.processor.node import Node, SinkNode, SourceNode, TimestampExtractor
+from strom.streams.serdes import Serde
 from strom.streams.state.stores import StoreSpec
-
-if TYPE_CHECKING:
-    from strom.streams.state.cache import RecordCacheBudget
-    from strom.streams.task import GlobalStateTask, RecordCollector, StreamTask, TaskId
 
 # Kafka Streams' RepartitionTopicConfig defaults; the runtime purges consumed data with DeleteRecords.
 REPARTITION_TOPIC_CONFIGS = {"cleanup.policy": "delete", "segment.bytes": "52428800", "retention.ms": "-1"}
@@ -130,9 +127,9 @@ class Topology:
         self,
         name: str,
         topics: list[str] | str,
-        key_serde: Any = None,
-        value_serde: Any = None,
-        timestamp_extractor: Callable[[Any, Any, int], int] | None = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
+        timestamp_extractor: TimestampExtractor | None = None,
     ) -> None:
         """A source node reading ``topics``; None serdes mean the config's defaults; ``timestamp_extractor``
         (key, value, record timestamp) -> event time replaces the record timestamp."""
@@ -170,10 +167,10 @@ class Topology:
     def add_sink(
         self,
         name: str,
-        topic: str | Callable[[Any, Any, Any], str],
+        topic: str | TopicNameExtractor,
         *parents: str,
-        key_serde: Any = None,
-        value_serde: Any = None,
+        key_serde: Serde[Any] | None = None,
+        value_serde: Serde[Any] | None = None,
     ) -> None:
         """A sink writing to ``topic`` or to ``topic(key, value, context)`` per record."""
         if not parents:
@@ -203,7 +200,13 @@ class Topology:
         return TopicRef(topic_base, internal=True)
 
     def add_repartition_topic(
-        self, ref: TopicRef, sink: str, source: str, parent: str, key_serde: Any, value_serde: Any
+        self,
+        ref: TopicRef,
+        sink: str,
+        source: str,
+        parent: str,
+        key_serde: Serde[Any] | None,
+        value_serde: Serde[Any] | None,
     ) -> None:
         """Route ``parent``'s records through the reserved topic ``ref``: the sink ``sink`` writes them and
         the source ``source`` reads them back, so its children see them partitioned by key."""
@@ -419,29 +422,6 @@ class Topology:
         """Tasks of a sub-topology: the largest partition count among its source topics."""
         sub = self.subtopology(subtopology_id)
         return max((partitions[r.full(application_id)] for r in sub.sources), default=0)
-
-    # -- tasks ------------------------------------------------------------------------------------------
-
-    def build_task(
-        self,
-        task_id: TaskId,
-        config: dict[str, Any],
-        state_dir: Path,
-        collector: RecordCollector,
-        cache: RecordCacheBudget | None = None,
-        global_task: GlobalStateTask | None = None,
-        wall_clock: Callable[[], int] | None = None,
-    ) -> StreamTask:
-        from strom.streams.task import StreamTask
-
-        return StreamTask(task_id, self, config, state_dir, collector, cache, global_task, wall_clock)
-
-    def build_global_task(
-        self, config: dict[str, Any], state_dir: Path, collector: RecordCollector | None = None
-    ) -> GlobalStateTask:
-        from strom.streams.task import GlobalStateTask
-
-        return GlobalStateTask(self, config, state_dir, collector)
 
     # -- description ------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``StreamsBuilder``: the entry point of the DSL. It names nodes the way Kafka Streams does
+"""``StreamsBuilder``: the entry point of the DSL. Its ``StreamGraph`` names nodes the way Kafka Streams does
 (``KSTREAM-SOURCE-0000000000``, ``KSTREAM-AGGREGATE-STATE-STORE-0000000002``, ...) so topologies, store names
 and internal topic names read the same as a Java app's."""
 
@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from strom.streams.dsl.graph import StreamGraph
 from strom.streams.dsl.kstream import KStream
-from strom.streams.dsl.ktable import GlobalKTable, KTable, OldValues, store_getter, with_old_values
+from strom.streams.dsl.ktable import GlobalKTable, KTable
 from strom.streams.dsl.materialized import Materialized, as_materialized
+from strom.streams.dsl.value_getters import OldValues, store_getter, with_old_values
 from strom.streams.errors import TopologyError
 from strom.streams.processor.table import TableSourceNode
 from strom.streams.serdes import Serde
@@ -19,14 +21,12 @@ from strom.streams.topology import NodeSpec, TopicRef, Topology
 
 class StreamsBuilder:
     def __init__(self) -> None:
-        self.topology = Topology()
-        self._index = 0
+        self._graph = StreamGraph()
 
-    def new_name(self, prefix: str) -> str:
-        """``prefix`` + a 10-digit sequence number shared by all generated names of this builder."""
-        name = f"{prefix}{self._index:010d}"
-        self._index += 1
-        return name
+    @property
+    def topology(self) -> Topology:
+        """The topology built so far (the low-level ``add_*`` calls may be mixed with the DSL)."""
+        return self._graph.topology
 
     def stream(
         self,
@@ -38,9 +38,10 @@ class StreamsBuilder:
         """A stream of the records of one or more topics (None serdes: the config's defaults). Event time is
         the record timestamp, or ``timestamp_extractor(key, value, record_timestamp)``."""
         topics = [topic_or_topics] if isinstance(topic_or_topics, str) else list(topic_or_topics)
-        name = self.new_name("KSTREAM-SOURCE-")
+        name = self._graph.new_name("KSTREAM-SOURCE-")
         self.topology.add_source(name, topics, key_serde, value_serde, timestamp_extractor)
-        return KStream(self, name, key_serde, value_serde, False, frozenset(TopicRef(t) for t in topics))
+        sources = frozenset(TopicRef(t) for t in topics)
+        return KStream(self._graph, name, key_serde, value_serde, False, sources)
 
     def table(
         self,
@@ -55,9 +56,9 @@ class StreamsBuilder:
         m = as_materialized(materialized)
         key_serde = key_serde or m.key_serde
         value_serde = value_serde or m.value_serde
-        store = m.name or self.new_name(f"{topic}-STATE-STORE-")
-        source = self.new_name("KSTREAM-SOURCE-")
-        node = self.new_name("KTABLE-SOURCE-")
+        store = m.name or self._graph.new_name(f"{topic}-STATE-STORE-")
+        source = self._graph.new_name("KSTREAM-SOURCE-")
+        node = self._graph.new_name("KTABLE-SOURCE-")
         self.topology.add_source(source, [topic], key_serde, value_serde)
         self.topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
@@ -71,7 +72,7 @@ class StreamsBuilder:
             )
         )
         return KTable(
-            self,
+            self._graph,
             node,
             key_serde,
             value_serde,
@@ -91,9 +92,9 @@ class StreamsBuilder:
     ) -> GlobalKTable:
         """A table holding every partition of ``topic`` on every instance, loaded before processing starts."""
         m = as_materialized(materialized)
-        store = m.name or self.new_name(f"{topic}-STATE-STORE-")
-        source = self.new_name("KSTREAM-SOURCE-")
-        self.new_name("KTABLE-SOURCE-")
+        store = m.name or self._graph.new_name(f"{topic}-STATE-STORE-")
+        source = self._graph.new_name("KSTREAM-SOURCE-")
+        self._graph.new_name("KTABLE-SOURCE-")
         spec = StoreSpec(
             store,
             "key_value",

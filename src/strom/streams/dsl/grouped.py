@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from strom.streams.dsl.ktable import KTable, OldValues, store_getter, windowed_store_getter, with_old_values
+from strom.streams.dsl.graph import StreamGraph
+from strom.streams.dsl.ktable import KTable
 from strom.streams.dsl.materialized import Materialized, as_materialized
+from strom.streams.dsl.value_getters import OldValues, store_getter, windowed_store_getter, with_old_values
 from strom.streams.errors import TopologyError
 from strom.streams.processor.aggregate import (
     SessionWindowAggregateNode,
@@ -22,7 +24,6 @@ from strom.streams.topology import NodeSpec
 from strom.streams.windows import EmitStrategy, SessionWindows, TimeWindows
 
 if TYPE_CHECKING:
-    from strom.streams.dsl.builder import StreamsBuilder
     from strom.streams.dsl.kstream import KStream
 
 
@@ -100,13 +101,13 @@ class KGroupedStream:
         emit_final: bool = False,
     ) -> KTable:
         stream = self._stream
-        builder: StreamsBuilder = stream._builder
+        graph: StreamGraph = stream._graph
         m = as_materialized(materialized)
-        store = m.name or builder.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
+        store = m.name or graph.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
         key_serde = m.key_serde or self.key_serde
         value_serde = m.value_serde or default_value_serde
         parent, sources = stream._for_stateful(self._name or store, key_serde, self.value_serde)
-        name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
+        name = graph.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
         flags = OldValues()
         if windows is None:
             spec = m.store_spec(store, "key_value", key_serde, value_serde)
@@ -140,11 +141,11 @@ class KGroupedStream:
 
             getter = windowed_store_getter(store)
             table_key_serde = TimeWindowedSerde(key_serde, windows.size_ms)
-        builder.topology.add_state_store(spec)
-        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        graph.topology.add_state_store(spec)
+        graph.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
         windowing = None if windows is None else (windows.grace_ms, False)
         return KTable(
-            builder, name, table_key_serde, value_serde, sources, getter, [store], flags, store_name=store,
+            graph, name, table_key_serde, value_serde, sources, getter, [store], flags, store_name=store,
             windowing=windowing,
         )  # fmt: skip
 
@@ -224,10 +225,10 @@ class SessionWindowedKStream:
     ) -> KTable:
         grouped = self._grouped
         stream = grouped._stream
-        builder: StreamsBuilder = stream._builder
+        graph: StreamGraph = stream._graph
         windows = self.windows
         m = as_materialized(materialized)
-        store = m.name or builder.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
+        store = m.name or graph.new_name("KSTREAM-AGGREGATE-STATE-STORE-")
         key_serde = m.key_serde or grouped.key_serde
         value_serde = m.value_serde or default_value_serde
         retention = windows.retention_ms if m.retention_ms is None else m.retention_ms
@@ -237,9 +238,9 @@ class SessionWindowedKStream:
                 f"({windows.retention_ms} ms)"
             )
         parent, sources = stream._for_stateful(grouped._name or store, key_serde, grouped.value_serde)
-        name = builder.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
+        name = graph.new_name("KSTREAM-AGGREGATE-" if initializer is not None else "KSTREAM-REDUCE-")
         flags = OldValues()
-        builder.topology.add_state_store(
+        graph.topology.add_state_store(
             m.store_spec(store, "session", key_serde, value_serde, retention_ms=retention)
         )
 
@@ -247,10 +248,10 @@ class SessionWindowedKStream:
             node = SessionWindowAggregateNode(name, store, windows, initializer, aggregator, merger)
             return with_old_values(node, flags)
 
-        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        graph.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
         key = SessionWindowedSerde(key_serde)
         getter = store_getter(store)
-        return KTable(builder, name, key, value_serde, sources, getter, [store], flags, store_name=store,
+        return KTable(graph, name, key, value_serde, sources, getter, [store], flags, store_name=store,
                       windowing=(windows.grace_ms, True))  # fmt: skip
 
 
@@ -259,13 +260,13 @@ class KGroupedTable:
 
     def __init__(
         self,
-        builder: StreamsBuilder,
+        graph: StreamGraph,
         node: str,
         key_serde: Serde[Any] | None,
         value_serde: Serde[Any] | None,
         name: str | None,
     ) -> None:
-        self._builder = builder
+        self._graph = graph
         self._node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -306,17 +307,17 @@ class KGroupedTable:
         default_value_serde: Serde[Any] | None,
         prefix: str,
     ) -> KTable:
-        builder = self._builder
-        topology = builder.topology
+        graph = self._graph
+        topology = graph.topology
         m = as_materialized(materialized)
-        store = m.name or builder.new_name(f"{prefix}STATE-STORE-")
+        store = m.name or graph.new_name(f"{prefix}STATE-STORE-")
         key_serde = m.key_serde or self.key_serde
         value_serde = m.value_serde or default_value_serde
         ref = topology.reserve_repartition_topic(f"{self._name or store}-repartition")
         change_serde = ChangeSerde(self.value_serde)
-        sink = builder.new_name("KTABLE-SINK-")
-        source = builder.new_name("KTABLE-SOURCE-")
-        name = builder.new_name(prefix)
+        sink = graph.new_name("KTABLE-SINK-")
+        source = graph.new_name("KTABLE-SOURCE-")
+        name = graph.new_name(prefix)
         topology.add_repartition_topic(ref, sink, source, self._node, key_serde, change_serde)
         topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
@@ -332,7 +333,7 @@ class KGroupedTable:
             )
         )
         return KTable(
-            builder,
+            graph,
             name,
             key_serde,
             value_serde,

@@ -1,10 +1,11 @@
 """``KStream``: a record stream and its operators (stateless ones, branching, merging, sinks, the Processor
 API, grouping and joins with tables).
 
-Each operator adds a node to the builder's topology and returns a new ``KStream``; nothing runs until the
-topology is given to ``Streams`` or a ``TopologyTestDriver``. Key-changing operators (``map``, ``flat_map``,
-``select_key``, ``process``) mark the stream so the next grouping or table join goes through an internal
-``<application.id>-<name>-repartition`` topic first, as in Kafka Streams.
+Each operator adds a node to the builder's topology (through its ``StreamGraph``) and returns a new
+``KStream``; nothing runs until the topology is given to ``Streams`` or a ``TopologyTestDriver``.
+Key-changing operators (``map``, ``flat_map``, ``select_key``, ``process``) mark the stream so the next
+grouping or table join goes through an internal ``<application.id>-<name>-repartition`` topic first, as in
+Kafka Streams.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from strom.streams.dsl.graph import StreamGraph
 from strom.streams.dsl.materialized import Materialized, as_materialized
+from strom.streams.dsl.value_getters import OldValues, store_getter, with_old_values
 from strom.streams.errors import TopologyError
-from strom.streams.joins import (
+from strom.streams.processor.api import Processor
+from strom.streams.processor.context import TopicNameExtractor
+from strom.streams.processor.joins import (
     JoinWindowNode,
     OuterKeySerde,
     OuterValueSerde,
@@ -22,7 +27,6 @@ from strom.streams.joins import (
     StreamTableJoinNode,
     ValueListSerde,
 )
-from strom.streams.processor.api import Processor
 from strom.streams.processor.stateless import (
     BranchNode,
     FilterNode,
@@ -41,7 +45,6 @@ from strom.streams.topology import NodeSpec, TopicRef
 from strom.streams.windows import JoinWindows
 
 if TYPE_CHECKING:
-    from strom.streams.dsl.builder import StreamsBuilder
     from strom.streams.dsl.grouped import KGroupedStream
     from strom.streams.dsl.ktable import GlobalKTable, KTable
 
@@ -55,14 +58,14 @@ class KStream:
 
     def __init__(
         self,
-        builder: StreamsBuilder,
+        graph: StreamGraph,
         node: str,
         key_serde: Serde[Any] | None,
         value_serde: Serde[Any] | None,
         repartition_required: bool,
         sources: frozenset[TopicRef],
     ) -> None:
-        self._builder = builder
+        self._graph = graph
         self._node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -84,12 +87,12 @@ class KStream:
         repartition: bool | None = None,
         stores: list[str] | None = None,
     ) -> KStream:
-        name = self._builder.new_name(prefix)
-        self._builder.topology.add_node(
+        name = self._graph.new_name(prefix)
+        self._graph.topology.add_node(
             NodeSpec(name, "processor", lambda: make(name), [self._node], stores=list(stores or []))
         )
         required = self._repartition_required if repartition is None else repartition
-        return KStream(self._builder, name, key_serde, value_serde, required, self._sources)
+        return KStream(self._graph, name, key_serde, value_serde, required, self._sources)
 
     # -- stateless -----------------------------------------------------------------------------------------
 
@@ -149,14 +152,14 @@ class KStream:
 
     def merge(self, other: KStream) -> KStream:
         """Records of both streams, in processing order."""
-        name = self._builder.new_name("KSTREAM-MERGE-")
-        self._builder.topology.add_node(
+        name = self._graph.new_name("KSTREAM-MERGE-")
+        self._graph.topology.add_node(
             NodeSpec(name, "processor", lambda: PassThroughNode(name), [self._node, other._node])
         )
         same_key = self.key_serde if self.key_serde is other.key_serde else None
         same_value = self.value_serde if self.value_serde is other.value_serde else None
         return KStream(
-            self._builder,
+            self._graph,
             name,
             same_key,
             same_value,
@@ -168,16 +171,16 @@ class KStream:
 
     def to(
         self,
-        topic_or_function: str | Callable[[Any, Any, Any], str],
+        topic_or_function: str | TopicNameExtractor,
         key_serde: Serde[Any] | None = None,
         value_serde: Serde[Any] | None = None,
     ) -> None:
         """Write to a topic, or to ``topic_or_function(key, value, context)`` per record. Serdes default to
         this stream's, then to the config's defaults."""
-        name = self._builder.new_name("KSTREAM-SINK-")
+        name = self._graph.new_name("KSTREAM-SINK-")
         ks = key_serde or self.key_serde
         vs = value_serde or self.value_serde
-        self._builder.topology.add_sink(name, topic_or_function, self._node, key_serde=ks, value_serde=vs)
+        self._graph.topology.add_sink(name, topic_or_function, self._node, key_serde=ks, value_serde=vs)
 
     def repartition(
         self,
@@ -190,10 +193,10 @@ class KStream:
         continue from it: co-locates records by their current key."""
         if num_partitions is not None and num_partitions < 1:
             raise TopologyError(f"num_partitions must be >= 1, got {num_partitions}")
-        base = name or self._builder.new_name("KSTREAM-REPARTITION-")
+        base = name or self._graph.new_name("KSTREAM-REPARTITION-")
         ks, vs = key_serde or self.key_serde, value_serde or self.value_serde
         node, sources = self._through_repartition_topic(base, ks, vs, num_partitions)
-        return KStream(self._builder, node, ks, vs, False, sources)
+        return KStream(self._graph, node, ks, vs, False, sources)
 
     def _through_repartition_topic(
         self,
@@ -202,7 +205,7 @@ class KStream:
         value_serde: Serde[Any] | None,
         num_partitions: int | None = None,
     ) -> tuple[str, frozenset[TopicRef]]:
-        topology = self._builder.topology
+        topology = self._graph.topology
         topic_base = f"{base}-repartition"
         ref = topology.reserve_repartition_topic(topic_base, num_partitions)
         filter_name, sink_name, source_name = (
@@ -241,35 +244,35 @@ class KStream:
         names = []
         for store in stores:
             if isinstance(store, StoreSpec):
-                if store.name not in self._builder.topology.stores:
-                    self._builder.topology.add_state_store(store)
+                if store.name not in self._graph.topology.stores:
+                    self._graph.topology.add_state_store(store)
                 names.append(store.name)
             else:
                 names.append(store)
-        name = self._builder.new_name("KSTREAM-PROCESSOR-")
-        self._builder.topology.add_processor(name, supplier, self._node, stores=names)
-        return KStream(self._builder, name, None, None, True, self._sources)
+        name = self._graph.new_name("KSTREAM-PROCESSOR-")
+        self._graph.topology.add_processor(name, supplier, self._node, stores=names)
+        return KStream(self._graph, name, None, None, True, self._sources)
 
     def to_table(self, materialized: Materialized | str | None = None) -> KTable:
         """This stream read as a changelog: each record upserts its key, a None value deletes it, records with
         a None key are dropped (repartitions first if the key was changed upstream)."""
-        from strom.streams.dsl.ktable import KTable, OldValues, store_getter, with_old_values
+        from strom.streams.dsl.ktable import KTable
 
-        builder = self._builder
+        graph = self._graph
         m = as_materialized(materialized)
         key_serde = m.key_serde or self.key_serde
         value_serde = m.value_serde or self.value_serde
-        store = m.name or builder.new_name("KSTREAM-TOTABLE-STATE-STORE-")
+        store = m.name or graph.new_name("KSTREAM-TOTABLE-STATE-STORE-")
         parent, sources = self._for_stateful(store, key_serde, value_serde)
-        name = builder.new_name("KSTREAM-TOTABLE-")
-        builder.topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
+        name = graph.new_name("KSTREAM-TOTABLE-")
+        graph.topology.add_state_store(m.store_spec(store, "key_value", key_serde, value_serde))
         flags = OldValues()
 
         def make() -> TableSourceNode:
             return with_old_values(TableSourceNode(name, store), flags)  # type: ignore[no-any-return]
 
-        builder.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
-        return KTable(builder, name, key_serde, value_serde, sources, store_getter(store), [store], flags,
+        graph.topology.add_node(NodeSpec(name, "processor", make, [parent], stores=[store]))
+        return KTable(graph, name, key_serde, value_serde, sources, store_getter(store), [store], flags,
                       store_name=store)  # fmt: skip
 
     # -- grouping --------------------------------------------------------------------------------------------
@@ -376,7 +379,7 @@ class KStream:
         if windows is not None or kind == "outer":
             raise TopologyError("windows= and outer joins apply to stream-stream joins only")
         left = kind == "left"
-        builder = self._builder
+        graph = self._graph
         prefix = "KSTREAM-LEFTJOIN-" if left else "KSTREAM-JOIN-"
         if isinstance(table, GlobalKTable):
             store = table.store_name
@@ -403,9 +406,9 @@ class KStream:
             )
         ks = key_serde or self.key_serde or table.key_serde
         parent, sources = self._for_stateful(self._node, ks, value_serde or self.value_serde)
-        name = builder.new_name(prefix)
+        name = graph.new_name(prefix)
         getter = table._getter
-        builder.topology.add_node(
+        graph.topology.add_node(
             NodeSpec(
                 name,
                 "processor",
@@ -414,8 +417,8 @@ class KStream:
                 stores=list(table._getter_stores),
             )
         )
-        builder.topology.copartition_groups.append(set(sources | table._sources))
-        return KStream(builder, name, ks, None, False, sources)
+        graph.topology.copartition_groups.append(set(sources | table._sources))
+        return KStream(graph, name, ks, None, False, sources)
 
     def _stream_join(
         self,
@@ -427,19 +430,19 @@ class KStream:
         value_serde: Serde[Any] | None,
         other_value_serde: Serde[Any] | None,
     ) -> KStream:
-        builder = self._builder
-        topology = builder.topology
+        graph = self._graph
+        topology = graph.topology
         ks = key_serde or self.key_serde or other.key_serde
         this_vs = value_serde or self.value_serde
         other_vs = other_value_serde or other.value_serde
         this_parent, this_sources = self._for_stateful(self._node, ks, this_vs)
         other_parent, other_sources = other._for_stateful(other._node, ks, other_vs)
-        this_window = builder.new_name("KSTREAM-WINDOWED-")
-        other_window = builder.new_name("KSTREAM-WINDOWED-")
+        this_window = graph.new_name("KSTREAM-WINDOWED-")
+        other_window = graph.new_name("KSTREAM-WINDOWED-")
         # Kafka's names: the side that emits unmatched records is an OUTER one
-        join_this = builder.new_name("KSTREAM-OUTERTHIS-" if kind == "outer" else "KSTREAM-JOINTHIS-")
-        join_other = builder.new_name("KSTREAM-JOINOTHER-" if kind == "inner" else "KSTREAM-OUTEROTHER-")
-        merge = builder.new_name("KSTREAM-MERGE-")
+        join_this = graph.new_name("KSTREAM-OUTERTHIS-" if kind == "outer" else "KSTREAM-JOINTHIS-")
+        join_other = graph.new_name("KSTREAM-JOINOTHER-" if kind == "inner" else "KSTREAM-OUTEROTHER-")
+        merge = graph.new_name("KSTREAM-MERGE-")
         this_store, other_store = f"{join_this}-store", f"{join_other}-store"
         for store, vs in ((this_store, this_vs), (other_store, other_vs)):
             topology.add_state_store(
@@ -457,7 +460,7 @@ class KStream:
             )
         outer_store = None
         if kind != "inner":
-            outer_store = f"{builder.new_name('KSTREAM-OUTERSHARED-')}-store"
+            outer_store = f"{graph.new_name('KSTREAM-OUTERSHARED-')}-store"
             topology.add_state_store(
                 StoreSpec(
                     outer_store,
@@ -505,7 +508,7 @@ class KStream:
             NodeSpec(merge, "processor", lambda: PassThroughNode(merge), [join_this, join_other])
         )
         topology.copartition_groups.append(set(this_sources | other_sources))
-        return KStream(builder, merge, ks, None, False, this_sources | other_sources)
+        return KStream(graph, merge, ks, None, False, this_sources | other_sources)
 
 
 class BranchedKStream:
@@ -518,11 +521,11 @@ class BranchedKStream:
         self._prefix = name
         self._predicates: list[Callable[[Any, Any], bool] | None] = []
         self._branches: dict[str, KStream] = {}
-        builder = stream._builder
-        self._node = builder.new_name("KSTREAM-BRANCH-")
+        graph = stream._graph
+        self._node = graph.new_name("KSTREAM-BRANCH-")
         predicates = self._predicates
         node = self._node
-        builder.topology.add_node(
+        graph.topology.add_node(
             NodeSpec(node, "processor", lambda: BranchNode(node, list(predicates)), [stream._node])
         )
         self._done = False
@@ -534,13 +537,13 @@ class BranchedKStream:
         label = f"{self._prefix}{name if name is not None else len(self._predicates)}"
         if label in self._branches:
             raise TopologyError(f"branch name {label!r} is used twice")
-        child = self._stream._builder.new_name("KSTREAM-BRANCHCHILD-")
-        self._stream._builder.topology.add_node(
+        child = self._stream._graph.new_name("KSTREAM-BRANCHCHILD-")
+        self._stream._graph.topology.add_node(
             NodeSpec(child, "processor", lambda: PassThroughNode(child), [self._node])
         )
         s = self._stream
         self._branches[label] = KStream(
-            s._builder, child, s.key_serde, s.value_serde, s._repartition_required, s._sources
+            s._graph, child, s.key_serde, s.value_serde, s._repartition_required, s._sources
         )
 
     def branch(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> BranchedKStream:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from strom.streams.dsl.graph import StreamGraph
+from strom.streams.dsl.value_getters import GetterFactory, OldValues, with_old_values
 from strom.streams.errors import TopologyError
-from strom.streams.joins import TableTableJoinNode, table_join_getter
+from strom.streams.processor.joins import TableTableJoinNode, table_join_getter
 from strom.streams.processor.stateless import PassThroughNode
+from strom.streams.processor.suppress import BufferedSerde, Suppressed, SuppressNode
 from strom.streams.processor.table import (
     TableFilterNode,
     TableMapValuesNode,
@@ -22,52 +25,18 @@ from strom.streams.processor.table import (
 from strom.streams.serdes import Serde
 from strom.streams.state.kv_store import ValueAndTimestamp
 from strom.streams.state.stores import StoreSpec
-from strom.streams.suppress import BufferedSerde, Suppressed, SuppressNode
 from strom.streams.topology import NodeSpec, TopicRef
 
 if TYPE_CHECKING:
-    from strom.streams.dsl.builder import StreamsBuilder
     from strom.streams.dsl.grouped import KGroupedTable
     from strom.streams.dsl.kstream import KStream
-
-GetterFactory = Callable[[Any], Callable[[Any], ValueAndTimestamp | None]]
-
-
-class OldValues:
-    """Whether a table node must forward old values; set while the DSL is built, read when tasks are built."""
-
-    __slots__ = ("enabled",)
-
-    def __init__(self) -> None:
-        self.enabled = False
-
-
-def store_getter(store: str) -> GetterFactory:
-    def factory(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
-        return ctx.get_store(store).get_with_timestamp  # type: ignore[no-any-return]
-
-    return factory
-
-
-def windowed_store_getter(store: str) -> GetterFactory:
-    def factory(ctx: Any) -> Callable[[Any], ValueAndTimestamp | None]:
-        window_store = ctx.get_store(store)
-        return lambda wk: window_store.get_with_timestamp(wk.key, wk.window.start)
-
-    return factory
-
-
-def with_old_values(node: Any, flags: OldValues) -> Any:
-    node.send_old_values = flags.enabled
-    return node
-
 
 class KTable:
     """A table: for each key, the latest value; a null value (tombstone) deletes the key."""
 
     def __init__(
         self,
-        builder: StreamsBuilder,
+        graph: StreamGraph,
         node: str,
         key_serde: Serde[Any] | None,
         value_serde: Serde[Any] | None,
@@ -79,7 +48,7 @@ class KTable:
         store_name: str | None = None,
         windowing: tuple[int, bool] | None = None,
     ) -> None:
-        self._builder = builder
+        self._graph = graph
         self._node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
@@ -104,13 +73,13 @@ class KTable:
     def _derive(
         self, prefix: str, make: Callable[[str], Any], value_serde: Serde[Any] | None, getter: GetterFactory
     ) -> KTable:
-        name = self._builder.new_name(prefix)
+        name = self._graph.new_name(prefix)
         flags = OldValues()
-        self._builder.topology.add_node(
+        self._graph.topology.add_node(
             NodeSpec(name, "processor", lambda: with_old_values(make(name), flags), [self._node])
         )
         return KTable(
-            self._builder,
+            self._graph,
             name,
             self.key_serde,
             value_serde,
@@ -170,9 +139,9 @@ class KTable:
         """The table's changelog as a stream: each update, with tombstones as null values."""
         from strom.streams.dsl.kstream import KStream
 
-        name = self._builder.new_name("KTABLE-TOSTREAM-")
-        self._builder.topology.add_node(NodeSpec(name, "processor", lambda: ToStreamNode(name), [self._node]))
-        return KStream(self._builder, name, self.key_serde, self.value_serde, False, self._sources)
+        name = self._graph.new_name("KTABLE-TOSTREAM-")
+        self._graph.topology.add_node(NodeSpec(name, "processor", lambda: ToStreamNode(name), [self._node]))
+        return KStream(self._graph, name, self.key_serde, self.value_serde, False, self._sources)
 
     def join(self, other: KTable, joiner: Callable[[Any, Any], Any]) -> KTable:
         """Inner join with another table on the key: ``joiner(this value, other value)`` while both rows
@@ -195,12 +164,12 @@ class KTable:
             self._enable_send_old_values()
         if kind == "outer":
             other._enable_send_old_values()
-        builder = self._builder
-        topology = builder.topology
+        graph = self._graph
+        topology = graph.topology
         prefix = "KTABLE-JOIN" if kind == "inner" else f"KTABLE-{kind.upper()}"
-        this_name = builder.new_name(f"{prefix}THIS-")
-        other_name = builder.new_name(f"{prefix}OTHER-")
-        merge = builder.new_name("KTABLE-MERGE-")
+        this_name = graph.new_name(f"{prefix}THIS-")
+        other_name = graph.new_name(f"{prefix}OTHER-")
+        merge = graph.new_name("KTABLE-MERGE-")
         flags = OldValues()
         this_getter, other_getter = self._getter, other._getter
 
@@ -220,7 +189,7 @@ class KTable:
         topology.add_node(NodeSpec(merge, "processor", make_merge, [this_name, other_name]))
         topology.copartition_groups.append(set(self._sources | other._sources))
         return KTable(
-            builder, merge, self.key_serde, None, self._sources | other._sources,
+            graph, merge, self.key_serde, None, self._sources | other._sources,
             table_join_getter(kind, this_getter, other_getter, joiner),
             [*self._getter_stores, *other._getter_stores], flags, parents=(self, other),
         )  # fmt: skip
@@ -231,20 +200,20 @@ class KTable:
         updates per key. The buffer is a logged store named ``name`` (or a generated name)."""
         if suppressed.until_close and self._windowing is None:
             raise TopologyError("until_window_closes() needs a windowed KTable (from windowed_by(...))")
-        builder = self._builder
-        store = f"{name}-store" if name else builder.new_name("KTABLE-SUPPRESS-STATE-STORE-")
-        node = name or builder.new_name("KTABLE-SUPPRESS-")
+        graph = self._graph
+        store = f"{name}-store" if name else graph.new_name("KTABLE-SUPPRESS-STATE-STORE-")
+        node = name or graph.new_name("KTABLE-SUPPRESS-")
         grace, session = self._windowing or (0, False)
-        builder.topology.add_state_store(
+        graph.topology.add_state_store(
             StoreSpec(store, "key_value", self.key_serde, BufferedSerde(self.value_serde), None, True, False)
         )
 
         def make() -> SuppressNode:
             return SuppressNode(node, store, suppressed, grace, session)
 
-        builder.topology.add_node(NodeSpec(node, "processor", make, [self._node], stores=[store]))
+        graph.topology.add_node(NodeSpec(node, "processor", make, [self._node], stores=[store]))
         return KTable(
-            builder, node, self.key_serde, self.value_serde, self._sources, self._getter, self._getter_stores,
+            graph, node, self.key_serde, self.value_serde, self._sources, self._getter, self._getter_stores,
             OldValues(), parents=(self,), windowing=self._windowing,
         )  # fmt: skip
 
@@ -261,11 +230,11 @@ class KTable:
         from strom.streams.dsl.grouped import KGroupedTable
 
         self._enable_send_old_values()
-        node = self._builder.new_name("KTABLE-SELECT-")
-        self._builder.topology.add_node(
+        node = self._graph.new_name("KTABLE-SELECT-")
+        self._graph.topology.add_node(
             NodeSpec(node, "processor", lambda: TableRepartitionMapNode(node, selector), [self._node])
         )
-        return KGroupedTable(self._builder, node, key_serde, value_serde, name)
+        return KGroupedTable(self._graph, node, key_serde, value_serde, name)
 
 
 class GlobalKTable:

@@ -42,13 +42,13 @@ class StreamAggregateNode(StoreForwardingNode):
             return
         store = self.store
         entry = store.lookup(key)
-        old = entry[0]
+        old = entry.value
         if old is None:
             new = value if self.initializer is None else self.aggregator(key, value, self.initializer())
         else:
             new = self.aggregator(key, value, old)
-            if entry[1] > timestamp:
-                timestamp = entry[1]
+            if entry.timestamp > timestamp:
+                timestamp = entry.timestamp
         store.update(key, entry, new, timestamp)
 
 
@@ -125,13 +125,13 @@ class WindowedAggregateNode(StoreForwardingNode):
                 )
                 continue
             entry = store.lookup(key, start)
-            old = entry[0]
+            old = entry.value
             if old is None:
                 new = value if self.initializer is None else self.aggregator(key, value, self.initializer())
                 new_ts = timestamp
             else:
                 new = self.aggregator(key, value, old)
-                new_ts = entry[1] if entry[1] > timestamp else timestamp
+                new_ts = entry.timestamp if entry.timestamp > timestamp else timestamp
             store.update(key, start, entry, new, new_ts)
         if self.emit_final:
             self._emit_closed_windows(close_time)
@@ -162,11 +162,11 @@ class TableAggregateNode(StoreForwardingNode):
             return
         store = self.store
         entry = store.lookup(key)
-        old_agg = entry[0]
+        old_agg = entry.value
         new_ts = timestamp
         if value.old is not None and old_agg is not None:
             intermediate = self.subtractor(key, value.old, old_agg)
-            new_ts = max(timestamp, entry[1])
+            new_ts = max(timestamp, entry.timestamp)
         else:
             intermediate = old_agg
         if value.new is not None:
@@ -178,7 +178,7 @@ class TableAggregateNode(StoreForwardingNode):
             else:
                 new_agg = self.adder(key, value.new, intermediate)
                 if old_agg is not None:
-                    new_ts = max(timestamp, entry[1])
+                    new_ts = max(timestamp, entry.timestamp)
         else:
             new_agg = intermediate
         store.update(key, entry, new_agg, new_ts)

@@ -11,9 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from strom.streams.processor.context import TaskContext
+from strom.streams.errors import StoreError
+from strom.streams.processor.context import Headers, TaskContext, TaskId
 from strom.streams.processor.node import Node
 from strom.streams.processor.punctuation import Cancellable, PunctuationType
+from strom.streams.state.api import (
+    ReadWriteKeyValueStore,
+    ReadWriteSessionStore,
+    ReadWriteWindowStore,
+    StateStore,
+)
+from strom.streams.state.kv_store import KeyValueStore
+from strom.streams.state.session_store import SessionStore
+from strom.streams.state.window_store import WindowStore
 
 
 class Record(NamedTuple):
@@ -22,7 +32,7 @@ class Record(NamedTuple):
     key: Any
     value: Any
     timestamp: int
-    headers: Any = None
+    headers: Headers = None
 
     def with_key(self, key: Any) -> Record:
         return self._replace(key=key)
@@ -33,7 +43,7 @@ class Record(NamedTuple):
     def with_timestamp(self, timestamp: int) -> Record:
         return self._replace(timestamp=timestamp)
 
-    def with_headers(self, headers: Any) -> Record:
+    def with_headers(self, headers: Headers) -> Record:
         return self._replace(headers=headers)
 
 
@@ -57,7 +67,8 @@ class Processor:
 
 
 class ProcessorContext:
-    """What one processor sees of its task."""
+    """What one processor sees of its task. Stores are reached through the typed accessors
+    (``key_value_store``, ``window_store``, ``session_store``), which check the store's kind."""
 
     def __init__(self, task: TaskContext, node: Node, store_names: list[str]) -> None:
         self._task = task
@@ -65,7 +76,7 @@ class ProcessorContext:
         self._store_names = set(store_names)
 
     @property
-    def task_id(self) -> Any:
+    def task_id(self) -> TaskId:
         return self._task.task_id
 
     @property
@@ -84,13 +95,35 @@ class ProcessorContext:
         finally:
             task.headers = saved
 
-    def get_state_store(self, name: str) -> Any:
+    def get_state_store(self, name: str) -> StateStore:
+        """A connected store of any kind (Kafka's ``getStateStore``); raises KeyError if not connected."""
         if name not in self._store_names:
             raise KeyError(
                 f"processor {self._node.name!r} is not connected to store {name!r}; "
                 f"pass it in stores=[...] (connected: {sorted(self._store_names)})"
             )
         return self._task.get_store(name)
+
+    def key_value_store(self, name: str) -> ReadWriteKeyValueStore[Any, Any]:
+        """The connected key-value store ``name``; raises StoreError if it is of another kind."""
+        store = self.get_state_store(name)
+        if isinstance(store, KeyValueStore) and not isinstance(store, SessionStore):
+            return store
+        raise _wrong_kind(name, store, "key_value")
+
+    def window_store(self, name: str) -> ReadWriteWindowStore[Any, Any]:
+        """The connected window store ``name``; raises StoreError if it is of another kind."""
+        store = self.get_state_store(name)
+        if isinstance(store, WindowStore):
+            return store
+        raise _wrong_kind(name, store, "window")
+
+    def session_store(self, name: str) -> ReadWriteSessionStore[Any, Any]:
+        """The connected session store ``name``; raises StoreError if it is of another kind."""
+        store = self.get_state_store(name)
+        if isinstance(store, SessionStore):
+            return store
+        raise _wrong_kind(name, store, "session")
 
     def schedule(
         self, interval_ms: int, kind: PunctuationType, punctuator: Callable[[int], None]
@@ -110,6 +143,13 @@ class ProcessorContext:
 
     def current_system_time_ms(self) -> int:
         return self._task.wall_clock()
+
+
+def _wrong_kind(name: str, store: StateStore, kind: str) -> StoreError:
+    return StoreError(
+        f"store {name!r} is a {store.kind} store, not a {kind} store; "
+        f"use ProcessorContext.{store.kind}_store({name!r})"
+    )
 
 
 class ProcessorNode(Node):

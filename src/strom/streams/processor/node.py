@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from strom.streams.errors import SerializationError
-from strom.streams.processor.context import TaskContext
+from strom.streams.processor.context import TaskContext, TopicNameExtractor
 
 
 class Node:
@@ -76,7 +76,7 @@ class SinkNode(Node):
         self,
         name: str,
         topic: str | None,
-        topic_extractor: Callable[[Any, Any, Any], str] | None,
+        topic_extractor: TopicNameExtractor | None,
         key_serde: Any,
         value_serde: Any,
     ) -> None:

@@ -36,7 +36,6 @@ _CORE_KEYS = frozenset(
         "statestore.cache.max.bytes",
         "default.key.serde",
         "default.value.serde",
-        "max.task.idle.ms",
         "windowstore.changelog.additional.retention.ms",
         "topology.optimization",
         "default.timestamp.extractor",
@@ -58,6 +57,8 @@ _RUNTIME_KEYS = frozenset(
         "client.id",
         "restore.batch.records",
         "repartition.purge.interval.ms",
+        "max.task.idle.ms",
+        "buffered.records.per.partition",
     }
 )
 
@@ -77,6 +78,8 @@ class StreamsConfig:
     client_id: str
     restore_batch_records: int
     repartition_purge_interval_ms: int
+    max_task_idle_ms: int
+    buffered_records_per_partition: int
     originals: dict[str, Any] = field(repr=False)
     consumer_overrides: dict[str, Any] = field(repr=False)
     producer_overrides: dict[str, Any] = field(repr=False)
@@ -144,6 +147,8 @@ class StreamsConfig:
             client_id=str(config.get("client.id", app_id)),
             restore_batch_records=_int(config, "restore.batch.records", 50000, minimum=1),
             repartition_purge_interval_ms=_int(config, "repartition.purge.interval.ms", 30000, minimum=0),
+            max_task_idle_ms=_int(config, "max.task.idle.ms", 0, minimum=-1),
+            buffered_records_per_partition=_int(config, "buffered.records.per.partition", 1000, minimum=1),
             originals=dict(config),
             consumer_overrides=overrides["consumer."],
             producer_overrides=overrides["producer."],

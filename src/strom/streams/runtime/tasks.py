@@ -14,11 +14,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from strom.streams.processor.context import RecordCollector, TaskId
 from strom.streams.runtime.config import StreamsConfig
 from strom.streams.runtime.errors import StateDirLockedError
 from strom.streams.state.cache import RecordCacheBudget
+from strom.streams.task import GlobalStateTask, StreamTask
+from strom.streams.topology import Topology
 
 _LOCK_FILE = ".lock"
 
@@ -28,15 +30,14 @@ class AssignedTask:
     """A StreamTask plus what the runtime tracks about it: its input partitions, changelogs, checkpoint,
     lock."""
 
-    task_id: Any
-    task: Any
+    task_id: TaskId
+    task: StreamTask
     directory: Path
     lock_fd: int
     changelogs: dict[str, tuple[str, int]]
     checkpointed_changelogs: set[tuple[str, int]]
     checkpoint: dict[tuple[str, int], int] = field(default_factory=dict)
     input_partitions: list[tuple[str, int]] = field(default_factory=list)
-    buffers: dict[tuple[str, int], list[tuple[Any, ...]]] = field(default_factory=dict)
     running: bool = False
 
     def release(self) -> None:
@@ -51,7 +52,7 @@ class TaskFactory:
     Invariant: every task built here holds the exclusive lock of its directory until `AssignedTask.release()`.
     """
 
-    def __init__(self, topology: Any, config: StreamsConfig, partitions: dict[str, int]) -> None:
+    def __init__(self, topology: Topology, config: StreamsConfig, partitions: dict[str, int]) -> None:
         self._topology = topology
         self._config = config
         self._app_config = dict(config.originals)
@@ -66,12 +67,10 @@ class TaskFactory:
             self.repartition_topics |= frozenset(group.repartition_sources)
         self.subscribed_topics = frozenset(self._subtopology_of)
         self._cache = RecordCacheBudget(config.cache_max_bytes)
-        self._global_task: Any = None
+        self._global_task: GlobalStateTask | None = None
 
-    def group_by_task(self, partitions: Iterable[tuple[str, int]]) -> dict[Any, list[tuple[str, int]]]:
-        from strom.streams.task import TaskId
-
-        tasks: dict[Any, list[tuple[str, int]]] = {}
+    def group_by_task(self, partitions: Iterable[tuple[str, int]]) -> dict[TaskId, list[tuple[str, int]]]:
+        tasks: dict[TaskId, list[tuple[str, int]]] = {}
         for topic, partition in partitions:
             task_id = TaskId(self._subtopology_of[topic], partition)
             tasks.setdefault(task_id, []).append((topic, partition))
@@ -79,27 +78,32 @@ class TaskFactory:
             tps.sort()
         return tasks
 
-    def build_global_task(self, collector: Any) -> Any:
+    def build_global_task(self, collector: RecordCollector) -> GlobalStateTask | None:
         """The instance's global-table task, or None when the topology has no GlobalKTable."""
         if not self._topology.global_topics:
             return None
         self.global_dir.mkdir(parents=True, exist_ok=True)
-        self._global_task = self._topology.build_global_task(self._app_config, self.global_dir, collector)
+        self._global_task = GlobalStateTask(self._topology, self._app_config, self.global_dir, collector)
         return self._global_task
 
     @property
     def global_topics(self) -> list[str]:
         return list(self._topology.global_topics)
 
-    def build_task(self, task_id: Any, collector: Any) -> AssignedTask:
+    def build_task(self, task_id: TaskId, collector: RecordCollector) -> AssignedTask:
         directory = self.app_dir / str(task_id)
         directory.mkdir(parents=True, exist_ok=True)
         lock_fd = lock_directory(directory)
         try:
-            kwargs: dict[str, Any] = {"cache": self._cache}
-            if self._global_task is not None:
-                kwargs["global_task"] = self._global_task
-            task = self._topology.build_task(task_id, self._app_config, directory, collector, **kwargs)
+            task = StreamTask(
+                task_id,
+                self._topology,
+                self._app_config,
+                directory,
+                collector,
+                self._cache,
+                self._global_task,
+            )
             changelogs = dict(task.changelog_partitions())
             persistent = task.persistent_stores()
         except BaseException:

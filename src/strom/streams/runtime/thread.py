@@ -1,9 +1,11 @@
 """The stream thread: one group consumer, one producer, the tasks of the partitions assigned to this instance.
 
-Loop: poll a batch -> route each record to its task -> restore step for tasks still restoring -> global table
+Loop: poll a batch -> route each record to its task (a task reading several partitions buffers them and takes
+the lowest timestamp first, see partition_group.py) -> restore step for tasks still restoring -> global table
 updates -> wall-clock punctuation -> every commit.interval.ms: flush tasks (caches, changelog writes), flush
 the producer, commit the consumed offsets, write checkpoints. This order is at-least-once: an offset is
-committed only after every output and changelog record caused by the records before it has been acknowledged.
+committed only after every output and changelog record caused by the records before it has been acknowledged;
+records still buffered are not committed, and a rebalance drops them (they are fetched again).
 
 Rebalances use librdkafka's eager `range` assignment (partition i of co-partitioned topics lands on one
 member). On revoke every task is committed and suspended; on assign, suspended tasks that come back resume as
@@ -15,7 +17,6 @@ max.poll.interval.ms is kept however large the state is.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
@@ -30,6 +31,8 @@ from strom.streams.runtime.collector import KafkaRecordCollector
 from strom.streams.runtime.config import StreamsConfig
 from strom.streams.runtime.errors import ProducerSendError
 from strom.streams.runtime.global_state import GlobalStateUpdater
+from strom.streams.runtime.partition_group import PartitionGroup
+from strom.streams.runtime.partition_group import TopicPartition as Partition
 from strom.streams.runtime.restore import ChangelogReader, StateRestoreListener
 from strom.streams.runtime.tasks import AssignedTask, TaskFactory
 
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 _FLUSH_TIMEOUT_S = 60.0
 _DIRTY_FLUSH_TIMEOUT_S = 10.0
 _POLL_BATCH = 10000
+_COMMITTED_TIMEOUT_S = 10.0
 
 
 class StreamThread(threading.Thread):
@@ -74,7 +78,8 @@ class StreamThread(threading.Thread):
         self._tasks: dict[Any, AssignedTask] = {}
         self._suspended: dict[Any, AssignedTask] = {}
         self._route: dict[tuple[str, int], Callable[..., None]] = {}
-        self._multi: dict[tuple[str, int], list[Any]] = {}
+        self._groups: list[tuple[PartitionGroup, Callable[..., None]]] = []
+        self._start_offsets: dict[Partition, int] = {}
         self._consumer: Consumer | None = None
         self._collector: KafkaRecordCollector | None = None
         self._reader: ChangelogReader | None = None
@@ -175,6 +180,8 @@ class StreamThread(threading.Thread):
             messages = consumer.consume(num_messages=_POLL_BATCH, timeout=0 if restoring else poll_s)
             if messages:
                 self._process(messages)
+            elif self._groups:
+                self._process_buffered()  # a task may be waiting out max.task.idle.ms with records buffered
             if restoring:
                 reader.step(poll_s)
                 self._resume_restored()
@@ -192,7 +199,6 @@ class StreamThread(threading.Thread):
 
     def _process(self, messages: list[Any]) -> None:
         route = self._route
-        multi = self._multi
         for m in messages:
             if m.error() is not None:
                 self._consumer_error(m)
@@ -203,22 +209,72 @@ class StreamThread(threading.Thread):
             if target is None:
                 continue  # fetched before its partition was revoked; never committed, so not lost
             target(topic, partition, m.offset(), m.key(), m.value(), m.timestamp()[1], m.headers())
-        if multi:
+        if self._groups:
             self._process_buffered()
 
     def _process_buffered(self) -> None:
-        """Feed tasks with several input partitions in timestamp order (Kafka's PartitionGroup rule)."""
-        for task in self._tasks.values():
-            if not task.buffers:
-                continue
-            lists = [buf for buf in task.buffers.values() if buf]
-            if not lists:
-                continue
-            process = task.task.process
-            for record in heapq.merge(*lists, key=_timestamp_of):
+        """Feed each task with several input partitions its records, lowest timestamp first, for as long as
+        its partition group allows; then pause partitions whose buffer is still full, resume those drained."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        lags: dict[Partition, int | None] = {}
+
+        def lag_of(tp: Partition) -> int | None:
+            if tp not in lags:
+                lags[tp] = self._lag(tp)
+            return lags[tp]
+
+        now_ms = int(time.time() * 1000)
+        for group, process in self._groups:
+            next_record = group.next_record
+            record = next_record(now_ms, lag_of)
+            while record is not None:
                 process(*record)
-            for buf in lists:
-                buf.clear()
+                record = next_record(now_ms, lag_of)
+            # Checked after processing: a buffer is over the limit only while the task waits for another
+            # partition (pausing sooner would make librdkafka drop and re-fetch what it had prefetched).
+            full = group.to_pause()
+            if full:
+                consumer.pause([TopicPartition(t, p) for t, p in full])
+            drained = group.to_resume()
+            if drained:
+                consumer.resume([TopicPartition(t, p) for t, p in drained])
+
+    def _lag(self, tp: Partition) -> int | None:
+        """Records of `tp` on the broker beyond what was fetched (Kafka's Consumer.currentLag): the cached
+        high watermark minus the position; None while either is unknown."""
+        assert self._consumer is not None
+        consumer = self._consumer
+        partition = TopicPartition(*tp)
+        low, high = consumer.get_watermark_offsets(partition, cached=True)
+        if high < 0:
+            return None
+        position = int(consumer.position([partition])[0].offset)
+        if position < 0:  # nothing consumed since assignment: fetching starts at the committed offset
+            start = self._start_offset(tp, low)
+            if start is None:
+                return None
+            position = start
+        return max(0, int(high) - position)
+
+    def _start_offset(self, tp: Partition, low: int) -> int | None:
+        """Where fetching of `tp` started after assignment: its committed offset, else the log start
+        (auto.offset.reset=earliest); asked of the group coordinator once per assignment."""
+        start = self._start_offsets.get(tp)
+        if start is None:
+            assert self._consumer is not None
+            try:
+                committed = self._consumer.committed([TopicPartition(*tp)], timeout=_COMMITTED_TIMEOUT_S)
+            except KafkaException as exc:
+                log.warning("reading the committed offset of %s-%d failed: %s (retrying)", tp[0], tp[1], exc)
+                return None
+            start = int(committed[0].offset)
+            if start < 0:
+                if low < 0:
+                    return None
+                start = low
+            self._start_offsets[tp] = start
+        return start
 
     def _consumer_error(self, message: Any) -> None:
         """librdkafka reports transient conditions (a topic not yet in its metadata right after creation, a
@@ -305,8 +361,20 @@ class StreamThread(threading.Thread):
                 self._close_task(task, clean=False)
         self._tasks.clear()
         self._route.clear()
-        self._multi.clear()
+        self._drop_partition_groups(consumer)
         self._publish_tasks()
+
+    def _drop_partition_groups(self, consumer: Consumer) -> None:
+        """Forget the buffered records (uncommitted, so fetched again by whoever gets the partitions) and
+        lift back-pressure pauses, so a partition assigned here again is not left paused."""
+        paused = [TopicPartition(t, p) for group, _ in self._groups for t, p in group.paused]
+        self._groups.clear()
+        self._start_offsets.clear()
+        if paused:
+            try:
+                consumer.resume(paused)
+            except KafkaException as exc:
+                log.warning("resuming partitions paused for back-pressure failed: %s", exc)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us (session timeout): offsets cannot be committed; close without
@@ -323,7 +391,7 @@ class StreamThread(threading.Thread):
         self._tasks.clear()
         self._suspended.clear()
         self._route.clear()
-        self._multi.clear()
+        self._drop_partition_groups(consumer)
         self._publish_tasks()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -397,11 +465,17 @@ class StreamThread(threading.Thread):
         if len(task.input_partitions) == 1:
             self._route[task.input_partitions[0]] = task.task.process
             return
-        task.buffers = {tp: [] for tp in task.input_partitions}
+        config = self._config
+        group = PartitionGroup(
+            task.task_id,
+            task.input_partitions,
+            config.max_task_idle_ms,
+            config.buffered_records_per_partition,
+            task.task.metrics,
+        )
+        self._groups.append((group, task.task.process))
         for tp in task.input_partitions:
-            buf = task.buffers[tp]
-            self._route[tp] = _buffering(buf)
-            self._multi[tp] = buf
+            self._route[tp] = group.appender(tp)
 
     def _report_running_if_ready(self) -> None:
         if not self._reported_running and all(task.running for task in self._tasks.values()):
@@ -425,17 +499,6 @@ class StreamThread(threading.Thread):
 
     def _publish_tasks(self) -> None:
         self._active_snapshot = tuple(sorted(str(task_id) for task_id in self._tasks))
-
-
-def _timestamp_of(record: tuple[Any, ...]) -> int:
-    return int(record[5])
-
-
-def _buffering(buf: list[tuple[Any, ...]]) -> Callable[..., None]:
-    def append(*record: Any) -> None:
-        buf.append(record)
-
-    return append
 
 
 def _restore_into(

@@ -18,20 +18,12 @@ never lost by eviction (a dirty entry is flushed before it is dropped).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from strom.streams.errors import StoreError
 from strom.streams.serdes import Serde
 from strom.streams.state.bytes_store import KeyValueBytesStore
-from strom.streams.state.cache import CachingStore, RecordCacheBudget
-
-_TS = struct.Struct(">q")
-_MISSING: Any = object()
-
-FlushListener = Callable[[Any, Any, Any, int], None]
-"""Called as ``listener(key, new_value, old_value, timestamp)`` for each write that reaches the backend."""
+from strom.streams.state.cache import TIMESTAMP, CacheEntry, CachingStore, Changelogger, RecordCacheBudget
 
 
 class ValueAndTimestamp(NamedTuple):
@@ -39,19 +31,9 @@ class ValueAndTimestamp(NamedTuple):
     timestamp: int
 
 
-class Changelogger:
-    """Where a store's writes are logged: a collector, a topic and the task's partition."""
-
-    __slots__ = ("partition", "send", "topic")
-
-    def __init__(self, send: Callable[..., None], topic: str, partition: int) -> None:
-        self.send = send
-        self.topic = topic
-        self.partition = partition
-
-
 class KeyValueStore(CachingStore[KeyValueBytesStore]):
-    """A named, typed, timestamped key-value store. ``put(key, None)`` deletes; None keys are refused."""
+    """A named, typed, timestamped key-value store. ``put(key, None)`` deletes; None keys are refused.
+    The cache key is the key itself."""
 
     kind = "key_value"
 
@@ -65,7 +47,6 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
         changelog: Changelogger | None,
         current_timestamp: Callable[[], int] = lambda: 0,
     ) -> None:
-        # cache: key -> [value, timestamp, flushed value (or _MISSING), dirty, serialised key (or None)]
         super().__init__(name, backend, key_serde, value_serde, budget, changelog, current_timestamp)
 
     @property
@@ -76,74 +57,61 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
     def caching(self) -> bool:
         return self._budget is not None
 
-    def set_flush_listener(self, listener: FlushListener | None) -> None:
-        self._listener = listener
+    # -- cache keys -> backend rows ----------------------------------------------------------------------
+
+    def _user_key(self, cache_key: Any) -> Any:
+        return cache_key
+
+    def _read(self, cache_key: Any, key_bytes: bytes) -> bytes | None:
+        return self.backend.get(key_bytes)
+
+    def _changelog_key(self, cache_key: Any, key_bytes: bytes) -> bytes:
+        return key_bytes
+
+    def _event_key(self, cache_key: Any) -> Any:
+        return cache_key
+
+    def _write(self, cache_key: Any, key_bytes: bytes, stored: bytes | None) -> None:
+        if stored is None:
+            self.backend.delete(key_bytes)
+        else:
+            self.backend.put(key_bytes, stored)
+
+    def _row(self, cache_key: Any, key_bytes: bytes, stored: bytes | None) -> tuple[bytes, bytes | None]:
+        return key_bytes, stored
+
+    def _write_rows(self, rows: list[tuple[bytes, bytes | None]]) -> None:
+        self.backend.write_batch(rows)
 
     # -- reads -----------------------------------------------------------------------------------------
 
-    def lookup(self, key: Any) -> list[Any]:
-        """Fast path for DSL processors: the cache entry ``[value, timestamp, ...]`` of ``key`` (value None
-        when absent), loaded from the backend on a miss. Pass it back to ``update``."""
-        entry = self._cache.get(key)
-        if entry is not None:
-            return entry
-        kb = self.key_serde.serialize(self._topic, key)
-        raw = self.backend.get(kb)  # type: ignore[arg-type]
-        if raw is None:
-            entry = [None, -1, None, False, kb]
-        else:
-            value = self.value_serde.deserialize(self._topic, raw[8:])
-            entry = [value, _TS.unpack_from(raw)[0], value, False, kb]
-        if self._budget is not None:
-            self._insert(key, entry)
-        return entry
+    def lookup(self, key: Any) -> CacheEntry:
+        """Fast path for DSL processors: the cache entry of ``key`` (value None when absent), loaded from the
+        backend on a miss. Pass it back to ``update``."""
+        return self._lookup(key, key)
 
     def get_with_timestamp(self, key: Any) -> ValueAndTimestamp | None:
         if key is None:
             return None
-        entry = self.lookup(key)
-        return None if entry[0] is None else tuple.__new__(ValueAndTimestamp, (entry[0], entry[1]))
+        entry = self._lookup(key, key)
+        value = entry.value
+        return None if value is None else tuple.__new__(ValueAndTimestamp, (value, entry.timestamp))
 
     def get(self, key: Any) -> Any:
         if key is None:
             return None
-        return self.lookup(key)[0]
+        return self._lookup(key, key).value
 
     # -- writes ----------------------------------------------------------------------------------------
 
-    def update(self, key: Any, entry: list[Any], value: Any, timestamp: int) -> None:
+    def update(self, key: Any, entry: CacheEntry, value: Any, timestamp: int) -> None:
         """Fast path: write ``value`` for ``key`` whose entry came from ``lookup``."""
-        if self._budget is None:
-            self._write_through(key, value, timestamp, entry[0], entry[4])
-            return
-        entry[0] = value
-        entry[1] = timestamp
-        if not entry[3]:
-            entry[3] = True
-            self._dirty[key] = entry
+        self._update(key, entry, value, timestamp)
 
     def put(self, key: Any, value: Any, timestamp: int | None = None) -> None:
         """Insert or replace ``key``; a None value deletes it. The timestamp defaults to the current record's.
         """
-        if key is None:
-            raise StoreError(f"store {self.name!r}: null keys are not allowed")
-        if not self._open:
-            raise StoreError(f"store {self.name!r} is closed")
-        ts = self._now() if timestamp is None else timestamp
-        if self._budget is None:
-            self._write_through(key, value, ts, _MISSING, None)
-            return
-        entry = self._cache.get(key)
-        if entry is None:
-            entry = [value, ts, _MISSING, True, None]
-            self._insert(key, entry)
-            self._dirty[key] = entry
-        else:
-            entry[0] = value
-            entry[1] = ts
-            if not entry[3]:
-                entry[3] = True
-                self._dirty[key] = entry
+        self._put(key, key, value, timestamp)
 
     def put_if_absent(self, key: Any, value: Any, timestamp: int | None = None) -> Any:
         old = self.get(key)
@@ -161,65 +129,6 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
         self.put(key, None)
         return old
 
-    def _write_through(self, key: Any, value: Any, ts: int, old: Any, kb: bytes | None) -> None:
-        if kb is None:
-            kb = self.key_serde.serialize(self._topic, key)
-            assert kb is not None
-        listener = self._listener
-        if listener is not None and old is _MISSING:
-            raw = self.backend.get(kb)
-            old = None if raw is None else self.value_serde.deserialize(self._topic, raw[8:])
-        vb = None if value is None else self.value_serde.serialize(self._topic, value)
-        if vb is None:
-            self.backend.delete(kb)
-        else:
-            self.backend.put(kb, _TS.pack(ts) + vb)
-        log = self._changelog
-        if log is not None:
-            log.send(log.topic, kb, vb, ts, log.partition)
-        if listener is not None:
-            listener(key, value, old, ts)
-
-    def flush_cache(self) -> None:
-        """Write every dirty entry to the backend and changelog and forward it; keep entries cached (clean).
-        """
-        dirty = self._dirty
-        if not dirty:
-            return
-        self._dirty = {}  # writes made by downstream processors during the flush go to the next flush
-        topic = self._topic
-        kser = self.key_serde.serialize
-        vser = self.value_serde.serialize
-        pack = _TS.pack
-        log = self._changelog
-        listener = self._listener
-        backend = self.backend
-        batch: list[tuple[bytes, bytes | None]] = []
-        total = 0
-        for key, entry in dirty.items():
-            value, ts, old, _dirty, kb = entry
-            if kb is None:
-                kb = entry[4] = kser(topic, key)
-            vb = None if value is None else vser(topic, value)
-            if vb is None:
-                batch.append((kb, None))
-                total += len(kb)
-            else:
-                batch.append((kb, pack(ts) + vb))
-                total += len(kb) + len(vb)
-            if log is not None:
-                log.send(log.topic, kb, vb, ts, log.partition)
-            if listener is not None:
-                if old is _MISSING:
-                    raw = backend.get(kb)
-                    old = None if raw is None else self.value_serde.deserialize(topic, raw[8:])
-                listener(key, value, old, ts)
-            entry[2] = value
-            entry[3] = False
-        backend.write_batch(batch)
-        if self._budget is not None:
-            self._budget.observe(total, len(batch))
-
     # -- range queries ---------------------------------------------------------------------------------
 
     def range(self, key_from: Any = None, key_to: Any = None) -> Iterator[tuple[Any, Any]]:
@@ -235,7 +144,7 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
             dirty_kb = self.key_serde.serialize(topic, key)
             assert dirty_kb is not None
             if (lo is None or dirty_kb >= lo) and (hi is None or dirty_kb <= hi):
-                merged[dirty_kb] = (key, entry[0])
+                merged[dirty_kb] = (key, entry.value)
         for kb in sorted(merged):
             key, value = merged[kb]
             if value is not None:
@@ -246,7 +155,7 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
 
     def approximate_num_entries(self) -> int:
         return self.backend.approximate_num_entries() + sum(
-            1 for e in self._dirty.values() if e[0] is not None
+            1 for e in self._dirty.values() if e.value is not None
         )
 
     # -- restore and lifecycle -------------------------------------------------------------------------
@@ -254,7 +163,7 @@ class KeyValueStore(CachingStore[KeyValueBytesStore]):
     def restore(self, records: Iterable[tuple[bytes, bytes | None, int]]) -> int:
         """Apply changelog records ``(key, value or None, timestamp)`` straight to the backend, in one batch;
         nothing is logged or forwarded. Returns the number of records applied."""
-        pack = _TS.pack
+        pack = TIMESTAMP.pack
         batch = [(k, None if v is None else pack(ts) + v) for k, v, ts in records]
         self.backend.write_batch(batch)
         self._drop_cache()

@@ -40,7 +40,7 @@ class SessionStore(KeyValueStore):
 
     def expire(self, end_before: int) -> int:
         """Drop sessions that ended before ``end_before`` from the cache and the backend; returns how many."""
-        for windowed in [k for k in self._cache if k.window.end < end_before and not self._cache[k][3]]:
+        for windowed in [k for k in self._cache if k.window.end < end_before and not self._cache[k].dirty]:
             del self._cache[windowed]
             if self._budget is not None:
                 self._budget.entries -= 1

@@ -20,8 +20,8 @@ from typing import Any
 from strom.streams.errors import StoreError, TopologyError
 from strom.streams.serdes import Serde, SessionWindowedSerde, resolve_serde
 from strom.streams.state.bytes_store import InMemoryKeyValueBytesStore, KeyValueBytesStore
-from strom.streams.state.cache import RecordCacheBudget
-from strom.streams.state.kv_store import Changelogger, KeyValueStore
+from strom.streams.state.cache import Changelogger, RecordCacheBudget
+from strom.streams.state.kv_store import KeyValueStore
 from strom.streams.state.session_store import SessionStore
 from strom.streams.state.window_bytes import InMemoryWindowBytesStore, SegmentedWindowBytesStore
 from strom.streams.state.window_store import WindowStore

@@ -212,7 +212,7 @@ class JoinWindowNode(Node):
         if key is not None and value is not None:
             store = self.store
             entry = store.lookup(key, timestamp)
-            store.update(key, timestamp, entry, [*(entry[0] or ()), value], timestamp)
+            store.update(key, timestamp, entry, [*(entry.value or ()), value], timestamp)
         for child in self.children:
             child.process(key, value, timestamp)
 

@@ -13,7 +13,7 @@ import pytest
 
 from strom.streams import StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
-from tests.integration.streams_runtime_support import (
+from tests.support.streams import (
     BASE_TS,
     TopicReader,
     create_topics,

@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from strom.log.partition import Partition
+from typing import Protocol
 
 SYNC_THREADS = 4  # partitions of one group synced at once
+
+
+class Syncable(Protocol):
+    """What group commit needs of a partition log: an fsync of everything below an offset."""
+
+    def sync_to(self, offset: int) -> None: ...
 
 
 class GroupCommit:
     """The flusher thread of one LogManager and its queue of durability requests."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Partition, int, Future[None]]] = []
+        self._pending: list[tuple[Syncable, int, Future[None]]] = []
         self._wake = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -43,7 +46,7 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._run, name="strom-log-group-commit", daemon=True)
         self._thread.start()
 
-    def request(self, partition: Partition, offset: int) -> Future[None]:
+    def request(self, partition: Syncable, offset: int) -> Future[None]:
         """A future that resolves once every record of `partition` below `offset` is on disk."""
         future: Future[None] = Future()
         with self._wake:
@@ -76,9 +79,9 @@ class GroupCommit:
             if stopping and not group:
                 return
 
-    def _commit(self, group: list[tuple[Partition, int, Future[None]]]) -> None:
+    def _commit(self, group: list[tuple[Syncable, int, Future[None]]]) -> None:
         """One fsync per partition for the highest offset asked of it, then every waiter answered."""
-        highest: dict[int, tuple[Partition, int]] = {}
+        highest: dict[int, tuple[Syncable, int]] = {}
         for partition, offset, _ in group:
             seen = highest.get(id(partition))
             if seen is None or offset > seen[1]:

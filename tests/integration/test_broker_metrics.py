@@ -3,8 +3,14 @@ gauges agree with the logs and the committed offsets, and every broker counts on
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -119,3 +125,50 @@ def test_a_deleted_topic_leaves_the_endpoint(broker: EmbeddedBroker) -> None:
 def test_metrics_are_not_served_unless_asked() -> None:
     with EmbeddedBroker() as b, pytest.raises(RuntimeError, match="metrics_port"):
         _ = b.metrics_url
+
+
+def _start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "strom.cli", "broker", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_strom_broker_metrics_listen_serves_the_endpoint(tmp_path: Path) -> None:
+    proc = _start_cli(
+        "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("strom broker ready on ")
+        line = proc.stdout.readline().strip()
+        prefix = "strom broker metrics on "
+        assert line.startswith(prefix) and line.endswith("/metrics"), line
+        with urllib.request.urlopen(line[len(prefix) :], timeout=10) as response:
+            names = {family.name for family in text_string_to_metric_families(response.read().decode())}
+        assert "kafka_server_socketservermetrics_connection_count" in names
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_metrics_address_in_use_is_refused_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = tmp_path / "data"
+        proc = _start_cli(
+            "--data-dir", str(data), "--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{port}"
+        )
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"127.0.0.1:{port}" in err and "--metrics-listen" in err and "Traceback" not in err
+    assert "ready on" not in out
+    assert not data.exists()  # nothing left behind by a start that failed

@@ -172,3 +172,12 @@ def test_a_metrics_address_in_use_is_refused_naming_it(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in err and "--metrics-listen" in err and "Traceback" not in err
     assert "ready on" not in out
     assert not data.exists()  # nothing left behind by a start that failed
+
+
+def test_a_restarted_embedded_broker_serves_metrics_on_the_same_port(tmp_path: Path) -> None:
+    with EmbeddedBroker(data_dir=tmp_path, metrics_port=0) as b:
+        url = b.metrics_url
+        b.stop()
+        b.start()
+        assert b.metrics_url == url
+        assert "kafka_server_socketservermetrics_connection_count" in {name for name, _ in scrape(b)}

@@ -53,7 +53,8 @@ class Broker:
     partition logs exist, and its logs are removed only after it is unregistered); every append happens on
     the event loop thread; retention and compaction run on one background thread through the LogManager;
     the group coordinator lives from `start()` (loaded from `__consumer_offsets`) to `stop()` (waiting members
-    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS`.
+    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS` and
+    counted in `metrics` (this broker's own registry), served at `metrics_listen` from `start()` to `stop()`.
     Survives: any bytes a client sends (its connection is closed), a handler exception (logged, connection
     closed), SIGTERM or `stop()` (logs flushed and closed with a clean-shutdown marker).
     """
@@ -314,8 +315,8 @@ class Broker:
         try:
             topic = self.topics.delete(name)
             self.groups.on_topic_deleted(name)
+            self.metrics.forget_topic(name)
             try:
-                self.metrics.forget_topic(name)
                 await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
                 self.topics.deleted({name})
             except StorageError as exc:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from strom.broker.config import BrokerConfig
 from strom.broker.coordinator.group import GroupCoordinator
 from strom.broker.errors import BrokerError
+from strom.broker.metrics import BrokerMetrics
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import TopicInfo, TopicRegistry
 from strom.broker.waiters import AppendWaiters
@@ -42,6 +43,7 @@ class BrokerServices(Protocol):
     waiters: AppendWaiters
     producer_ids: ProducerIdAllocator
     groups: GroupCoordinator
+    metrics: BrokerMetrics
     node_id: int
     advertised_host: str
     advertised_port: int

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from strom.broker.config import BrokerConfig
+from strom.broker.metrics import METRICS_PATH
 from strom.broker.server import Broker
 
 _START_TIMEOUT_S = 30.0
@@ -28,10 +29,16 @@ class EmbeddedBroker:
     Config keys are Kafka's with dots replaced by underscores (`num_partitions=3`), or a mapping with the
     dotted keys as the single positional-or-keyword `config`. Unknown keys raise ConfigError at construction.
     `stop()` then `start()` restarts it on the same data directory and port, as a process restart would.
+    `metrics_port` serves Prometheus metrics on 127.0.0.1 at that port (0: a free one; see `metrics_url`).
     """
 
     def __init__(
-        self, data_dir: str | Path | None = None, config: Mapping[str, Any] | None = None, **kw: Any
+        self,
+        data_dir: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        metrics_port: int | None = None,
+        **kw: Any,
     ):
         values: dict[str, Any] = dict(config or {})
         values.update({key.replace("_", "."): value for key, value in kw.items()})
@@ -42,6 +49,7 @@ class EmbeddedBroker:
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
         self._port = 0
+        self._metrics_port = metrics_port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.broker: Broker | None = None
@@ -57,12 +65,21 @@ class EmbeddedBroker:
     def port(self) -> int:
         return self._port
 
+    @property
+    def metrics_url(self) -> str:
+        """ "http://127.0.0.1:PORT/metrics" of the running broker's Prometheus endpoint."""
+        endpoint = self.broker.metrics_endpoint if self.broker is not None else None
+        if endpoint is None:
+            raise RuntimeError("the embedded broker is not running with metrics_port")
+        return f"http://{endpoint.host}:{endpoint.port}{METRICS_PATH}"
+
     def start(self) -> EmbeddedBroker:
         """Start the broker and return once it accepts connections."""
         if self._thread is not None:
             raise RuntimeError("the embedded broker is already running")
         loop = asyncio.new_event_loop()
-        broker = Broker(self.data_dir, self.config, "127.0.0.1", self._port)
+        metrics = ("127.0.0.1", self._metrics_port) if self._metrics_port is not None else None
+        broker = Broker(self.data_dir, self.config, "127.0.0.1", self._port, metrics)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def run() -> None:
@@ -87,6 +104,8 @@ class EmbeddedBroker:
             raise
         self._loop, self.broker = loop, broker
         self._port = broker.listen_port
+        if broker.metrics_endpoint is not None:  # a restart serves metrics on the same port
+            self._metrics_port = broker.metrics_endpoint.port
         return self
 
     def stop(self) -> None:

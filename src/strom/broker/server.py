@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from strom.broker.errors import StorageError
 from strom.broker.handlers import ADVERTISED, HANDLERS
 from strom.broker.logs import BrokerLogs
 from strom.broker.memory_pool import RequestMemoryPool
+from strom.broker.metrics import BrokerMetrics, MetricsEndpoint
 from strom.broker.open_files import AcceptFailureLog, raise_open_file_limit, warn_if_low
 from strom.broker.producer_ids import ProducerIdAllocator
 from strom.broker.topics import REGISTRY_FILE, TopicExistsError, TopicInfo, TopicRegistry
@@ -51,13 +53,19 @@ class Broker:
     partition logs exist, and its logs are removed only after it is unregistered); every append happens on
     the event loop thread; retention and compaction run on one background thread through the LogManager;
     the group coordinator lives from `start()` (loaded from `__consumer_offsets`) to `stop()` (waiting members
-    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS`.
+    released), its deadlines checked on the event loop. Requests are routed by `handlers.HANDLERS` and
+    counted in `metrics` (this broker's own registry), served at `metrics_listen` from `start()` to `stop()`.
     Survives: any bytes a client sends (its connection is closed), a handler exception (logged, connection
     closed), SIGTERM or `stop()` (logs flushed and closed with a clean-shutdown marker).
     """
 
     def __init__(
-        self, data_dir: Path, config: BrokerConfig, host: str = "127.0.0.1", port: int = 9092
+        self,
+        data_dir: Path,
+        config: BrokerConfig,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        metrics_listen: tuple[str, int] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.config = config
@@ -77,6 +85,8 @@ class Broker:
         self._group_ticker: asyncio.Task[None] | None = None
         self._accept_failures: AcceptFailureLog | None = None
         self._busy_topics: set[str] = set()
+        self.metrics = BrokerMetrics(self)
+        self.metrics_endpoint = MetricsEndpoint(self.metrics, *metrics_listen) if metrics_listen else None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -102,6 +112,8 @@ class Broker:
             )
             self._accept_failures = AcceptFailureLog(loop)
             self._accept_failures.install()
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.start()
             self._server = await loop.create_server(
                 lambda: Connection(self.handle_frame, self.connections, limits),
                 self.listen_host,
@@ -111,6 +123,8 @@ class Broker:
         except BaseException:
             if self._accept_failures is not None:
                 self._accept_failures.uninstall()
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.stop()
             self._close_logs()  # release the data directory (its lock) for a later attempt
             raise
         sock = self._server.sockets[0]
@@ -135,6 +149,8 @@ class Broker:
         logs."""
         if self._server is not None:
             self._server.close()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.stop()
         connections = list(self.connections)
         for connection in connections:
             connection.close()
@@ -299,6 +315,7 @@ class Broker:
         try:
             topic = self.topics.delete(name)
             self.groups.on_topic_deleted(name)
+            self.metrics.forget_topic(name)
             try:
                 await asyncio.to_thread(self.logs.delete, name, range(topic.partitions))
                 self.topics.deleted({name})
@@ -375,13 +392,17 @@ class Broker:
             return [api_versions_fallback(correlation_id, ADVERTISED)]
         if spec is None or not spec.min_version <= api_version <= spec.max_version:
             raise UnsupportedRequest(api_key, api_version)
-        body = decode_request(header, frame)
-        ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, client_host)
-        response = await spec.handler(ctx, body)
-        if response is None:
-            return None
-        if isinstance(response, RawResponse):
-            head = response_header(api_key, api_version, correlation_id)
-            size = len(head) + sum(part_size(part) for part in response.parts)
-            return [size_prefix(size), head, *response.parts]
-        return [encode_response(api_key, api_version, correlation_id, response)]
+        started = time.perf_counter()
+        try:
+            body = decode_request(header, frame)
+            ctx = RequestContext(self, api_key, api_version, correlation_id, header.client_id, client_host)
+            response = await spec.handler(ctx, body)
+            if response is None:
+                return None
+            if isinstance(response, RawResponse):
+                head = response_header(api_key, api_version, correlation_id)
+                size = len(head) + sum(part_size(part) for part in response.parts)
+                return [size_prefix(size), head, *response.parts]
+            return [encode_response(api_key, api_version, correlation_id, response)]
+        finally:
+            self.metrics.request_done(api_key, started)

@@ -26,7 +26,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (IPv6 as `[::1]:9092`) -> (host, port)."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"--listen expects HOST:PORT, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -55,6 +55,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=parse_listen,
         metavar="HOST:PORT",
         help="default: the config's listeners (first non-controller entry), else 127.0.0.1:9092",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); default: not served",
     )
     parser.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
     parser.add_argument(
@@ -107,10 +113,17 @@ def remove_created(data_dir: Path, created_root: Path | None, existing: set[str]
                 entry.unlink(missing_ok=True)
 
 
-async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int, started: asyncio.Event) -> None:
+async def serve(
+    data_dir: Path,
+    config: BrokerConfig,
+    host: str,
+    port: int,
+    started: asyncio.Event,
+    metrics_listen: tuple[str, int] | None = None,
+) -> None:
     from strom.broker.server import Broker
 
-    broker = Broker(data_dir, config, host, port)
+    broker = Broker(data_dir, config, host, port, metrics_listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,6 +132,9 @@ async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int, star
     started.set()
     shown = f"[{host}]" if ":" in host else host
     print(f"strom broker ready on {shown}:{broker.listen_port}", flush=True)
+    if broker.metrics_endpoint is not None:
+        endpoint = broker.metrics_endpoint
+        print(f"strom broker metrics on http://{endpoint.host}:{endpoint.port}/metrics", flush=True)
     try:
         await stop.wait()
     finally:
@@ -147,19 +163,23 @@ def run(args: argparse.Namespace) -> int:
     created_root = first_missing(data_dir)
     existing = {entry.name for entry in data_dir.iterdir()} if created_root is None else set()
     from strom.broker.errors import BrokerError
+    from strom.broker.metrics import MetricsListenError
     from strom.log.log_manager import DataDirLockedError
 
     started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
-        asyncio.run(serve(data_dir, config, host, port, started))
+        asyncio.run(serve(data_dir, config, host, port, started, args.metrics_listen))
     except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         if not started.is_set():
             remove_created(data_dir, created_root, existing)
+        flag = "--listen"
+        if isinstance(exc, MetricsListenError):  # the metrics address, not the broker's, could not be bound
+            host, port, flag = exc.host, exc.port, "--metrics-listen"
         if exc.errno == errno.EADDRINUSE:
-            reason = "the address is already in use (another broker? choose another --listen)"
+            reason = f"the address is already in use (another broker? choose another {flag})"
         else:
             reason = exc.strerror or str(exc)
         print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {reason}", file=sys.stderr)

@@ -20,6 +20,7 @@ from strom.log.errors import LogError
 from strom.protocol.error_codes import ErrorCode
 from strom.protocol.fetch_response import PartitionResult, encode_fetch_response
 from strom.protocol.field_values import IsolationLevel
+from strom.protocol.framing import part_size
 
 TopicResults = list[tuple[str, list[PartitionResult]]]
 # Record bytes one response may carry: 2 GiB less room for the response's headers and partition fields.
@@ -85,4 +86,8 @@ async def fetch(ctx: RequestContext, request: Any) -> Response:
         if not await broker.waiters.wait(tps, remaining_s):
             topics, total, error = _read(broker, request, max_bytes, read_committed)
             break
+    for name, results in topics:
+        sent = sum(part_size(result.records) for result in results if result.records is not None)
+        if sent:
+            broker.metrics.fetched(name, sent)
     return RawResponse(encode_fetch_response(ctx.api_version, ErrorCode.NONE, topics))

@@ -59,6 +59,8 @@ def _produce_partition(
         return _partition_error(index, exc.error_code, str(exc))
     if not result.duplicate:
         broker.waiters.notify((topic, index))
+        # offsets are assigned densely, so the span is the record count the validator accepted
+        broker.metrics.produced(topic, len(records or b""), result.last_offset - result.base_offset + 1)
     if synced is not None:
         synced.append((index, _durable(partition, result.last_offset + 1)))
     return PartitionAck(

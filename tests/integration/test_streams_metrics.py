@@ -1,16 +1,20 @@
 """strom.streams' Prometheus endpoint on a real broker: the counters move exactly as the records sent say
 (process_total = records processed), commits are counted and timed, a restart reports the changelog restore,
-store sizes are sampled, and the page parses with prometheus_client's own parser."""
+store sizes are sampled, the page parses with prometheus_client's own parser, and an address in use fails
+start() with a message naming it."""
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
+from strom.streams.runtime.errors import MetricsListenError
 from strom.streams.topology import Topology
 from tests.support.streams import BASE_TS, TopicReader, create_topics, produce, streams_config, unique
 from tests.support.waiting import wait_until
@@ -65,8 +69,10 @@ def test_endpoint_counts_processed_records_commits_restore_and_store_size(
         reader.wait_until(lambda records: len(records) == 21)
         thread = "kafka_streams_stream_thread_metrics_"
         wait_until(
-            lambda: value(scrape(port), thread + "process_total") == 21
-            and value(scrape(port), STORE_KEYS, store="counts") == 7,
+            lambda: (
+                value(scrape(port), thread + "process_total") == 21
+                and value(scrape(port), STORE_KEYS, store="counts") == 7
+            ),
             "process_total to reach the 21 records sent and the store to hold 7 keys",
         )
         samples = scrape(port)
@@ -101,3 +107,15 @@ def test_without_metrics_listen_nothing_is_served_but_the_registry_exists(
     names = {family.name for family in app.metrics_registry.collect()}
     assert "kafka_streams_stream_thread_metrics_process" in names
     app.close()
+
+
+def test_a_metrics_address_in_use_fails_start_naming_it(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        config = streams_config(
+            "127.0.0.1:1", unique("taken"), tmp_path, **{"metrics.listen": f"127.0.0.1:{port}"}
+        )
+        app = Streams(count_topology("in", "out"), config)
+        with pytest.raises(MetricsListenError, match=f"metrics.listen 127.0.0.1:{port} cannot be served"):
+            app.start()
+        assert app.state == StreamsState.NOT_RUNNING

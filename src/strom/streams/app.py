@@ -169,7 +169,8 @@ class Streams:
         background.
 
         Raises TopologyError (co-partitioning), MissingSourceTopicError, InternalTopicError,
-        StateDirLockedError synchronously; after a failed start the instance is NOT_RUNNING.
+        StateDirLockedError, MetricsListenError synchronously; after a failed start the instance is
+        NOT_RUNNING.
         """
         with self._lock:
             if self._state != StreamsState.CREATED:

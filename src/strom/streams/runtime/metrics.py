@@ -33,6 +33,7 @@ from prometheus_client.metrics_core import (
 )
 
 from strom.streams.processor.context import TaskMetrics
+from strom.streams.runtime.errors import MetricsListenError
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.runtime.tasks import AssignedTask
 from strom.streams.state.kv_store import KeyValueStore
@@ -155,7 +156,13 @@ class StreamsMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve `/metrics` on `host:port` (0 picks a free port) from a daemon thread; return the port."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsListenError(
+                f"metrics.listen {host}:{port} cannot be served: {exc.strerror or exc}; "
+                "choose a free local address (port 0 picks a free port)"
+            ) from exc
         self._server, self._server_thread = server, thread
         return int(server.server_port)
 

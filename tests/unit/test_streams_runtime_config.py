@@ -88,3 +88,15 @@ def test_client_prefixes_override_derived_client_configs() -> None:
     producer = config.producer("t1")
     assert producer["linger.ms"] == 1
     assert producer["partitioner"] == "murmur2_random"
+
+
+def test_metrics_listen_is_host_and_port_and_off_by_default() -> None:
+    assert StreamsConfig.parse(BASE).metrics_listen is None
+    assert StreamsConfig.parse({**BASE, "metrics.listen": "0.0.0.0:9464"}).metrics_listen == ("0.0.0.0", 9464)
+    assert StreamsConfig.parse({**BASE, "metrics.listen": "[::1]:0"}).metrics_listen == ("::1", 0)
+
+
+@pytest.mark.parametrize("value", ["9464", "localhost:", ":9464", "localhost:http", "localhost:70000"])
+def test_malformed_metrics_listen_names_the_key_and_the_form(value: str) -> None:
+    with pytest.raises(StreamsConfigError, match=r"'metrics.listen' must be HOST:PORT"):
+        StreamsConfig.parse({**BASE, "metrics.listen": value})

@@ -26,6 +26,7 @@ from strom.commands.connection import (
     reporting_errors,
     require_topic,
 )
+from strom.commands.progress import Progress
 
 FIELDS = "topic, partition, offset, timestamp, key, value"
 
@@ -94,6 +95,12 @@ def consume(args: argparse.Namespace) -> int:
         consumer.assign(
             [TopicPartition(args.topic, p, start) for p in metadata.topics[args.topic].partitions]
         )
+    # A count makes it a long-running batch job worth a progress line; records shown on the terminal are
+    # their own progress, and a line redrawn between them would garble them.
+    track = args.max_messages is not None and not sys.stdout.isatty()
+    progress = Progress(
+        "consumed", sys.stderr, interactive=track and sys.stderr.isatty(), total=args.max_messages
+    )
     printed = 0
     last_record = time.monotonic()
     said_waiting = False
@@ -110,11 +117,13 @@ def consume(args: argparse.Namespace) -> int:
             if messages:
                 sys.stdout.flush()
                 last_record = time.monotonic()
+                if track:
+                    progress.update(printed)
             elif args.idle_timeout is not None and time.monotonic() - last_record > args.idle_timeout:
                 break
             elif not said_waiting and time.monotonic() - last_record > QUIET_WAIT_S:
                 # Once per run: a consumer that has caught up looks exactly like one that hangs.
-                print(f"strom: {waiting_for(args, printed)}; Ctrl-C to stop", file=sys.stderr, flush=True)
+                progress.note(f"strom: {waiting_for(args, printed)}; Ctrl-C to stop")
                 said_waiting = True
         sys.stdout.flush()
     except KeyboardInterrupt:
@@ -125,8 +134,9 @@ def consume(args: argparse.Namespace) -> int:
         # the interpreter's own final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
+        progress.clear()
         consumer.close()  # commits the stored offsets when in a group
-    print(f"strom: consumed {printed} records", file=sys.stderr)
+    progress.finish(f"strom: consumed {printed} records", printed)
     return 0
 
 

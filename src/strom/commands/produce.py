@@ -23,6 +23,7 @@ from strom.commands.connection import (
     reporting_errors,
     require_topic,
 )
+from strom.commands.progress import Progress, file_fraction
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
@@ -65,29 +66,40 @@ def produce(args: argparse.Namespace) -> int:
 
     extra: dict[str, Any] = {} if args.partition is None else {"partition": args.partition}
     count = 0
-    for line in sys.stdin:
-        text = line.rstrip("\n")
-        key: str | None = None
-        if args.key_separator is not None:
-            key, sep, value = text.partition(args.key_separator)
-            if not sep:
-                raise CommandError(f"line {count + 1} has no key separator {args.key_separator!r}: {text!r}")
-        else:
-            value = text
-        while True:
-            try:
-                producer.produce(args.topic, value=value.encode(), key=key, on_delivery=on_delivery, **extra)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain, then retry this record
-                producer.poll(0.1)
-            except KafkaException as error:
-                raise CommandError(f"cannot produce to {args.topic!r}: {describe(error)}") from error
-        producer.poll(0)
-        count += 1
-    unsent = producer.flush(args.timeout)
-    if unsent:
-        raise CommandError(f"{unsent} of {count} records not acknowledged within {args.timeout:g} s")
-    if failures:
-        raise CommandError(f"{len(failures)} of {count} records failed: {failures[0].str()}")
-    print(f"strom: produced {count} records to {args.topic}", file=sys.stderr)
+    progress = Progress(
+        "produced", sys.stderr, interactive=sys.stderr.isatty(), fraction=file_fraction(sys.stdin)
+    )
+    try:
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            key: str | None = None
+            if args.key_separator is not None:
+                key, sep, value = text.partition(args.key_separator)
+                if not sep:
+                    raise CommandError(
+                        f"line {count + 1} has no key separator {args.key_separator!r}: {text!r}"
+                    )
+            else:
+                value = text
+            while True:
+                try:
+                    producer.produce(
+                        args.topic, value=value.encode(), key=key, on_delivery=on_delivery, **extra
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain, then retry this record
+                    producer.poll(0.1)
+                except KafkaException as error:
+                    raise CommandError(f"cannot produce to {args.topic!r}: {describe(error)}") from error
+            producer.poll(0)
+            count += 1
+            progress.update(count)
+        unsent = producer.flush(args.timeout)
+        if unsent:
+            raise CommandError(f"{unsent} of {count} records not acknowledged within {args.timeout:g} s")
+        if failures:
+            raise CommandError(f"{len(failures)} of {count} records failed: {failures[0].str()}")
+        progress.finish(f"strom: produced {count} records to {args.topic}", count)
+    finally:
+        progress.clear()
     return 0

@@ -24,9 +24,11 @@ from types import TracebackType
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
 
 from strom.streams.runtime.config import StreamsConfig
 from strom.streams.runtime.errors import IllegalStateError
+from strom.streams.runtime.metrics import RestoreProgress, StreamsMetrics, ThreadMetrics
 from strom.streams.runtime.restore import StateRestoreListener
 from strom.streams.runtime.tasks import TaskFactory, lock_directory
 from strom.streams.runtime.thread import StreamThread
@@ -52,24 +54,29 @@ StateListener = Callable[[StreamsState, StreamsState], None]
 
 
 class _LoggingRestoreListener(StateRestoreListener):
-    """Forwards restore progress to the user's listener; the restore module logs progress itself."""
+    """Forwards restore progress to the metrics and the user's listener; the restore module logs progress
+    itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: RestoreProgress) -> None:
+        self.progress = progress
         self.user: StateRestoreListener | None = None
 
     def on_restore_start(
         self, topic: str, partition: int, store_name: str, start_offset: int, end_offset: int
     ) -> None:
+        self.progress.on_restore_start(topic, partition, store_name, start_offset, end_offset)
         if self.user is not None:
             self.user.on_restore_start(topic, partition, store_name, start_offset, end_offset)
 
     def on_batch_restored(
         self, topic: str, partition: int, store_name: str, batch_end_offset: int, num_restored: int
     ) -> None:
+        self.progress.on_batch_restored(topic, partition, store_name, batch_end_offset, num_restored)
         if self.user is not None:
             self.user.on_batch_restored(topic, partition, store_name, batch_end_offset, num_restored)
 
     def on_restore_end(self, topic: str, partition: int, store_name: str, total_restored: int) -> None:
+        self.progress.on_restore_end(topic, partition, store_name, total_restored)
         if self.user is not None:
             self.user.on_restore_end(topic, partition, store_name, total_restored)
 
@@ -89,7 +96,13 @@ class Streams:
         self._state = StreamsState.CREATED
         self._lock = threading.Condition()
         self._listeners: list[StateListener] = []
-        self._restore_listener = _LoggingRestoreListener()
+        progress = RestoreProgress()
+        self._restore_listener = _LoggingRestoreListener(progress)
+        self._thread_metrics = ThreadMetrics(sample_stores=self._config.metrics_listen is not None)
+        self._metrics = StreamsMetrics(
+            f"{self._config.client_id}-StreamThread-1", self._thread_metrics, progress
+        )
+        self.metrics_port: int | None = None
         self._thread: StreamThread | None = None
         self._app_lock_fd = -1
         self.error: BaseException | None = None
@@ -103,6 +116,12 @@ class Streams:
     @property
     def config(self) -> StreamsConfig:
         return self._config
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """This instance's Prometheus registry (Kafka Streams' metric names), e.g. to serve it from the
+        application's own HTTP server instead of `metrics.listen`."""
+        return self._metrics.registry
 
     def active_tasks(self) -> tuple[str, ...]:
         """Ids of the tasks this instance runs now ("<sub-topology>_<partition>", Kafka Streams' names)."""
@@ -150,7 +169,8 @@ class Streams:
         background.
 
         Raises TopologyError (co-partitioning), MissingSourceTopicError, InternalTopicError,
-        StateDirLockedError synchronously; after a failed start the instance is NOT_RUNNING.
+        StateDirLockedError, MetricsListenError synchronously; after a failed start the instance is
+        NOT_RUNNING.
         """
         with self._lock:
             if self._state != StreamsState.CREATED:
@@ -158,8 +178,12 @@ class Streams:
                     f"start() called in state {self._state.name}; a Streams instance starts once"
                 )
         try:
+            listen = self._config.metrics_listen
+            if listen is not None:
+                self.metrics_port = self._metrics.serve(*listen)
             factory = self._prepare()
         except BaseException:
+            self._metrics.stop()
             self._release_app_dir()
             self._set_state(StreamsState.NOT_RUNNING)
             raise
@@ -173,6 +197,7 @@ class Streams:
             on_error=self._on_thread_error,
             on_stopped=self._on_thread_stopped,
             name_suffix=uuid.uuid4().hex[:12],
+            metrics=self._thread_metrics,
         )
         self._thread.start()
 
@@ -202,6 +227,7 @@ class Streams:
 
     def _on_thread_stopped(self) -> None:
         if self.error is not None:
+            self._metrics.stop()
             self._release_app_dir()
             self._set_state(StreamsState.ERROR)
 
@@ -224,6 +250,7 @@ class Streams:
         if thread.is_alive():
             log.warning("stream thread did not stop within %.0f s", timeout)
             return False
+        self._metrics.stop()
         self._release_app_dir()
         self._set_state(StreamsState.NOT_RUNNING)
         return True

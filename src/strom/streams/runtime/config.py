@@ -59,6 +59,7 @@ _RUNTIME_KEYS = frozenset(
         "repartition.purge.interval.ms",
         "max.task.idle.ms",
         "buffered.records.per.partition",
+        "metrics.listen",
     }
 )
 
@@ -80,6 +81,7 @@ class StreamsConfig:
     repartition_purge_interval_ms: int
     max_task_idle_ms: int
     buffered_records_per_partition: int
+    metrics_listen: tuple[str, int] | None
     originals: dict[str, Any] = field(repr=False)
     consumer_overrides: dict[str, Any] = field(repr=False)
     producer_overrides: dict[str, Any] = field(repr=False)
@@ -149,6 +151,7 @@ class StreamsConfig:
             repartition_purge_interval_ms=_int(config, "repartition.purge.interval.ms", 30000, minimum=0),
             max_task_idle_ms=_int(config, "max.task.idle.ms", 0, minimum=-1),
             buffered_records_per_partition=_int(config, "buffered.records.per.partition", 1000, minimum=1),
+            metrics_listen=_listen_address(config.get("metrics.listen")),
             originals=dict(config),
             consumer_overrides=overrides["consumer."],
             producer_overrides=overrides["producer."],
@@ -246,6 +249,18 @@ def _int(config: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if value < minimum:
         raise StreamsConfigError(f"config {key!r} must be >= {minimum}, got {value}")
     return value
+
+
+def _listen_address(value: Any) -> tuple[str, int] | None:
+    """`metrics.listen` is "HOST:PORT" (port 0 picks a free one); None or "" leaves metrics unserved."""
+    if value is None or value == "":
+        return None
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise StreamsConfigError(
+            f"config 'metrics.listen' must be HOST:PORT, e.g. 127.0.0.1:9464, got {value!r}"
+        )
+    return host.strip("[]"), int(port)
 
 
 def _replication_factor(config: Mapping[str, Any]) -> int:

@@ -23,6 +23,10 @@ class StateDirLockedError(StreamsError):
     """Another Streams instance holds the lock of this application's state directory."""
 
 
+class MetricsListenError(StreamsError):
+    """The `metrics.listen` address could not be bound (in use, not local, not permitted)."""
+
+
 class ProducerSendError(StreamsError):
     """The producer failed to deliver a record; at-least-once forbids committing past it, so the thread
     stops."""

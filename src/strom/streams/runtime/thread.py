@@ -31,6 +31,7 @@ from strom.streams.runtime.collector import KafkaRecordCollector
 from strom.streams.runtime.config import StreamsConfig
 from strom.streams.runtime.errors import ProducerSendError
 from strom.streams.runtime.global_state import GlobalStateUpdater
+from strom.streams.runtime.metrics import ThreadMetrics
 from strom.streams.runtime.partition_group import PartitionGroup
 from strom.streams.runtime.partition_group import TopicPartition as Partition
 from strom.streams.runtime.restore import ChangelogReader, StateRestoreListener
@@ -64,6 +65,7 @@ class StreamThread(threading.Thread):
         on_error: Callable[[BaseException], None],
         on_stopped: Callable[[], None],
         name_suffix: str,
+        metrics: ThreadMetrics,
     ) -> None:
         super().__init__(name=f"{config.client_id}-StreamThread-1", daemon=True)
         self._config = config
@@ -74,6 +76,7 @@ class StreamThread(threading.Thread):
         self._on_error = on_error
         self._on_stopped = on_stopped
         self._suffix = name_suffix
+        self._metrics = metrics
         self._stopping = threading.Event()
         self._tasks: dict[Any, AssignedTask] = {}
         self._suspended: dict[Any, AssignedTask] = {}
@@ -175,7 +178,9 @@ class StreamThread(threading.Thread):
         poll_s = self._config.poll_ms / 1000.0
         interval_s = self._config.commit_interval_ms / 1000.0
         next_commit = time.monotonic() + interval_s
+        metrics = self._metrics
         while not self._stopping.is_set():
+            metrics.polls += 1
             restoring = not reader.idle
             messages = consumer.consume(num_messages=_POLL_BATCH, timeout=0 if restoring else poll_s)
             if messages:
@@ -296,6 +301,7 @@ class StreamThread(threading.Thread):
         """Flush tasks, then the producer, then commit offsets, then write checkpoints (at-least-once
         order)."""
         assert self._consumer is not None and self._collector is not None
+        started = time.monotonic()
         offsets: dict[tuple[str, int], int] = {}
         running = [task for task in self._tasks.values() if task.running]
         for task in running:
@@ -312,6 +318,9 @@ class StreamThread(threading.Thread):
         if self._global is not None:
             self._global.checkpoint()
         self._committed.update(offsets)
+        self._metrics.record_commit(time.monotonic() - started)
+        if self._metrics.sample_stores:
+            self._metrics.sample_store_sizes(running)
         self._purge_repartition_topics()
 
     def _purge_repartition_topics(self) -> None:
@@ -489,6 +498,7 @@ class StreamThread(threading.Thread):
             log.warning("closing task %s failed: %s", task.task_id, exc)
         finally:
             task.release()
+            self._metrics.retire(task)
         if not clean:
             log.info("task %s closed without commit", task.task_id)
 
@@ -499,6 +509,7 @@ class StreamThread(threading.Thread):
 
     def _publish_tasks(self) -> None:
         self._active_snapshot = tuple(sorted(str(task_id) for task_id in self._tasks))
+        self._metrics.publish([*self._tasks.values(), *self._suspended.values()])
 
 
 def _restore_into(

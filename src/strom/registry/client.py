@@ -91,8 +91,21 @@ class SchemaRegistryClient:
         cached = self._ids.get(key)
         if cached is not None:
             return cached
-        answer = self.request("POST", f"/subjects/{_quote(subject)}", _body(schema, schema_type))
-        return self._remember_id(key, int(answer["id"]))
+        return self._remember_id(key, int(self.registered_version(subject, schema, schema_type)["id"]))
+
+    def registered_version(self, subject: str, schema: str, schema_type: str) -> dict[str, Any]:
+        """The version of `subject` that holds `schema` (subject, version, id, schema), uncached."""
+        path = f"/subjects/{_quote(subject)}"
+        answer: dict[str, Any] = self.request("POST", path, _body(schema, schema_type))
+        return answer
+
+    def compatibility(
+        self, subject: str, schema: str, schema_type: str, version: str | int = "latest"
+    ) -> dict[str, Any]:
+        """The registry's verdict on `schema` after `subject`'s version: is_compatible, and messages why."""
+        path = f"/compatibility/subjects/{_quote(subject)}/versions/{version}?verbose=true"
+        answer: dict[str, Any] = self.request("POST", path, _body(schema, schema_type))
+        return answer
 
     def version(self, subject: str, version: str | int = "latest") -> dict[str, Any]:
         """One version of a subject as the registry serves it (subject, version, id, schema, schemaType)."""

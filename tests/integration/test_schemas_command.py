@@ -1,4 +1,5 @@
-"""`strom schemas list|get|register|check` against `strom registry` on the session's strom broker."""
+"""`strom schemas list|get|register|check` and `strom consume --value-format` against `strom registry` on the
+session's strom broker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.json_schema import JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.support.cli import run_strom, table_rows
 from tests.support.registry import RegistryProcess
@@ -103,3 +108,41 @@ def test_an_unreachable_registry_is_said_in_words() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("strom: schema registry at http://127.0.0.1:9 is unreachable: ")
     assert result.stderr.endswith("; start one with `strom registry` or pass --registry URL\n")
+
+
+def test_consume_decodes_avro_and_json_schema_values_with_the_registry(
+    registry: RegistryProcess, strom_broker: str
+) -> None:
+    avro_topic, json_topic = unique_name("avro-data"), unique_name("json-data")
+    for topic in (avro_topic, json_topic):
+        assert run_strom("topics", "create", topic, "--bootstrap", strom_broker).returncode == 0
+    person = json.dumps({"type": "object", "properties": {"name": {"type": "string"}}})
+    producer = Producer({"bootstrap.servers": strom_broker})
+    to_avro = AvroSerializer(registry.client(), json.dumps(ORDER_V2))
+    for i in range(3):
+        context = SerializationContext(avro_topic, MessageField.VALUE)
+        producer.produce(avro_topic, to_avro({"id": i, "note": f"n\u00e9{i}"}, context), key=f"k{i}")
+    producer.produce(avro_topic, None, key="gone")
+    to_json = JSONSerializer(person, registry.client())
+    producer.produce(
+        json_topic, to_json({"name": "Ada"}, SerializationContext(json_topic, MessageField.VALUE))
+    )
+    producer.flush(30)
+    common = ["--from-beginning", "--registry", registry.url, "--bootstrap", strom_broker]
+
+    avro = run_strom("consume", avro_topic, "-c", "4", "--print-key", "--value-format", "avro", *common)
+    assert avro.returncode == 0, avro.stderr
+    assert avro.stdout.splitlines() == [
+        'k0\t{"id": 0, "note": "n\u00e90"}',
+        'k1\t{"id": 1, "note": "n\u00e91"}',
+        'k2\t{"id": 2, "note": "n\u00e92"}',
+        "gone\tnull",
+    ]
+    as_json = run_strom("consume", json_topic, "-c", "1", "--value-format", "json-schema", *common)
+    assert (as_json.returncode, as_json.stdout) == (0, '{"name": "Ada"}\n'), as_json.stderr
+
+    # A JSON record read as Avro: the schema id is a JSON schema's, said with the record's place.
+    wrong = run_strom("consume", json_topic, "-c", "1", "--value-format", "avro", *common)
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("strom: cannot decode the value at partition 0 offset 0 as avro: ")
+    assert "is a JSON schema, not AVRO" in wrong.stderr

@@ -21,7 +21,10 @@ from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSe
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from strom.registry import serdes
+from strom.streams import StreamsBuilder
+from strom.streams import serdes as streams_serdes
 from strom.streams.errors import SerializationError
+from strom.streams.testing import TopologyTestDriver
 from tests.support.registry import RegistryProcess
 from tests.support.scenario import unique_name
 
@@ -121,6 +124,26 @@ def test_records_cross_the_broker_in_both_directions(registry: RegistryProcess, 
     consumer.close()
     assert AvroDeserializer(registry.client())(values[0], context) == AN_ORDER
     assert strom.deserialize(topic, values[1]) == dict(AN_ORDER, id=8)
+
+
+def test_a_topology_reads_and_writes_registry_serialised_records(registry: RegistryProcess) -> None:
+    orders = serdes.avro(registry.url, ORDER)
+    people = serdes.json_schema(registry.url, PERSON)
+    builder = StreamsBuilder()
+    builder.stream("orders", streams_serdes.string(), orders).map_values(
+        lambda order: {"name": order["item"], "age": order["id"]}
+    ).to("people", value_serde=people)
+    with TopologyTestDriver(builder.build()) as driver:
+        driver.create_input_topic("orders", streams_serdes.string(), orders).pipe_input("k", AN_ORDER, 1)
+        out = driver.create_output_topic("people", streams_serdes.string(), streams_serdes.bytes_())
+        [(key, data, _)] = out.read_records_to_list()
+    assert key == "k"
+    context = SerializationContext("people", MessageField.VALUE)
+    assert JSONDeserializer(None, schema_registry_client=registry.client())(data, context) == {
+        "name": "kettle",
+        "age": 7,
+    }
+    assert registry.client().get_subjects() == ["orders-value", "people-value"]
 
 
 def test_a_reader_schema_reads_old_records_with_defaults(registry: RegistryProcess) -> None:

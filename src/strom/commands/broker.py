@@ -2,7 +2,9 @@
 
 Prints exactly one line, `strom broker ready on HOST:PORT`, once connections are accepted, so scripts can
 wait for it. SIGTERM and SIGINT stop it cleanly: connections close, logs are flushed and the clean-shutdown
-marker is written.
+marker is written. With `--registry-listen HOST:PORT` it also serves a schema registry (stored in the
+`_schemas` topic, as `strom registry` does), started once the broker accepts connections and announced by a
+second line, `strom registry ready on http://HOST:PORT`; it stops before the broker does.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="start even with configuration keys Kafka does not know (they are ignored, with a warning)",
     )
+    parser.add_argument(
+        "--registry-listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="also serve a schema registry here (port 0 picks a free one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -107,7 +115,14 @@ def remove_created(data_dir: Path, created_root: Path | None, existing: set[str]
                 entry.unlink(missing_ok=True)
 
 
-async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int, started: asyncio.Event) -> None:
+async def serve(
+    data_dir: Path,
+    config: BrokerConfig,
+    host: str,
+    port: int,
+    started: asyncio.Event,
+    registry_listen: tuple[str, int] | None = None,
+) -> int:
     from strom.broker.server import Broker
 
     broker = Broker(data_dir, config, host, port)
@@ -120,9 +135,42 @@ async def serve(data_dir: Path, config: BrokerConfig, host: str, port: int, star
     shown = f"[{host}]" if ":" in host else host
     print(f"strom broker ready on {shown}:{broker.listen_port}", flush=True)
     try:
-        await stop.wait()
+        if registry_listen is None:
+            await stop.wait()
+            return 0
+        return await serve_registry_beside(
+            broker.advertised_host, broker.advertised_port, registry_listen, stop
+        )
     finally:
         await broker.stop()
+
+
+async def serve_registry_beside(
+    broker_host: str, broker_port: int, listen: tuple[str, int], stop: asyncio.Event
+) -> int:
+    """Serve a registry on the broker until `stop`; 1 (said on stderr) if it cannot start."""
+    from strom.registry.errors import RegistryError
+    from strom.registry.server import RegistryServer
+
+    shown = f"[{broker_host}]" if ":" in broker_host else broker_host
+    registry = RegistryServer(f"{shown}:{broker_port}", *listen)
+    try:
+        await registry.start()
+    except (RegistryError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (choose another --registry-listen)"
+        else:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"strom broker: cannot start the registry on {listen[0]}:{listen[1]}: {reason}", file=sys.stderr
+        )
+        return 1
+    try:
+        print(f"strom registry ready on {registry.url}", flush=True)
+        await stop.wait()
+    finally:
+        await registry.stop()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
-        asyncio.run(serve(data_dir, config, host, port, started))
+        return asyncio.run(serve(data_dir, config, host, port, started, args.registry_listen))
     except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
@@ -164,4 +212,3 @@ def run(args: argparse.Namespace) -> int:
             reason = exc.strerror or str(exc)
         print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {reason}", file=sys.stderr)
         return 1
-    return 0

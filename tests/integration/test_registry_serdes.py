@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSe
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from strom.registry import serdes
+from strom.registry.client import RegisteredSchema, SchemaRegistryClient
 from strom.streams import StreamsBuilder
 from strom.streams import serdes as streams_serdes
 from strom.streams.errors import SerializationError
@@ -65,6 +66,18 @@ PERSON = json.dumps(
         "required": ["name"],
     }
 )
+
+
+class CountingClient(SchemaRegistryClient):
+    """Counts the calls for a subject's latest version, to show they are cached."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.latest_calls = 0
+
+    def latest(self, subject: str) -> RegisteredSchema:
+        self.latest_calls += 1
+        return super().latest(subject)
 
 
 @pytest.fixture
@@ -167,10 +180,23 @@ def test_use_latest_version_writes_with_the_subjects_latest_schema(registry: Reg
     client = registry.client()
     client.register_schema(f"{topic}-value", _avro(ORDER))
     latest_id = client.register_schema(f"{topic}-value", _avro(ORDER_V2))
-    latest = serdes.avro(registry.url, ORDER, config={"use.latest.version": True})
+    counting = CountingClient(registry.url)
+    latest = serdes.avro(counting, ORDER, config={"use.latest.version": True})
     data = latest.serialize(topic, dict(AN_ORDER, note="hi"))
     assert data[1:5] == latest_id.to_bytes(4, "big")
     assert serdes.avro(registry.url).deserialize(topic, data) == dict(AN_ORDER, note="hi")
+    latest.serialize(topic, dict(AN_ORDER, note="again"))
+    assert counting.latest_calls == 1  # asked once per subject, not per record
+
+    people = unique_name("people")
+    strict_person = json.dumps(json.loads(PERSON) | {"required": ["name", "age"]})
+    client.register_schema(f"{people}-value", Schema(strict_person, "JSON"))
+    loose_id = client.register_schema(f"{people}-value", Schema(PERSON, "JSON"))  # widening: compatible
+    with pytest.raises(SerializationError, match="'age' is a required property"):
+        serdes.json_schema(registry.url, strict_person).serialize(people, {"name": "Ada"})
+    json_latest = serdes.json_schema(registry.url, strict_person, config={"use.latest.version": True})
+    # checked against the latest schema, not the given one
+    assert json_latest.serialize(people, {"name": "Ada"})[1:5] == loose_id.to_bytes(4, "big")
 
 
 @pytest.mark.parametrize(

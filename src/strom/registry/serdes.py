@@ -10,7 +10,8 @@ apps and Confluent-based apps share topics in both directions.
 
 - ``auto.register.schemas`` (default true): register the schema under the subject on first use; when false
   the schema must already be registered there (it is looked up).
-- ``use.latest.version`` (default false): write with the subject's latest registered schema instead.
+- ``use.latest.version`` (default false): write with the subject's latest registered schema instead (asked
+  once per subject for the serde's life, like every other registry answer).
 - ``subject.name.strategy``: ``"TopicNameStrategy"`` (default, ``<topic>-key``/``<topic>-value``),
   ``"RecordNameStrategy"`` (the record's full name, or the JSON schema's ``title``),
   ``"TopicRecordNameStrategy"`` (``<topic>-<record name>``), or a function ``(topic, is_key, record_name)``.
@@ -68,8 +69,8 @@ STRATEGIES: dict[str, SubjectNameStrategy] = {
 class _RegistrySerde(Serde[Any]):
     """Framing, subject naming and id resolution shared by the Avro and JSON Schema serdes.
 
-    Invariant: a (subject -> id) answer is cached for the serde's life unless ``use.latest.version`` is set,
-    so the hot path does one dict lookup per record; the registry is asked again only for a new subject.
+    Invariant: a (subject -> id) answer is cached for the serde's life (also with ``use.latest.version``), so
+    the hot path does one dict lookup per record; the registry is asked again only for a new subject.
     """
 
     schema_type = ""
@@ -148,12 +149,10 @@ class _RegistrySerde(Serde[Any]):
     def _resolve_id(self, subject: str) -> int:
         try:
             if self.use_latest:
-                latest = self.registry.latest(subject)
-                self.use_schema(latest.schema)
-                return latest.schema_id
-            if self.schema is None:
+                schema_id = self.registry.latest(subject).schema_id
+            elif self.schema is None:
                 raise SerializationError(f"{self.name} serde without a schema cannot serialise; give it one")
-            if self.auto_register:
+            elif self.auto_register:
                 schema_id = self.registry.register(subject, self.schema, self.schema_type)
             else:
                 schema_id = self.registry.lookup(subject, self.schema, self.schema_type)
@@ -161,10 +160,6 @@ class _RegistrySerde(Serde[Any]):
             raise SerializationError(f"{self.name} serde: subject {subject!r}: {error}") from error
         self._subject_ids[subject] = schema_id
         return schema_id
-
-    def use_schema(self, schema: str) -> None:
-        """Write with `schema` from now on (``use.latest.version`` found a newer one)."""
-        raise NotImplementedError
 
 
 class AvroSerde(_RegistrySerde):
@@ -184,8 +179,12 @@ class AvroSerde(_RegistrySerde):
         self._parsed: Any = None if schema is None else _parse_avro(schema)
         self._writers: dict[int, Any] = {}
 
-    def use_schema(self, schema: str) -> None:
-        self._parsed = _parse_avro(schema)
+    def _writer(self, schema_id: int) -> Any:
+        """The parsed schema with this id (the registry is asked once per id)."""
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            writer = self._writers[schema_id] = _parse_avro(self.writer_schema(schema_id))
+        return writer
 
     def record_name(self) -> str | None:
         parsed = self._parsed
@@ -194,7 +193,8 @@ class AvroSerde(_RegistrySerde):
     def encode(self, schema_id: int, value: Any) -> bytes:
         out = io.BytesIO()
         try:
-            fastavro.schemaless_writer(out, self._parsed, value)
+            writer = self._writer(schema_id) if self.use_latest else self._parsed
+            fastavro.schemaless_writer(out, writer, value)
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             raise SerializationError(
                 f"avro serde cannot write {value!r} with schema id {schema_id}: {error}"
@@ -202,9 +202,7 @@ class AvroSerde(_RegistrySerde):
         return out.getvalue()
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
-        writer = self._writers.get(schema_id)
-        if writer is None:
-            writer = self._writers[schema_id] = _parse_avro(self.writer_schema(schema_id))
+        writer = self._writer(schema_id)
         try:
             return fastavro.schemaless_reader(io.BytesIO(payload), writer, self._parsed)
         except (ValueError, TypeError, EOFError, IndexError, KeyError, StopIteration) as error:
@@ -229,33 +227,37 @@ class JsonSchemaSerde(_RegistrySerde):
     ) -> None:
         super().__init__(registry, schema, is_key, config)
         self.validate = bool((config or {}).get("validate", True))
-        self._document: Any = None
-        self._validator: Any = None
-        if schema is not None:
-            self.use_schema(schema)
+        self._document: Any = None if schema is None else _parse_json(schema)
+        self._validator: Any = None if schema is None else self._compile(self._document)
+        self._validators: dict[int, Any] = {}
 
-    def use_schema(self, schema: str) -> None:
+    def _compile(self, document: Any) -> Any:
+        """A validator of `document`, or None when validation is off."""
+        if not self.validate:
+            return None
         try:
-            self._document = orjson.loads(schema)
-        except orjson.JSONDecodeError as error:
-            raise SerializationError(f"json-schema serde: the schema is not JSON ({error})") from None
-        if self.validate:
-            try:
-                import jsonschema
-            except ImportError:
-                raise SerializationError(
-                    "json-schema serde: validation needs the jsonschema package; install it or set "
-                    "'validate' to False"
-                ) from None
-            self._validator = jsonschema.validators.validator_for(self._document)(self._document)
+            import jsonschema
+        except ImportError:
+            raise SerializationError(
+                "json-schema serde: validation needs the jsonschema package; install it or set "
+                "'validate' to False"
+            ) from None
+        return jsonschema.validators.validator_for(document)(document)
+
+    def _validator_of(self, schema_id: int) -> Any:
+        """The validator of the registered schema with this id (``use.latest.version``), compiled once."""
+        if schema_id not in self._validators:
+            self._validators[schema_id] = self._compile(_parse_json(self.writer_schema(schema_id)))
+        return self._validators[schema_id]
 
     def record_name(self) -> str | None:
         title = self._document.get("title") if isinstance(self._document, dict) else None
         return title if isinstance(title, str) else None
 
     def encode(self, schema_id: int, value: Any) -> bytes:
-        if self._validator is not None:
-            error = next(iter(self._validator.iter_errors(value)), None)
+        validator = self._validator_of(schema_id) if self.use_latest else self._validator
+        if validator is not None:
+            error = next(iter(validator.iter_errors(value)), None)
             if error is not None:
                 raise SerializationError(
                     f"json-schema serde: {value!r} does not match schema id {schema_id}: {error.message}"
@@ -306,3 +308,10 @@ def _parse_avro(schema: str) -> Any:
         fastavro.schema.UnknownType,
     ) as error:
         raise SerializationError(f"avro serde: invalid Avro schema ({error})") from None
+
+
+def _parse_json(schema: str) -> Any:
+    try:
+        return orjson.loads(schema)
+    except orjson.JSONDecodeError as error:
+        raise SerializationError(f"json-schema serde: the schema is not JSON ({error})") from None

@@ -134,7 +134,8 @@ class _RegistrySerde(Serde[Any]):
         return self.decode(schema_id, data[_HEADER.size :])
 
     def writer_schema(self, schema_id: int) -> str:
-        """The text of the schema with this id, from the registry's cache, as a `SerializationError`."""
+        """The text of the schema with this id (cached by the client); registry failures raise
+        `SerializationError`, as does an id of another schema type."""
         try:
             found = self.registry.schema_by_id(schema_id)
         except (RegistryClientError, RegistryUnreachableError) as error:

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "groups",
     "console",
     "registry",
+    "schemas",
     "check",
 )
 

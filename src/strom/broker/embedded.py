@@ -2,7 +2,8 @@
 
 The broker gets its own event loop on a daemon thread, so it works from synchronous code and from code that
 runs its own asyncio loop, and binds a free port on 127.0.0.1. Without `data_dir` it uses a temporary
-directory removed on exit.
+directory removed on exit. With `registry_listen="127.0.0.1:0"` it also serves a schema registry (see
+strom.registry.server) on that loop, started once the broker accepts connections and stopped before it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strom.broker.config import BrokerConfig
 from strom.broker.metrics import METRICS_PATH
 from strom.broker.server import Broker
+
+if TYPE_CHECKING:
+    from strom.registry.server import RegistryServer
 
 _START_TIMEOUT_S = 30.0
 
@@ -30,6 +34,7 @@ class EmbeddedBroker:
     dotted keys as the single positional-or-keyword `config`. Unknown keys raise ConfigError at construction.
     `stop()` then `start()` restarts it on the same data directory and port, as a process restart would.
     `metrics_port` serves Prometheus metrics on 127.0.0.1 at that port (0: a free one; see `metrics_url`).
+    `registry_listen` ("HOST:PORT", port 0 for a free one) adds a schema registry at `registry_url`.
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class EmbeddedBroker:
         config: Mapping[str, Any] | None = None,
         *,
         metrics_port: int | None = None,
+        registry_listen: str | None = None,
         **kw: Any,
     ):
         values: dict[str, Any] = dict(config or {})
@@ -53,6 +59,13 @@ class EmbeddedBroker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.broker: Broker | None = None
+        self.registry: RegistryServer | None = None
+        self._registry_listen: tuple[str, int] | None = None
+        if registry_listen is not None:
+            host, _, port = registry_listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"registry_listen expects HOST:PORT, got {registry_listen!r}")
+            self._registry_listen = (host.strip("[]"), int(port))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -60,6 +73,13 @@ class EmbeddedBroker:
         if self.broker is None:
             raise RuntimeError("the embedded broker is not running")
         return f"{self.broker.advertised_host}:{self.broker.advertised_port}"
+
+    @property
+    def registry_url(self) -> str:
+        """ "http://127.0.0.1:PORT" of the running registry (needs `registry_listen`)."""
+        if self.registry is None:
+            raise RuntimeError("the embedded broker runs no registry (give it registry_listen) or is stopped")
+        return self.registry.url
 
     @property
     def port(self) -> int:
@@ -80,45 +100,68 @@ class EmbeddedBroker:
         loop = asyncio.new_event_loop()
         metrics = ("127.0.0.1", self._metrics_port) if self._metrics_port is not None else None
         broker = Broker(self.data_dir, self.config, "127.0.0.1", self._port, metrics)
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        ready: concurrent.futures.Future[RegistryServer | None] = concurrent.futures.Future()
 
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(broker.start())
+                registry = loop.run_until_complete(self._start_on_loop(broker))
             except BaseException as exc:
                 ready.set_exception(exc)
                 loop.close()
                 return
-            ready.set_result(None)
+            ready.set_result(registry)
             loop.run_forever()
             loop.close()
 
         self._thread = threading.Thread(target=run, name="strom-embedded-broker", daemon=True)
         self._thread.start()
         try:
-            ready.result(_START_TIMEOUT_S)
+            registry = ready.result(_START_TIMEOUT_S)
         except BaseException:
             self._thread.join(_START_TIMEOUT_S)
             self._thread = None
             raise
-        self._loop, self.broker = loop, broker
+        self._loop, self.broker, self.registry = loop, broker, registry
         self._port = broker.listen_port
         if broker.metrics_endpoint is not None:  # a restart serves metrics on the same port
             self._metrics_port = broker.metrics_endpoint.port
         return self
 
+    async def _start_on_loop(self, broker: Broker) -> RegistryServer | None:
+        """Start the broker, then the registry as its client; a registry that fails stops the broker."""
+        await broker.start()
+        if self._registry_listen is None:
+            return None
+        from strom.registry.server import RegistryServer
+
+        registry = RegistryServer(
+            f"{broker.advertised_host}:{broker.advertised_port}", *self._registry_listen
+        )
+        try:
+            await registry.start()
+        except BaseException:
+            await broker.stop()
+            raise
+        # A restart keeps the registry's port, as it keeps the broker's.
+        self._registry_listen = (registry.host, registry.port)
+        return registry
+
     def stop(self) -> None:
         """Stop the broker cleanly (flush, clean-shutdown marker); the data directory is kept."""
         if self._loop is None or self._thread is None or self.broker is None:
             return
-        loop, broker = self._loop, self.broker
+        loop, broker, registry = self._loop, self.broker, self.registry
         try:
-            asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(_START_TIMEOUT_S)
+            if registry is not None:
+                asyncio.run_coroutine_threadsafe(registry.stop(), loop).result(_START_TIMEOUT_S)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            self._thread.join(_START_TIMEOUT_S)
-            self._loop = self._thread = self.broker = None
+            try:
+                asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(_START_TIMEOUT_S)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                self._thread.join(_START_TIMEOUT_S)
+                self._loop = self._thread = self.broker = self.registry = None
 
     def close(self) -> None:
         """Stop, and remove the data directory if it is a temporary one."""

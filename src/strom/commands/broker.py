@@ -2,7 +2,9 @@
 
 Prints exactly one line, `strom broker ready on HOST:PORT`, once connections are accepted, so scripts can
 wait for it. SIGTERM and SIGINT stop it cleanly: connections close, logs are flushed and the clean-shutdown
-marker is written.
+marker is written. With `--registry-listen HOST:PORT` it also serves a schema registry (stored in the
+`_schemas` topic, as `strom registry` does), started once the broker accepts connections and announced by a
+second line, `strom registry ready on http://HOST:PORT`; it stops before the broker does.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="start even with configuration keys Kafka does not know (they are ignored, with a warning)",
     )
+    parser.add_argument(
+        "--registry-listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="also serve a schema registry here (port 0 picks a free one)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -120,7 +128,8 @@ async def serve(
     port: int,
     started: asyncio.Event,
     metrics_listen: tuple[str, int] | None = None,
-) -> None:
+    registry_listen: tuple[str, int] | None = None,
+) -> int:
     from strom.broker.server import Broker
 
     broker = Broker(data_dir, config, host, port, metrics_listen)
@@ -136,9 +145,42 @@ async def serve(
         endpoint = broker.metrics_endpoint
         print(f"strom broker metrics on http://{endpoint.host}:{endpoint.port}/metrics", flush=True)
     try:
-        await stop.wait()
+        if registry_listen is None:
+            await stop.wait()
+            return 0
+        return await serve_registry_beside(
+            broker.advertised_host, broker.advertised_port, registry_listen, stop
+        )
     finally:
         await broker.stop()
+
+
+async def serve_registry_beside(
+    broker_host: str, broker_port: int, listen: tuple[str, int], stop: asyncio.Event
+) -> int:
+    """Serve a registry on the broker until `stop`; 1 (said on stderr) if it cannot start."""
+    from strom.registry.errors import RegistryError
+    from strom.registry.server import RegistryServer
+
+    shown = f"[{broker_host}]" if ":" in broker_host else broker_host
+    registry = RegistryServer(f"{shown}:{broker_port}", *listen)
+    try:
+        await registry.start()
+    except (RegistryError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (choose another --registry-listen)"
+        else:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"strom broker: cannot start the registry on {listen[0]}:{listen[1]}: {reason}", file=sys.stderr
+        )
+        return 1
+    try:
+        print(f"strom registry ready on {registry.url}", flush=True)
+        await stop.wait()
+    finally:
+        await registry.stop()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
 
     started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
-        asyncio.run(serve(data_dir, config, host, port, started, args.metrics_listen))
+        return asyncio.run(
+            serve(data_dir, config, host, port, started, args.metrics_listen, args.registry_listen)
+        )
     except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
@@ -184,4 +228,3 @@ def run(args: argparse.Namespace) -> int:
             reason = exc.strerror or str(exc)
         print(f"strom broker: cannot start on {host}:{port} with {data_dir}: {reason}", file=sys.stderr)
         return 1
-    return 0

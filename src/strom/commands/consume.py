@@ -3,15 +3,20 @@
 Without `--group` it reads every partition on its own (nothing is committed). With `--group` it joins that
 consumer group, shares the partitions with the other members, and commits exactly the records it printed,
 so the next run of the group starts after them. `--from-beginning` starts where the log starts when there
-is no committed offset; otherwise only new records are printed.
+is no committed offset; otherwise only new records are printed. `--value-format avro` (or `json-schema`)
+decodes values written in Confluent's schema-registry wire format with the registry at `--registry`, and
+prints each as one line of JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Message, TopicPartition
@@ -27,6 +32,7 @@ from strom.commands.connection import (
     require_topic,
 )
 from strom.commands.progress import Progress
+from strom.commands.schemas import add_registry_argument
 
 FIELDS = "topic, partition, offset, timestamp, key, value"
 
@@ -50,12 +56,53 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TEMPLATE",
         help=f"a Python format string over {{{FIELDS}}}, e.g. '{{offset}}: {{value}}'",
     )
+    parser.add_argument(
+        "--value-format",
+        choices=VALUE_FORMATS,
+        default="text",
+        help="text (default: UTF-8 as is), or avro / json-schema decoded with the --registry",
+    )
+    add_registry_argument(parser)
     add_connection_arguments(parser)
     parser.set_defaults(func=reporting_errors(consume))
 
 
 def _decode(data: bytes | None) -> str:
     return "null" if data is None else data.decode("utf-8", errors="replace")
+
+
+VALUE_FORMATS = ("text", "avro", "json-schema")
+
+
+def value_decoder(args: argparse.Namespace) -> Callable[[Message], str]:
+    """How a record's value is printed: as text, or decoded with the registry into one line of JSON."""
+    if args.value_format == "text":
+        return lambda message: _decode(message.value())
+    # Imported here: the serdes pull in strom.streams and fastavro, which every other `strom` command
+    # (the parser imports all command modules) would otherwise pay for at start.
+    from strom.registry.serdes import AvroSerde, JsonSchemaSerde
+    from strom.streams.errors import SerializationError
+
+    serde = (AvroSerde if args.value_format == "avro" else JsonSchemaSerde)(args.registry)
+
+    def decode(message: Message) -> str:
+        try:
+            value = serde.deserialize(args.topic, message.value())
+        except SerializationError as error:
+            raise CommandError(
+                f"cannot decode the value at partition {message.partition()} offset {message.offset()} "
+                f"as {args.value_format}: {error}"
+            ) from None
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+    return decode
+
+
+def _json_default(value: object) -> object:
+    # Avro bytes and fixed print as base64; logical types (decimal, date, uuid, ...) as their text.
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
 
 
 def template_of(args: argparse.Namespace) -> str:
@@ -75,6 +122,7 @@ def template_of(args: argparse.Namespace) -> str:
 
 def consume(args: argparse.Namespace) -> int:
     template = template_of(args)
+    decode_value = value_decoder(args)
     metadata = cluster_metadata(admin_client(args), args)
     require_topic(metadata, args.topic)
     settings: dict[str, Any] = {"enable.partition.eof": False}
@@ -110,7 +158,7 @@ def consume(args: argparse.Namespace) -> int:
             messages = consumer.consume(num_messages=wanted, timeout=0.2)
             for message in messages:
                 _check(message, args.topic)
-                print(_format(template, message))
+                print(_format(template, message, decode_value))
                 if args.group is not None:
                     consumer.store_offsets(message)
                 printed += 1
@@ -164,12 +212,12 @@ def _check(message: Message, topic: str) -> None:
     raise CommandError(f"consuming {topic!r} failed: {error.str()}")
 
 
-def _format(template: str, message: Message) -> str:
+def _format(template: str, message: Message, decode_value: Callable[[Message], str]) -> str:
     return template.format(
         topic=message.topic(),
         partition=message.partition(),
         offset=message.offset(),
         timestamp=message.timestamp()[1],
         key=_decode(message.key()),
-        value=_decode(message.value()),
+        value=decode_value(message),
     )

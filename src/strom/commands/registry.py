@@ -48,27 +48,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from strom.registry.app import serve_registry
-    from strom.registry.service import SchemaRegistry
-    from strom.registry.store import SchemasTopic
+    from strom.registry.server import RegistryServer
 
-    topic = SchemasTopic(args.bootstrap, args.topic, args.timeout)
-    await asyncio.to_thread(topic.start)
+    host, port = args.listen
+    server = RegistryServer(args.bootstrap, host, port, args.topic, args.timeout)
+    await server.start()
     try:
-        host, port = args.listen
-        runner, port = await serve_registry(SchemaRegistry(topic), host, port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        shown = f"[{host}]" if ":" in host else host
-        print(f"strom registry ready on http://{shown}:{port}", flush=True)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        print(f"strom registry ready on {server.url}", flush=True)
+        await stop.wait()
     finally:
-        await asyncio.to_thread(topic.close)
+        await server.stop()
 
 
 def run(args: argparse.Namespace) -> int:

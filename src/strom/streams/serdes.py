@@ -6,7 +6,8 @@ complement like ``Serdes.Long()``, ``string()`` is UTF-8 like ``Serdes.String()`
 
 A serde is any object with ``serialize(topic, value)`` and ``deserialize(topic, data)``; subclass ``Serde`` or
 use ``serde(to_bytes, from_bytes)`` to plug in your own. Failures raise ``SerializationError`` naming the
-serde and the problem.
+serde and the problem. Avro and JSON Schema serdes that use a schema registry (Confluent's wire format) are in
+``strom.registry.serdes``.
 """
 
 from __future__ import annotations

@@ -145,17 +145,20 @@ KILLED_MEMBER = textwrap.dedent(
 
 def test_killed_member_is_expired_after_its_session_timeout(broker: EmbeddedBroker) -> None:
     survivor = Member(broker.bootstrap_servers, "g-kill")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_MEMBER, broker.bootstrap_servers, "g-kill", TOPIC],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc: subprocess.Popen[str] | None = None
     try:
+        # The child starts only once the survivor holds every partition: started together, both could join
+        # the first generation and the survivor would never hold them all.
         wait_until(
             lambda: survivor.assigned == ALL,
             "the survivor holding every partition",
             step=lambda: poll_all(survivor),
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_MEMBER, broker.bootstrap_servers, "g-kill", TOPIC],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert proc.stdout is not None
         # The child joins: the survivor rebalances down to its half while the child reports its assignment.
@@ -177,8 +180,9 @@ def test_killed_member_is_expired_after_its_session_timeout(broker: EmbeddedBrok
         described = admin.describe_consumer_groups(["g-kill"])["g-kill"].result(10)
         assert len(described.members) == 1
     finally:
-        proc.kill()
-        proc.wait(10)
+        if proc is not None:
+            proc.kill()
+            proc.wait(10)
         survivor.close()
 
 

@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where to serve the console (default: 127.0.0.1:8080; port 0 picks a free one)",
     )
     parser.add_argument(
-        "--registry", metavar="URL", help="a schema registry, to decode values written with it"
+        "--registry",
+        metavar="URL",
+        help="a schema registry: its schemas pages, and values decoded through it",
     )
     parser.add_argument(
         "--timeout",

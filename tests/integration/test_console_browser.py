@@ -3,6 +3,8 @@
 Each test starts the console as a user would (`strom console --bootstrap ... --listen 127.0.0.1:0`),
 drives the pages through the browser and checks what a person would see, and that no page logged a console
 error.
+The schemas page is tested on the console inside `strom broker` (`--registry-listen --console-listen`),
+which is how a registry on the strom broker is run.
 Screenshots go to $STROM_CONSOLE_SCREENSHOTS when set (that is how docs/console/ is refreshed), else to the
 test's tmp_path.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from strom.console.cluster import retriable
 from tests.integration.console_browser import Chromium
@@ -25,6 +28,8 @@ from tests.support.cli import run_strom
 from tests.support.scenario import unique_name
 
 READY_PREFIX = "strom console ready on "
+ORDER = '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]}'
+ORDER_ID_AS_TEXT = '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}'
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +233,61 @@ def test_bad_form_input_is_answered_on_the_page_and_changes_nothing(
     assert browser.text(".error") == "offset must be at least 0, got -5"
     browser.goto(f"{console}/groups/{group}")
     assert browser.text("#total-lag") == "0"
+
+
+@pytest.fixture
+def broker_with_console(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(registry URL, console URL) of `strom broker --registry-listen ... --console-listen ...`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "strom.cli", "broker", "--data-dir", str(tmp_path / "data"),
+         "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        assert lines[1].startswith("strom registry ready on http://127.0.0.1:"), lines
+        assert lines[2].startswith(READY_PREFIX + "http://127.0.0.1:"), lines
+        yield lines[1].removeprefix("strom registry ready on "), lines[2].removeprefix(READY_PREFIX)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+
+
+def test_the_schemas_pages_list_a_subject_and_refuse_an_incompatible_schema(
+    broker_with_console: tuple[str, str], browser: Chromium, tmp_path: Path
+) -> None:
+    registry, console = broker_with_console
+    subject = unique_name("orders") + "-value"
+    SchemaRegistryClient({"url": registry}).register_schema(subject, Schema(ORDER, "AVRO"))
+    shots = Path(os.environ.get("STROM_CONSOLE_SCREENSHOTS") or tmp_path)
+    mark = len(browser.events)
+    browser.goto(f"{console}/schemas?q={subject}")
+    assert browser.text("#subject-list").startswith(f"1 subject matching “{subject}”; page 1 of 1.")
+    assert browser.evaluate("document.querySelector('.error') === null"), browser.text(".error")
+    browser.screenshot(shots / "schemas.png")
+    browser.goto(f"{console}/schemas/{subject}")
+    assert browser.text("#level") == "Compatibility: BACKWARD"
+    assert '"type": "long"' in browser.text("#schema")  # pretty-printed, one field a line
+    assert browser.console_errors(mark) == []
+
+    browser.fill("#check-type", "AVRO")
+    browser.fill("#check-text", ORDER_ID_AS_TEXT)
+    browser.submit("#check-schema")
+    verdict = browser.text("#verdict")
+    assert verdict.startswith(f"Not compatible with {subject} at BACKWARD."), verdict
+    assert "/id/: reader type string cannot read writer type long" in verdict  # the registry's reason
+    browser.screenshot(shots / "schema.png")
+
+    browser.fill("#check-text", ORDER)
+    browser.submit("#check-schema")
+    assert browser.text("#verdict").startswith("Compatible")
+    assert browser.console_errors(mark) == []
+    # A registry's refusal is shown on the page (and the browser logs the page's own 404, nothing else).
+    mark = len(browser.events)
+    browser.goto(f"{console}/schemas/no-such-subject")
+    assert browser.text(".error") == "the schema registry says: Subject 'no-such-subject' not found."
+    assert [e for e in browser.console_errors(mark) if "404" not in e] == []

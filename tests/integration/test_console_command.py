@@ -51,3 +51,31 @@ def test_pages_say_when_the_cluster_cannot_be_reached() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_the_schemas_pages_say_when_the_registry_cannot_be_reached_or_is_not_given() -> None:
+    registry = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for extra, status, said in (
+        (["--registry", registry], 502, f"cannot reach the schema registry at {registry}"),
+        ([], 404, "no schema registry: start the console with --registry URL"),
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "strom.cli", "console", "--listen", "127.0.0.1:0", *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith(READY_PREFIX), line
+            try:
+                urllib.request.urlopen(line[len(READY_PREFIX) :] + "/schemas", timeout=30)
+                raise AssertionError("the schemas page loaded without a registry")
+            except urllib.error.HTTPError as answer:
+                assert answer.code == status
+                page = answer.read().decode()
+            assert said in page, page
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err

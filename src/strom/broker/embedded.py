@@ -4,6 +4,8 @@ The broker gets its own event loop on a daemon thread, so it works from synchron
 runs its own asyncio loop, and binds a free port on 127.0.0.1. Without `data_dir` it uses a temporary
 directory removed on exit. With `registry_listen="127.0.0.1:0"` it also serves a schema registry (see
 strom.registry.server) on that loop, started once the broker accepts connections and stopped before it.
+With `console_listen="127.0.0.1:0"` it serves the web console there too, after the registry (decoding
+through it) and stopped first.
 """
 
 from __future__ import annotations
@@ -22,9 +24,23 @@ from strom.broker.metrics import METRICS_PATH
 from strom.broker.server import Broker
 
 if TYPE_CHECKING:
+    from strom.console.server import ConsoleServer
     from strom.registry.server import RegistryServer
 
 _START_TIMEOUT_S = 30.0
+
+# What runs beside the broker on its loop: the registry and the console, each when asked for.
+_Beside = tuple["RegistryServer | None", "ConsoleServer | None"]
+
+
+def _address(name: str, value: str | None) -> tuple[str, int] | None:
+    """ "HOST:PORT" (IPv6 as "[::1]:0") -> (host, port); ValueError naming the argument otherwise."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"{name} expects HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 class EmbeddedBroker:
@@ -34,7 +50,8 @@ class EmbeddedBroker:
     dotted keys as the single positional-or-keyword `config`. Unknown keys raise ConfigError at construction.
     `stop()` then `start()` restarts it on the same data directory and port, as a process restart would.
     `metrics_port` serves Prometheus metrics on 127.0.0.1 at that port (0: a free one; see `metrics_url`).
-    `registry_listen` ("HOST:PORT", port 0 for a free one) adds a schema registry at `registry_url`.
+    `registry_listen` ("HOST:PORT", port 0 for a free one) adds a schema registry at `registry_url`, and
+    `console_listen` the web console at `console_url`.
     """
 
     def __init__(
@@ -44,6 +61,7 @@ class EmbeddedBroker:
         *,
         metrics_port: int | None = None,
         registry_listen: str | None = None,
+        console_listen: str | None = None,
         **kw: Any,
     ):
         values: dict[str, Any] = dict(config or {})
@@ -60,12 +78,9 @@ class EmbeddedBroker:
         self._thread: threading.Thread | None = None
         self.broker: Broker | None = None
         self.registry: RegistryServer | None = None
-        self._registry_listen: tuple[str, int] | None = None
-        if registry_listen is not None:
-            host, _, port = registry_listen.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"registry_listen expects HOST:PORT, got {registry_listen!r}")
-            self._registry_listen = (host.strip("[]"), int(port))
+        self.console: ConsoleServer | None = None
+        self._registry_listen = _address("registry_listen", registry_listen)
+        self._console_listen = _address("console_listen", console_listen)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -80,6 +95,13 @@ class EmbeddedBroker:
         if self.registry is None:
             raise RuntimeError("the embedded broker runs no registry (give it registry_listen) or is stopped")
         return self.registry.url
+
+    @property
+    def console_url(self) -> str:
+        """ "http://127.0.0.1:PORT" of the running console (needs `console_listen`)."""
+        if self.console is None:
+            raise RuntimeError("the embedded broker runs no console (give it console_listen) or is stopped")
+        return self.console.url
 
     @property
     def port(self) -> int:
@@ -100,68 +122,88 @@ class EmbeddedBroker:
         loop = asyncio.new_event_loop()
         metrics = ("127.0.0.1", self._metrics_port) if self._metrics_port is not None else None
         broker = Broker(self.data_dir, self.config, "127.0.0.1", self._port, metrics)
-        ready: concurrent.futures.Future[RegistryServer | None] = concurrent.futures.Future()
+        ready: concurrent.futures.Future[_Beside] = concurrent.futures.Future()
 
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                registry = loop.run_until_complete(self._start_on_loop(broker))
+                beside = loop.run_until_complete(self._start_on_loop(broker))
             except BaseException as exc:
                 ready.set_exception(exc)
                 loop.close()
                 return
-            ready.set_result(registry)
+            ready.set_result(beside)
             loop.run_forever()
             loop.close()
 
         self._thread = threading.Thread(target=run, name="strom-embedded-broker", daemon=True)
         self._thread.start()
         try:
-            registry = ready.result(_START_TIMEOUT_S)
+            registry, console = ready.result(_START_TIMEOUT_S)
         except BaseException:
             self._thread.join(_START_TIMEOUT_S)
             self._thread = None
             raise
-        self._loop, self.broker, self.registry = loop, broker, registry
+        self._loop, self.broker, self.registry, self.console = loop, broker, registry, console
         self._port = broker.listen_port
         if broker.metrics_endpoint is not None:  # a restart serves metrics on the same port
             self._metrics_port = broker.metrics_endpoint.port
         return self
 
-    async def _start_on_loop(self, broker: Broker) -> RegistryServer | None:
-        """Start the broker, then the registry as its client; a registry that fails stops the broker."""
+    async def _start_on_loop(self, broker: Broker) -> _Beside:
+        """Start the broker, then the registry and the console as its clients; a failure stops the rest."""
         await broker.start()
-        if self._registry_listen is None:
-            return None
-        from strom.registry.server import RegistryServer
-
-        registry = RegistryServer(
-            f"{broker.advertised_host}:{broker.advertised_port}", *self._registry_listen
-        )
+        registry = console = None
         try:
-            await registry.start()
+            if self._registry_listen is not None:
+                from strom.registry.server import RegistryServer
+
+                server = RegistryServer(
+                    f"{broker.advertised_host}:{broker.advertised_port}", *self._registry_listen
+                )
+                await server.start()  # one that fails has closed what it opened
+                registry = server
+                # A restart keeps the registry's port, as it keeps the broker's.
+                self._registry_listen = (registry.host, registry.port)
+            if self._console_listen is not None:
+                from strom.console.server import ConsoleServer
+
+                console = ConsoleServer(
+                    f"{broker.advertised_host}:{broker.advertised_port}",
+                    *self._console_listen,
+                    registry=registry.url if registry is not None else None,
+                )
+                try:
+                    await console.start()
+                except BaseException:
+                    await console.stop()
+                    raise
+                self._console_listen = (console.host, console.port)
         except BaseException:
-            await broker.stop()
+            try:
+                if registry is not None:
+                    await registry.stop()
+            finally:
+                await broker.stop()
             raise
-        # A restart keeps the registry's port, as it keeps the broker's.
-        self._registry_listen = (registry.host, registry.port)
-        return registry
+        return registry, console
 
     def stop(self) -> None:
         """Stop the broker cleanly (flush, clean-shutdown marker); the data directory is kept."""
         if self._loop is None or self._thread is None or self.broker is None:
             return
-        loop, broker, registry = self._loop, self.broker, self.registry
+        loop, broker, registry, console = self._loop, self.broker, self.registry, self.console
         try:
-            if registry is not None:
-                asyncio.run_coroutine_threadsafe(registry.stop(), loop).result(_START_TIMEOUT_S)
+            for beside in (console, registry):
+                if beside is not None:
+                    asyncio.run_coroutine_threadsafe(beside.stop(), loop).result(_START_TIMEOUT_S)
         finally:
             try:
                 asyncio.run_coroutine_threadsafe(broker.stop(), loop).result(_START_TIMEOUT_S)
             finally:
                 loop.call_soon_threadsafe(loop.stop)
                 self._thread.join(_START_TIMEOUT_S)
-                self._loop = self._thread = self.broker = self.registry = None
+                self._loop = self._thread = self.broker = self.registry = self.console = None
 
     def close(self) -> None:
         """Stop, and remove the data directory if it is a temporary one."""

@@ -4,7 +4,10 @@ Prints exactly one line, `strom broker ready on HOST:PORT`, once connections are
 wait for it. SIGTERM and SIGINT stop it cleanly: connections close, logs are flushed and the clean-shutdown
 marker is written. With `--registry-listen HOST:PORT` it also serves a schema registry (stored in the
 `_schemas` topic, as `strom registry` does), started once the broker accepts connections and announced by a
-second line, `strom registry ready on http://HOST:PORT`; it stops before the broker does.
+second line, `strom registry ready on http://HOST:PORT`; it stops before the broker does. With
+`--console-listen HOST:PORT` it serves the web console (docs/console.md) the same way, after the registry when
+both are asked (the console then decodes values through it), announced by `strom console ready on
+http://HOST:PORT` and stopped first.
 """
 
 from __future__ import annotations
@@ -83,7 +86,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="HOST:PORT",
         help="also serve a schema registry here (port 0 picks a free one)",
     )
+    parser.add_argument(
+        "--console-listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="also serve the web console here (port 0 picks a free one)",
+    )
     parser.set_defaults(func=run)
+
+
+class ConsoleListenError(OSError):
+    """The console's address could not be bound: named apart from the broker's, whose data is then removed."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        super().__init__(exc.errno, exc.strerror or str(exc))
+        self.host, self.port = host, port
 
 
 def data_dir_problem(data_dir: Path) -> str | None:
@@ -129,6 +146,7 @@ async def serve(
     started: asyncio.Event,
     metrics_listen: tuple[str, int] | None = None,
     registry_listen: tuple[str, int] | None = None,
+    console_listen: tuple[str, int] | None = None,
 ) -> int:
     from strom.broker.server import Broker
 
@@ -144,26 +162,49 @@ async def serve(
     if broker.metrics_endpoint is not None:
         endpoint = broker.metrics_endpoint
         print(f"strom broker metrics on http://{endpoint.host}:{endpoint.port}/metrics", flush=True)
+    bootstrap = f"{broker.advertised_host}:{broker.advertised_port}"
+    if ":" in broker.advertised_host:
+        bootstrap = f"[{broker.advertised_host}]:{broker.advertised_port}"
     try:
         if registry_listen is None:
-            await stop.wait()
+            await serve_console_beside(bootstrap, console_listen, None, stop)
             return 0
-        return await serve_registry_beside(
-            broker.advertised_host, broker.advertised_port, registry_listen, stop
-        )
+        return await serve_registry_beside(bootstrap, registry_listen, console_listen, stop)
     finally:
         await broker.stop()
 
 
+async def serve_console_beside(
+    bootstrap: str, listen: tuple[str, int] | None, registry_url: str | None, stop: asyncio.Event
+) -> None:
+    """Serve the console (when `listen` is given) until `stop`; ConsoleListenError if it cannot bind."""
+    if listen is None:
+        await stop.wait()
+        return
+    from strom.console.server import ConsoleServer
+
+    console = ConsoleServer(bootstrap, *listen, registry=registry_url)
+    try:
+        await console.start()
+    except OSError as exc:
+        await console.stop()
+        raise ConsoleListenError(*listen, exc) from exc
+    try:
+        print(f"strom console ready on {console.url}", flush=True)
+        await stop.wait()
+    finally:
+        await console.stop()
+
+
 async def serve_registry_beside(
-    broker_host: str, broker_port: int, listen: tuple[str, int], stop: asyncio.Event
+    bootstrap: str, listen: tuple[str, int], console_listen: tuple[str, int] | None, stop: asyncio.Event
 ) -> int:
-    """Serve a registry on the broker until `stop`; 1 (said on stderr) if it cannot start."""
+    """Serve a registry (and then the console) on the broker until `stop`; 1 (said on stderr) if it cannot
+    start."""
     from strom.registry.errors import RegistryError
     from strom.registry.server import RegistryServer
 
-    shown = f"[{broker_host}]" if ":" in broker_host else broker_host
-    registry = RegistryServer(f"{shown}:{broker_port}", *listen)
+    registry = RegistryServer(bootstrap, *listen)
     try:
         await registry.start()
     except (RegistryError, OSError) as exc:
@@ -177,7 +218,7 @@ async def serve_registry_beside(
         return 1
     try:
         print(f"strom registry ready on {registry.url}", flush=True)
-        await stop.wait()
+        await serve_console_beside(bootstrap, console_listen, registry.url, stop)
     finally:
         await registry.stop()
     return 0
@@ -211,17 +252,34 @@ def run(args: argparse.Namespace) -> int:
     started = asyncio.Event()  # set once the broker accepts connections: later errors keep the data
     try:
         return asyncio.run(
-            serve(data_dir, config, host, port, started, args.metrics_listen, args.registry_listen)
+            serve(
+                data_dir,
+                config,
+                host,
+                port,
+                started,
+                args.metrics_listen,
+                args.registry_listen,
+                args.console_listen,
+            )
         )
     except (DataDirLockedError, BrokerError) as exc:
         print(f"strom broker: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        if not started.is_set():
+        if not started.is_set() or isinstance(exc, ConsoleListenError):
             remove_created(data_dir, created_root, existing)
         flag = "--listen"
         if isinstance(exc, MetricsListenError):  # the metrics address, not the broker's, could not be bound
             host, port, flag = exc.host, exc.port, "--metrics-listen"
+        if isinstance(exc, ConsoleListenError):
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            print(
+                f"strom broker: cannot start the console on {exc.host}:{exc.port}: {reason} "
+                "(choose another --console-listen)",
+                file=sys.stderr,
+            )
+            return 1
         if exc.errno == errno.EADDRINUSE:
             reason = f"the address is already in use (another broker? choose another {flag})"
         else:

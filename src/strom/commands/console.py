@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where to serve the console (default: 127.0.0.1:8080; port 0 picks a free one)",
     )
     parser.add_argument(
-        "--registry", metavar="URL", help="a schema registry, to decode values written with it"
+        "--registry",
+        metavar="URL",
+        help="a schema registry: its schemas pages, and values decoded through it",
     )
     parser.add_argument(
         "--timeout",
@@ -47,26 +49,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from strom.console.cluster import Cluster
-    from strom.console.records import Records
-    from strom.console.registry import Registry
-    from strom.console.web import Console, serve_console
+    from strom.console.server import ConsoleServer
 
-    cluster = Cluster(args.bootstrap, args.timeout)
-    records = Records(cluster, Registry(args.registry) if args.registry else None)
     host, port = args.listen
-    runner, port = await serve_console(Console(cluster, records), host, port)
+    console = ConsoleServer(args.bootstrap, host, port, args.registry, args.timeout)
+    await console.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"strom console ready on http://{shown}:{port}", flush=True)
+    print(f"strom console ready on {console.url}", flush=True)
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
-        records.close()
+        await console.stop()
 
 
 def run(args: argparse.Namespace) -> int:

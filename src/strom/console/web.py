@@ -4,7 +4,8 @@ Pages are plain server-rendered HTML with one small script (`static/console.js`)
 marked `data-live` while a page is open; there is no JavaScript build. Every cluster call runs on a worker
 thread, so a slow cluster delays only its own page. A form that is refused (FormError before the cluster is
 asked, ClusterError when the cluster says no) is shown again with the message above it and status 400;
-nothing was changed. Successful forms redirect (POST, then GET) with a line saying what was done.
+nothing was changed. Successful forms redirect (POST, then GET) with a line saying what was done. With a
+schema registry, the schemas pages read it (RegistryError: the registry's message on the page).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from confluent_kafka.admin import OffsetSpec
 
 from strom.console import forms
 from strom.console.cluster import Cluster
-from strom.console.errors import ClusterError, ConsoleError, FormError
+from strom.console.errors import ClusterError, ConsoleError, FormError, RegistryError
 from strom.console.history import Series, chart_points
 from strom.console.records import Browse, Records
+from strom.console.registry import Registry
 
 TOPICS_PER_PAGE = 50
 GROUPS_PER_PAGE = 100
+SUBJECTS_PER_PAGE = 50
+SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
 
 
 class Console:
@@ -59,6 +63,9 @@ class Console:
                 web.get("/groups", self.groups),
                 web.get("/groups/{group}", self.group),
                 web.post("/groups/{group}/reset", self.reset_offsets),
+                web.get("/schemas", self.schemas),
+                web.get("/schemas/{subject}", self.subject),
+                web.post("/schemas/{subject}/check", self.check_schema),
             ]
         )
         return app
@@ -72,6 +79,7 @@ class Console:
         context["path"] = request.path
         context["live"] = request.method == "GET"
         context["bootstrap"] = self.cluster.bootstrap
+        context["registry"] = self.records.registry is not None
         html = self.templates.get_template(template).render(**context)
         return web.Response(text=html, content_type="text/html", status=status)
 
@@ -294,6 +302,84 @@ class Console:
             form=form or {},
             preview=preview,
         )
+
+    # --- schemas ------------------------------------------------------------------------------------
+
+    def registry(self) -> Registry:
+        if self.records.registry is None:
+            raise RegistryError("no schema registry: start the console with --registry URL", 404)
+        return self.records.registry
+
+    async def schemas(self, request: web.Request) -> web.Response:
+        query = request.query.get("q", "")
+        try:
+            page_number = forms.optional_number(request.query, "page", minimum=1) or 1
+            subjects = await self.call(self.registry().subjects)
+        except FormError as bad:
+            return self.render(request, "error.html", status=400, error=str(bad))
+        except RegistryError as error:
+            return self.render(request, "error.html", status=error.status, error=str(error))
+        matching = [s for s in subjects if query.lower() in s.lower()]
+        pages = max(1, -(-len(matching) // SUBJECTS_PER_PAGE))
+        page_number = min(page_number, pages)
+        shown = matching[(page_number - 1) * SUBJECTS_PER_PAGE : page_number * SUBJECTS_PER_PAGE]
+        return self.render(
+            request,
+            "schemas.html",
+            subjects=shown,
+            total=len(matching),
+            page=page_number,
+            pages=pages,
+            q=query,
+        )
+
+    async def subject(
+        self,
+        request: web.Request,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+        verdict: tuple[bool, list[str]] | None = None,
+    ) -> web.Response:
+        name = request.match_info["subject"]
+        try:
+            wanted = forms.optional_number(request.query, "version", minimum=1)
+            registry = self.registry()
+            versions = await self.call(registry.versions, name)
+            shown = await self.call(registry.version, name, wanted or "latest")
+            level = await self.call(registry.compatibility_level, name)
+        except FormError as bad:
+            return self.render(request, "error.html", status=400, error=str(bad))
+        except RegistryError as failure:
+            return self.render(request, "error.html", status=failure.status, error=str(failure))
+        return self.render(
+            request,
+            "schema.html",
+            status=400 if error else 200,
+            subject=name,
+            versions=versions,
+            shown=shown,
+            level=level,
+            types=SCHEMA_TYPES,
+            error=error,
+            form=form or {"type": shown.schema_type},
+            verdict=verdict,
+        )
+
+    async def check_schema(self, request: web.Request) -> web.Response:
+        """Ask the registry whether a pasted schema may be registered under the subject; nothing is stored."""
+        name = request.match_info["subject"]
+        form = await _form(request)
+        try:
+            schema = str(form.get("schema", "")).strip()
+            if not schema:
+                raise FormError("paste a schema to check")
+            kind = str(form.get("type", "AVRO"))
+            if kind not in SCHEMA_TYPES:
+                raise FormError(f"schema type must be one of {', '.join(SCHEMA_TYPES)}, got {kind!r}")
+            verdict = await self.call(self.registry().check, name, schema, kind)
+        except ConsoleError as error:
+            return await self.subject(request, error=str(error), form=form)
+        return await self.subject(request, form=form, verdict=verdict)
 
     async def reset_offsets(self, request: web.Request) -> web.StreamResponse:
         """Step one shows the offsets a reset would commit; step two (`confirm=yes`) commits them."""

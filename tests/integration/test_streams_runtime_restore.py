@@ -4,13 +4,17 @@ up)."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from strom.streams import Materialized, StreamsBuilder, serdes
 from strom.streams.app import Streams, StreamsState
+from strom.streams.errors import StreamsError
 from strom.streams.runtime.checkpoint import read_checkpoint
 from tests.support.streams import (
     BASE_TS,
@@ -176,4 +180,91 @@ def test_checkpoint_below_the_changelog_start_wipes_the_store(any_broker: str, t
     listener = run_until_counted(any_broker, count_topology(views, out), config_a, reader, expected)
     assert listener.total == 1
     assert listener.started[0][3] == end - 1
+    reader.close()
+
+
+def _copy_store_while_running_and_damage_its_wal(
+    topology: object, config: dict[str, object], reader: TopicReader, expected: dict[bytes, int]
+) -> Path:
+    """Run an instance until `expected` shows, copy its ``counts`` store as a killed process would leave it
+    (written batches only in the WAL), close the instance, put the copy back with two bytes flipped in the
+    middle of the WAL; returns the store directory."""
+    app = Streams(topology, config)
+    with app:
+        assert app.wait_for_state(StreamsState.RUNNING, timeout=60) == StreamsState.RUNNING
+        reader.wait_until(lambda _: counts(reader) == expected)
+        store = Path(str(config["state.dir"])) / str(config["application.id"]) / "0_0" / "lsm" / "counts"
+        shutil.copytree(store, store.with_name("copy"))
+    assert app.error is None
+    shutil.rmtree(store)
+    store.with_name("copy").rename(store)
+    (wal,) = [p for p in store.iterdir() if p.suffix == ".log" and p.stat().st_size > 0]
+    data = bytearray(wal.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    data[len(data) // 2 + 1] ^= 0xFF
+    wal.write_bytes(bytes(data))
+    return store
+
+
+def test_damaged_local_store_is_wiped_and_restored_from_the_changelog(
+    any_broker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """strom.lsm refuses a WAL damaged in the middle; local state is a cache of the changelog, so the store is
+    wiped and restored in full (Kafka Streams' TaskCorruptedException handling) and counting goes on."""
+    views, out, app_id = unique("views"), unique("counts"), unique("damaged")
+    create_topics(any_broker, {views: 1, out: 1})
+    changelog = f"{app_id}-counts-changelog"
+    reader = TopicReader(any_broker, out)
+    keys = [f"user-{i}".encode() for i in range(10)]
+    config = streams_config(any_broker, app_id, tmp_path / "state", **{"statestore.cache.max.bytes": 0})
+    produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 20)])
+    store = _copy_store_while_running_and_damage_its_wal(
+        count_topology(views, out), config, reader, dict.fromkeys(keys, 20)
+    )
+    end = changelog_end(any_broker, changelog)
+    assert end == 200
+
+    produce(any_broker, views, [(keys[0], b"/", BASE_TS + 5000)])
+    with caplog.at_level(logging.ERROR, logger="strom.streams"):
+        listener = run_until_counted(
+            any_broker, count_topology(views, out), config, reader, {**dict.fromkeys(keys, 20), keys[0]: 21}
+        )
+    assert listener.total == end  # restored from the beginning, not from the (stale) checkpoint
+    (record,) = [r for r in caplog.records if "corrupt local state" in r.getMessage()]
+    assert "0_0" in record.getMessage() and "'counts'" in record.getMessage()
+    assert str(store) in record.getMessage()
+    reader.close()
+
+
+def test_damaged_store_without_changelog_fails_clearly_and_keeps_its_files(
+    any_broker: str, tmp_path: Path
+) -> None:
+    """A store with logging disabled cannot be rebuilt: opening it fails naming the store and its directory,
+    and its files are left for the operator."""
+    views, out, app_id = unique("views"), unique("counts"), unique("unlogged")
+    create_topics(any_broker, {views: 1, out: 1})
+    reader = TopicReader(any_broker, out)
+    keys = [f"user-{i}".encode() for i in range(10)]
+    config = streams_config(any_broker, app_id, tmp_path / "state", **{"statestore.cache.max.bytes": 0})
+
+    def topology() -> object:
+        builder = StreamsBuilder()
+        (
+            builder.stream(views, key_serde=serdes.string(), value_serde=serdes.string())
+            .group_by_key()
+            .count(Materialized.as_("counts").with_logging_disabled())
+            .to_stream()
+            .to(out, key_serde=serdes.string(), value_serde=serdes.long())
+        )
+        return builder.build()
+
+    produce(any_broker, views, [(k, b"/", BASE_TS + 1000 + i) for i, k in enumerate(keys * 20)])
+    store = _copy_store_while_running_and_damage_its_wal(topology(), config, reader, dict.fromkeys(keys, 20))
+    before = sorted((p.name, p.read_bytes()) for p in store.iterdir())
+    app = Streams(topology(), config)
+    with app:
+        assert app.wait_for_state(StreamsState.ERROR, timeout=60) == StreamsState.ERROR
+    assert isinstance(app.error, StreamsError)
+    assert "'counts'" in str(app.error) and str(store) in str(app.error)
+    assert sorted((p.name, p.read_bytes()) for p in store.iterdir()) == before
     reader.close()

@@ -393,7 +393,7 @@ class GlobalStateTask:
             collector or _NoCollector(), self.metrics, "global",
         )  # fmt: skip
         for store_name, (spec, ref, _source) in topology.global_stores.items():
-            store = open_store(spec, config, self.state_dir, None, None, lambda: 0)
+            store = open_store(spec, config, self.state_dir, None, None, lambda: 0, rebuildable=True)
             self.stores[store_name] = store
             self._by_topic[ref.name] = (store, store.key_serde, store.value_serde)
 

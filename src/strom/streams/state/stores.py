@@ -11,13 +11,16 @@ the default), ``in_memory`` and ``rocksdict`` (optional dependency).
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strom.lsm import CorruptionError
 from strom.streams.errors import StoreError, TopologyError
+from strom.streams.runtime.checkpoint import CHECKPOINT_FILE_NAME
 from strom.streams.serdes import Serde, SessionWindowedSerde, resolve_serde
 from strom.streams.state.bytes_store import InMemoryKeyValueBytesStore, KeyValueBytesStore
 from strom.streams.state.cache import Changelogger, RecordCacheBudget
@@ -25,6 +28,8 @@ from strom.streams.state.kv_store import KeyValueStore
 from strom.streams.state.session_store import SessionStore
 from strom.streams.state.window_bytes import InMemoryWindowBytesStore, SegmentedWindowBytesStore
 from strom.streams.state.window_store import WindowStore
+
+log = logging.getLogger("strom.streams")
 
 BACKENDS = ("lsm", "in_memory", "rocksdict")
 DEFAULT_BACKEND = "lsm"
@@ -194,17 +199,20 @@ def open_store(
     changelog: Changelogger | None,
     budget: RecordCacheBudget | None,
     current_timestamp: Callable[[], int],
+    *,
+    rebuildable: bool | None = None,
 ) -> KeyValueStore | WindowStore:
     """Open (or reopen, keeping its files) the store ``spec`` for one task (a session store is a key-value
-    store with windowed keys)."""
-    backend = open_backend(spec, config, task_dir)
+    store with windowed keys). ``rebuildable`` says whether a topic holds the store's contents (default: its
+    changelog is on; a global store's source topic is its changelog) so corrupt local files may be wiped."""
+    backend = _open_or_rebuild(spec, config, task_dir, spec.logging if rebuildable is None else rebuildable)
     cache = budget if spec.caching else None
-    log = changelog if spec.logging else None
+    logger = changelog if spec.logging else None
     key_serde = resolve_serde(spec.key_serde, config, "key", f"store {spec.name!r}")
     value_serde = resolve_serde(spec.value_serde, config, "value", f"store {spec.name!r}")
     if spec.kind == "session":
         session = SessionStore(
-            spec.name, backend, SessionWindowedSerde(key_serde), value_serde, cache, log, current_timestamp
+            spec.name, backend, SessionWindowedSerde(key_serde), value_serde, cache, logger, current_timestamp
         )
         session.retention_ms = spec.retention_ms
         return session
@@ -217,10 +225,39 @@ def open_store(
             spec.window_size_ms,
             spec.retention_ms,
             cache,
-            log,
+            logger,
             current_timestamp,
         )
-    return KeyValueStore(spec.name, backend, key_serde, value_serde, cache, log, current_timestamp)
+    return KeyValueStore(spec.name, backend, key_serde, value_serde, cache, logger, current_timestamp)
+
+
+def _open_or_rebuild(spec: StoreSpec, config: dict[str, Any], task_dir: Path, rebuildable: bool) -> Any:
+    """Open the backend; when its local files are corrupt, wipe them and drop the task's checkpoint so the
+    runtime restores the store from its topic's beginning (local state is a cache of the changelog, as in
+    Kafka Streams' TaskCorruptedException handling). A store without a changelog cannot be rebuilt, so its
+    files are left alone and opening fails."""
+    try:
+        return open_backend(spec, config, task_dir)
+    except CorruptionError as exc:
+        path = store_path(spec, store_backend(spec, config), task_dir)
+        if not rebuildable:
+            raise StoreError(
+                f"store {spec.name!r} of task {task_dir.name} has corrupt local state in {path} and no "
+                f"changelog to rebuild it from (logging disabled): {exc}"
+            ) from exc
+        log.error(
+            "task %s: store %r has corrupt local state in %s (%s): wiping it and restoring it from the "
+            "changelog",
+            task_dir.name,
+            spec.name,
+            path,
+            exc,
+        )
+        # Without the checkpoint the restore starts at the changelog's beginning for every store of the task;
+        # replaying onto the other stores' intact state converges to the same contents.
+        (task_dir / CHECKPOINT_FILE_NAME).unlink(missing_ok=True)
+        wipe_store_files(spec, config, task_dir)
+        return open_backend(spec, config, task_dir)
 
 
 def wipe_store_files(spec: StoreSpec, config: dict[str, Any], task_dir: Path) -> None:

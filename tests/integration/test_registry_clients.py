@@ -151,6 +151,26 @@ def test_every_compatibility_level_is_kept_globally_and_per_subject(registry: Re
     assert call(registry.url, "GET", "/config/s-value")[1]["error_code"] == 40408  # back to the global level
 
 
+def test_avro_spellings_of_one_schema_share_an_id_and_a_real_difference_gets_another(
+    registry: RegistryProcess,
+) -> None:
+    client = registry.client()
+    full_name = '{"type": "record", "name": "shop.Order", "fields": [{"name": "id", "type": "long"}]}'
+    namespaced = (
+        '{"fields": [{"type": {"type": "long"}, "name": "id"}], "namespace": "shop", "name": "Order",'
+        ' "type": "record"}'
+    )
+    first = client.register_schema("c-value", Schema(full_name, "AVRO"))
+    assert client.register_schema("c-value", Schema(namespaced, "AVRO")) == first
+    assert client.lookup_schema("c-value", Schema(namespaced, "AVRO")).version == 1
+    assert client.get_schema(first).schema_str == (
+        '{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"}]}'
+    )
+    documented = full_name.replace('"fields"', '"doc": "an order", "fields"')
+    assert client.register_schema("c-value", Schema(documented, "AVRO")) == first + 1
+    assert client.get_versions("c-value") == [1, 2]
+
+
 def test_modes_readonly_refuses_writes_and_import_keeps_given_ids(registry: RegistryProcess) -> None:
     client = registry.client()
     client.register_schema("m-value", Schema(ORDER_V1, "AVRO"))

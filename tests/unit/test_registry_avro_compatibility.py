@@ -199,3 +199,67 @@ def test_a_primitive_written_as_an_object_is_the_same_schema() -> None:
     assert avro(wrapped).canonical == avro(plain).canonical
     assert avro({"type": "long"}).canonical == '"long"'
     assert avro({"type": "int", "logicalType": "date"}).canonical == '{"type":"int","logicalType":"date"}'
+
+
+def test_attribute_order_and_namespace_spelling_do_not_make_another_schema() -> None:
+    """Avro's `Schema.toString()`, which Confluent stores and compares, is the same for all of these."""
+    full_names = {
+        "type": "record",
+        "name": "shop.Order",
+        "fields": [
+            {"type": "long", "name": "id", "order": "ascending"},
+            {"name": "currency", "type": {"name": "shop.Currency", "type": "enum", "symbols": ["EUR"]}},
+            {"name": "paid_in", "type": "shop.Currency"},
+        ],
+    }
+    namespaced = {
+        "namespace": "shop",
+        "fields": [
+            {"name": "id", "type": {"type": "long"}},
+            {
+                "name": "currency",
+                "type": {"type": "enum", "namespace": "shop", "name": "Currency", "symbols": ["EUR"]},
+            },
+            {"name": "paid_in", "type": "Currency"},
+        ],
+        "name": "Order",
+        "type": "record",
+    }
+    assert (
+        avro(full_names).canonical
+        == avro(namespaced).canonical
+        == (
+            '{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},'
+            '{"name":"currency","type":{"type":"enum","name":"Currency","symbols":["EUR"]}},'
+            '{"name":"paid_in","type":"Currency"}]}'
+        )
+    )
+
+
+def test_a_nested_type_in_another_namespace_keeps_it_and_aliases_are_qualified_as_avro_writes_them() -> None:
+    schema = record(
+        [{"name": "m", "type": {"type": "fixed", "name": "other.Md5", "size": 16}, "aliases": ["hash"]}],
+        "a.R",
+        aliases=["a.Old", "b.Older"],
+    )
+    assert avro(schema).canonical == (
+        '{"type":"record","name":"R","namespace":"a","fields":[{"name":"m","type":{"type":"fixed","name":"Md5",'
+        '"namespace":"other","size":16},"aliases":["hash"]}],"aliases":["Old","b.Older"]}'
+    )
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"doc": "an order"},  # Avro keeps doc, so Confluent gives another id
+        {"aliases": ["Purchase"]},
+        {"namespace": "shop"},
+        {"fields": [{"name": "id", "type": "long", "default": 0}]},
+        {"fields": [{"name": "id", "type": "long", "order": "descending"}]},
+        {"fields": [{"name": "id", "type": {"type": "long", "logicalType": "timestamp-millis"}}]},
+        {"custom": 1},
+    ],
+)
+def test_a_real_difference_is_another_schema(changed: dict[str, Any]) -> None:
+    plain = record([{"name": "id", "type": "long"}], "Order")
+    assert avro({**plain, **changed}).canonical != avro(plain).canonical

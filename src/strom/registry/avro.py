@@ -79,21 +79,107 @@ def _require_fields(schema: Any) -> None:
         _require_fields(schema.get("values"))
 
 
-def bare_primitives(schema: Any) -> Any:
-    """`schema` with every `{"type": P}` (a primitive P and no other attribute) written as plain `P`."""
-    if isinstance(schema, list):
-        return [bare_primitives(branch) for branch in schema]
-    if not isinstance(schema, dict):
-        return schema
-    if set(schema) == {"type"} and schema["type"] in PRIMITIVES:
-        return schema["type"]
-    rewritten = dict(schema)
-    for key in ("type", "items", "values"):
-        if key in rewritten and isinstance(rewritten[key], (dict, list)):
-            rewritten[key] = bare_primitives(rewritten[key])
-    if isinstance(rewritten.get("fields"), list):
-        rewritten["fields"] = [bare_primitives(field) for field in rewritten["fields"]]
-    return rewritten
+def canonical(document: Any) -> str:
+    """The text Confluent's registry stores and compares: Avro's `Schema.toString()` of the parsed schema.
+
+    Two texts name the same schema (and get one id) when they differ only in spacing, attribute order, a
+    full name versus name plus namespace, a namespace repeated from the enclosing type, `{"type": P}` versus
+    `P`, or an `"order": "ascending"`; `doc`, aliases, defaults and other attributes (`logicalType`, custom
+    properties) stay, since Avro keeps them and Confluent gives a schema that differs in them a new id.
+    `document` must be a valid schema (the caller parses the result).
+    """
+    return json.dumps(_AvroJson().write(document, None), separators=(",", ":"))
+
+
+# Attributes Avro writes in a fixed place per kind; any other attribute is a property, kept in its order.
+_PLACED = {
+    "record": ("type", "name", "namespace", "doc", "fields", "aliases"),
+    "enum": ("type", "name", "namespace", "doc", "symbols", "aliases", "default"),
+    "fixed": ("type", "name", "namespace", "doc", "size", "aliases"),
+    "array": ("type", "items"),
+    "map": ("type", "values"),
+}
+_FIELD_PLACED = ("name", "type", "doc", "default", "order", "aliases")
+
+
+class _AvroJson:
+    """Writes a schema as Avro's `Schema.toJson` does; `defined` holds the full names written so far."""
+
+    def __init__(self) -> None:
+        self.defined: set[str] = set()
+
+    def write(self, schema: Any, space: str | None) -> Any:
+        if isinstance(schema, list):
+            return [self.write(branch, space) for branch in schema]
+        if isinstance(schema, str):
+            return schema if schema in PRIMITIVES else self.reference(schema, space)
+        kind = schema["type"]
+        if kind in PRIMITIVES:
+            props = {key: value for key, value in schema.items() if key != "type"}
+            return {"type": kind, **props} if props else kind
+        if kind not in _PLACED and kind != "error":  # {"type": <a schema or a named type>}
+            return self.write(kind, space)
+        placed = _PLACED["record" if kind == "error" else kind]
+        out: dict[str, Any] = {"type": kind}
+        own_space = space
+        if "name" in placed:
+            full = _full_name(schema["name"], schema.get("namespace"), space)
+            self.defined.add(full)
+            own_space, _, simple = full.rpartition(".")
+            own_space = own_space or None
+            out["name"] = simple
+            if own_space != space:
+                out["namespace"] = own_space or ""
+            if "doc" in schema:
+                out["doc"] = schema["doc"]
+        if kind in ("record", "error"):
+            out["fields"] = [self.field(field, own_space) for field in schema["fields"]]
+        elif kind == "enum":
+            out["symbols"] = schema["symbols"]
+        elif kind == "fixed":
+            out["size"] = schema["size"]
+        elif kind == "array":
+            out["items"] = self.write(schema["items"], space)
+        else:
+            out["values"] = self.write(schema["values"], space)
+        out.update((key, value) for key, value in schema.items() if key not in placed)
+        if schema.get("aliases"):
+            out["aliases"] = [_relative(_full_name(a, None, own_space), own_space) for a in schema["aliases"]]
+        if kind == "enum" and "default" in schema:
+            out["default"] = schema["default"]
+        return out
+
+    def field(self, field: dict[str, Any], space: str | None) -> dict[str, Any]:
+        out = {"name": field["name"], "type": self.write(field["type"], space)}
+        for key in ("doc", "default"):
+            if key in field:
+                out[key] = field[key]
+        if field.get("order", "ascending") != "ascending":
+            out["order"] = field["order"]
+        out.update((key, value) for key, value in field.items() if key not in _FIELD_PLACED)
+        if field.get("aliases"):
+            out["aliases"] = field["aliases"]
+        return out
+
+    def reference(self, name: str, space: str | None) -> str:
+        """A named type used by name: Avro looks it up in the enclosing namespace first, then as given."""
+        full = _full_name(name, None, space)
+        if full not in self.defined and "." not in name:
+            full = name
+        return _relative(full, space)
+
+
+def _full_name(name: str, namespace: str | None, space: str | None) -> str:
+    if "." in name:
+        return name
+    scope = namespace if namespace is not None else space
+    return f"{scope}.{name}" if scope else name
+
+
+def _relative(full: str, space: str | None) -> str:
+    """Avro's `Name.getQualified`: the simple name inside its own namespace, the full name elsewhere."""
+    scope, _, simple = full.rpartition(".")
+    return simple if scope and scope == space else full
 
 
 def reader_errors(reader: AvroSchema, writer: AvroSchema) -> list[str]:

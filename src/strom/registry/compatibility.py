@@ -42,9 +42,9 @@ class ParsedSchema:
 def parse(schema_type: str, text: str, references: list[str]) -> ParsedSchema:
     """Validate `text` as a `schema_type` schema; `references` are the texts it refers to, dependencies first.
 
-    The canonical text is the schema's JSON, compact and in its own key order, so a schema written with other
-    spacing registers as the same schema, with the same id; in Avro, `{"type": "string"}` is also written
-    `"string"`, as Avro's own canonical form (and so Confluent's registry) has it.
+    The canonical text is what is stored and compared, so a schema written otherwise registers as the same
+    schema, with the same id. JSON Schema: the JSON, compact and in its own key order. Avro: the text Avro's
+    `Schema.toString()` gives, which Confluent's registry stores and compares (see `avro.canonical`).
     """
     if schema_type not in SCHEMA_TYPES:
         raise InvalidSchema(
@@ -55,8 +55,8 @@ def parse(schema_type: str, text: str, references: list[str]) -> ParsedSchema:
     except (json.JSONDecodeError, TypeError) as error:
         raise InvalidSchema(f"Invalid schema: not JSON: {error}") from None
     if schema_type == "AVRO":
-        canonical = json.dumps(avro.bare_primitives(document), separators=(",", ":"))
-        return ParsedSchema(schema_type, canonical, avro.parse(canonical, references))
+        parsed = avro.parse(text, references)  # validates before canonical() walks the document
+        return ParsedSchema(schema_type, avro.canonical(document), parsed)
     canonical = json.dumps(document, separators=(",", ":"))
     if not isinstance(document, (dict, bool)):
         raise InvalidSchema("Invalid schema: a JSON Schema is an object or a boolean")

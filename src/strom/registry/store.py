@@ -125,11 +125,14 @@ class SchemasTopic:
     def _read(self) -> None:
         while not self._stop.is_set():
             try:
-                batch = self._consumer.consume(500, timeout=0.1)
+                # consume(n, timeout) waits for n records or the whole timeout, which would hold every
+                # write's read-back for 100 ms; poll() returns on the first record, then take what is there.
+                first = self._consumer.poll(0.1)
+                if first is None:
+                    continue
+                batch = [first, *self._consumer.consume(499, timeout=0)]
             except KafkaException as error:
                 logger.warning("reading %s: %s", self.topic, error)
-                continue
-            if not batch:
                 continue
             with self.lock:
                 for message in batch:

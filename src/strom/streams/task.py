@@ -30,7 +30,8 @@ Task side:
     ``processing.exception.handler`` (default: ``ProcessingError``, cause chained). A negative timestamp
     raises ``InvalidTimestampError``. When the task reads several partitions, feed the record with the
     smallest head timestamp first (Kafka's PartitionGroup rule; the runtime's
-    ``runtime/partition_group.py``).
+    ``runtime/partition_group.py``); for a topic where ``extracts_timestamp`` holds that is the extracted
+    timestamp, so pass such a head through ``prepare`` first and give ``process`` what it returns.
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
     downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written

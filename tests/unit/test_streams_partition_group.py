@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from strom.streams import InvalidTimestampError, StreamsBuilder, serdes
 from strom.streams.processor.context import TaskId, TaskMetrics
 from strom.streams.runtime.partition_group import NEVER_WAIT, PartitionGroup
+from strom.streams.task import StreamTask
 
 TABLE = ("users", 0)
 STREAM = ("views", 0)
@@ -129,3 +134,65 @@ def test_a_partition_over_its_buffer_limit_is_paused_until_it_drains_back() -> N
     assert group.next_record(0, _lags(users=0, views=0)) is not None  # views-0: 2 left
     assert group.to_resume() == [STREAM]
     assert group.paused == set()
+
+
+def _merge_task(
+    tmp_path: Path,
+    handler: str = "log_and_fail",
+) -> tuple[StreamTask, PartitionGroup, list[Any]]:
+    """A task merging ``a`` (event time read from the value by an extractor) and ``b`` (record timestamps),
+    grouped as the runtime groups it; returns the task, its group and the merged output."""
+    builder = StreamsBuilder()
+    a = builder.stream("a", serdes.string(), serdes.json(), timestamp_extractor=lambda k, v, ts: v["at"])
+    out: list[str] = []
+    a.merge(builder.stream("b", serdes.string(), serdes.json())).foreach(lambda k, v: out.append(v["n"]))
+    config = {"application.id": "app", "default.deserialization.exception.handler": handler}
+    task = StreamTask(TaskId(0, 0), builder.build(), config, tmp_path, _NoSink())
+    parts = [("a", 0), ("b", 0)]
+    prepare = {tp: task.prepare for tp in parts if task.extracts_timestamp(tp[0])}
+    group = PartitionGroup(TaskId(0, 0), parts, 0, 1000, task.metrics, prepare)
+    return task, group, out
+
+
+class _NoSink:
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the merge topology writes nothing")
+
+
+def _run(task: StreamTask, group: PartitionGroup) -> None:
+    while (record := group.next_record(0, _lags(a=0, b=0))) is not None:  # type: ignore[arg-type]
+        task.process(*record)
+
+
+def test_an_extractor_s_timestamp_orders_the_merge_not_the_raw_record_timestamp(tmp_path: Path) -> None:
+    task, group, out = _merge_task(tmp_path)
+    for offset, (raw, at) in enumerate([(100, 5), (200, 25)]):  # raw order says: after every b record
+        value = json.dumps({"n": f"a{offset}", "at": at}).encode()
+        group.appender(("a", 0))("a", 0, offset, b"k", value, raw, None)
+    for offset, ts in enumerate([10, 20, 30]):
+        group.appender(("b", 0))("b", 0, offset, b"k", json.dumps({"n": f"b{offset}"}).encode(), ts, None)
+    _run(task, group)
+    assert out == ["a0", "b0", "b1", "a1", "b2"]
+    assert task.stream_time == 30
+    assert task.commit() == {("a", 0): 2, ("b", 0): 3}
+
+
+def test_an_undeserialisable_head_goes_to_the_handler_once_and_the_next_record_becomes_the_head(
+    tmp_path: Path,
+) -> None:
+    task, group, out = _merge_task(tmp_path, "log_and_continue")
+    group.appender(("a", 0))("a", 0, 0, b"k", b"not json", 1, None)
+    group.appender(("a", 0))("a", 0, 1, b"k", b'{"n": "a1", "at": 15}', 1, None)
+    group.appender(("b", 0))("b", 0, 0, b"k", b'{"n": "b0"}', 10, None)
+    _run(task, group)
+    assert out == ["b0", "a1"]
+    assert task.metrics.dropped_records == 1
+    assert task.commit() == {("a", 0): 2, ("b", 0): 1}
+
+
+def test_a_negative_extracted_timestamp_fails_when_its_record_becomes_the_head(tmp_path: Path) -> None:
+    _, group, _ = _merge_task(tmp_path)
+    group.appender(("a", 0))("a", 0, 7, b"k", b'{"n": "a", "at": -1}', 1, None)
+    group.appender(("b", 0))("b", 0, 0, b"k", b'{"n": "b0"}', 10, None)
+    with pytest.raises(InvalidTimestampError, match="offset 7"):
+        group.next_record(0, _no_lag_needed)

@@ -30,7 +30,8 @@ Task side:
     ``processing.exception.handler`` (default: ``ProcessingError``, cause chained). A negative timestamp
     raises ``InvalidTimestampError``. When the task reads several partitions, feed the record with the
     smallest head timestamp first (Kafka's PartitionGroup rule; the runtime's
-    ``runtime/partition_group.py``).
+    ``runtime/partition_group.py``); for a topic where ``extracts_timestamp`` holds that is the extracted
+    timestamp, so pass such a head through ``prepare`` first and give ``process`` what it returns.
   - ``punctuate(wall_clock_ms) -> bool`` fires due wall-clock punctuators.
   - ``commit() -> {(topic, partition): next offset}`` flushes every store's record cache (forwarding
     downstream and writing changelogs through the collector) and the stores' backends, so a checkpoint written
@@ -259,6 +260,41 @@ class StreamTask:
     def stream_time(self) -> int:
         return self.ctx.stream_time
 
+    def extracts_timestamp(self, topic: str) -> bool:
+        """Whether ``topic``'s source has a timestamp extractor: its records are ordered (by the runtime's
+        partition group) only after ``prepare``, since their timestamp is known only once deserialised."""
+        return self._sources[topic][3] is not None
+
+    def prepare(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers = None,
+    ) -> tuple[Any, ...] | None:
+        """Deserialise a buffered record of an extractor's topic and extract its timestamp, as Kafka's
+        RecordQueue does for a partition's head record: the arguments of ``process`` with the extracted
+        timestamp and the deserialised ``(key, value)`` appended, so ``process`` does not deserialise twice.
+        None when the record failed to deserialise and the deserialization handler took it (its offset counts
+        as consumed); a negative extracted timestamp raises ``InvalidTimestampError``."""
+        _, kser, vser, extract = self._sources[topic]
+        if timestamp_ms < 0:
+            raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
+        try:
+            k = kser.deserialize(topic, key)
+            v = vser.deserialize(topic, value)
+        except Exception as error:
+            self._offsets[topic] = offset + 1
+            self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
+            return None
+        extracted = extract(k, v, timestamp_ms)
+        if extracted < 0:
+            raise InvalidTimestampError(topic, partition, offset, extracted)
+        return (topic, partition, offset, key, value, extracted, headers, (k, v))
+
     def process(
         self,
         topic: str,
@@ -268,7 +304,10 @@ class StreamTask:
         value: bytes | None,
         timestamp_ms: int,
         headers: Headers = None,
+        deserialized: tuple[Any, Any] | None = None,
     ) -> None:
+        """``deserialized`` is given for a record that went through ``prepare`` (``timestamp_ms`` is then the
+        extracted one)."""
         try:
             source, kser, vser, extract = self._sources[topic]
         except KeyError:
@@ -284,17 +323,20 @@ class StreamTask:
         ctx.timestamp = timestamp_ms
         ctx.headers = headers
         self._offsets[topic] = offset + 1  # a task reads exactly one partition (its own) of each topic
-        try:
-            k = kser.deserialize(topic, key)
-            v = vser.deserialize(topic, value)
-        except Exception as error:
-            self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
-            return
-        if extract is not None:
-            timestamp_ms = extract(k, v, timestamp_ms)
-            if timestamp_ms < 0:
-                raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
-            ctx.timestamp = timestamp_ms
+        if deserialized is not None:
+            k, v = deserialized
+        else:
+            try:
+                k = kser.deserialize(topic, key)
+                v = vser.deserialize(topic, value)
+            except Exception as error:
+                self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
+                return
+            if extract is not None:
+                timestamp_ms = extract(k, v, timestamp_ms)
+                if timestamp_ms < 0:
+                    raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
+                ctx.timestamp = timestamp_ms
         if timestamp_ms > ctx.stream_time:
             ctx.stream_time = timestamp_ms
         try:

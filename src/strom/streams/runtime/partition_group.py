@@ -17,8 +17,10 @@ Processing while a partition is empty after waiting is *enforced processing*: co
 A partition holding more than ``buffered.records.per.partition`` records should be paused on the consumer
 until it drains back to that size (back-pressure); ``to_pause``/``to_resume`` say which.
 
-Ordering uses the record timestamps as fetched, before any timestamp extractor (the extractor runs when the
-task processes the record).
+A partition whose source has a timestamp extractor is ordered by the extracted timestamp, as in Kafka's
+RecordQueue: its head record is prepared (deserialised, timestamp extracted: ``StreamTask.prepare``) when it
+becomes the head, and a head that fails to deserialise is dropped once the deserialization handler took it.
+Other partitions order by the record timestamp as fetched, with no deserialisation.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ BufferedRecord = tuple[Any, ...]
 """``(topic, partition, offset, key, value, timestamp, headers)``, the arguments of ``StreamTask.process``."""
 _TIMESTAMP = 5
 
+Prepare = Callable[..., BufferedRecord | None]
+"""``StreamTask.prepare``: a raw record to a prepared one (extracted timestamp at the same index), or None."""
+
 LagOf = Callable[[TopicPartition], int | None]
 """How many records of a partition are on the broker beyond what was fetched; None when not known yet."""
 
@@ -53,8 +58,8 @@ class PartitionGroup:
     lag 0.
     """
 
-    __slots__ = ("_buffers", "_deadlines", "_enforcing", "_max_idle_ms", "_metrics", "_task_id",
-                 "max_buffered", "paused")  # fmt: skip
+    __slots__ = ("_buffers", "_deadlines", "_enforcing", "_max_idle_ms", "_metrics", "_prepare", "_ready",
+                 "_task_id", "max_buffered", "paused")  # fmt: skip
 
     def __init__(
         self,
@@ -63,8 +68,12 @@ class PartitionGroup:
         max_task_idle_ms: int,
         max_buffered: int,
         metrics: TaskMetrics,
+        prepare: dict[TopicPartition, Prepare] | None = None,
     ) -> None:
+        """``prepare`` names the partitions whose head must be prepared before its timestamp is known."""
         self._task_id = task_id
+        self._prepare = prepare or {}
+        self._ready: set[TopicPartition] = set()  # partitions whose head is prepared
         self._buffers: dict[TopicPartition, deque[BufferedRecord]] = {tp: deque() for tp in partitions}
         self._deadlines: dict[TopicPartition, int] = {}
         self._max_idle_ms = max_task_idle_ms
@@ -89,13 +98,17 @@ class PartitionGroup:
     def next_record(self, now_ms: int, lag_of: LagOf) -> BufferedRecord | None:
         """The next record to process, taken out of its buffer, or None while the task waits (or has none)."""
         best: deque[BufferedRecord] | None = None
+        best_tp: TopicPartition | None = None
         best_ts = 0
         empty: list[TopicPartition] | None = None
+        prepare = self._prepare
         for tp, buf in self._buffers.items():
+            if prepare and buf and tp in prepare and tp not in self._ready:
+                self._prepare_head(tp, buf)
             if buf:
                 ts = buf[0][_TIMESTAMP]
                 if best is None or ts < best_ts:
-                    best, best_ts = buf, ts
+                    best, best_tp, best_ts = buf, tp, ts
             elif empty is None:
                 empty = [tp]
             else:
@@ -108,7 +121,18 @@ class PartitionGroup:
             self._enforcing = False
         elif not self._may_process_without(empty, now_ms, lag_of):
             return None
+        self._ready.discard(best_tp)
         return best.popleft()
+
+    def _prepare_head(self, tp: TopicPartition, buf: deque[BufferedRecord]) -> None:
+        prepare = self._prepare[tp]
+        while buf:
+            prepared = prepare(*buf[0])
+            if prepared is not None:
+                buf[0] = prepared
+                self._ready.add(tp)
+                return
+            buf.popleft()
 
     def _may_process_without(self, empty: list[TopicPartition], now_ms: int, lag_of: LagOf) -> bool:
         if self._max_idle_ms == NEVER_WAIT:

@@ -481,6 +481,7 @@ class StreamThread(threading.Thread):
             config.max_task_idle_ms,
             config.buffered_records_per_partition,
             task.task.metrics,
+            {tp: task.task.prepare for tp in task.input_partitions if task.task.extracts_timestamp(tp[0])},
         )
         self._groups.append((group, task.task.process))
         for tp in task.input_partitions:

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench lint externals clean
+.PHONY: demo test fuzz soak bench lint externals clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP) externals
 # The structure-aware broker fuzzer with many more examples than the suite's short run (a few minutes).
 fuzz: $(STAMP)
 	STROM_FUZZ_EXAMPLES=25000 $(PY) -m pytest -q tests/integration/test_broker_fuzz_schemas.py
+
+# Tests marked `slow` (large logs, e.g. a Fetch over 2 GiB of records); `make test` skips them.
+soak: $(STAMP)
+	STROM_SOAK=1 $(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP) externals
 	$(PY) -m pip install --quiet -e '.[bench]'

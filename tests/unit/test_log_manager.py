@@ -189,3 +189,49 @@ def test_delete_records_is_durable_at_once(tmp_path: Path):
     reopened = again.get("events", 0)
     assert reopened is not None and reopened.log_start_offset == 9
     again.close()
+
+
+def test_maintenance_stats_count_what_retention_deleted(tmp_path: Path):
+    clock = FakeClock()
+    logs = manager(tmp_path, clock, segment_bytes=400, retention_ms=60_000, file_delete_delay_ms=0)
+    part = logs.create("events", 0)
+    for i in range(12):
+        part.append(batch(2, clock.now - 120_000, i))
+    part.append(batch(2, clock.now, 99))
+    segments = part.segments_snapshot()
+    expired = [s for s in segments if s.next_offset <= 24]
+    expired_bytes = sum(s.size for s in expired)
+    clock.now += INITIAL_TASK_DELAY_MS
+    logs.maintain(clock.now)
+    stats = logs.maintenance_stats
+    assert stats.retention_segments_deleted == len(expired) > 1
+    assert stats.retention_bytes_deleted == expired_bytes
+    assert part.size_in_bytes == sum(s.size for s in segments) - expired_bytes
+    logs.maintain(clock.now, force=True)  # nothing more to delete: the totals stay
+    assert stats.retention_segments_deleted == len(expired)
+    assert stats.cleaner_passes == 0
+    logs.close()
+
+
+def test_maintenance_stats_count_what_the_cleaner_read_and_wrote(tmp_path: Path):
+    clock = FakeClock()
+    logs = manager(tmp_path, clock, cleanup_policy=frozenset({"compact"}), segment_bytes=600)
+    part = logs.create("table", 0)
+    for i in range(20):
+        part.append(batch(3, clock.now, i))
+    part.roll()
+    before = part.size_in_bytes
+    logs.maintain(clock.now)
+    stats = logs.maintenance_stats
+    assert stats.cleaner_passes == 1
+    assert stats.cleaner_bytes_read == before  # every segment but the empty active one was recopied
+    assert stats.cleaner_bytes_written == part.size_in_bytes < before / 3
+    assert stats.last_recopy_ratio == stats.cleaner_bytes_written / stats.cleaner_bytes_read
+    assert stats.max_dirty_ratio == 1.0  # nothing was clean before the pass
+    assert stats.last_clean_seconds > 0
+    assert stats.last_buffer_utilization > 0  # three keys in the map
+    assert stats.uncleanable_partitions == 0
+    logs.maintain(clock.now)  # looks again at once: nothing dirty is left
+    assert stats.cleaner_passes == 1
+    assert stats.max_dirty_ratio == 0.0
+    logs.close()

@@ -8,7 +8,9 @@ Cost: the request path adds to plain ints, once per request (count and latency b
 produced or fetched partition (bytes, records), never anything per record (the record count of an append
 is its offset span); the ints become Prometheus families only when scraped (`TrafficCollector`). What is
 cheap to read from the broker's state (log sizes and offsets, consumer group lag, connections) is not
-tracked at all but read when scraped, by `BrokerStateCollector`.
+tracked at all but read when scraped, by `BrokerStateCollector`; what retention and the log cleaner did is
+counted by strom.log itself (`MaintenanceStats`, on the maintenance thread) and read when scraped by
+`LogMaintenanceCollector`.
 
 Every metric lives in a registry owned by one `BrokerMetrics`, never in prometheus_client's global
 default registry: two brokers in one process keep separate counts, and nothing is created at import.
@@ -29,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from strom.broker.coordinator.group import GroupCoordinator
+from strom.broker.logs import BrokerLogs
 from strom.broker.topics import TopicRegistry
 from strom.log.partition import Partition
 from strom.protocol.api_keys import ApiKey
@@ -47,6 +50,7 @@ class BrokerState(Protocol):
 
     topics: TopicRegistry
     groups: GroupCoordinator
+    logs: BrokerLogs
 
     @property
     def connections(self) -> Sized: ...
@@ -91,6 +95,7 @@ class BrokerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(TrafficCollector(self))
         self.registry.register(BrokerStateCollector(broker))
+        self.registry.register(LogMaintenanceCollector(broker))
 
     def request_done(self, api_key: int, started: float) -> None:
         """Count one request of `api_key` that began at `started` (a `time.perf_counter()` reading)."""
@@ -255,6 +260,79 @@ class BrokerStateCollector(Collector):
             ),
             GaugeMetricFamily(
                 "kafka_server_socketservermetrics_connection_count", "Open client connections.", labels=[]
+            ),
+        )
+
+
+class LogMaintenanceCollector(Collector):
+    """Retention's and the log cleaner's progress, read when scraped from the LogManager's
+    `MaintenanceStats`: Kafka's LogCleaner and LogCleanerManager gauges, and strom-named totals where Kafka
+    has no metric (docs/metrics.md).
+
+    The stats are written by the maintenance thread and read here on the event loop without a lock; each
+    value is one int or float, read whole.
+    """
+
+    def __init__(self, broker: BrokerState) -> None:
+        self._broker = broker
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only: the broker's logs do not exist before it starts.
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._broker.logs.manager.maintenance_stats
+        families = self._families()
+        values = (
+            100 * stats.last_recopy_ratio,
+            stats.last_clean_seconds,
+            100 * stats.last_buffer_utilization,
+            100 * stats.max_dirty_ratio,
+            stats.uncleanable_partitions,
+            stats.cleaner_passes,
+            stats.cleaner_bytes_read,
+            stats.cleaner_bytes_written,
+            stats.retention_segments_deleted,
+            stats.retention_bytes_deleted,
+        )
+        for family, value in zip(families, values, strict=True):
+            family.add_metric([], value)
+        return families
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "kafka_log_logcleaner_cleaner_recopy_percent",
+                "Bytes written as a percentage of bytes read by the last cleaner cycle that cleaned.",
+            ),
+            GaugeMetricFamily(
+                "kafka_log_logcleaner_max_clean_time_secs",
+                "The longest partition pass of the last cleaner cycle that cleaned, in seconds.",
+            ),
+            GaugeMetricFamily(
+                "kafka_log_logcleaner_max_buffer_utilization_percent",
+                "The fullest key -> offset map of the last cleaner cycle that cleaned, as a percentage.",
+            ),
+            GaugeMetricFamily(
+                "kafka_log_logcleanermanager_max_dirty_percent",
+                "The highest dirty ratio among compacted partitions at the last cleaner cycle, in percent.",
+            ),
+            GaugeMetricFamily(
+                "kafka_log_logcleanermanager_uncleanable_partitions_count",
+                "Compacted partitions the cleaner skips because their segments are corrupt.",
+            ),
+            CounterMetricFamily(
+                "strom_log_cleaner_passes", "Partition passes in which the cleaner compacted."
+            ),
+            CounterMetricFamily("strom_log_cleaner_read_bytes", "Segment bytes the cleaner read to recopy."),
+            CounterMetricFamily("strom_log_cleaner_written_bytes", "Segment bytes the cleaner wrote."),
+            CounterMetricFamily(
+                "strom_log_retention_deleted_segments",
+                "Segments deleted by retention (retention.ms, retention.bytes, the log start offset).",
+            ),
+            CounterMetricFamily(
+                "strom_log_retention_deleted_bytes", "Bytes of the segments deleted by retention."
             ),
         )
 

@@ -76,7 +76,8 @@ class CompactedLog(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class CleanResult:
-    """What one pass over one partition did. `end_offset` is the new first dirty offset."""
+    """What one pass over one partition did. `end_offset` is the new first dirty offset; `map_entries` is
+    how many keys its offset map held (against the cleaner's `max_map_entries`)."""
 
     first_dirty_offset: int
     end_offset: int
@@ -87,6 +88,7 @@ class CleanResult:
     segments_before: int
     segments_after: int
     seconds: float
+    map_entries: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,8 @@ class Cleaner:
         # if the dirty ratio is low, so tombstones really disappear (lost on restart; the ratio covers it).
         self._horizons: dict[TopicPartition, int] = {}
         self.uncleanable: set[TopicPartition] = set()
+        # The highest dirty ratio seen by the last `maintain` (Kafka's max-dirty-percent, for metrics).
+        self.max_dirty_ratio = 0.0
 
     # ----- choosing what to clean -----
 
@@ -159,22 +163,25 @@ class Cleaner:
         now = self._clock() if now_ms is None else now_ms
         forced: list[TopicPartition] = []
         filthiest: tuple[float, TopicPartition] | None = None
+        max_dirty_ratio = 0.0
         for tp, partition in partitions.items():
             if "compact" not in partition.config.cleanup_policy or tp in self.uncleanable:
                 continue
             plan = self._plan(tp, partition, now)
+            dirty = sum(s.size for s in plan.dirty)
+            total = sum(s.size for s in plan.recopy)
+            ratio = dirty / total if dirty else 0.0
+            max_dirty_ratio = max(max_dirty_ratio, ratio)
             if self._must_clean(tp, partition, plan, now):
                 forced.append(tp)
                 continue
-            dirty = sum(s.size for s in plan.dirty)
-            total = sum(s.size for s in plan.recopy)
             if not dirty:
                 continue
-            ratio = dirty / total
             if ratio >= partition.config.min_cleanable_dirty_ratio and (
                 filthiest is None or ratio > filthiest[0]
             ):
                 filthiest = (ratio, tp)
+        self.max_dirty_ratio = max_dirty_ratio
         if filthiest is not None:
             forced.append(filthiest[1])
         results = []
@@ -270,6 +277,7 @@ class Cleaner:
             segments_before=len(recopy),
             segments_after=segments_after,
             seconds=time.perf_counter() - started,
+            map_entries=len(offset_map),
         )
         log.info(
             "cleaned %s-%d offsets %d..%d: %d -> %d bytes, %d -> %d records, %d -> %d segments in %.3f s",

@@ -19,6 +19,9 @@ cadence, as in Kafka's LogManager, however often `maintain` is called:
   (`log.cleaner.backoff.ms`, 15 s);
 - flush.ms, delayed file deletion and producer expiry: on every call (each has its own per-partition timer);
 - the checkpoints: every `checkpoint_interval_ms`.
+
+What retention and the cleaner did is kept in `maintenance_stats` (`MaintenanceStats`), which the broker's
+metrics read when scraped.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strom.log.checkpoint import (
     LOG_START_OFFSET_CHECKPOINT,
@@ -50,6 +54,9 @@ from strom.log.errors import InvalidTopicError, LogClosedError, LogStorageError,
 from strom.log.group_commit import GroupCommit
 from strom.log.partition import Clock, Partition, parse_partition_dir, system_clock
 
+if TYPE_CHECKING:
+    from strom.log.cleaner import Cleaner, CleanResult
+
 logger = logging.getLogger(__name__)
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -57,6 +64,41 @@ LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 INITIAL_TASK_DELAY_MS = 30_000  # Kafka's delay before the first retention check after start-up
+
+
+class MaintenanceStats:
+    """What retention and the cleaner have done since the data directory was opened: totals, and the
+    cleaner's last cycle as Kafka's LogCleaner gauges report it (the most recent cycle that cleaned).
+
+    Written only by the thread calling `LogManager.maintain`; read by others (a metrics scrape) without a
+    lock: each field is one int or float, so a reader sees each value whole, though not all from the same
+    instant.
+    """
+
+    __slots__ = (
+        "cleaner_bytes_read",
+        "cleaner_bytes_written",
+        "cleaner_passes",
+        "last_buffer_utilization",
+        "last_clean_seconds",
+        "last_recopy_ratio",
+        "max_dirty_ratio",
+        "retention_bytes_deleted",
+        "retention_segments_deleted",
+        "uncleanable_partitions",
+    )
+
+    def __init__(self) -> None:
+        self.cleaner_passes = 0  # partition passes that rewrote segments
+        self.cleaner_bytes_read = 0
+        self.cleaner_bytes_written = 0
+        self.last_recopy_ratio = 0.0  # bytes written / bytes read over the last cycle that cleaned
+        self.last_clean_seconds = 0.0  # the longest pass of that cycle
+        self.last_buffer_utilization = 0.0  # the fullest offset map of that cycle, 0..1
+        self.max_dirty_ratio = 0.0  # the filthiest compacted partition seen by the last cycle
+        self.uncleanable_partitions = 0
+        self.retention_segments_deleted = 0
+        self.retention_bytes_deleted = 0
 
 
 class DataDirLockedError(LogStorageError, RuntimeError):
@@ -139,6 +181,7 @@ class LogManager:
         self._last_checkpoint_ms = opened
         self._next_retention_ms = opened + min(INITIAL_TASK_DELAY_MS, retention_check_interval_ms)
         self._next_clean_ms = opened
+        self.maintenance_stats = MaintenanceStats()
         self._cleaner = None
         if cleaner_enabled:
             from strom.log.cleaner import Cleaner
@@ -254,6 +297,7 @@ class LogManager:
             shutil.rmtree(doomed, ignore_errors=True)
             if self._cleaner is not None:
                 self._cleaner.forget((topic, partition))
+                self.maintenance_stats.uncleanable_partitions = len(self._cleaner.uncleanable)
             self.checkpoint()
             return True
 
@@ -268,7 +312,9 @@ class LogManager:
         parts = self.partitions()
         retention_due = force or now >= self._next_retention_ms
         for part in parts.values():
-            part.maintain(now, retention=retention_due)
+            if retention_due:
+                self._apply_retention(part, now)
+            part.maintain(now, retention=False)
         if retention_due:
             self._next_retention_ms = now + self.retention_check_interval_ms
         if self._cleaner is not None and (force or now >= self._next_clean_ms):
@@ -277,9 +323,40 @@ class LogManager:
             # at once (the next call), as Kafka's cleaner thread does, else back off
             cleaned = self._cleaner.maintain(compacted, now) if compacted else []
             self._next_clean_ms = now if cleaned else now + self.cleaner_backoff_ms
+            self._count_cleaning(self._cleaner, cleaned)
         if now - self._last_checkpoint_ms >= self.checkpoint_interval_ms:
             self.checkpoint()
             self._last_checkpoint_ms = now
+
+    def _apply_retention(self, part: Partition, now: int) -> None:
+        """Retention on one partition, counted in `maintenance_stats`. The partition's lock is held from
+        the size snapshot to the deletion so that the bytes counted are exactly those of the deleted
+        segments (a DeleteRecords cannot delete some in between)."""
+        with part.lock:
+            try:
+                sizes = [s.size for s in part.segments_snapshot()]
+                deleted = part.apply_retention(now)
+            except LogClosedError:  # deleted or closed since `parts` was taken
+                return
+        if deleted:
+            stats = self.maintenance_stats
+            stats.retention_segments_deleted += deleted
+            stats.retention_bytes_deleted += sum(sizes[:deleted])
+
+    def _count_cleaning(self, cleaner: Cleaner, cleaned: list[CleanResult]) -> None:
+        stats = self.maintenance_stats
+        stats.max_dirty_ratio = cleaner.max_dirty_ratio
+        stats.uncleanable_partitions = len(cleaner.uncleanable)
+        if not cleaned:
+            return
+        read = sum(r.bytes_read for r in cleaned)
+        written = sum(r.bytes_written for r in cleaned)
+        stats.cleaner_passes += len(cleaned)
+        stats.cleaner_bytes_read += read
+        stats.cleaner_bytes_written += written
+        stats.last_recopy_ratio = written / read if read else 0.0
+        stats.last_clean_seconds = max(r.seconds for r in cleaned)
+        stats.last_buffer_utilization = max(r.map_entries for r in cleaned) / cleaner.max_map_entries
 
     def checkpoint(self) -> None:
         """Write the recovery-point and log-start-offset checkpoints now.

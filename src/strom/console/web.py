@@ -430,11 +430,3 @@ def _more_link(request: web.Request, page: Any, browse: Browse | None) -> str | 
     query["offset"] = str(page.resume_at)
     query["order"] = "newest" if browse.newest_first else "oldest"
     return f"{request.path}?{urlencode(query)}"
-
-
-async def serve_console(console: Console, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving on host:port (0 picks a free port); returns the runner (for cleanup) and the port."""
-    runner = web.AppRunner(console.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, int(runner.addresses[0][1])

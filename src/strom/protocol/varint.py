@@ -20,16 +20,10 @@ _SMALL = [bytes([z]) for z in range(0x80)]
 
 def read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """An unsigned varint of at most 5 bytes at `pos`: (value, next position)."""
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise VarintError(f"unsigned varint ending at byte {pos} is longer than 5 bytes")
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    return _read_unsigned(buf, pos + 1, byte & 0x7F, 5)
 
 
 def read_uvarlong(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
@@ -37,7 +31,20 @@ def read_uvarlong(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, i
 
     Not a Kafka wire type: strom.lsm stores its lengths, sequence numbers and file numbers this way (LevelDB's
     varint64), and reads them here so that strom has one varint implementation."""
-    value = shift = 0
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    return _read_unsigned(buf, pos + 1, byte & 0x7F, 10)
+
+
+def _read_unsigned(
+    buf: bytes | bytearray | memoryview, pos: int, value: int, max_bytes: int
+) -> tuple[int, int]:
+    """The multi-byte loop both unsigned readers share, from the second byte at `pos` with the first byte's
+    7 bits in `value`; they differ only in `max_bytes`, and keep the one-byte case (most lengths and tags)
+    inline so it costs no extra call."""
+    shift = 7
+    last_shift = 7 * (max_bytes - 1)
     while True:
         byte = buf[pos]
         pos += 1
@@ -45,8 +52,8 @@ def read_uvarlong(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, i
         if not byte & 0x80:
             return value, pos
         shift += 7
-        if shift > 63:
-            raise VarintError(f"unsigned varint ending at byte {pos} is longer than 10 bytes")
+        if shift > last_shift:
+            raise VarintError(f"unsigned varint ending at byte {pos} is longer than {max_bytes} bytes")
 
 
 def write_uvarint(value: int) -> bytes:

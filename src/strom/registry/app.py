@@ -249,11 +249,3 @@ class RegistryApp:
     async def delete_mode(self, request: web.Request) -> web.Response:
         subject = request.match_info.get("subject")
         return respond(await asyncio.to_thread(self.registry.delete_mode, subject))
-
-
-async def serve_registry(registry: SchemaRegistry, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (to clean up) and the bound port (useful when `port` is 0)."""
-    runner = web.AppRunner(RegistryApp(registry).build(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, int(runner.addresses[0][1])

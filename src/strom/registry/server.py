@@ -9,42 +9,32 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
-
-from strom.registry.app import serve_registry
+from strom.http_site import HttpSite
+from strom.registry.app import RegistryApp
 from strom.registry.service import SchemaRegistry
 from strom.registry.store import DEFAULT_TOPIC, SchemasTopic
 
 
-class RegistryServer:
+class RegistryServer(HttpSite):
     """Owns the topic's reader thread and the HTTP site; `url` is set once `start()` has returned."""
 
     def __init__(
         self, bootstrap: str, host: str, port: int, topic: str = DEFAULT_TOPIC, timeout: float = 30.0
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self._topic = SchemasTopic(bootstrap, topic, timeout)
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{shown}:{self.port}"
 
     async def start(self) -> None:
         """Read the topic to its end, then serve; raises RegistryError (cluster) or OSError (address)."""
         await asyncio.to_thread(self._topic.start)
         try:
-            self._runner, self.port = await serve_registry(SchemaRegistry(self._topic), self.host, self.port)
+            await self._start_site(RegistryApp(SchemaRegistry(self._topic)).build())
         except BaseException:
             await asyncio.to_thread(self._topic.close)
             raise
 
     async def stop(self) -> None:
         try:
-            if self._runner is not None:
-                await self._runner.cleanup()
-                self._runner = None
+            await self._stop_site()
         finally:
             await asyncio.to_thread(self._topic.close)

@@ -81,6 +81,7 @@ from strom.streams.topology import Topology
 
 log = logging.getLogger("strom.streams")
 
+
 def _system_clock() -> int:
     return time.time_ns() // 1_000_000
 
@@ -280,9 +281,29 @@ class StreamTask:
         timestamp and the deserialised ``(key, value)`` appended, so ``process`` does not deserialise twice.
         None when the record failed to deserialise and the deserialization handler took it (its offset counts
         as consumed); a negative extracted timestamp raises ``InvalidTimestampError``."""
-        _, kser, vser, extract = self._sources[topic]
         if timestamp_ms < 0:
             raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
+        read = self._deserialize(topic, partition, offset, key, value, timestamp_ms, headers)
+        if read is None:
+            return None
+        k, v, extracted = read
+        return (topic, partition, offset, key, value, extracted, headers, (k, v))
+
+    def _deserialize(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int,
+        headers: Headers,
+    ) -> tuple[Any, Any, int] | None:
+        """The record's deserialised key and value and its timestamp (the extractor's, if its topic has one),
+        shared by ``prepare`` and ``process`` so both treat a bad record alike: None when it failed to
+        deserialise and the deserialization handler took it (its offset counts as consumed); a negative
+        extracted timestamp raises ``InvalidTimestampError``."""
+        _, kser, vser, extract = self._sources[topic]
         try:
             k = kser.deserialize(topic, key)
             v = vser.deserialize(topic, value)
@@ -290,10 +311,11 @@ class StreamTask:
             self._offsets[topic] = offset + 1
             self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
             return None
-        extracted = extract(k, v, timestamp_ms)
-        if extracted < 0:
-            raise InvalidTimestampError(topic, partition, offset, extracted)
-        return (topic, partition, offset, key, value, extracted, headers, (k, v))
+        if extract is not None:
+            timestamp_ms = extract(k, v, timestamp_ms)
+            if timestamp_ms < 0:
+                raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
+        return k, v, timestamp_ms
 
     def process(
         self,
@@ -309,7 +331,7 @@ class StreamTask:
         """``deserialized`` is given for a record that went through ``prepare`` (``timestamp_ms`` is then the
         extracted one)."""
         try:
-            source, kser, vser, extract = self._sources[topic]
+            source = self._sources[topic][0]
         except KeyError:
             raise StreamsError(
                 f"task {self.task_id} does not read topic {topic!r}; it reads {self.source_topics}"
@@ -326,17 +348,11 @@ class StreamTask:
         if deserialized is not None:
             k, v = deserialized
         else:
-            try:
-                k = kser.deserialize(topic, key)
-                v = vser.deserialize(topic, value)
-            except Exception as error:
-                self._handler.handle(topic, partition, offset, key, value, timestamp_ms, headers, error)
+            read = self._deserialize(topic, partition, offset, key, value, timestamp_ms, headers)
+            if read is None:
                 return
-            if extract is not None:
-                timestamp_ms = extract(k, v, timestamp_ms)
-                if timestamp_ms < 0:
-                    raise InvalidTimestampError(topic, partition, offset, timestamp_ms)
-                ctx.timestamp = timestamp_ms
+            k, v, timestamp_ms = read
+            ctx.timestamp = timestamp_ms
         if timestamp_ms > ctx.stream_time:
             ctx.stream_time = timestamp_ms
         try:

@@ -28,7 +28,7 @@ _CHUNK = 200
 class Record:
     offset: int
     timestamp_ms: int
-    key: str | None
+    key: str | None  # a registry-framed key decoded to one line of JSON (or hex), like the value
     value: str | None
     headers: list[tuple[str, str]]
     schema: str | None  # "schema 7 (JSON)" when the value was decoded through the registry
@@ -185,8 +185,14 @@ class Records:
                 schema, shown = decoded
         elif shown is not None:
             shown = _pretty(shown)
+        key: bytes | None = message.key()
+        shown_key = _text(key)
+        if self.registry is not None and key is not None:
+            decoded_key = self.registry.decode(key, indent=None)
+            if decoded_key is not None:
+                shown_key = decoded_key[1]
         headers = [(name, _text(data) or "") for name, data in (message.headers() or [])]
-        return Record(message.offset(), message.timestamp()[1], _text(message.key()), shown, headers, schema)
+        return Record(message.offset(), message.timestamp()[1], shown_key, shown, headers, schema)
 
     @staticmethod
     def _matches(record: Record, request: Browse) -> bool:

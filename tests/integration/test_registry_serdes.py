@@ -139,6 +139,23 @@ def test_records_cross_the_broker_in_both_directions(registry: RegistryProcess, 
     assert strom.deserialize(topic, values[1]) == dict(AN_ORDER, id=8)
 
 
+def test_json_schema_reads_are_validated_against_the_writers_schema_unless_turned_off(
+    registry: RegistryProcess,
+) -> None:
+    topic = unique_name("people")
+    context = SerializationContext(topic, MessageField.VALUE)
+    unchecked = JSONSerializer(PERSON, registry.client(), conf={"validate": False})
+    bad = unchecked({"age": "old"}, context)
+    with pytest.raises(
+        SerializationError, match=r"schema id \d+ does not match it at \$\.age: 'old' is not of"
+    ):
+        serdes.json_schema(registry.url, PERSON).deserialize(topic, bad)
+    with pytest.raises(SerializationError, match=r"schema id \d+ does not match it"):
+        serdes.json_schema(registry.url).deserialize(topic, bad)  # no schema of its own: the writer's
+    off = serdes.json_schema(registry.url, config={"validate": False})
+    assert off.deserialize(topic, bad) == {"age": "old"}
+
+
 def test_a_topology_reads_and_writes_registry_serialised_records(registry: RegistryProcess) -> None:
     orders = serdes.avro(registry.url, ORDER)
     people = serdes.json_schema(registry.url, PERSON)

@@ -15,8 +15,9 @@ apps and Confluent-based apps share topics in both directions.
 - ``subject.name.strategy``: ``"TopicNameStrategy"`` (default, ``<topic>-key``/``<topic>-value``),
   ``"RecordNameStrategy"`` (the record's full name, or the JSON schema's ``title``),
   ``"TopicRecordNameStrategy"`` (``<topic>-<record name>``), or a function ``(topic, is_key, record_name)``.
-- ``validate`` (JSON Schema only, default true): check each value against the schema before writing it
-  (needs the ``jsonschema`` package).
+- ``validate`` (JSON Schema only, default true): check each value against the schema before writing it, and
+  each value read against its writer's schema (the one its id names), as Confluent's ``JSONSerializer`` and
+  ``JSONDeserializer`` do by default; a value that breaks it is a ``SerializationError``.
 
 Reading needs no schema: the writer's schema is fetched by the id in the record (and cached). An Avro serde
 given a schema reads every record into that schema (Avro schema resolution), as ``AvroDeserializer`` does.
@@ -30,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastavro
+import jsonschema
 import orjson
 
 from strom.registry.client import RegistryClientError, RegistryUnreachableError, SchemaRegistryClient
@@ -236,17 +238,11 @@ class JsonSchemaSerde(_RegistrySerde):
         """A validator of `document`, or None when validation is off."""
         if not self.validate:
             return None
-        try:
-            import jsonschema
-        except ImportError:
-            raise SerializationError(
-                "json-schema serde: validation needs the jsonschema package; install it or set "
-                "'validate' to False"
-            ) from None
         return jsonschema.validators.validator_for(document)(document)
 
     def _validator_of(self, schema_id: int) -> Any:
-        """The validator of the registered schema with this id (``use.latest.version``), compiled once."""
+        """The validator of the registered schema with this id (``use.latest.version`` and reading), compiled
+        once; `writer_schema` refuses unknown ids and ids of another schema type even with validation off."""
         if schema_id not in self._validators:
             self._validators[schema_id] = self._compile(_parse_json(self.writer_schema(schema_id)))
         return self._validators[schema_id]
@@ -271,11 +267,19 @@ class JsonSchemaSerde(_RegistrySerde):
             ) from None
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
-        self.writer_schema(schema_id)  # refuses ids that are unknown or of another schema type
+        validator = self._validator_of(schema_id)
         try:
-            return orjson.loads(payload)
+            value = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
             raise SerializationError(f"json-schema deserializer: invalid JSON ({error})") from None
+        if validator is not None:
+            violation = next(iter(validator.iter_errors(value)), None)
+            if violation is not None:
+                raise SerializationError(
+                    f"json-schema deserializer: a record of schema id {schema_id} does not match it at "
+                    f"{violation.json_path}: {violation.message}"
+                )
+        return value
 
 
 def avro(

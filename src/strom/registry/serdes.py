@@ -305,7 +305,10 @@ class JsonSchemaSerde(_RegistrySerde):
             ) from None
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
-        validator = self._validator_of(schema_id)
+        # As Confluent's JSONDeserializer: checked against the serde's own schema when it has one, else the
+        # writer's (`_validator_of` also refuses unknown ids and ids of another type).
+        writers = self._validator_of(schema_id)
+        validator = self._validator if self._validator is not None else writers
         try:
             value = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
@@ -314,8 +317,8 @@ class JsonSchemaSerde(_RegistrySerde):
             violation = next(iter(validator.iter_errors(value)), None)
             if violation is not None:
                 raise SerializationError(
-                    f"json-schema deserializer: a record of schema id {schema_id} does not match it at "
-                    f"{violation.json_path}: {violation.message}"
+                    f"json-schema deserializer: a record of schema id {schema_id} does not match the schema "
+                    f"at {violation.json_path}: {violation.message}"
                 )
         return value
 

@@ -16,12 +16,15 @@ from confluent_kafka.schema_registry import (
     record_subject_name_strategy,
     topic_record_subject_name_strategy,
 )
+from confluent_kafka.schema_registry import (
+    SchemaReference as ConfluentReference,
+)
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from strom.registry import serdes
-from strom.registry.client import RegisteredSchema, SchemaRegistryClient
+from strom.registry.client import RegisteredSchema, SchemaReference, SchemaRegistryClient
 from strom.streams import StreamsBuilder
 from strom.streams import serdes as streams_serdes
 from strom.streams.errors import SerializationError
@@ -137,6 +140,63 @@ def test_records_cross_the_broker_in_both_directions(registry: RegistryProcess, 
     consumer.close()
     assert AvroDeserializer(registry.client())(values[0], context) == AN_ORDER
     assert strom.deserialize(topic, values[1]) == dict(AN_ORDER, id=8)
+
+
+def test_json_schema_reads_are_validated_against_the_serdes_schema_else_the_writers_unless_turned_off(
+    registry: RegistryProcess,
+) -> None:
+    topic = unique_name("people")
+    context = SerializationContext(topic, MessageField.VALUE)
+    unchecked = JSONSerializer(PERSON, registry.client(), conf={"validate": False})
+    bad = unchecked({"age": "old"}, context)
+    with pytest.raises(
+        SerializationError, match=r"schema id \d+ does not match the schema at \$\.age: 'old' is not of"
+    ):
+        serdes.json_schema(registry.url, PERSON).deserialize(topic, bad)
+    with pytest.raises(SerializationError, match=r"schema id \d+ does not match the schema"):
+        serdes.json_schema(registry.url).deserialize(topic, bad)  # no schema of its own: the writer's
+    # A serde with its own schema checks against that one, as Confluent's JSONDeserializer does.
+    permissive = json.dumps({"type": "object"})
+    assert serdes.json_schema(registry.url, permissive).deserialize(topic, bad) == {"age": "old"}
+    off = serdes.json_schema(registry.url, config={"validate": False})
+    assert off.deserialize(topic, bad) == {"age": "old"}
+
+
+def test_avro_references_resolve_in_strom_and_confluent_serdes_alike(registry: RegistryProcess) -> None:
+    topic = unique_name("shipments")
+    context = SerializationContext(topic, MessageField.VALUE)
+    address = json.dumps(
+        {
+            "type": "record",
+            "name": "Address",
+            "namespace": "shop",
+            "fields": [{"name": "city", "type": "string"}],
+        }
+    )
+    shipment = json.dumps(
+        {
+            "type": "record",
+            "name": "Shipment",
+            "namespace": "shop",
+            "fields": [{"name": "id", "type": "long"}, {"name": "to", "type": "shop.Address"}],
+        }
+    )
+    address_subject = unique_name("address")
+    registry.client().register_schema(address_subject, _avro(address))
+    version = registry.client().get_latest_version(address_subject).version
+    a_shipment = {"id": 3, "to": {"city": "Lund"}}
+    strom = serdes.avro(
+        registry.url, shipment, references=[SchemaReference("shop.Address", address_subject, version)]
+    )
+    strom_bytes = strom.serialize(topic, a_shipment)
+    confluent_schema = Schema(
+        shipment, "AVRO", [ConfluentReference("shop.Address", address_subject, version)]
+    )
+    confluent_bytes = AvroSerializer(registry.client(), confluent_schema)(a_shipment, context)
+    assert strom_bytes == confluent_bytes
+    assert strom.deserialize(topic, confluent_bytes) == a_shipment
+    assert serdes.avro(registry.url).deserialize(topic, confluent_bytes) == a_shipment  # the writer's refs
+    assert AvroDeserializer(registry.client())(strom_bytes, context) == a_shipment
 
 
 def test_a_topology_reads_and_writes_registry_serialised_records(registry: RegistryProcess) -> None:

@@ -34,12 +34,32 @@ class RegistryUnreachableError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class SchemaReference:
+    """A named type a schema uses from another registered version: `name` is the type's full name (Avro)."""
+
+    name: str
+    subject: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class RegisteredSchema:
-    """A schema as the registry serves it: its global id, text and type (AVRO, JSON)."""
+    """A schema as the registry serves it: its global id, text, type (AVRO, JSON) and the registered versions
+    whose named types it uses."""
 
     schema_id: int
     schema: str
     schema_type: str
+    references: tuple[SchemaReference, ...] = ()
+
+    @classmethod
+    def from_answer(cls, schema_id: int, answer: dict[str, Any]) -> RegisteredSchema:
+        """The schema in a registry answer (`/schemas/ids/N` or a subject's version)."""
+        references = tuple(
+            SchemaReference(str(ref["name"]), str(ref["subject"]), int(ref["version"]))
+            for ref in answer.get("references") or ()
+        )
+        return cls(schema_id, answer["schema"], answer.get("schemaType", "AVRO"), references)
 
 
 class SchemaRegistryClient:
@@ -49,7 +69,7 @@ class SchemaRegistryClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._by_id: dict[int, RegisteredSchema] = {}
-        self._ids: dict[tuple[str, str, str], int] = {}
+        self._ids: dict[tuple[str, str, str, tuple[SchemaReference, ...]], int] = {}
         self._lock = threading.Lock()
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
@@ -76,27 +96,35 @@ class SchemaRegistryClient:
                 f"schema registry at {self.url} is unreachable: {reason}"
             ) from None
 
-    def register(self, subject: str, schema: str, schema_type: str) -> int:
+    def register(
+        self, subject: str, schema: str, schema_type: str, references: tuple[SchemaReference, ...] = ()
+    ) -> int:
         """The id of `schema` under `subject`, registering it as a new version if it is not there yet."""
-        key = (subject, schema_type, schema)
+        key = (subject, schema_type, schema, references)
         cached = self._ids.get(key)
         if cached is not None:
             return cached
-        answer = self.request("POST", f"/subjects/{_quote(subject)}/versions", _body(schema, schema_type))
+        path = f"/subjects/{_quote(subject)}/versions"
+        answer = self.request("POST", path, _body(schema, schema_type, references))
         return self._remember_id(key, int(answer["id"]))
 
-    def lookup(self, subject: str, schema: str, schema_type: str) -> int:
+    def lookup(
+        self, subject: str, schema: str, schema_type: str, references: tuple[SchemaReference, ...] = ()
+    ) -> int:
         """The id of `schema` if it is registered under `subject` (40401/40403 otherwise)."""
-        key = (subject, schema_type, schema)
+        key = (subject, schema_type, schema, references)
         cached = self._ids.get(key)
         if cached is not None:
             return cached
-        return self._remember_id(key, int(self.registered_version(subject, schema, schema_type)["id"]))
+        found = self.registered_version(subject, schema, schema_type, references)
+        return self._remember_id(key, int(found["id"]))
 
-    def registered_version(self, subject: str, schema: str, schema_type: str) -> dict[str, Any]:
+    def registered_version(
+        self, subject: str, schema: str, schema_type: str, references: tuple[SchemaReference, ...] = ()
+    ) -> dict[str, Any]:
         """The version of `subject` that holds `schema` (subject, version, id, schema), uncached."""
         path = f"/subjects/{_quote(subject)}"
-        answer: dict[str, Any] = self.request("POST", path, _body(schema, schema_type))
+        answer: dict[str, Any] = self.request("POST", path, _body(schema, schema_type, references))
         return answer
 
     def compatibility(
@@ -115,7 +143,7 @@ class SchemaRegistryClient:
     def latest(self, subject: str) -> RegisteredSchema:
         """The subject's latest version, asked every time (it changes when a version is registered)."""
         answer = self.version(subject)
-        found = RegisteredSchema(int(answer["id"]), answer["schema"], answer.get("schemaType", "AVRO"))
+        found = RegisteredSchema.from_answer(int(answer["id"]), answer)
         with self._lock:
             self._by_id[found.schema_id] = found
         return found
@@ -126,12 +154,12 @@ class SchemaRegistryClient:
         if cached is not None:
             return cached
         answer = self.request("GET", f"/schemas/ids/{schema_id}")
-        found = RegisteredSchema(schema_id, answer["schema"], answer.get("schemaType", "AVRO"))
+        found = RegisteredSchema.from_answer(schema_id, answer)
         with self._lock:
             self._by_id[schema_id] = found
         return found
 
-    def _remember_id(self, key: tuple[str, str, str], schema_id: int) -> int:
+    def _remember_id(self, key: tuple[str, str, str, tuple[SchemaReference, ...]], schema_id: int) -> int:
         with self._lock:
             self._ids[key] = schema_id
         return schema_id
@@ -141,6 +169,14 @@ def _quote(subject: str) -> str:
     return urllib.parse.quote(subject, safe="")
 
 
-def _body(schema: str, schema_type: str) -> dict[str, str]:
-    # Confluent omits schemaType for AVRO, its default; so do we, for registries that predate the field.
-    return {"schema": schema} if schema_type == "AVRO" else {"schema": schema, "schemaType": schema_type}
+def _body(schema: str, schema_type: str, references: tuple[SchemaReference, ...] = ()) -> dict[str, Any]:
+    # Confluent omits schemaType for AVRO, its default, and references when there are none; so do we, for
+    # registries that predate the fields.
+    body: dict[str, Any] = {"schema": schema}
+    if schema_type != "AVRO":
+        body["schemaType"] = schema_type
+    if references:
+        body["references"] = [
+            {"name": ref.name, "subject": ref.subject, "version": ref.version} for ref in references
+        ]
+    return body

@@ -15,24 +15,37 @@ apps and Confluent-based apps share topics in both directions.
 - ``subject.name.strategy``: ``"TopicNameStrategy"`` (default, ``<topic>-key``/``<topic>-value``),
   ``"RecordNameStrategy"`` (the record's full name, or the JSON schema's ``title``),
   ``"TopicRecordNameStrategy"`` (``<topic>-<record name>``), or a function ``(topic, is_key, record_name)``.
-- ``validate`` (JSON Schema only, default true): check each value against the schema before writing it
-  (needs the ``jsonschema`` package).
+- ``validate`` (JSON Schema only, default true): check each value against the schema before writing it, and
+  each value read against its writer's schema (the one its id names), as Confluent's ``JSONSerializer`` and
+  ``JSONDeserializer`` do by default; a value that breaks it is a ``SerializationError``.
 
 Reading needs no schema: the writer's schema is fetched by the id in the record (and cached). An Avro serde
 given a schema reads every record into that schema (Avro schema resolution), as ``AvroDeserializer`` does.
+
+Avro schema references: ``avro(registry, schema, references=[SchemaReference(name, subject, version)])``
+writes with a schema that uses named types of other registered versions (registered with those references);
+the referenced schemas are fetched (and theirs, depth first) when the serde is made, and likewise for a
+writer's schema that the registry serves with references.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import fastavro
+import jsonschema
 import orjson
 
-from strom.registry.client import RegistryClientError, RegistryUnreachableError, SchemaRegistryClient
+from strom.registry.client import (
+    RegisteredSchema,
+    RegistryClientError,
+    RegistryUnreachableError,
+    SchemaReference,
+    SchemaRegistryClient,
+)
 from strom.streams.errors import SerializationError
 from strom.streams.serdes import Serde
 
@@ -82,6 +95,7 @@ class _RegistrySerde(Serde[Any]):
         schema: str | None,
         is_key: bool,
         config: Mapping[str, Any] | None,
+        references: tuple[SchemaReference, ...] = (),
     ) -> None:
         config = dict(config or {})
         unknown = set(config) - self.config_keys
@@ -93,6 +107,7 @@ class _RegistrySerde(Serde[Any]):
             registry if isinstance(registry, SchemaRegistryClient) else SchemaRegistryClient(registry)
         )
         self.schema = schema
+        self.references = references
         self.is_key = is_key
         self.auto_register = bool(config.get("auto.register.schemas", True))
         self.use_latest = bool(config.get("use.latest.version", False))
@@ -133,9 +148,9 @@ class _RegistrySerde(Serde[Any]):
         schema_id = _HEADER.unpack_from(data)[1]
         return self.decode(schema_id, data[_HEADER.size :])
 
-    def writer_schema(self, schema_id: int) -> str:
-        """The text of the schema with this id (cached by the client); registry failures raise
-        `SerializationError`, as does an id of another schema type."""
+    def writer_schema(self, schema_id: int) -> RegisteredSchema:
+        """The schema with this id (cached by the client); registry failures raise `SerializationError`, as
+        does an id of another schema type."""
         try:
             found = self.registry.schema_by_id(schema_id)
         except (RegistryClientError, RegistryUnreachableError) as error:
@@ -145,7 +160,7 @@ class _RegistrySerde(Serde[Any]):
                 f"{self.name} serde: schema id {schema_id} is a {found.schema_type} schema, "
                 f"not {self.schema_type}"
             )
-        return found.schema
+        return found
 
     def _resolve_id(self, subject: str) -> int:
         try:
@@ -154,9 +169,9 @@ class _RegistrySerde(Serde[Any]):
             elif self.schema is None:
                 raise SerializationError(f"{self.name} serde without a schema cannot serialise; give it one")
             elif self.auto_register:
-                schema_id = self.registry.register(subject, self.schema, self.schema_type)
+                schema_id = self.registry.register(subject, self.schema, self.schema_type, self.references)
             else:
-                schema_id = self.registry.lookup(subject, self.schema, self.schema_type)
+                schema_id = self.registry.lookup(subject, self.schema, self.schema_type, self.references)
         except (RegistryClientError, RegistryUnreachableError) as error:
             raise SerializationError(f"{self.name} serde: subject {subject!r}: {error}") from error
         self._subject_ids[subject] = schema_id
@@ -175,17 +190,42 @@ class AvroSerde(_RegistrySerde):
         schema: str | None = None,
         is_key: bool = False,
         config: Mapping[str, Any] | None = None,
+        references: tuple[SchemaReference, ...] = (),
     ) -> None:
-        super().__init__(registry, schema, is_key, config)
-        self._parsed: Any = None if schema is None else _parse_avro(schema)
+        super().__init__(registry, schema, is_key, config, references)
+        self._parsed: Any = None if schema is None else self._parse(schema, references)
         self._writers: dict[int, Any] = {}
 
     def _writer(self, schema_id: int) -> Any:
         """The parsed schema with this id (the registry is asked once per id)."""
         writer = self._writers.get(schema_id)
         if writer is None:
-            writer = self._writers[schema_id] = _parse_avro(self.writer_schema(schema_id))
+            found = self.writer_schema(schema_id)
+            writer = self._writers[schema_id] = self._parse(found.schema, found.references)
         return writer
+
+    def _parse(self, schema: str, references: tuple[SchemaReference, ...]) -> Any:
+        """`schema` parsed after the named types of its references (and theirs, depth first), which fastavro
+        then resolves by name."""
+        named: dict[str, Any] = {}
+        self._parse_references(references, named, set())
+        return _parse_avro(schema, named)
+
+    def _parse_references(
+        self, references: tuple[SchemaReference, ...], named: dict[str, Any], seen: set[tuple[str, int]]
+    ) -> None:
+        for ref in references:
+            if (ref.subject, ref.version) in seen:
+                continue
+            seen.add((ref.subject, ref.version))
+            try:
+                found = RegisteredSchema.from_answer(0, self.registry.version(ref.subject, ref.version))
+            except (RegistryClientError, RegistryUnreachableError) as error:
+                raise SerializationError(
+                    f"avro serde: reference {ref.name!r} ({ref.subject!r} version {ref.version}): {error}"
+                ) from error
+            self._parse_references(found.references, named, seen)
+            _parse_avro(found.schema, named)
 
     def record_name(self) -> str | None:
         parsed = self._parsed
@@ -236,19 +276,13 @@ class JsonSchemaSerde(_RegistrySerde):
         """A validator of `document`, or None when validation is off."""
         if not self.validate:
             return None
-        try:
-            import jsonschema
-        except ImportError:
-            raise SerializationError(
-                "json-schema serde: validation needs the jsonschema package; install it or set "
-                "'validate' to False"
-            ) from None
         return jsonschema.validators.validator_for(document)(document)
 
     def _validator_of(self, schema_id: int) -> Any:
-        """The validator of the registered schema with this id (``use.latest.version``), compiled once."""
+        """The validator of the registered schema with this id (``use.latest.version`` and reading), compiled
+        once; `writer_schema` refuses unknown ids and ids of another schema type even with validation off."""
         if schema_id not in self._validators:
-            self._validators[schema_id] = self._compile(_parse_json(self.writer_schema(schema_id)))
+            self._validators[schema_id] = self._compile(_parse_json(self.writer_schema(schema_id).schema))
         return self._validators[schema_id]
 
     def record_name(self) -> str | None:
@@ -271,11 +305,22 @@ class JsonSchemaSerde(_RegistrySerde):
             ) from None
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
-        self.writer_schema(schema_id)  # refuses ids that are unknown or of another schema type
+        # As Confluent's JSONDeserializer: checked against the serde's own schema when it has one, else the
+        # writer's (`_validator_of` also refuses unknown ids and ids of another type).
+        writers = self._validator_of(schema_id)
+        validator = self._validator if self._validator is not None else writers
         try:
-            return orjson.loads(payload)
+            value = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
             raise SerializationError(f"json-schema deserializer: invalid JSON ({error})") from None
+        if validator is not None:
+            violation = next(iter(validator.iter_errors(value)), None)
+            if violation is not None:
+                raise SerializationError(
+                    f"json-schema deserializer: a record of schema id {schema_id} does not match the schema "
+                    f"at {violation.json_path}: {violation.message}"
+                )
+        return value
 
 
 def avro(
@@ -284,9 +329,11 @@ def avro(
     *,
     is_key: bool = False,
     config: Mapping[str, Any] | None = None,
+    references: Sequence[SchemaReference] = (),
 ) -> AvroSerde:
-    """Avro values with the registry (Confluent's ``AvroSerializer``/``AvroDeserializer``)."""
-    return AvroSerde(registry, schema, is_key, config)
+    """Avro values with the registry (Confluent's ``AvroSerializer``/``AvroDeserializer``); `references`
+    name the registered versions whose named types `schema` uses."""
+    return AvroSerde(registry, schema, is_key, config, tuple(references))
 
 
 def json_schema(
@@ -300,9 +347,10 @@ def json_schema(
     return JsonSchemaSerde(registry, schema, is_key, config)
 
 
-def _parse_avro(schema: str) -> Any:
+def _parse_avro(schema: str, named: dict[str, Any]) -> Any:
+    """`schema` parsed; its named types go into `named`, where the types it uses by name are looked up."""
     try:
-        return fastavro.parse_schema(orjson.loads(schema))
+        return fastavro.parse_schema(orjson.loads(schema), named_schemas=named)
     except (
         orjson.JSONDecodeError,
         fastavro.schema.SchemaParseException,

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from strom.protocol.api_keys import ApiKey
+from tests.support.cli import start_strom
 from tests.support.wire import WireClient
 
 READY_PREFIX = "strom broker ready on "
 
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "strom.cli", "broker", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def test_broker_prints_ready_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     data = tmp_path / "data"
     config = tmp_path / "server.properties"
     config.write_text("# a Kafka-style file\nnum.partitions=4\nprocess.roles=broker\n")
-    proc = _start(
+    proc = start_strom(
+        "broker",
         "--data-dir",
         str(data),
         "--listen",
@@ -70,7 +60,9 @@ def test_broker_prints_ready_serves_and_stops_cleanly_on_sigterm(tmp_path: Path)
 
 
 def test_bad_configuration_is_refused_with_a_message(tmp_path: Path) -> None:
-    proc = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0", "--set", "num.partitions=many")
+    proc = start_strom(
+        "broker", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0", "--set", "num.partitions=many"
+    )
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "num.partitions" in err and "many" in err
@@ -78,18 +70,18 @@ def test_bad_configuration_is_refused_with_a_message(tmp_path: Path) -> None:
 
 
 def test_bad_listen_address_is_refused(tmp_path: Path) -> None:
-    proc = _start("--data-dir", str(tmp_path), "--listen", "nowhere")
+    proc = start_strom("broker", "--data-dir", str(tmp_path), "--listen", "nowhere")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "HOST:PORT" in err
 
 
 def test_a_data_directory_in_use_is_refused_with_a_message(tmp_path: Path) -> None:
-    first = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
+    first = start_strom("broker", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
     try:
         assert first.stdout is not None
         assert first.stdout.readline().startswith(READY_PREFIX)
-        second = _start("--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
+        second = start_strom("broker", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0")
         out, err = second.communicate(timeout=60)
         assert second.returncode == 1
         assert "in use" in err and "Traceback" not in err
@@ -105,7 +97,7 @@ def test_listen_address_and_data_directory_from_a_kafka_config_file(tmp_path: Pa
         "listeners=CONTROLLER://127.0.0.1:9093,PLAINTEXT://127.0.0.1:0\n"
         f"log.dirs={tmp_path / 'kafka-logs'},/elsewhere\n"
     )
-    proc = _start("--config", str(config))
+    proc = start_strom("broker", "--config", str(config))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

@@ -3,11 +3,8 @@ gauges agree with the logs and the committed offsets, and every broker counts on
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from prometheus_client.parser import text_string_to_metric_families
 
 from strom.broker import EmbeddedBroker
+from tests.support.cli import start_strom
 from tests.support.waiting import wait_until
 
 RECORDS = 200
@@ -177,18 +175,10 @@ def test_metrics_are_not_served_unless_asked() -> None:
         _ = b.metrics_url
 
 
-def _start_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "strom.cli", "broker", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
 
 def test_strom_broker_metrics_listen_serves_the_endpoint(tmp_path: Path) -> None:
-    proc = _start_cli(
+    proc = start_strom(
+        "broker",
         "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"
     )
     try:
@@ -214,7 +204,8 @@ def test_a_metrics_address_in_use_is_refused_naming_it(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         data = tmp_path / "data"
-        proc = _start_cli(
+        proc = start_strom(
+            "broker",
             "--data-dir", str(data), "--listen", "127.0.0.1:0", "--metrics-listen", f"127.0.0.1:{port}"
         )
         out, err = proc.communicate(timeout=60)

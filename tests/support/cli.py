@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -16,6 +17,18 @@ def run_strom(
         text=True,
         timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def start_strom(*args: str) -> subprocess.Popen[str]:
+    """A long-running `strom` command (a broker) as a child process, its output unbuffered so a test can read
+    its ready lines as they are printed."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "strom.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
